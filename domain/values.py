@@ -1,0 +1,95 @@
+"""Typed values that cross layers: enums, subjects, SANs and the request context."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+
+class KeyAlgorithm(Enum):
+    """Key algorithms offered for CA keys and server-generated leaf keys."""
+
+    RSA_2048 = "RSA_2048"
+    RSA_3072 = "RSA_3072"
+    RSA_4096 = "RSA_4096"
+    EC_P256 = "EC_P256"
+    EC_P384 = "EC_P384"
+
+    @property
+    def is_rsa(self) -> bool:
+        return self.value.startswith("RSA")
+
+
+class CAKind(Enum):
+    ROOT = "root"
+    INTERMEDIATE = "intermediate"
+
+
+class CAStatus(Enum):
+    """Lifecycle of a CA. Expiry is derived from the clock, never stored."""
+
+    PENDING = "pending"
+    ENABLED = "enabled"
+    DISABLED = "disabled"
+    REVOKED = "revoked"
+
+
+class CertificateType(Enum):
+    SERVER = "server"
+    CLIENT = "client"
+
+
+class CertificateStatus(Enum):
+    ISSUED = "issued"
+    REVOKED = "revoked"
+    DELETED = "deleted"
+
+
+class SANType(Enum):
+    DNS = "dns"
+    IP = "ip"
+    EMAIL = "email"
+    URI = "uri"
+
+
+class RevocationReason(Enum):
+    """RFC 5280 CRLReason values offered to users.
+
+    certificateHold and removeFromCRL are absent on purpose: revocation here is final.
+    """
+
+    UNSPECIFIED = "unspecified"
+    KEY_COMPROMISE = "key_compromise"
+    CA_COMPROMISE = "ca_compromise"
+    AFFILIATION_CHANGED = "affiliation_changed"
+    SUPERSEDED = "superseded"
+    CESSATION_OF_OPERATION = "cessation_of_operation"
+    PRIVILEGE_WITHDRAWN = "privilege_withdrawn"
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A distinguished name as the reference console asks for it."""
+
+    common_name: str
+    organization: str | None = None
+    organizational_unit: str | None = None
+    locality: str | None = None
+    state: str | None = None
+    country: str | None = None
+
+
+@dataclass(frozen=True)
+class SAN:
+    """One subjectAltName entry, already validated and normalised."""
+
+    type: SANType
+    value: str
+
+
+@dataclass(frozen=True)
+class RequestContext:
+    """Who asked for a change and from which request; every event records both."""
+
+    actor: str
+    request_id: str
