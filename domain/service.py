@@ -1,0 +1,448 @@
+"""The application service: one method per command (load, call the aggregate, save).
+
+Non-deterministic work (clock reads, key generation, signing) happens here, before events are
+triggered; its results travel in the events. Keys go to the key store, never into events.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID, uuid4
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric.types import (
+    CertificateIssuerPrivateKeyTypes,
+    CertificatePublicKeyTypes,
+)
+from cryptography.hazmat.primitives.serialization import Encoding
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
+from eventsourcing.popo import POPOFactory
+
+from domain import certs
+from domain.authority import CertificateAuthority
+from domain.certificate import Certificate, IssuanceRequest, IssuedFacts, issuance_request_id
+from domain.errors import (
+    CAStateError,
+    ConflictError,
+    IdempotencyKeyReusedError,
+    NotFoundError,
+    SANError,
+    StorageNotDurableError,
+    ValidationError,
+)
+from domain.keystore import KeyStore
+from domain.requests import CAProfile, CertificateRequest
+from domain.transcodings import register_all
+from domain.validation import normalize_sans, normalize_subject
+from domain.values import (
+    SAN,
+    CAKind,
+    CertificateType,
+    KeyAlgorithm,
+    RequestContext,
+    RevocationReason,
+    SANType,
+)
+
+T = TypeVar("T")
+Clock = Callable[[], dt.datetime]
+MAX_SAVE_ATTEMPTS = 200
+
+
+def utc_now() -> dt.datetime:
+    """The current time in UTC, to the second (X.509 times have no fractions)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a command changed and the log position a reader can wait for."""
+
+    id: UUID
+    position: int
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """A new (or idempotently repeated) certificate, its chain and the log position."""
+
+    certificate: Certificate
+    chain_der: tuple[bytes, ...]
+    position: int | None
+
+
+class PrivateCA(Application[UUID]):
+    """Commands of the private CA. Queries of many items belong to the read models."""
+
+    name = "pca"  # pinned: PostgreSQL table names derive from it
+    snapshotting_intervals = {CertificateAuthority: 500}  # noqa: RUF012 - eventsourcing API
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        keystore: KeyStore,
+        public_url: str,
+        clock: Clock = utc_now,
+        allow_memory: bool = False,
+    ) -> None:
+        super().__init__(env)
+        if isinstance(self.factory, POPOFactory) and not allow_memory:
+            self.close()
+            raise StorageNotDurableError(
+                "The event store is in memory and would keep nothing; configure SQLite "
+                "(PCA_DATA_DIR) or PostgreSQL (PCA_DATABASE_URL)."
+            )
+        self.keystore = keystore
+        self.public_url = public_url
+        self.clock = clock
+        self._locks: dict[UUID, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        register_all(transcoder)
+
+    # --- CA lifecycle ---------------------------------------------------------------------
+
+    def create_root(
+        self, ctx: RequestContext, profile: CAProfile, included_certificates: int = 0
+    ) -> Outcome:
+        """A pending root CA; it gets its key and certificate when first enabled."""
+        root = CertificateAuthority.create_root(
+            ctx,
+            normalize_subject(profile.subject),
+            profile.key_algorithm,
+            (profile.validity_years, profile.service_days),
+            included_certificates,
+        )
+        return self._outcome(root.id, self.save(root))
+
+    def create_intermediate(
+        self, ctx: RequestContext, parent_id: UUID, profile: CAProfile
+    ) -> Outcome:
+        """A pending intermediate under the enabled root ``parent_id``."""
+        parent = self.get_ca(parent_id, field="parent_id")
+        intermediate = CertificateAuthority.create_intermediate(
+            ctx,
+            parent,
+            normalize_subject(profile.subject),
+            profile.key_algorithm,
+            (profile.validity_years, profile.service_days),
+            self.clock(),
+        )
+        return self._outcome(intermediate.id, self.save(intermediate))
+
+    def enable_ca(self, ctx: RequestContext, ca_id: UUID) -> Outcome:
+        """Enable; the first time, generate the CA key and have the certificate signed."""
+        ca = self.get_ca(ca_id)
+        now = self.clock()
+        if not ca.needs_certificate:
+            ca.enable(ctx, now)
+            return self._outcome(ca_id, self.save(ca))
+        key = certs.generate_private_key(ca.key_algorithm)
+        certificate = self._sign_ca_certificate(ca, key, now)
+        key_id = f"ca-{ca_id}"
+        self.keystore.put(key_id, key)
+        try:
+            ca.enable(ctx, now, key_id, certificate.public_bytes(Encoding.DER))
+            return self._outcome(ca_id, self.save(ca))
+        except BaseException:
+            self.keystore.destroy(key_id)
+            raise
+
+    def disable_ca(self, ctx: RequestContext, ca_id: UUID) -> Outcome:
+        """Stop a CA from issuing and from taking part in quota assignments."""
+        return self._update_ca(ca_id, lambda ca: ca.disable(ctx))
+
+    def renew_ca(self, ctx: RequestContext, ca_id: UUID, service_days: int) -> Outcome:
+        """Extend the CA's service period by ``service_days``."""
+        return self._update_ca(ca_id, lambda ca: ca.renew_service(ctx, service_days, self.clock()))
+
+    def revoke_ca(self, ctx: RequestContext, ca_id: UUID, reason: RevocationReason) -> Outcome:
+        """Revoke an intermediate: its certificate lands on the root's CRL; it stops issuing."""
+        return self._update_ca(ca_id, lambda ca: ca.revoke(ctx, reason, self.clock()))
+
+    # --- quota ----------------------------------------------------------------------------
+
+    def purchase_quota(self, ctx: RequestContext, root_id: UUID, count: int) -> Outcome:
+        """Add ``count`` certificates to the root's pool."""
+        return self._update_ca(root_id, lambda root: root.purchase_quota(ctx, count))
+
+    def assign_quota(
+        self, ctx: RequestContext, root_id: UUID, intermediate_id: UUID, remaining: int
+    ) -> Outcome:
+        """Set the intermediate's remaining quota, moving the difference to or from the root."""
+
+        def attempt() -> Outcome:
+            root = self.get_ca(root_id)
+            intermediate = self.get_ca(intermediate_id, field="intermediate_id")
+            root.assign_quota(ctx, intermediate, remaining, self.clock())
+            return self._outcome(root_id, self.save(root, intermediate))
+
+        with self._ca_lock(intermediate_id):
+            return _retry_on_conflict(attempt)
+
+    # --- certificates ---------------------------------------------------------------------
+
+    def issue_certificate(
+        self, ctx: RequestContext, ca_id: UUID, request: CertificateRequest
+    ) -> IssuedCertificate:
+        """Sign and record one certificate, consuming one unit of the CA's quota.
+
+        A repeated idempotency key with the same parameters returns the first certificate.
+        """
+        if request.idempotency_key is not None:
+            repeated = self._find_repeated(ca_id, request)
+            if repeated is not None:
+                return repeated
+        ca = self.get_ca(ca_id)
+        now = self.clock()
+        ca.check_can_issue(now)
+        facts = self._sign_leaf(ca, request, now)
+        try:
+            recorded = self._record_issuance(ctx, facts, request)
+        except BaseException:
+            self._discard_key(facts.key_id)
+            raise
+        if recorded is None:  # the same idempotency key won in another request meanwhile
+            self._discard_key(facts.key_id)
+            repeated = self._find_repeated(ca_id, request)
+            assert repeated is not None
+            return repeated
+        certificate, position = recorded
+        return IssuedCertificate(certificate, self.chain_der(ca_id), position)
+
+    def revoke_certificate(
+        self, ctx: RequestContext, certificate_id: UUID, reason: RevocationReason
+    ) -> Outcome:
+        """Revoke now, for good."""
+        certificate = self.get_certificate(certificate_id)
+        certificate.revoke(ctx, reason, self.clock())
+        return self._outcome(certificate_id, self.save(certificate))
+
+    def delete_certificate(self, ctx: RequestContext, certificate_id: UUID) -> Outcome:
+        """Delete a revoked or expired certificate and destroy any key held for it."""
+        certificate = self.get_certificate(certificate_id)
+        now = self.clock()
+        certificate.check_deletable(now)
+        destroyed = certificate.key_id is not None and self.keystore.destroy(certificate.key_id)
+        certificate.delete(ctx, now, key_destroyed=destroyed)
+        return self._outcome(certificate_id, self.save(certificate))
+
+    # --- reads of one aggregate -----------------------------------------------------------
+
+    def get_ca(self, ca_id: UUID, *, field: str | None = None) -> CertificateAuthority:
+        """The CA ``ca_id``; NotFoundError if there is none."""
+        ca = self._get(ca_id, f"No CA with id {ca_id}.", field)
+        if not isinstance(ca, CertificateAuthority):
+            raise NotFoundError(f"No CA with id {ca_id}.", field=field)
+        return ca
+
+    def get_certificate(self, certificate_id: UUID) -> Certificate:
+        """The certificate ``certificate_id``; NotFoundError if there is none."""
+        certificate = self._get(certificate_id, f"No certificate with id {certificate_id}.", None)
+        if not isinstance(certificate, Certificate):
+            raise NotFoundError(f"No certificate with id {certificate_id}.")
+        return certificate
+
+    def chain_der(self, ca_id: UUID) -> tuple[bytes, ...]:
+        """The CA's certificate followed by its parents' up to the root."""
+        chain: list[bytes] = []
+        current: UUID | None = ca_id
+        while current is not None:
+            ca = self.get_ca(current)
+            if ca.certificate_der is None:
+                raise CAStateError(f"CA {current} has no certificate yet; enable it first.")
+            chain.append(ca.certificate_der)
+            current = ca.parent_id
+        return tuple(chain)
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _get(self, aggregate_id: UUID, message: str, field: str | None) -> Any:
+        try:
+            return self.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFoundError(message, field=field) from None
+
+    def _outcome(self, aggregate_id: UUID, recordings: Sequence[Recording[UUID]]) -> Outcome:
+        return Outcome(aggregate_id, recordings[-1].notification.id)
+
+    def _update_ca(self, ca_id: UUID, change: Callable[[CertificateAuthority], None]) -> Outcome:
+        def attempt() -> Outcome:
+            ca = self.get_ca(ca_id)
+            change(ca)
+            return self._outcome(ca_id, self.save(ca))
+
+        with self._ca_lock(ca_id):
+            return _retry_on_conflict(attempt)
+
+    @contextmanager
+    def _ca_lock(self, ca_id: UUID) -> Iterator[None]:
+        # Serialising writers to one CA inside a process turns in-process contention into
+        # waiting; only conflicts with other processes reach the retry loop.
+        with self._locks_guard:
+            lock = self._locks.setdefault(ca_id, threading.Lock())
+        with lock:
+            yield
+
+    def _sign_ca_certificate(
+        self, ca: CertificateAuthority, key: CertificateIssuerPrivateKeyTypes, now: dt.datetime
+    ) -> x509.Certificate:
+        window = ca.validity_window(now)
+        if ca.kind is CAKind.ROOT:
+            return certs.build_root(key, ca.subject, *window)
+        assert ca.parent_id is not None
+        parent = self.get_ca(ca.parent_id)
+        parent.require_enabled(now)
+        parent.check_child_validity(now, ca.validity_years)
+        parent_der, parent_key_id = parent.signing_identity()
+        return certs.build_intermediate(
+            key.public_key(),
+            ca.subject,
+            certs.load_certificate(parent_der),
+            certs.as_issuer_key(self.keystore.get(parent_key_id)),
+            window,
+            certs.PublicationURLs.for_issuer(self.public_url, str(parent.id)),
+        )
+
+    def _sign_leaf(
+        self, ca: CertificateAuthority, request: CertificateRequest, now: dt.datetime
+    ) -> IssuedFacts:
+        window = ca.leaf_window(now, request.validity_days)
+        subject = normalize_subject(request.subject)
+        sans = _sans_for(request.type, subject.common_name, request.sans)
+        public_key, algorithm, key_id = self._leaf_key(request)
+        ca_der, ca_key_id = ca.signing_identity()
+        profile = certs.LeafProfile(request.type, subject, sans, request.include_crl)
+        certificate = certs.build_leaf(
+            public_key,
+            profile,
+            certs.load_certificate(ca_der),
+            certs.as_issuer_key(self.keystore.get(ca_key_id)),
+            window,
+            certs.PublicationURLs.for_issuer(self.public_url, str(ca.id)),
+        )
+        return IssuedFacts(
+            ca_id=ca.id,
+            type=request.type,
+            name=request.name or subject.common_name,
+            subject=subject,
+            sans=sans,
+            key_algorithm=algorithm,
+            key_id=key_id,
+            include_crl=request.include_crl,
+            certificate_der=certificate.public_bytes(Encoding.DER),
+        )
+
+    def _leaf_key(
+        self, request: CertificateRequest
+    ) -> tuple[CertificatePublicKeyTypes, KeyAlgorithm, str | None]:
+        if request.csr_pem is not None:
+            if request.key_algorithm is not None:
+                raise ValidationError(
+                    "Give either key_algorithm (the server makes the key) or csr, not both.",
+                    field="key_algorithm",
+                )
+            public_key = certs.load_csr(request.csr_pem).public_key()
+            return public_key, certs.key_algorithm_of(public_key), None
+        algorithm = request.key_algorithm or KeyAlgorithm.EC_P256
+        key = certs.generate_private_key(algorithm)
+        key_id = f"leaf-{uuid4()}"
+        self.keystore.put(key_id, key)
+        return key.public_key(), algorithm, key_id
+
+    def _discard_key(self, key_id: str | None) -> None:
+        if key_id is not None:
+            self.keystore.destroy(key_id)
+
+    def _record_issuance(
+        self, ctx: RequestContext, facts: IssuedFacts, request: CertificateRequest
+    ) -> tuple[Certificate, int] | None:
+        """Save the quota unit, the certificate and the idempotency claim atomically.
+
+        Conflicts are retried with the signature already made; None means the idempotency
+        key was claimed by another request first.
+        """
+        for attempt in range(MAX_SAVE_ATTEMPTS):
+            with self._ca_lock(facts.ca_id):
+                certificate = Certificate.issue(ctx, facts)
+                ca = self.get_ca(facts.ca_id)
+                ca.consume_quota(ctx, certificate.id, facts.serial_number, self.clock())
+                claim = self._claim(ctx, facts.ca_id, certificate.id, request)
+                try:
+                    recordings = self.save(ca, certificate, claim)
+                except IntegrityError:
+                    if claim is not None and claim.id in self.repository:
+                        return None
+                else:
+                    return certificate, recordings[-1].notification.id
+            _backoff(attempt)
+        raise ConflictError("The CA is too busy right now; retry the request.")
+
+    def _claim(
+        self, ctx: RequestContext, ca_id: UUID, certificate_id: UUID, request: CertificateRequest
+    ) -> IssuanceRequest | None:
+        if request.idempotency_key is None:
+            return None
+        return IssuanceRequest.record(
+            ctx, ca_id, request.idempotency_key, request.fingerprint(), certificate_id
+        )
+
+    def _find_repeated(self, ca_id: UUID, request: CertificateRequest) -> IssuedCertificate | None:
+        assert request.idempotency_key is not None
+        claim_id = issuance_request_id(ca_id, request.idempotency_key)
+        try:
+            claim: IssuanceRequest = self.repository.get(claim_id)
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(claim, IssuanceRequest)
+        if claim.fingerprint != request.fingerprint():
+            raise IdempotencyKeyReusedError(
+                "This Idempotency-Key was already used with different parameters; "
+                "use a new key for a new request.",
+                field="Idempotency-Key",
+            )
+        certificate = self.get_certificate(claim.certificate_id)
+        return IssuedCertificate(certificate, self.chain_der(ca_id), None)
+
+
+def _sans_for(
+    certificate_type: CertificateType, common_name: str, sans: Sequence[SAN]
+) -> tuple[SAN, ...]:
+    """Validated SANs; a server certificate without any gets its common name as one."""
+    if sans or certificate_type is CertificateType.CLIENT:
+        return normalize_sans(certificate_type, sans)
+    for san_type in (SANType.IP, SANType.DNS):
+        try:
+            return normalize_sans(certificate_type, [SAN(san_type, common_name)])
+        except SANError:
+            continue
+    raise SANError(
+        f"Server certificates need a DNS or IP SAN and the common name {common_name!r} is "
+        "neither; add one to sans.",
+        field="sans",
+    )
+
+
+def _retry_on_conflict(attempt: Callable[[], T]) -> T:
+    """Run ``attempt`` until it saves without an optimistic-concurrency conflict."""
+    for number in range(MAX_SAVE_ATTEMPTS):
+        try:
+            return attempt()
+        except IntegrityError:
+            _backoff(number)
+    raise ConflictError("The CA is too busy right now; retry the request.")
+
+
+def _backoff(attempt: int) -> None:
+    time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))  # noqa: S311

@@ -1,0 +1,119 @@
+"""Configuration from the environment, and the one place that wires the service together.
+
+Settings (all optional):
+
+``PCA_DATA_DIR``       data directory (default ``./pca-data``): SQLite event store
+                       ``events.db``, key store ``keys.db`` and ``master.keys``; mode 0700.
+``PCA_DATABASE_URL``   ``postgresql://USER:PASSWORD@HOST:PORT/DBNAME``: keep events and keys in
+                       PostgreSQL instead of SQLite.
+``PCA_DATABASE_SCHEMA`` PostgreSQL schema (default ``public``).
+``PCA_PUBLIC_URL``     base URL written into certificates for CRLs, CA certificates and OCSP
+                       (default ``http://127.0.0.1:8080``).
+``PCA_MASTER_KEY``     comma-separated base64 AES-256 master keys, first active; without it a
+                       key file is created in the data directory on first start.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from domain.errors import StorageNotDurableError
+from domain.keystore import KeyStore, MasterKeyring, PostgresKeyStore, SQLiteKeyStore
+from domain.service import Clock, PrivateCA, utc_now
+
+DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
+EVENTS_FILE = "events.db"
+KEYS_FILE = "keys.db"
+_AGGREGATE_CACHE = "5000"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Where the service keeps its data and how it names itself to relying parties."""
+
+    data_dir: Path
+    public_url: str = DEFAULT_PUBLIC_URL
+    database_url: str | None = None
+    database_schema: str = ""
+    master_key: str | None = None
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
+        """Settings from ``PCA_*`` variables (see the module docstring)."""
+        return cls(
+            data_dir=Path(environ.get("PCA_DATA_DIR", "pca-data")).absolute(),
+            public_url=environ.get("PCA_PUBLIC_URL", DEFAULT_PUBLIC_URL),
+            database_url=environ.get("PCA_DATABASE_URL") or None,
+            database_schema=environ.get("PCA_DATABASE_SCHEMA", ""),
+            master_key=environ.get("PCA_MASTER_KEY") or None,
+        )
+
+    @property
+    def uses_postgres(self) -> bool:
+        return self.database_url is not None
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The eventsourcing environment for the configured event store."""
+        env = {"AGGREGATE_CACHE_MAXSIZE": _AGGREGATE_CACHE, "AGGREGATE_CACHE_FASTFORWARD": "y"}
+        if self.database_url is None:
+            env["PERSISTENCE_MODULE"] = "eventsourcing.sqlite"
+            env["SQLITE_DBNAME"] = str(self.data_dir / EVENTS_FILE)
+            env["SQLITE_LOCK_TIMEOUT"] = "30"
+            return env
+        env["PERSISTENCE_MODULE"] = "eventsourcing.postgres"
+        env.update(_postgres_env(self.database_url))
+        if self.database_schema:
+            env["POSTGRES_SCHEMA"] = self.database_schema
+        return env
+
+    def prepare_data_dir(self) -> None:
+        """Create the data directory (0700) and SQLite files (0600) before anyone opens them."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.database_url is None:
+            for name in (EVENTS_FILE, KEYS_FILE):
+                _touch_private(self.data_dir / name)
+
+    def open_keystore(self) -> KeyStore:
+        """The key store next to the event store, under the configured master keys."""
+        keyring = MasterKeyring.load(self.data_dir, self.master_key)
+        if self.database_url is None:
+            return SQLiteKeyStore(self.data_dir / KEYS_FILE, keyring)
+        return PostgresKeyStore(self.database_url, keyring, schema=self.database_schema or "public")
+
+
+def open_service(settings: Settings, *, clock: Clock = utc_now) -> PrivateCA:
+    """The application service on durable storage, with its key store."""
+    settings.prepare_data_dir()
+    return PrivateCA(
+        settings.eventsourcing_env(),
+        keystore=settings.open_keystore(),
+        public_url=settings.public_url,
+        clock=clock,
+    )
+
+
+def _touch_private(path: Path) -> None:
+    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
+    os.close(fd)
+
+
+def _postgres_env(url: str) -> dict[str, str]:
+    parts = urlsplit(url)
+    if parts.scheme not in {"postgres", "postgresql"} or not parts.path.strip("/"):
+        raise StorageNotDurableError(
+            "PCA_DATABASE_URL must look like postgresql://USER:PASSWORD@HOST:PORT/DBNAME."
+        )
+    return {
+        "POSTGRES_DBNAME": unquote(parts.path.strip("/")),
+        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRES_PORT": str(parts.port or 5432),
+        "POSTGRES_USER": unquote(parts.username or ""),
+        "POSTGRES_PASSWORD": unquote(parts.password or ""),
+        "POSTGRES_POOL_SIZE": "10",
+        "POSTGRES_MAX_OVERFLOW": "20",
+        "POSTGRES_CONNECT_TIMEOUT": "10",
+    }

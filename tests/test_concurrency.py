@@ -1,0 +1,132 @@
+"""Quota is never oversold and idempotency keys hold under concurrency, across processes."""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from uuid import UUID
+
+import pytest
+
+from domain.errors import IdempotencyKeyReusedError, QuotaError
+from domain.requests import CertificateRequest
+from domain.service import PrivateCA
+from domain.settings import Settings, open_service
+from tests.builders import OPERATOR, enabled_intermediate, enabled_root, server_request
+from tests.conftest import SettableClock
+
+PROCESSES = 2
+THREADS = 8
+
+
+def _issue_until_refused(settings: Settings, ca_id: UUID, attempts: int) -> list[str]:
+    """In a fresh process: 8 threads issue; returns serials, or 'quota' for each refusal."""
+    service = open_service(settings)
+
+    def one(_: int) -> str:
+        try:
+            return service.issue_certificate(
+                OPERATOR, ca_id, server_request()
+            ).certificate.serial_number
+        except QuotaError:
+            return "quota"
+
+    try:
+        with ThreadPoolExecutor(THREADS) as pool:
+            return list(pool.map(one, range(attempts)))
+    finally:
+        service.close()
+        service.keystore.close()
+
+
+def _issue_with_key(settings: Settings, ca_id: UUID, request: CertificateRequest) -> list[str]:
+    """In a fresh process: 8 threads send the same idempotent request; returns the ids."""
+    service = open_service(settings)
+    try:
+        with ThreadPoolExecutor(THREADS) as pool:
+            futures = [
+                pool.submit(service.issue_certificate, OPERATOR, ca_id, request)
+                for _ in range(THREADS)
+            ]
+            return [str(future.result().certificate.id) for future in futures]
+    finally:
+        service.close()
+        service.keystore.close()
+
+
+def _in_processes(target: Callable[..., list[str]], *args: object) -> list[str]:
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(PROCESSES) as pool:
+        results = [pool.apply_async(target, args) for _ in range(PROCESSES)]
+        return [item for result in results for item in result.get(timeout=300)]
+
+
+@pytest.mark.slow
+def test_two_processes_of_eight_threads_never_oversell_quota(
+    service: PrivateCA, settings: Settings
+) -> None:
+    quota = 40
+    ca_id = enabled_intermediate(service, enabled_root(service, quota=quota), remaining=quota)
+    outcomes = _in_processes(_issue_until_refused, settings, ca_id, 40)
+    serials = [outcome for outcome in outcomes if outcome != "quota"]
+    assert len(serials) == quota
+    assert len(set(serials)) == quota
+    assert outcomes.count("quota") == PROCESSES * 40 - quota
+    intermediate = service.get_ca(ca_id)
+    assert (intermediate.quota_remaining, intermediate.issued_count) == (0, quota)
+
+
+@pytest.mark.slow
+def test_one_idempotency_key_gives_one_certificate_across_processes(
+    service: PrivateCA, settings: Settings
+) -> None:
+    ca_id = enabled_intermediate(service, enabled_root(service), remaining=50)
+    request = dataclasses.replace(server_request(), idempotency_key="order-4711")
+    ids = _in_processes(_issue_with_key, settings, ca_id, request)
+    assert len(ids) == PROCESSES * THREADS
+    assert len(set(ids)) == 1
+    assert service.get_ca(ca_id).quota_remaining == 49
+
+
+def test_a_repeated_key_returns_the_first_certificate_after_a_restart(
+    settings: Settings, clock: SettableClock
+) -> None:
+    first = open_service(settings, clock=clock)
+    ca_id = enabled_intermediate(first, enabled_root(first), remaining=5)
+    request = dataclasses.replace(server_request(), idempotency_key="k-1")
+    original = first.issue_certificate(OPERATOR, ca_id, request).certificate
+    first.close()
+    first.keystore.close()
+
+    second = open_service(settings, clock=clock)
+    try:
+        again = second.issue_certificate(OPERATOR, ca_id, request).certificate
+        assert again.id == original.id
+        assert again.certificate_der == original.certificate_der
+        assert second.get_ca(ca_id).quota_remaining == 4
+    finally:
+        second.close()
+        second.keystore.close()
+
+
+def test_a_key_reused_with_other_parameters_is_refused(service: PrivateCA) -> None:
+    ca_id = enabled_intermediate(service, enabled_root(service), remaining=5)
+    request = dataclasses.replace(server_request(), idempotency_key="k-2")
+    service.issue_certificate(OPERATOR, ca_id, request)
+    changed = dataclasses.replace(request, validity_days=30)
+    with pytest.raises(IdempotencyKeyReusedError, match="use a new key") as caught:
+        service.issue_certificate(OPERATOR, ca_id, changed)
+    assert caught.value.field == "Idempotency-Key"
+    assert service.get_ca(ca_id).quota_remaining == 4
+
+
+def test_the_same_key_on_another_ca_is_another_request(service: PrivateCA) -> None:
+    root_id = enabled_root(service)
+    first_ca = enabled_intermediate(service, root_id, remaining=2)
+    second_ca = enabled_intermediate(service, root_id, remaining=2)
+    request = dataclasses.replace(server_request(), idempotency_key="shared")
+    one = service.issue_certificate(OPERATOR, first_ca, request).certificate
+    two = service.issue_certificate(OPERATOR, second_ca, request).certificate
+    assert one.id != two.id

@@ -1,0 +1,79 @@
+"""Durable storage: configuration, refusal of memory-only stores, restarts."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from domain.errors import StorageNotDurableError
+from domain.keystore import MasterKeyring, SQLiteKeyStore
+from domain.service import PrivateCA
+from domain.settings import Settings, open_service
+from tests.builders import enabled_intermediate, enabled_root, issue
+from tests.conftest import SettableClock
+
+
+def test_the_service_refuses_an_in_memory_event_store(tmp_path: Path) -> None:
+    keystore = SQLiteKeyStore(tmp_path / "keys.db", MasterKeyring.load(tmp_path, None))
+    with pytest.raises(StorageNotDurableError, match="would keep nothing"):
+        PrivateCA({"PERSISTENCE_MODULE": "eventsourcing.popo"}, keystore=keystore, public_url="")
+    keystore.close()
+
+
+def test_a_test_may_ask_for_memory_explicitly(tmp_path: Path) -> None:
+    keystore = SQLiteKeyStore(tmp_path / "keys.db", MasterKeyring.load(tmp_path, None))
+    app = PrivateCA(
+        {"PERSISTENCE_MODULE": "eventsourcing.popo"},
+        keystore=keystore,
+        public_url="",
+        allow_memory=True,
+    )
+    assert enabled_root(app)
+    keystore.close()
+
+
+def test_settings_come_from_the_environment(tmp_path: Path) -> None:
+    settings = Settings.from_env(
+        {
+            "PCA_DATA_DIR": str(tmp_path),
+            "PCA_PUBLIC_URL": "https://pki.example.com",
+            "PCA_DATABASE_URL": "postgresql://u:p%40ss@db.internal:6543/pki",
+            "PCA_DATABASE_SCHEMA": "ca",
+        }
+    )
+    env = settings.eventsourcing_env()
+    assert env["PERSISTENCE_MODULE"] == "eventsourcing.postgres"
+    assert (env["POSTGRES_HOST"], env["POSTGRES_PORT"]) == ("db.internal", "6543")
+    assert (env["POSTGRES_USER"], env["POSTGRES_PASSWORD"]) == ("u", "p@ss")
+    assert (env["POSTGRES_DBNAME"], env["POSTGRES_SCHEMA"]) == ("pki", "ca")
+    assert settings.public_url == "https://pki.example.com"
+
+
+def test_sqlite_is_the_default_store(tmp_path: Path) -> None:
+    env = Settings.from_env({"PCA_DATA_DIR": str(tmp_path)}).eventsourcing_env()
+    assert env["PERSISTENCE_MODULE"] == "eventsourcing.sqlite"
+    assert env["SQLITE_DBNAME"] == str(tmp_path / "events.db")
+
+
+def test_a_malformed_database_url_is_refused(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, database_url="mysql://x/y")
+    with pytest.raises(StorageNotDurableError, match="postgresql://USER"):
+        settings.eventsourcing_env()
+
+
+def test_state_survives_a_restart(settings: Settings, clock: SettableClock) -> None:
+    first = open_service(settings, clock=clock)
+    ca_id = enabled_intermediate(first, enabled_root(first), remaining=5)
+    issued = issue(first, ca_id).certificate
+    first.close()
+    first.keystore.close()
+
+    second = open_service(settings, clock=clock)
+    try:
+        assert second.get_ca(ca_id).quota_remaining == 4
+        assert second.get_certificate(issued.id).certificate_der == issued.certificate_der
+        assert issue(second, ca_id).certificate.ca_id == ca_id  # the CA key is still readable
+    finally:
+        second.close()
+        second.keystore.close()
