@@ -7,6 +7,7 @@ Times, keys and certificates are made by the caller and travel in the events.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from uuid import UUID, uuid4
 
@@ -145,6 +146,14 @@ class CertificateAuthority(Aggregate):
         self.quota_available = included_certificates
         self.quota_remaining = 0
         self.issued_count = 0
+
+    def __deepcopy__(self, memo: dict[int, object]) -> CertificateAuthority:
+        # The repository deep-copies cached aggregates on every load. All attributes are
+        # immutable values (frozen dataclasses, enums, bytes, datetimes), so a shallow copy
+        # with its own pending-event list is a deep copy, at a fraction of the cost.
+        clone = copy.copy(self)
+        clone.__dict__["_pending_events"] = list(self.pending_events)
+        return clone
 
     # --- creation -------------------------------------------------------------------------
 

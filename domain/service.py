@@ -106,6 +106,7 @@ class PrivateCA(Application[UUID]):
         self.clock = clock
         self._locks: dict[UUID, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._chains: dict[UUID, tuple[bytes, ...]] = {}
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -209,7 +210,7 @@ class PrivateCA(Application[UUID]):
         ca.check_can_issue(now)
         facts = self._sign_leaf(ca, request, now)
         try:
-            recorded = self._record_issuance(ctx, facts, request)
+            recorded = self._record_issuance(ctx, facts, request, ca)
         except BaseException:
             self._discard_key(facts.key_id)
             raise
@@ -256,6 +257,10 @@ class PrivateCA(Application[UUID]):
 
     def chain_der(self, ca_id: UUID) -> tuple[bytes, ...]:
         """The CA's certificate followed by its parents' up to the root."""
+        # A CA's certificate never changes once made, so a found chain is cached for good.
+        cached = self._chains.get(ca_id)
+        if cached is not None:
+            return cached
         chain: list[bytes] = []
         current: UUID | None = ca_id
         while current is not None:
@@ -264,7 +269,8 @@ class PrivateCA(Application[UUID]):
                 raise CAStateError(f"CA {current} has no certificate yet; enable it first.")
             chain.append(ca.certificate_der)
             current = ca.parent_id
-        return tuple(chain)
+        self._chains[ca_id] = tuple(chain)
+        return self._chains[ca_id]
 
     # --- internals ------------------------------------------------------------------------
 
@@ -366,17 +372,24 @@ class PrivateCA(Application[UUID]):
             self.keystore.destroy(key_id)
 
     def _record_issuance(
-        self, ctx: RequestContext, facts: IssuedFacts, request: CertificateRequest
+        self,
+        ctx: RequestContext,
+        facts: IssuedFacts,
+        request: CertificateRequest,
+        loaded: CertificateAuthority,
     ) -> tuple[Certificate, int] | None:
         """Save the quota unit, the certificate and the idempotency claim atomically.
 
-        Conflicts are retried with the signature already made; None means the idempotency
-        key was claimed by another request first.
+        The first attempt reuses the CA as loaded for signing; conflicts reload it and are
+        retried with the signature already made. None means the idempotency key was
+        claimed by another request first.
         """
+        fresh: CertificateAuthority | None = loaded
         for attempt in range(MAX_SAVE_ATTEMPTS):
             with self._ca_lock(facts.ca_id):
                 certificate = Certificate.issue(ctx, facts)
-                ca = self.get_ca(facts.ca_id)
+                ca = fresh or self.get_ca(facts.ca_id)
+                fresh = None
                 ca.consume_quota(ctx, certificate.id, facts.serial_number, self.clock())
                 claim = self._claim(ctx, facts.ca_id, certificate.id, request)
                 try:
