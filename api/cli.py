@@ -1,0 +1,203 @@
+"""The `pca` command line: operator commands that mirror the reference console's steps.
+
+Commands act on the service configured by the ``PCA_*`` environment (see
+``domain.settings``): SQLite in ``PCA_DATA_DIR`` by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from api import cli_commands as commands
+from api.output import Row, emit
+from api.quickstart import run_quickstart
+from domain.errors import PCAError
+from domain.service import PrivateCA
+from domain.settings import Settings, open_service
+from domain.values import CertificateType, KeyAlgorithm, RequestContext, RevocationReason
+
+Handler = Callable[[commands.Session, argparse.Namespace], list[Row]]
+KEY_ALGORITHMS = [algorithm.value for algorithm in KeyAlgorithm]
+REASONS = [reason.value for reason in RevocationReason]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its handler and how to declare its arguments."""
+
+    handler: Handler
+    declare: Callable[[argparse.ArgumentParser], None]
+    help: str
+
+
+def _subject_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cn", "--common-name", dest="common_name", required=True)
+    parser.add_argument("--org", dest="organization")
+    parser.add_argument("--ou", dest="organizational_unit")
+    parser.add_argument("--locality")
+    parser.add_argument("--state")
+    parser.add_argument("--country", help="two letters, e.g. DE")
+
+
+def _ca_args(parser: argparse.ArgumentParser, *, root: bool) -> None:
+    _subject_args(parser)
+    parser.add_argument("--key-algorithm", choices=KEY_ALGORITHMS, default="EC_P256")
+    parser.add_argument("--validity-years", type=int, default=20 if root else 10)
+    parser.add_argument("--service-days", type=int, default=365)
+    if root:
+        parser.add_argument("--included-certificates", type=int, default=0)
+    else:
+        parser.add_argument("--parent", required=True, type=uuid.UUID, help="the root CA's id")
+
+
+def _id_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("id", type=uuid.UUID)
+
+
+def _reason_arg(parser: argparse.ArgumentParser) -> None:
+    _id_arg(parser)
+    parser.add_argument("--reason", choices=REASONS, default="unspecified")
+
+
+def _renew_args(parser: argparse.ArgumentParser) -> None:
+    _id_arg(parser)
+    parser.add_argument("--service-days", type=int, required=True)
+
+
+def _purchase_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("root_id", type=uuid.UUID)
+    parser.add_argument("--count", type=int, required=True)
+
+
+def _assign_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("root_id", type=uuid.UUID)
+    parser.add_argument("--intermediate", type=uuid.UUID, required=True)
+    parser.add_argument("--remaining", type=int, required=True)
+
+
+def _issue_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("ca_id", type=uuid.UUID)
+    parser.add_argument("--type", choices=[t.value for t in CertificateType], default="server")
+    _subject_args(parser)
+    parser.add_argument(
+        "--san",
+        action="append",
+        default=[],
+        metavar="TYPE:VALUE",
+        help="dns:www.example.com, ip:10.0.0.1, email:a@b.c, uri:spiffe://x",
+    )
+    parser.add_argument("--validity-days", type=int, default=365)
+    parser.add_argument("--key-algorithm", choices=KEY_ALGORITHMS)
+    parser.add_argument("--csr", type=argparse.FileType("r"), help="PEM CSR file ('-': stdin)")
+    parser.add_argument("--name", help="display name (defaults to the common name)")
+    parser.add_argument("--no-crl", dest="include_crl", action="store_false")
+    parser.add_argument("--idempotency-key")
+
+
+def _download_args(parser: argparse.ArgumentParser) -> None:
+    _id_arg(parser)
+    parser.add_argument("--out", required=True, help="file for the certificate and chain (PEM)")
+
+
+def _rotate_args(parser: argparse.ArgumentParser) -> None:
+    del parser  # no arguments
+
+
+def _quickstart_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="pca-quickstart", help="where to write the files")
+
+
+GROUPS: dict[str, dict[str, Command]] = {
+    "ca": {
+        "create-root": Command(
+            commands.create_root, lambda p: _ca_args(p, root=True), "create a pending root CA"
+        ),
+        "create-intermediate": Command(
+            commands.create_intermediate,
+            lambda p: _ca_args(p, root=False),
+            "create a pending intermediate under an enabled root",
+        ),
+        "enable": Command(commands.enable_ca, _id_arg, "enable (first time: make key and cert)"),
+        "disable": Command(commands.disable_ca, _id_arg, "stop a CA from issuing"),
+        "renew": Command(commands.renew_ca, _renew_args, "extend the service period"),
+        "revoke": Command(commands.revoke_ca, _reason_arg, "revoke an intermediate (final)"),
+        "show": Command(commands.show_ca, _id_arg, "show one CA with its quota"),
+    },
+    "quota": {
+        "purchase": Command(commands.purchase_quota, _purchase_args, "add to a root's pool"),
+        "assign": Command(
+            commands.assign_quota, _assign_args, "set an intermediate's remaining quota"
+        ),
+    },
+    "cert": {
+        "issue": Command(commands.issue_certificate, _issue_args, "request a certificate"),
+        "show": Command(commands.show_certificate, _id_arg, "show one certificate"),
+        "download": Command(
+            commands.download_certificate,
+            _download_args,
+            "write the certificate and its chain as PEM",
+        ),
+        "revoke": Command(commands.revoke_certificate, _reason_arg, "revoke (final)"),
+        "delete": Command(
+            commands.delete_certificate,
+            _id_arg,
+            "delete a revoked or expired certificate and its key",
+        ),
+    },
+    "keys": {
+        "rotate-master": Command(
+            commands.rotate_master_key,
+            _rotate_args,
+            "new master key; re-encrypt the key store under it",
+        ),
+    },
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every `pca` command."""
+    parser = argparse.ArgumentParser(prog="pca", description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+    quickstart = groups.add_parser("quickstart", help="walk the initial configuration once")
+    _quickstart_args(quickstart)
+    quickstart.set_defaults(handler=run_quickstart)
+    for group_name, members in GROUPS.items():
+        group = groups.add_parser(group_name, help=f"{group_name} commands")
+        actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+        for name, command in members.items():
+            sub = actions.add_parser(name, help=command.help)
+            command.declare(sub)
+            sub.set_defaults(handler=command.handler)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; domain errors print their advice and exit with status 2."""
+    args = build_parser().parse_args(argv)
+    actor = f"{getpass.getuser()} (cli)"
+    context = RequestContext(actor=actor, request_id=f"cli-{uuid.uuid4()}")
+    settings = Settings.from_env()
+    service: PrivateCA | None = None
+    try:
+        service = open_service(settings)
+        rows = args.handler(commands.Session(service, context, settings), args)
+    except PCAError as error:
+        where = f" [{error.field}]" if error.field else ""
+        sys.stderr.write(f"pca: error{where}: {error.detail}\n")
+        return 2
+    finally:
+        if service is not None:
+            service.close()
+            service.keystore.close()
+    emit(rows, as_json=args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,166 @@
+"""Handlers behind the `pca` commands: parse nothing, call the service, return rows."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+from api.output import Row
+from api.presenters import ca_shape, certificate_shape, pem
+from domain.errors import ValidationError
+from domain.requests import CAProfile, CertificateRequest
+from domain.service import PrivateCA
+from domain.settings import Settings
+from domain.validation import parse_san_list
+from domain.values import (
+    CertificateType,
+    KeyAlgorithm,
+    RequestContext,
+    RevocationReason,
+    Subject,
+)
+
+
+@dataclass(frozen=True)
+class Session:
+    """The service and who is acting, for one command."""
+
+    service: PrivateCA
+    context: RequestContext
+    settings: Settings
+
+
+def _subject(args: argparse.Namespace) -> Subject:
+    return Subject(
+        args.common_name,
+        args.organization,
+        args.organizational_unit,
+        args.locality,
+        args.state,
+        args.country,
+    )
+
+
+def _profile(args: argparse.Namespace) -> CAProfile:
+    return CAProfile(
+        _subject(args), KeyAlgorithm(args.key_algorithm), args.validity_years, args.service_days
+    )
+
+
+def _ca_row(session: Session, ca_id: UUID) -> list[Row]:
+    shape = ca_shape(session.service.get_ca(ca_id), session.service.clock())
+    shape.pop("certificate_pem")
+    subject = shape.pop("subject")
+    assert isinstance(subject, dict)
+    shape["common_name"] = subject["common_name"]
+    return [shape]
+
+
+def _certificate_row(session: Session, certificate_id: UUID) -> list[Row]:
+    shape = certificate_shape(
+        session.service.get_certificate(certificate_id), session.service.clock()
+    )
+    for verbose in ("certificate_pem", "subject"):
+        shape.pop(verbose)
+    shape["sans"] = [f"{san['type']}:{san['value']}" for san in shape["sans"]]  # type: ignore[attr-defined]
+    return [shape]
+
+
+def create_root(session: Session, args: argparse.Namespace) -> list[Row]:
+    outcome = session.service.create_root(
+        session.context, _profile(args), args.included_certificates
+    )
+    return _ca_row(session, outcome.id)
+
+
+def create_intermediate(session: Session, args: argparse.Namespace) -> list[Row]:
+    outcome = session.service.create_intermediate(session.context, args.parent, _profile(args))
+    return _ca_row(session, outcome.id)
+
+
+def enable_ca(session: Session, args: argparse.Namespace) -> list[Row]:
+    return _ca_row(session, session.service.enable_ca(session.context, args.id).id)
+
+
+def disable_ca(session: Session, args: argparse.Namespace) -> list[Row]:
+    return _ca_row(session, session.service.disable_ca(session.context, args.id).id)
+
+
+def renew_ca(session: Session, args: argparse.Namespace) -> list[Row]:
+    outcome = session.service.renew_ca(session.context, args.id, args.service_days)
+    return _ca_row(session, outcome.id)
+
+
+def revoke_ca(session: Session, args: argparse.Namespace) -> list[Row]:
+    reason = RevocationReason(args.reason)
+    return _ca_row(session, session.service.revoke_ca(session.context, args.id, reason).id)
+
+
+def show_ca(session: Session, args: argparse.Namespace) -> list[Row]:
+    return _ca_row(session, args.id)
+
+
+def purchase_quota(session: Session, args: argparse.Namespace) -> list[Row]:
+    session.service.purchase_quota(session.context, args.root_id, args.count)
+    return _ca_row(session, args.root_id)
+
+
+def assign_quota(session: Session, args: argparse.Namespace) -> list[Row]:
+    session.service.assign_quota(session.context, args.root_id, args.intermediate, args.remaining)
+    return _ca_row(session, args.root_id) + _ca_row(session, args.intermediate)
+
+
+def issue_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
+    request = CertificateRequest(
+        type=CertificateType(args.type),
+        subject=_subject(args),
+        validity_days=args.validity_days,
+        sans=tuple(parse_san_list([_split_san(raw) for raw in args.san])),
+        key_algorithm=KeyAlgorithm(args.key_algorithm) if args.key_algorithm else None,
+        csr_pem=args.csr.read() if args.csr else None,
+        name=args.name,
+        include_crl=args.include_crl,
+        idempotency_key=args.idempotency_key,
+    )
+    issued = session.service.issue_certificate(session.context, args.ca_id, request)
+    return _certificate_row(session, issued.certificate.id)
+
+
+def _split_san(raw: str) -> tuple[str, str]:
+    kind, separator, value = raw.partition(":")
+    if not separator:
+        raise ValidationError(
+            f"--san takes TYPE:VALUE such as dns:www.example.com; got {raw!r}.", field="san"
+        )
+    return kind, value
+
+
+def show_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
+    return _certificate_row(session, args.id)
+
+
+def download_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
+    certificate = session.service.get_certificate(args.id)
+    chain = session.service.chain_der(certificate.ca_id)
+    text = "".join(pem(der) for der in (certificate.certificate_der, *chain[:-1]))
+    Path(args.out).write_text(text)
+    return [{"id": str(certificate.id), "file": args.out, "certificates": len(chain)}]
+
+
+def revoke_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
+    reason = RevocationReason(args.reason)
+    session.service.revoke_certificate(session.context, args.id, reason)
+    return _certificate_row(session, args.id)
+
+
+def delete_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
+    session.service.delete_certificate(session.context, args.id)
+    return [{"id": str(args.id), "status": "deleted"}]
+
+
+def rotate_master_key(session: Session, args: argparse.Namespace) -> list[Row]:
+    del args
+    new_id, rewritten = session.service.keystore.rotate_master_key(session.settings.data_dir)
+    return [{"active_master_key": new_id, "keys_re_encrypted": rewritten}]

@@ -1,0 +1,39 @@
+"""Printing command results: a readable table by default, JSON for scripts."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TextIO
+
+Row = Mapping[str, object]
+
+
+def emit(rows: Sequence[Row], *, as_json: bool, out: TextIO = sys.stdout) -> None:
+    """Print ``rows`` as an aligned table, or as JSON (one object, or a list)."""
+    if as_json:
+        payload: object = rows[0] if len(rows) == 1 else list(rows)
+        out.write(json.dumps(payload, indent=2, default=str) + "\n")
+        return
+    if not rows:
+        out.write("(none)\n")
+        return
+    columns = list(rows[0].keys())
+    cells = [[_cell(row.get(column)) for column in columns] for row in rows]
+    widths = [
+        max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(columns)
+    ]
+    out.write(
+        "  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip() + "\n"
+    )
+    for line in cells:
+        out.write("  ".join(v.ljust(w) for v, w in zip(line, widths, strict=True)).rstrip() + "\n")
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(item) for item in value)
+    return str(value)

@@ -1,0 +1,82 @@
+"""Shapes of CAs and certificates as clients see them (the public JSON contract)."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from domain.authority import CertificateAuthority
+from domain.certificate import Certificate
+from domain.values import CAKind, CertificateStatus, Subject
+
+Shape = dict[str, object]
+
+
+def pem(der: bytes) -> str:
+    """The PEM text of a DER certificate."""
+    return x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM).decode("ascii")
+
+
+def subject_shape(subject: Subject) -> Shape:
+    return dataclasses.asdict(subject)
+
+
+def ca_shape(ca: CertificateAuthority, now: dt.datetime) -> Shape:
+    """A CA with its quota: total/assigned/available for a root, remaining/issued otherwise."""
+    quota: Shape
+    if ca.kind is CAKind.ROOT:
+        quota = {
+            "total": ca.quota_total,
+            "assigned": ca.quota_assigned,
+            "available": ca.quota_available,
+        }
+    else:
+        quota = {"remaining": ca.quota_remaining, "issued": ca.issued_count}
+    not_after = ca.not_after
+    expired = not_after is not None and now >= not_after
+    return {
+        "id": str(ca.id),
+        "kind": ca.kind.value,
+        "parent_id": str(ca.parent_id) if ca.parent_id else None,
+        "status": "expired" if expired else ca.status.value,
+        "subject": subject_shape(ca.subject),
+        "key_algorithm": ca.key_algorithm.value,
+        "not_before": _iso(ca.not_before),
+        "not_after": _iso(not_after),
+        "service_until": _iso(ca.service_until),
+        "certificate_pem": pem(ca.certificate_der) if ca.certificate_der else None,
+        "quota": quota,
+    }
+
+
+def certificate_shape(certificate: Certificate, now: dt.datetime) -> Shape:
+    """An end-entity certificate as listed and returned after issuance."""
+    status = certificate.status.value
+    if certificate.status is CertificateStatus.ISSUED and certificate.is_expired(now):
+        status = "expired"
+    return {
+        "id": str(certificate.id),
+        "ca_id": str(certificate.ca_id),
+        "serial_number": certificate.serial_number,
+        "type": certificate.type.value,
+        "name": certificate.name,
+        "common_name": certificate.subject.common_name,
+        "subject": subject_shape(certificate.subject),
+        "sans": [{"type": san.type.value, "value": san.value} for san in certificate.sans],
+        "key_algorithm": certificate.key_algorithm.value,
+        "status": status,
+        "not_before": _iso(certificate.not_before),
+        "not_after": _iso(certificate.not_after),
+        "revoked_at": _iso(certificate.revoked_at),
+        "revocation_reason": (
+            certificate.revocation_reason.value if certificate.revocation_reason else None
+        ),
+        "certificate_pem": pem(certificate.certificate_der),
+    }
+
+
+def _iso(moment: dt.datetime | None) -> str | None:
+    return moment.isoformat().replace("+00:00", "Z") if moment else None

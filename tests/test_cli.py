@@ -1,0 +1,129 @@
+"""The `pca` command line, run as a real subprocess against a real data directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def pca(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PCA_DATA_DIR": str(data_dir), "PCA_PUBLIC_URL": "http://pca.test"}
+    return subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=check,
+        timeout=120,
+    )
+
+
+def pca_json(data_dir: Path, *args: str) -> dict[str, object]:
+    result = json.loads(pca(data_dir, "--json", *args).stdout)
+    assert isinstance(result, dict)
+    return result
+
+
+@pytest.mark.slow
+def test_quickstart_writes_a_chain_that_openssl_verifies(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = pca(tmp_path / "data", "quickstart", "--out", str(out))
+    assert "revoked" in result.stdout
+    verify = subprocess.run(
+        ["openssl", "verify", "-CAfile", "root-ca.pem", "-untrusted", "chain.pem", "server.pem"],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert verify.stdout.strip() == "server.pem: OK"
+    info = subprocess.run(
+        [
+            "openssl",
+            "pkcs12",
+            "-in",
+            "server.p12",
+            "-info",
+            "-noout",
+            "-passin",
+            "file:server.p12.password.txt",
+        ],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert info.returncode == 0, info.stderr
+    assert "AES-256-CBC" in info.stderr
+    assert (out / "server.p12").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.slow
+def test_the_console_steps_work_one_command_at_a_time(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    root = pca_json(data, "ca", "create-root", "--cn", "CLI Root", "--country", "DE")
+    assert root["status"] == "pending"
+    pca(data, "ca", "enable", str(root["id"]))
+    pca(data, "quota", "purchase", str(root["id"]), "--count", "5")
+    intermediate = pca_json(
+        data, "ca", "create-intermediate", "--parent", str(root["id"]), "--cn", "CLI Issuing"
+    )
+    pca(data, "ca", "enable", str(intermediate["id"]))
+    pca(
+        data,
+        "quota",
+        "assign",
+        str(root["id"]),
+        "--intermediate",
+        str(intermediate["id"]),
+        "--remaining",
+        "2",
+    )
+    certificate = pca_json(
+        data,
+        "cert",
+        "issue",
+        str(intermediate["id"]),
+        "--cn",
+        "app.example.com",
+        "--san",
+        "dns:app.example.com",
+        "--san",
+        "ip:10.1.2.3",
+        "--validity-days",
+        "30",
+    )
+    assert certificate["sans"] == ["dns:app.example.com", "ip:10.1.2.3"]
+    shown = pca_json(data, "ca", "show", str(intermediate["id"]))
+    assert shown["quota"] == {"remaining": 1, "issued": 1}
+    revoked = pca_json(data, "cert", "revoke", str(certificate["id"]), "--reason", "superseded")
+    assert revoked["status"] == "revoked"
+    pca(data, "cert", "delete", str(certificate["id"]))
+
+
+def test_errors_say_what_to_change_and_exit_2(tmp_path: Path) -> None:
+    result = pca(
+        tmp_path / "data", "ca", "create-root", "--cn", "R", "--country", "Germany", check=False
+    )
+    assert result.returncode == 2
+    assert "[subject.country]" in result.stderr
+    assert "2-letter" in result.stderr
+    assert result.stdout == ""
+
+
+def test_rotating_the_master_key_keeps_the_cas_usable(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    root = pca_json(data, "ca", "create-root", "--cn", "Rotating Root")
+    pca(data, "ca", "enable", str(root["id"]))
+    rotated = pca_json(data, "keys", "rotate-master")
+    assert rotated["keys_re_encrypted"] == 1
+    intermediate = pca_json(
+        data, "ca", "create-intermediate", "--parent", str(root["id"]), "--cn", "After"
+    )
+    enabled = pca_json(data, "ca", "enable", str(intermediate["id"]))
+    assert enabled["status"] == "enabled"
