@@ -19,6 +19,7 @@ from api.quickstart import run_quickstart
 from domain.errors import PCAError
 from domain.service import PrivateCA
 from domain.settings import Settings, open_service
+from domain.tokens import Role
 from domain.values import CertificateType, KeyAlgorithm, RequestContext, RevocationReason
 
 Handler = Callable[[commands.Session, argparse.Namespace], list[Row]]
@@ -33,6 +34,7 @@ class Command:
     handler: Handler
     declare: Callable[[argparse.ArgumentParser], None]
     help: str
+    bare: str | None = None  # print only this field of the single row (unless --json)
 
 
 def _subject_args(parser: argparse.ArgumentParser) -> None:
@@ -108,6 +110,11 @@ def _rotate_args(parser: argparse.ArgumentParser) -> None:
     del parser  # no arguments
 
 
+def _token_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--role", choices=[role.value for role in Role], required=True)
+    parser.add_argument("--name", required=True, help="who or what uses it, e.g. ci-deployer")
+
+
 def _quickstart_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", default="pca-quickstart", help="where to write the files")
 
@@ -149,6 +156,15 @@ GROUPS: dict[str, dict[str, Command]] = {
             "delete a revoked or expired certificate and its key",
         ),
     },
+    "tokens": {
+        "create": Command(
+            commands.create_token,
+            _token_args,
+            "create an API token; prints it once, alone",
+            bare="token",
+        ),
+        "revoke": Command(commands.revoke_token, _id_arg, "stop accepting a token"),
+    },
     "keys": {
         "rotate-master": Command(
             commands.rotate_master_key,
@@ -166,14 +182,14 @@ def build_parser() -> argparse.ArgumentParser:
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     quickstart = groups.add_parser("quickstart", help="walk the initial configuration once")
     _quickstart_args(quickstart)
-    quickstart.set_defaults(handler=run_quickstart)
+    quickstart.set_defaults(handler=run_quickstart, bare=None)
     for group_name, members in GROUPS.items():
         group = groups.add_parser(group_name, help=f"{group_name} commands")
         actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
         for name, command in members.items():
             sub = actions.add_parser(name, help=command.help)
             command.declare(sub)
-            sub.set_defaults(handler=command.handler)
+            sub.set_defaults(handler=command.handler, bare=command.bare)
     return parser
 
 
@@ -195,7 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         if service is not None:
             service.close()
             service.keystore.close()
-    emit(rows, as_json=args.json)
+    if args.bare and not args.json:
+        sys.stdout.write(f"{rows[0][args.bare]}\n")
+    else:
+        emit(rows, as_json=args.json)
     return 0
 
 

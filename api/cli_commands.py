@@ -13,6 +13,7 @@ from domain.errors import ValidationError
 from domain.requests import CAProfile, CertificateRequest
 from domain.service import PrivateCA
 from domain.settings import Settings
+from domain.tokens import Role
 from domain.validation import parse_san_list
 from domain.values import (
     CertificateType,
@@ -164,3 +165,13 @@ def rotate_master_key(session: Session, args: argparse.Namespace) -> list[Row]:
     del args
     new_id, rewritten = session.service.keystore.rotate_master_key(session.settings.data_dir)
     return [{"active_master_key": new_id, "keys_re_encrypted": rewritten}]
+
+
+def create_token(session: Session, args: argparse.Namespace) -> list[Row]:
+    token, outcome = session.service.create_token(session.context, args.name, Role(args.role))
+    return [{"token": token, "id": str(outcome.id), "name": args.name, "role": args.role}]
+
+
+def revoke_token(session: Session, args: argparse.Namespace) -> list[Row]:
+    session.service.revoke_token(session.context, args.id)
+    return [{"id": str(args.id), "status": "revoked"}]

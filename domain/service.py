@@ -40,6 +40,7 @@ from domain.errors import (
 )
 from domain.keystore import KeyStore
 from domain.requests import CAProfile, CertificateRequest
+from domain.tokens import TOKEN_PREFIX, ApiToken, Role, new_token, token_id
 from domain.transcodings import register_all
 from domain.validation import normalize_sans, normalize_subject
 from domain.values import (
@@ -55,6 +56,7 @@ from domain.values import (
 T = TypeVar("T")
 Clock = Callable[[], dt.datetime]
 MAX_SAVE_ATTEMPTS = 200
+MAX_TOKEN_LENGTH = 128
 
 
 def utc_now() -> dt.datetime:
@@ -238,6 +240,34 @@ class PrivateCA(Application[UUID]):
         destroyed = certificate.key_id is not None and self.keystore.destroy(certificate.key_id)
         certificate.delete(ctx, now, key_destroyed=destroyed)
         return self._outcome(certificate_id, self.save(certificate))
+
+    # --- API tokens -----------------------------------------------------------------------
+
+    def create_token(self, ctx: RequestContext, name: str, role: Role) -> tuple[str, Outcome]:
+        """A new bearer token (returned once, stored only as a hash) and its outcome."""
+        token = new_token()
+        record = ApiToken.create(ctx, name, role, token)
+        return token, self._outcome(record.id, self.save(record))
+
+    def authenticate(self, token: str) -> ApiToken | None:
+        """The valid token record for ``token``, or None (unknown, revoked or malformed)."""
+        if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
+            return None
+        try:
+            record: object = self.repository.get(token_id(token))
+        except AggregateNotFoundError:
+            return None
+        if isinstance(record, ApiToken) and record.matches(token):
+            return record
+        return None
+
+    def revoke_token(self, ctx: RequestContext, record_id: UUID) -> Outcome:
+        """Stop accepting the token ``record_id``."""
+        record = self._get(record_id, f"No API token with id {record_id}.", None)
+        if not isinstance(record, ApiToken):
+            raise NotFoundError(f"No API token with id {record_id}.")
+        record.revoke(ctx)
+        return self._outcome(record_id, self.save(record))
 
     # --- reads of one aggregate -----------------------------------------------------------
 

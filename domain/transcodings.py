@@ -8,6 +8,7 @@ from typing import Any
 
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
+from domain.tokens import Role
 from domain.values import (
     SAN,
     CAKind,
@@ -21,6 +22,7 @@ from domain.values import (
 )
 
 _ENUMS: tuple[type[Enum], ...] = (
+    Role,
     CAKind,
     CAStatus,
     CertificateStatus,
