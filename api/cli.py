@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from api import cli_commands as commands
 from api.output import Row, emit
 from api.quickstart import run_quickstart
+from api.serve import serve
 from domain.errors import PCAError
 from domain.service import PrivateCA
 from domain.settings import Settings, open_service
@@ -183,6 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
     quickstart = groups.add_parser("quickstart", help="walk the initial configuration once")
     _quickstart_args(quickstart)
     quickstart.set_defaults(handler=run_quickstart, bare=None)
+    serve_parser = groups.add_parser("serve", help="serve the HTTP API")
+    serve_parser.add_argument("--host", default="127.0.0.1")
+    serve_parser.add_argument("--port", type=int, default=8080)
+    serve_parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    serve_parser.add_argument("--threads", type=int, default=8, help="threads per worker")
     for group_name, members in GROUPS.items():
         group = groups.add_parser(group_name, help=f"{group_name} commands")
         actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -196,6 +202,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; domain errors print their advice and exit with status 2."""
     args = build_parser().parse_args(argv)
+    if args.group == "serve":
+        serve(Settings.from_env(), args.host, args.port, args.workers, args.threads)
+        return 0
     actor = f"{getpass.getuser()} (cli)"
     context = RequestContext(actor=actor, request_id=f"cli-{uuid.uuid4()}")
     settings = Settings.from_env()

@@ -8,9 +8,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from flask import Flask
 
+from api.app import create_app
 from domain.service import PrivateCA
 from domain.settings import Settings, open_service
+from tests.api_client import ApiClient
 from tests.pgserver import PostgresServer, create_schema, drop_schema
 
 PUBLIC_URL = "http://pca.test:8080"
@@ -83,3 +86,17 @@ def service(settings: Settings, clock: SettableClock) -> Iterator[PrivateCA]:
     yield app
     app.close()
     app.keystore.close()
+
+
+@pytest.fixture
+def app(settings: Settings, clock: SettableClock) -> Iterator[Flask]:
+    """The Flask app on the parametrised store."""
+    flask_app = create_app(settings, clock=clock)
+    yield flask_app
+    flask_app.extensions["pca"].close()
+
+
+@pytest.fixture
+def api(app: Flask) -> ApiClient:
+    """A client with a token per role that validates responses against /openapi.json."""
+    return ApiClient(app)

@@ -1,0 +1,65 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+from flask import Flask, Response, g, request
+
+from api import views_cas, views_certificates, views_public
+from api.errors import register_error_handlers
+from api.routing import Routes
+from api.services import EXTENSION, Services
+from domain.service import Clock, utc_now
+from domain.settings import Settings, open_service
+
+MAX_BODY_BYTES = 1024 * 1024
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+ALL_ROUTES: tuple[Routes, ...] = (
+    views_cas.routes,
+    views_certificates.issuing_routes,
+    views_certificates.routes,
+    views_public.routes,
+)
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+
+def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> Flask:
+    """An app serving the API on the configured storage (``PCA_*`` settings by default)."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION] = Services(settings, open_service(settings, clock=clock))
+    app.extensions["pca.routes"] = ALL_ROUTES
+    for blueprint in (
+        views_cas.blueprint,
+        views_certificates.issuing,
+        views_certificates.certificates,
+        views_public.blueprint,
+    ):
+        app.register_blueprint(blueprint)
+    register_error_handlers(app)
+    app.before_request(_assign_request_id)
+    app.after_request(_decorate_response)
+    return app
+
+
+def _assign_request_id() -> None:
+    given = request.headers.get("X-Request-Id", "")
+    g.request_id = given if _REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
+
+
+def _decorate_response(response: Response) -> Response:
+    response.headers["X-Request-Id"] = g.get("request_id", "")
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response

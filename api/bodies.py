@@ -1,0 +1,198 @@
+"""The request and response bodies of the HTTP API, declared once (see api/schema.py)."""
+
+from __future__ import annotations
+
+from api.schema import Array, Bool, Int, Nullable, Obj, Str, Uuid
+from domain.values import CertificateType, KeyAlgorithm, RevocationReason, SANType
+
+KEY_ALGORITHMS = tuple(algorithm.value for algorithm in KeyAlgorithm)
+REASONS = tuple(reason.value for reason in RevocationReason)
+UUID_TEXT = Uuid()
+TIMESTAMP = Nullable(Str(format="date-time", max_length=40))
+TEXT = Nullable(Str(max_length=128))
+
+SUBJECT = Obj(
+    "Subject",
+    {
+        "common_name": Str("Common Name (CN)", min_length=1, max_length=64),
+        "organization": TEXT,
+        "organizational_unit": TEXT,
+        "locality": TEXT,
+        "state": TEXT,
+        "country": Nullable(Str("ISO 3166 two-letter code", max_length=2)),
+    },
+    frozenset({"common_name"}),
+)
+OPTIONAL_SUBJECT = Obj(
+    "SubjectExtras",
+    {key: spec for key, spec in SUBJECT.properties.items() if key != "common_name"},
+    description="Optional subject fields (company, department, ...) besides the common name.",
+)
+
+CREATE_CA = Obj(
+    "CreateCA",
+    {
+        "kind": Str(enum=("root", "intermediate")),
+        "parent_id": UUID_TEXT,
+        "subject": SUBJECT,
+        "key_algorithm": Str(enum=KEY_ALGORITHMS),
+        "validity_years": Int(1, 50, "lifetime of the CA certificate"),
+        "service_days": Int(1, 36525, "service period, from enablement"),
+        "included_certificates": Int(0, 10_000_000, "quota included with a root"),
+    },
+    frozenset({"kind", "subject"}),
+)
+RENEW_CA = Obj("RenewCA", {"service_days": Int(1, 36525)}, frozenset({"service_days"}))
+REVOKE = Obj("Revoke", {"reason": Str(enum=REASONS)})
+PURCHASE = Obj("QuotaPurchase", {"count": Int(1, 10_000_000)}, frozenset({"count"}))
+ASSIGN = Obj(
+    "QuotaAssignment",
+    {"intermediate_id": UUID_TEXT, "remaining": Int(0, 10_000_000)},
+    frozenset({"intermediate_id", "remaining"}),
+)
+SAN = Obj(
+    "SAN",
+    {
+        "type": Str(enum=tuple(t.value for t in SANType)),
+        "value": Str(min_length=1, max_length=2048),
+    },
+    frozenset({"type", "value"}),
+)
+ISSUE = Obj(
+    "IssueCertificate",
+    {
+        "type": Str(enum=tuple(t.value for t in CertificateType)),
+        "name": Str("display name; defaults to the common name", max_length=128),
+        "common_name": Str(min_length=1, max_length=64),
+        "validity_days": Int(1, 36525),
+        "sans": Array(SAN, 10),
+        "subject": OPTIONAL_SUBJECT,
+        "key_algorithm": Str(enum=KEY_ALGORITHMS),
+        "csr": Str("PEM certificate signing request", max_length=65536),
+        "include_crl": Bool("write the CRL distribution point (default true)"),
+    },
+    frozenset({"type", "common_name", "validity_days"}),
+)
+DOWNLOAD = Obj(
+    "Download",
+    {
+        "format": Str(
+            enum=(
+                "pem",
+                "der",
+                "pkcs8",
+                "pkcs12",
+                "jks",
+                "pkcs7",
+                "nginx",
+                "apache",
+                "tomcat",
+                "iis",
+            )
+        ),
+        "password": Str(max_length=256),
+        "include_chain": Bool(),
+    },
+    frozenset({"format"}),
+)
+CERTIFICATE_QUERY = Obj(
+    "CertificateQuery",
+    {
+        "status": Str(enum=("issued", "revoked", "expired")),
+        "type": Str(enum=tuple(t.value for t in CertificateType)),
+        "q": Str("text in the common name or a SAN", max_length=256),
+        "expires_before": Str(format="date-time", max_length=40),
+        "limit": Str("1 to 1000 (default 50)", max_length=4),
+        "cursor": Str(max_length=256),
+    },
+)
+
+QUOTA = Obj(
+    "Quota",
+    {
+        "total": Int(0, 10**12),
+        "assigned": Int(0, 10**12),
+        "available": Int(0, 10**12),
+        "remaining": Int(0, 10**12),
+        "issued": Int(0, 10**12),
+    },
+    description="total/assigned/available for a root; remaining/issued for an intermediate",
+)
+CA = Obj(
+    "CA",
+    {
+        "id": UUID_TEXT,
+        "kind": Str(enum=("root", "intermediate")),
+        "parent_id": Nullable(UUID_TEXT),
+        "status": Str(enum=("pending", "enabled", "disabled", "revoked", "expired")),
+        "subject": SUBJECT,
+        "key_algorithm": Str(enum=KEY_ALGORITHMS),
+        "not_before": TIMESTAMP,
+        "not_after": TIMESTAMP,
+        "service_until": TIMESTAMP,
+        "certificate_pem": Nullable(Str(max_length=65536)),
+        "quota": QUOTA,
+    },
+    frozenset({"id", "kind", "parent_id", "status", "subject", "key_algorithm", "quota"}),
+)
+CERTIFICATE = Obj(
+    "Certificate",
+    {
+        "id": UUID_TEXT,
+        "ca_id": UUID_TEXT,
+        "serial_number": Str("lower-case hex", max_length=64),
+        "type": Str(enum=tuple(t.value for t in CertificateType)),
+        "name": Str(max_length=128),
+        "common_name": Str(max_length=64),
+        "subject": SUBJECT,
+        "sans": Array(SAN, 10),
+        "key_algorithm": Str(enum=KEY_ALGORITHMS),
+        "status": Str(enum=("issued", "revoked", "expired")),
+        "not_before": TIMESTAMP,
+        "not_after": TIMESTAMP,
+        "revoked_at": TIMESTAMP,
+        "revocation_reason": Nullable(Str(enum=REASONS)),
+        "certificate_pem": Str(max_length=65536),
+        "chain_pem": Str(max_length=65536),
+    },
+    frozenset(
+        {
+            "id",
+            "ca_id",
+            "serial_number",
+            "type",
+            "name",
+            "common_name",
+            "sans",
+            "status",
+            "not_before",
+            "not_after",
+            "certificate_pem",
+        }
+    ),
+)
+CA_LIST = Obj("CAList", {"items": Array(CA, 100_000)}, frozenset({"items"}))
+CERTIFICATE_PAGE = Obj(
+    "CertificatePage",
+    {"items": Array(CERTIFICATE, 1000), "next_cursor": Nullable(Str(max_length=256))},
+    frozenset({"items", "next_cursor"}),
+)
+HEALTH = Obj(
+    "Health",
+    {"status": Str(enum=("ok", "unavailable")), "storage": Str(), "position": Int(0, 2**62)},
+    frozenset({"status"}),
+)
+PROBLEM = Obj(
+    "Problem",
+    {
+        "type": Str(max_length=2048),
+        "title": Str(),
+        "status": Int(100, 599),
+        "detail": Str(max_length=4096),
+        "instance": Str(max_length=2048),
+        "field": Str(),
+        "request_id": Str(),
+    },
+    frozenset({"type", "title", "status", "detail"}),
+    description="RFC 9457 problem details",
+)

@@ -1,0 +1,108 @@
+"""Declared operations: one decorator registers a view with Flask, checks the caller's
+role, validates the body and query, and records what the OpenAPI document publishes.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Blueprint, g, request
+from flask.typing import ResponseReturnValue
+
+from api.auth import require_role
+from api.errors import MalformedRequestError
+from api.schema import Obj
+from domain.tokens import Role
+
+View = Callable[..., ResponseReturnValue]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One method on one path, as served and as documented."""
+
+    operation_id: str
+    method: str
+    rule: str
+    summary: str
+    role: Role | None  # None: public, no token
+    body: Obj | None
+    query: Obj | None
+    status: int
+    response: Obj | tuple[str, ...] | None  # a JSON schema, file media types, or no body
+    tag: str
+
+
+class Routes:
+    """The operations of one blueprint."""
+
+    def __init__(self, blueprint: Blueprint, tag: str) -> None:
+        self.blueprint = blueprint
+        self.tag = tag
+        self.operations: list[Operation] = []
+
+    def route(
+        self,
+        method: str,
+        rule: str,
+        *,
+        summary: str,
+        role: Role | None,
+        body: Obj | None = None,
+        query: Obj | None = None,
+        status: int = 200,
+        response: Obj | tuple[str, ...] | None = None,
+    ) -> Callable[[View], View]:
+        """Register the decorated view for ``method`` on ``rule`` (relative to the prefix)."""
+
+        def decorate(view: View) -> View:
+            prefix = self.blueprint.url_prefix or ""
+            self.operations.append(
+                Operation(
+                    view.__name__,
+                    method,
+                    prefix + rule,
+                    summary,
+                    role,
+                    body,
+                    query,
+                    status,
+                    response,
+                    self.tag,
+                )
+            )
+            wrapped = _guarded(view, role, body, query)
+            self.blueprint.add_url_rule(rule, view.__name__, wrapped, methods=[method])
+            return wrapped
+
+        return decorate
+
+
+def _guarded(view: View, role: Role | None, body: Obj | None, query: Obj | None) -> View:
+    @functools.wraps(view)
+    def run(**path: Any) -> ResponseReturnValue:
+        if role is not None:
+            g.principal = require_role(role)
+        if body is not None:
+            path["body"] = body.parse(_json_body())
+        if query is not None:
+            path["query"] = query.parse(request.args.to_dict())
+        return view(**path)
+
+    return run
+
+
+def _json_body() -> object:
+    if not request.is_json:
+        raise MalformedRequestError("Send the body as JSON with Content-Type: application/json.")
+    raw = request.get_data(cache=False)
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise MalformedRequestError("The body is not valid UTF-8.") from None
+    except (ValueError, RecursionError):
+        raise MalformedRequestError("The body is not valid JSON (or nests too deeply).") from None

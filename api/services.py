@@ -1,0 +1,40 @@
+"""The long-lived services one app instance holds (in ``app.extensions``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from flask import current_app, g
+
+from domain.service import PrivateCA
+from domain.settings import Settings
+from domain.tokens import ApiToken
+from domain.values import RequestContext
+
+EXTENSION = "pca"
+
+
+@dataclass
+class Services:
+    """What views call: the command side (and, with the read models, the query side)."""
+
+    settings: Settings
+    service: PrivateCA
+
+    def close(self) -> None:
+        self.service.close()
+        self.service.keystore.close()
+
+
+def services() -> Services:
+    """The services of the app handling the current request."""
+    found = current_app.extensions[EXTENSION]
+    assert isinstance(found, Services)
+    return found
+
+
+def request_context() -> RequestContext:
+    """Who is acting in this request (the token's name and role) and the request id."""
+    principal = g.principal
+    assert isinstance(principal, ApiToken)
+    return RequestContext(actor=principal.actor, request_id=g.request_id)

@@ -1,0 +1,172 @@
+"""End-entity certificates: issue, read, download, revoke, delete."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from flask import Blueprint, Response, request
+from flask.typing import ResponseReturnValue
+
+from api import bodies
+from api.formats import DownloadMaterial, DownloadOptions, parse_format, render_download
+from api.presenters import certificate_shape, pem
+from api.routing import Routes
+from api.services import request_context, services
+from api.views_cas import subject_from
+from domain.certificate import Certificate
+from domain.errors import NotFoundError, ValidationError
+from domain.requests import CertificateRequest
+from domain.service import Outcome
+from domain.tokens import Role
+from domain.validation import parse_san_list
+from domain.values import (
+    CertificateStatus,
+    CertificateType,
+    KeyAlgorithm,
+    RevocationReason,
+    Subject,
+)
+
+issuing = Blueprint("issuing", __name__, url_prefix="/api/v1/cas")
+certificates = Blueprint("certificates", __name__, url_prefix="/api/v1/certificates")
+issuing_routes = Routes(issuing, "Certificates")
+routes = Routes(certificates, "Certificates")
+MAX_IDEMPOTENCY_KEY = 255
+DOWNLOAD_MEDIA_TYPES = (
+    "application/x-pem-file",
+    "application/pkix-cert",
+    "application/x-pkcs7-certificates",
+    "application/x-pkcs12",
+    "application/x-java-keystore",
+    "application/zip",
+)
+
+
+def _shape(
+    certificate: Certificate, position: int | None = None, status: int = 200
+) -> ResponseReturnValue:
+    service = services().service
+    shape = certificate_shape(certificate, service.clock())
+    shape["chain_pem"] = "".join(pem(der) for der in service.chain_der(certificate.ca_id))
+    headers = {"X-Log-Position": str(position)} if position is not None else {}
+    return shape, status, headers
+
+
+def _idempotency_key() -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isascii() or not key.isprintable():
+        raise ValidationError(
+            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters.",
+            field="Idempotency-Key",
+        )
+    return key
+
+
+def _certificate_request(body: dict[str, Any]) -> CertificateRequest:
+    extras = body.get("subject", {})
+    subject: Subject = subject_from({**extras, "common_name": body["common_name"]})
+    sans = parse_san_list([(san["type"], san["value"]) for san in body.get("sans", [])])
+    return CertificateRequest(
+        type=CertificateType(body["type"]),
+        subject=subject,
+        validity_days=body["validity_days"],
+        sans=tuple(sans),
+        key_algorithm=KeyAlgorithm(body["key_algorithm"]) if "key_algorithm" in body else None,
+        csr_pem=body.get("csr"),
+        name=body.get("name"),
+        include_crl=body.get("include_crl", True),
+        idempotency_key=_idempotency_key(),
+    )
+
+
+@issuing_routes.route(
+    "POST",
+    "/<uuid:ca_id>/certificates",
+    role=Role.OPERATOR,
+    status=201,
+    summary="Request a server or client certificate from an intermediate",
+    body=bodies.ISSUE,
+    response=bodies.CERTIFICATE,
+)
+def issue_certificate(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
+    issued = services().service.issue_certificate(
+        request_context(), ca_id, _certificate_request(body)
+    )
+    return _shape(issued.certificate, issued.position, 201)
+
+
+@routes.route(
+    "GET",
+    "/<uuid:certificate_id>",
+    summary="One certificate",
+    role=Role.AUDITOR,
+    response=bodies.CERTIFICATE,
+)
+def get_certificate(certificate_id: UUID) -> ResponseReturnValue:
+    return _shape(_listed(certificate_id))
+
+
+def _listed(certificate_id: UUID) -> Certificate:
+    """The certificate unless deleted: deleted ones have left the list for good."""
+    certificate = services().service.get_certificate(certificate_id)
+    if certificate.status is CertificateStatus.DELETED:
+        raise NotFoundError(f"Certificate {certificate_id} was deleted.")
+    return certificate
+
+
+@routes.route(
+    "POST",
+    "/<uuid:certificate_id>/revoke",
+    summary="Revoke now (final)",
+    role=Role.OPERATOR,
+    body=bodies.REVOKE,
+    response=bodies.CERTIFICATE,
+)
+def revoke_certificate(certificate_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
+    reason = RevocationReason(body.get("reason", "unspecified"))
+    outcome: Outcome = services().service.revoke_certificate(
+        request_context(), certificate_id, reason
+    )
+    return _shape(services().service.get_certificate(certificate_id), outcome.position)
+
+
+@routes.route(
+    "DELETE",
+    "/<uuid:certificate_id>",
+    status=204,
+    role=Role.OPERATOR,
+    summary="Delete a revoked or expired certificate and destroy its key",
+)
+def delete_certificate(certificate_id: UUID) -> ResponseReturnValue:
+    outcome = services().service.delete_certificate(request_context(), certificate_id)
+    return "", 204, {"X-Log-Position": str(outcome.position)}
+
+
+@routes.route(
+    "POST",
+    "/<uuid:certificate_id>/download",
+    role=Role.OPERATOR,
+    summary="Download in the format a server needs",
+    body=bodies.DOWNLOAD,
+    response=DOWNLOAD_MEDIA_TYPES,
+)
+def download_certificate(certificate_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
+    service = services().service
+    certificate = _listed(certificate_id)
+    key = service.keystore.get(certificate.key_id) if certificate.key_id else None
+    material = DownloadMaterial(
+        certificate.name, certificate.certificate_der, service.chain_der(certificate.ca_id), key
+    )
+    options = DownloadOptions(body.get("password"), body.get("include_chain", True))
+    download = render_download(parse_format(body["format"]), material, options)
+    return Response(
+        download.body,
+        mimetype=download.content_type,
+        headers={
+            "Content-Disposition": f'attachment; filename="{download.filename}"',
+            "Cache-Control": "no-store",
+        },
+    )

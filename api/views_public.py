@@ -1,0 +1,71 @@
+"""Public routes, no token: CA certificates at the URLs written into certificates, and the
+service's own health and description."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from flask import Blueprint, Response, current_app
+from flask.typing import ResponseReturnValue
+
+from api import bodies
+from api.openapi import document
+from api.presenters import pem
+from api.routing import Routes
+from api.services import services
+from domain.errors import NotFoundError
+
+blueprint = Blueprint("public", __name__)
+routes = Routes(blueprint, "Public")
+CA_CACHE = "public, max-age=3600"
+
+
+def _ca_der(ca_id: UUID) -> bytes:
+    certificate_der = services().service.get_ca(ca_id).certificate_der
+    if certificate_der is None:
+        raise NotFoundError(f"CA {ca_id} has no certificate yet; it is enabled first.")
+    return certificate_der
+
+
+@routes.route(
+    "GET",
+    "/ca/<uuid:ca_id>.crt",
+    summary="A CA certificate (DER), the AIA URL",
+    role=None,
+    response=("application/pkix-cert",),
+)
+def ca_certificate_der(ca_id: UUID) -> ResponseReturnValue:
+    return Response(
+        _ca_der(ca_id), mimetype="application/pkix-cert", headers={"Cache-Control": CA_CACHE}
+    )
+
+
+@routes.route(
+    "GET",
+    "/ca/<uuid:ca_id>.pem",
+    summary="A CA certificate (PEM)",
+    role=None,
+    response=("application/x-pem-file",),
+)
+def ca_certificate_pem(ca_id: UUID) -> ResponseReturnValue:
+    return Response(
+        pem(_ca_der(ca_id)), mimetype="application/x-pem-file", headers={"Cache-Control": CA_CACHE}
+    )
+
+
+@routes.route("GET", "/healthz", summary="Storage is reachable", role=None, response=bodies.HEALTH)
+def healthz() -> ResponseReturnValue:
+    position = services().service.recorder.max_notification_id() or 0
+    storage = "postgresql" if services().settings.uses_postgres else "sqlite"
+    return {"status": "ok", "storage": storage, "position": position}
+
+
+@routes.route(
+    "GET",
+    "/openapi.json",
+    summary="This API's OpenAPI 3.1 document",
+    role=None,
+    response=("application/json",),
+)
+def openapi() -> ResponseReturnValue:
+    return document(current_app.extensions["pca.routes"])

@@ -1,0 +1,142 @@
+"""A real `pca serve` on 127.0.0.1, for end-to-end tests over real HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+from domain.settings import Settings
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def settings_env(settings: Settings, port: int) -> dict[str, str]:
+    """The environment that makes a `pca` process use ``settings``."""
+    env = {
+        **os.environ,
+        "PCA_DATA_DIR": str(settings.data_dir),
+        "PCA_PUBLIC_URL": f"http://127.0.0.1:{port}",
+    }
+    if settings.database_url:
+        env["PCA_DATABASE_URL"] = settings.database_url
+        env["PCA_DATABASE_SCHEMA"] = settings.database_schema
+    return env
+
+
+class LiveServer:
+    """`pca serve` in a subprocess, with helpers to call it as a REST client would."""
+
+    def __init__(self, settings: Settings, workers: int = 2) -> None:
+        self.port = free_port()
+        self.env = settings_env(settings, self.port)
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.log = Path(settings.data_dir.parent / f"serve-{self.port}.log")
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "api.cli",
+                "serve",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(workers),
+            ],
+            env=self.env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_until_up()
+
+    def _wait_until_up(self, timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(f"{self.base}/healthz", timeout=1).close()
+                return
+            except OSError:
+                if self.process.poll() is not None:
+                    break
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"pca serve did not start:\n{self.log.read_text()[-3000:]}")
+
+    def pca(self, *args: str) -> str:
+        """Run a `pca` command against the same storage; its stdout."""
+        return subprocess.run(
+            [sys.executable, "-m", "api.cli", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        token: str | None = None,
+        body: object = None,
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, dict[str, str], bytes]:
+        """One HTTP request; the status, headers and raw body (errors included)."""
+        all_headers = dict(headers or {})
+        data = None
+        if body is not None:
+            data = json.dumps(body).encode()
+            all_headers["Content-Type"] = "application/json"
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        request = urllib.request.Request(self.base + path, data, all_headers, method=method)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            return error.code, dict(error.headers), error.read()
+
+    def json(
+        self,
+        method: str,
+        path: str,
+        token: str | None = None,
+        body: object = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        status, _, raw = self.request(method, path, token, body, headers)
+        assert status < 300, (status, raw[:500])
+        return json.loads(raw)
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()

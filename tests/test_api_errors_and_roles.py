@@ -1,0 +1,157 @@
+"""Access rules on every route, and problem+json errors that say what to change."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from api.app import ALL_ROUTES
+from api.openapi import openapi_path
+from domain.tokens import Role
+from tests.api_client import SETUP, ApiClient
+
+ROOT = {"kind": "root", "subject": {"common_name": "Errors Root"}}
+
+
+def _sample_path(rule: str) -> str:
+    return (
+        openapi_path(rule)
+        .replace("{ca_id}", str(uuid.uuid4()))
+        .replace("{certificate_id}", str(uuid.uuid4()))
+    )
+
+
+def test_every_flask_route_is_a_declared_operation_with_an_access_rule(api: ApiClient) -> None:
+    declared = {
+        f"{routes.blueprint.name}.{op.operation_id}"
+        for routes in ALL_ROUTES
+        for op in routes.operations
+    }
+    served = {rule.endpoint for rule in api.app.url_map.iter_rules()} - {"static"}
+    assert served == declared
+
+
+@pytest.mark.parametrize(
+    ("method", "rule", "required"),
+    [
+        (op.method, op.rule, op.role)
+        for routes in ALL_ROUTES
+        for op in routes.operations
+        if op.role is not None
+    ],
+)
+def test_protected_routes_refuse_missing_tokens_and_weaker_roles(
+    api: ApiClient, method: str, rule: str, required: Role
+) -> None:
+    path = _sample_path(rule)
+    missing = api.call(method, path, role=None)
+    assert missing.status_code == 401
+    assert missing.mimetype == "application/problem+json"
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer")
+    bogus = api.client.open(path, method=method, headers={"Authorization": "Bearer pca_nope"})
+    assert bogus.status_code == 401
+    for weaker in (role for role in Role if not role.allows(required)):
+        assert api.call(method, path, role=weaker).status_code == 403
+
+
+def test_a_revoked_token_is_refused(api: ApiClient) -> None:
+    service = api.app.extensions["pca"].service
+    token = api.tokens[Role.AUDITOR]
+    record = service.authenticate(token)
+    assert record is not None
+    api.call("GET", "/api/v1/cas/" + str(uuid.uuid4()), role=Role.AUDITOR)
+    service.revoke_token(SETUP, record.id)
+    assert api.call("GET", "/healthz", role=None).status_code == 200
+    assert api.call("GET", f"/api/v1/cas/{uuid.uuid4()}", role=Role.AUDITOR).status_code == 401
+
+
+def test_malformed_json_is_a_400_problem(api: ApiClient) -> None:
+    response = api.call(
+        "POST", "/api/v1/cas", data="{not json", headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert response.mimetype == "application/problem+json"
+    assert "not valid JSON" in response.get_json()["detail"]
+
+
+def test_deeply_nested_json_is_refused_cleanly(api: ApiClient) -> None:
+    body = "[" * 100_000 + "]" * 100_000
+    response = api.call(
+        "POST", "/api/v1/cas", data=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+
+
+def test_invalid_utf8_is_refused(api: ApiClient) -> None:
+    response = api.call(
+        "POST",
+        "/api/v1/cas",
+        data=b'{"kind": "\xff"}',
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+
+
+def test_an_oversized_body_is_a_413(api: ApiClient) -> None:
+    response = api.call(
+        "POST",
+        "/api/v1/cas",
+        data="x" * (2 * 1024 * 1024),
+        headers={"Content-Type": "application/json"},
+    )
+    assert response.status_code == 413
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "words"),
+    [
+        ({**ROOT, "colour": "red"}, "colour", "not a known field"),
+        ({"subject": {"common_name": "x"}}, "kind", "is required"),
+        ({**ROOT, "validity_years": "ten"}, "validity_years", "integer"),
+        ({**ROOT, "validity_years": 10**30}, "validity_years", "huge"),
+        ({**ROOT, "validity_years": True}, "validity_years", "integer"),
+        ({**ROOT, "key_algorithm": "DSA"}, "key_algorithm", "must be one of"),
+        ({**ROOT, "subject": {"common_name": "x", "country": "Germany"}}, "subject.country", "2"),
+    ],
+)
+def test_invalid_fields_are_422_naming_the_field(
+    api: ApiClient, body: dict[str, object], field: str, words: str
+) -> None:
+    response = api.call("POST", "/api/v1/cas", json=body)
+    problem = response.get_json()
+    assert response.status_code == 422
+    assert problem["field"] == field
+    assert words in problem["detail"]
+
+
+def test_conflicts_are_409_with_advice(api: ApiClient) -> None:
+    root_id = api.call("POST", "/api/v1/cas", json=ROOT).get_json()["id"]
+    response = api.call(
+        "POST",
+        "/api/v1/cas",
+        json={"kind": "intermediate", "parent_id": root_id, "subject": {"common_name": "I"}},
+    )
+    assert response.status_code == 409
+    assert "enable it first" in response.get_json()["detail"]
+
+
+def test_unknown_ids_and_paths_are_404_problems(api: ApiClient) -> None:
+    assert api.call("GET", f"/api/v1/cas/{uuid.uuid4()}").status_code == 404
+    response = api.client.get("/nowhere")
+    assert response.status_code == 404
+    assert response.mimetype == "application/problem+json"
+
+
+def test_the_wrong_method_is_a_405_problem(api: ApiClient) -> None:
+    response = api.client.put("/healthz")
+    assert response.status_code == 405
+    assert response.mimetype == "application/problem+json"
+
+
+def test_invalid_input_stores_nothing(api: ApiClient) -> None:
+    service = api.app.extensions["pca"].service
+    before = service.recorder.max_notification_id()
+    api.call("POST", "/api/v1/cas", json={**ROOT, "subject": {"common_name": ""}})
+    api.call("POST", "/api/v1/cas", json={**ROOT, "validity_years": 0})
+    assert service.recorder.max_notification_id() == before

@@ -1,0 +1,178 @@
+"""The HTTP API end to end through the reference product's initial configuration."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from cryptography import x509
+
+from domain.tokens import Role
+from tests.api_client import ApiClient
+
+SUBJECT = {"common_name": "API Root CA", "organization": "Example Corp", "country": "DE"}
+
+
+def _root(api: ApiClient, quota: int = 10) -> str:
+    created = api.call(
+        "POST",
+        "/api/v1/cas",
+        json={
+            "kind": "root",
+            "subject": SUBJECT,
+            "key_algorithm": "EC_P256",
+            "validity_years": 20,
+            "service_days": 3650,
+            "included_certificates": quota,
+        },
+    )
+    assert created.status_code == 201, created.get_json()
+    root_id: str = created.get_json()["id"]
+    assert api.call("POST", f"/api/v1/cas/{root_id}/enable").status_code == 200
+    return root_id
+
+
+def _intermediate(api: ApiClient, root_id: str, remaining: int = 5) -> str:
+    created = api.call(
+        "POST",
+        "/api/v1/cas",
+        json={
+            "kind": "intermediate",
+            "parent_id": root_id,
+            "subject": {"common_name": "API Issuing CA"},
+            "validity_years": 5,
+            "service_days": 365,
+        },
+    )
+    ca_id: str = created.get_json()["id"]
+    api.call("POST", f"/api/v1/cas/{ca_id}/enable")
+    assigned = api.call(
+        "POST",
+        f"/api/v1/cas/{root_id}/quota/assignments",
+        json={"intermediate_id": ca_id, "remaining": remaining},
+    )
+    assert assigned.status_code == 201, assigned.get_json()
+    return ca_id
+
+
+def _issue(api: ApiClient, ca_id: str, **extra: Any) -> dict[str, Any]:
+    body = {
+        "type": "server",
+        "common_name": "www.example.com",
+        "validity_days": 90,
+        "sans": [{"type": "dns", "value": "www.example.com"}],
+        "key_algorithm": "EC_P256",
+    }
+    body.update(extra)
+    response = api.call("POST", f"/api/v1/cas/{ca_id}/certificates", role=Role.OPERATOR, json=body)
+    assert response.status_code == 201, response.get_json()
+    issued: dict[str, Any] = response.get_json()
+    return issued
+
+
+def test_a_new_root_is_pending_with_its_included_quota(api: ApiClient) -> None:
+    created = api.call(
+        "POST",
+        "/api/v1/cas",
+        json={"kind": "root", "subject": SUBJECT, "included_certificates": 10},
+    )
+    body = created.get_json()
+    assert created.status_code == 201
+    assert (body["status"], body["quota"]) == (
+        "pending",
+        {"total": 10, "assigned": 0, "available": 10},
+    )
+    assert created.headers["X-Log-Position"].isdigit()
+
+
+def test_quota_moves_from_the_root_to_the_intermediate(api: ApiClient) -> None:
+    root_id = _root(api, quota=10)
+    purchased = api.call("POST", f"/api/v1/cas/{root_id}/quota/purchases", json={"count": 5})
+    assert purchased.get_json()["quota"]["total"] == 15
+    ca_id = _intermediate(api, root_id, remaining=4)
+    assert api.call("GET", f"/api/v1/cas/{root_id}").get_json()["quota"] == {
+        "total": 15,
+        "assigned": 4,
+        "available": 11,
+    }
+    assert api.call("GET", f"/api/v1/cas/{ca_id}").get_json()["quota"] == {
+        "remaining": 4,
+        "issued": 0,
+    }
+
+
+def test_issue_download_revoke_delete(api: ApiClient) -> None:
+    ca_id = _intermediate(api, _root(api))
+    issued = _issue(api, ca_id, name="Shop", subject={"organization": "Shop GmbH"})
+    assert issued["name"] == "Shop"
+    leaf = x509.load_pem_x509_certificate(issued["certificate_pem"].encode())
+    assert format(leaf.serial_number, "x") == issued["serial_number"]
+    assert issued["chain_pem"].count("BEGIN CERTIFICATE") == 2
+    cert_id = issued["id"]
+    fetched = api.call("GET", f"/api/v1/certificates/{cert_id}", role=Role.AUDITOR)
+    assert fetched.get_json()["status"] == "issued"
+    download = api.call(
+        "POST",
+        f"/api/v1/certificates/{cert_id}/download",
+        role=Role.OPERATOR,
+        json={"format": "pem"},
+    )
+    assert download.status_code == 200
+    assert "attachment" in download.headers["Content-Disposition"]
+    revoked = api.call(
+        "POST",
+        f"/api/v1/certificates/{cert_id}/revoke",
+        role=Role.OPERATOR,
+        json={"reason": "key_compromise"},
+    )
+    assert revoked.get_json()["revocation_reason"] == "key_compromise"
+    deleted = api.call("DELETE", f"/api/v1/certificates/{cert_id}", role=Role.OPERATOR)
+    assert deleted.status_code == 204
+    assert api.call("GET", f"/api/v1/certificates/{cert_id}").status_code == 404
+
+
+def test_an_idempotency_key_returns_the_same_certificate(api: ApiClient) -> None:
+    ca_id = _intermediate(api, _root(api))
+    headers = {"Idempotency-Key": "deploy-42"}
+    body = {
+        "type": "client",
+        "common_name": "bot",
+        "validity_days": 10,
+        "sans": [{"type": "email", "value": "bot@example.com"}],
+    }
+    path = f"/api/v1/cas/{ca_id}/certificates"
+    first = api.call("POST", path, role=Role.OPERATOR, json=body, headers=headers)
+    again = api.call("POST", path, role=Role.OPERATOR, json=body, headers=headers)
+    assert first.get_json()["id"] == again.get_json()["id"]
+    changed = api.call(
+        "POST", path, role=Role.OPERATOR, json={**body, "validity_days": 11}, headers=headers
+    )
+    assert changed.status_code == 409
+    assert changed.get_json()["field"] == "Idempotency-Key"
+    assert api.call("GET", f"/api/v1/cas/{ca_id}").get_json()["quota"]["remaining"] == 4
+
+
+def test_ca_certificates_are_public_at_the_aia_url(api: ApiClient) -> None:
+    root_id = _root(api)
+    der = api.call("GET", f"/ca/{root_id}.crt", role=None)
+    assert der.mimetype == "application/pkix-cert"
+    certificate = x509.load_der_x509_certificate(der.data)
+    assert certificate.subject.rfc4514_string() == "CN=API Root CA,O=Example Corp,C=DE"
+    pem = api.call("GET", f"/ca/{root_id}.pem", role=None)
+    assert pem.data.startswith(b"-----BEGIN CERTIFICATE-----")
+
+
+def test_every_response_carries_a_request_id_and_security_headers(api: ApiClient) -> None:
+    response = api.call("GET", "/healthz", role=None, headers={"X-Request-Id": "abc-123"})
+    assert response.headers["X-Request-Id"] == "abc-123"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    generated = api.call("GET", "/healthz", role=None)
+    assert len(generated.headers["X-Request-Id"]) == 36
+
+
+def test_events_record_the_token_and_the_request(api: ApiClient) -> None:
+    root_id = _root(api)
+    api.call("POST", f"/api/v1/cas/{root_id}/disable", headers={"X-Request-Id": "req-77"})
+    service = api.app.extensions["pca"].service
+    last = list(service.events.get(UUID(root_id)))[-1]
+    assert (last.actor, last.request_id) == ("test-admin (admin)", "req-77")
