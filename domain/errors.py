@@ -7,7 +7,8 @@ The tree (the API maps each branch to one HTTP status)::
     │   ├── SubjectError           the subject is missing its CN or has a bad field
     │   ├── SANError               a subjectAltName entry is invalid or not allowed
     │   ├── ValidityError          the requested validity breaks a validity rule
-    │   └── CSRError               the CSR is malformed, badly signed or has a weak key
+    │   ├── CSRError               the CSR is malformed, badly signed or has a weak key
+    │   └── MalformedOCSPRequest   (domain/ocsp.py) answered with malformedRequest, not 422
     ├── NotFoundError              the CA, certificate or key does not exist     (404)
     ├── ConflictError              the request is valid but the state forbids it (409)
     │   ├── CANotEnabledError      the CA must be enabled first
