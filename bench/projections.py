@@ -1,0 +1,283 @@
+"""Read models: catch-up speed and list-query latency at growing numbers of certificates.
+
+    python -m bench.projections --sizes 10000,100000,1000000 [--postgres | --postgres-url URL]
+                                [--samples 200] [--skip-sqlite]
+
+For each size, a fresh store gets one real root and intermediate (made by the service),
+then ``size`` certificates written straight through the application's event store: for
+each, the intermediate's QuotaConsumed and a CertificateIssued with realistic fields
+(random 159-bit serial, DNS or e-mail SAN, 90 % server, not_before spread over 400 days,
+90- or 365-day validity, so about half are expired) and one of 16 real certificate DERs
+reused; 1 % are then revoked. Saves carry 500 certificates each, so filling is not the
+cost of issuance (see bench/issuance.py for that).
+
+Then :func:`projections.worker.catch_up` projects the whole log from position 0 (events
+per second over all events, wall clock), the planner statistics are refreshed, and each
+query runs ``samples`` times (fewer, at least 20, for queries slower than 15 s in total)
+after five warm-ups, through the public ReadModels API: p50 and p99 in milliseconds.
+``--postgres`` starts a throwaway PostgreSQL cluster (tests/pgserver.py: fsync off, so
+writes are faster than on a durable server).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from uuid import UUID
+
+from domain.authority import CertificateAuthority
+from domain.certificate import Certificate, certificate_id
+from domain.service import PrivateCA
+from domain.settings import Settings, open_service
+from domain.values import (
+    SAN,
+    CertificateType,
+    KeyAlgorithm,
+    RequestContext,
+    RevocationReason,
+    SANType,
+    Subject,
+)
+from projections.models import CertificateFilter, CertificateViewStatus
+from projections.queries import ReadModels, encode_cursor
+from projections.store import open_view
+from projections.worker import catch_up
+from tests.builders import client_request, enabled_intermediate, enabled_root, issue
+from tests.pgserver import PostgresServer, create_schema, drop_schema
+
+BENCH = RequestContext(actor="bench", request_id="bench")
+SAVE_SIZE = 500
+SAMPLE_DERS = 16
+REVOKED_SHARE = 100  # one in this many
+QUERY_BUDGET = 15.0  # seconds per query and size, once MIN_SAMPLES are taken
+MIN_SAMPLES = 20
+
+
+@dataclass(frozen=True)
+class Filled:
+    """What a filled store holds, for the queries to aim at."""
+
+    issuer_id: UUID
+    deep_position: int  # a certificate with about 5 % of the list older than it
+    rare_text: str  # the name of one certificate
+    revoked_serial: str
+    events: int
+
+
+def fill(settings: Settings, size: int, seed: int = 7) -> Filled:
+    """A fresh store with ``size`` certificates under one intermediate (module docstring)."""
+    rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
+    service = open_service(settings)
+    try:
+        root_id = enabled_root(service, quota=size + SAMPLE_DERS)
+        issuer_id = enabled_intermediate(service, root_id, remaining=size + SAMPLE_DERS)
+        ders = [
+            issue(
+                service, issuer_id, client_request() if n % 4 == 0 else None
+            ).certificate.certificate_der
+            for n in range(SAMPLE_DERS)
+        ]
+        positions, revoked_serial = _write_certificates(service, issuer_id, size, ders, rng)
+        events = service.recorder.max_notification_id() or 0
+    finally:
+        service.close()
+        service.keystore.close()
+    return Filled(issuer_id, positions[size // 20], "host4242.", revoked_serial, events)
+
+
+def _write_certificates(
+    service: PrivateCA, issuer_id: UUID, size: int, ders: list[bytes], rng: random.Random
+) -> tuple[list[int], str]:
+    """Save ``size`` certificates SAVE_SIZE at a time; their positions and a revoked serial."""
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    positions: list[int] = []
+    revoked_serial = ""
+    for start in range(0, size, SAVE_SIZE):
+        ca = service.get_ca(issuer_id)
+        certificates = [
+            _certificate(ca, n, ders[n % len(ders)], now, rng)
+            for n in range(start, min(size, start + SAVE_SIZE))
+        ]
+        for certificate in certificates[::REVOKED_SHARE]:
+            certificate.revoke(BENCH, RevocationReason.KEY_COMPROMISE, now)
+            revoked_serial = certificate.serial_number
+        recordings = service.save(ca, *certificates)
+        positions.extend(
+            r.notification.id
+            for r in recordings
+            if isinstance(r.domain_event, Certificate.CertificateIssued)
+        )
+    return positions, revoked_serial
+
+
+def _certificate(
+    ca: CertificateAuthority, n: int, der: bytes, now: dt.datetime, rng: random.Random
+) -> Certificate:
+    serial = format(rng.getrandbits(158) | (1 << 158), "x")
+    certificate_uuid = certificate_id(ca.id, serial)
+    is_server = n % 10 != 0
+    name = f"host{n}.example.com" if is_server else f"User {n}"
+    san = SAN(SANType.DNS, name) if is_server else SAN(SANType.EMAIL, f"user{n}@example.com")
+    not_before = now - dt.timedelta(days=rng.randrange(400), seconds=rng.randrange(86400))
+    # The event only; the issuance rules are not what this benchmark measures.
+    ca.trigger_event(
+        ca.QuotaConsumed,
+        actor=BENCH.actor,
+        request_id=BENCH.request_id,
+        certificate_id=certificate_uuid,
+        serial_number=serial,
+    )
+    # A synthetic history: the event only, without the signing Certificate.issue does.
+    certificate: Certificate = Certificate._create(
+        Certificate.CertificateIssued,
+        id=certificate_uuid,
+        actor=BENCH.actor,
+        request_id=BENCH.request_id,
+        ca_id=ca.id,
+        serial_number=serial,
+        type=CertificateType.SERVER if is_server else CertificateType.CLIENT,
+        name=name,
+        subject=Subject(name, organization="Example Corp"),
+        sans=[san],
+        key_algorithm=KeyAlgorithm.EC_P256,
+        key_id=None,
+        include_crl=True,
+        not_before=not_before,
+        not_after=not_before + dt.timedelta(days=rng.choice((90, 365))),
+        certificate_der=der,
+    )
+    return certificate
+
+
+def _percentiles(samples: list[float]) -> str:
+    ordered = sorted(samples)
+    p99 = ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))]
+    return f"{statistics.median(ordered):.2f} / {p99:.2f}"
+
+
+def _queries(filled: Filled, now: dt.datetime) -> dict[str, Callable[[ReadModels], object]]:
+    mine = CertificateFilter(issuer_id=filled.issuer_id)
+    deep = encode_cursor(filled.deep_position)
+
+    def page(
+        certificate_filter: CertificateFilter, cursor: str | None = None
+    ) -> Callable[[ReadModels], object]:
+        return lambda rm: rm.list_certificates(certificate_filter, now, 50, cursor)
+
+    return {
+        "first page": page(mine),
+        "deep page (cursor, 95 % down)": page(mine, deep),
+        "status=revoked": page(replace(mine, status=CertificateViewStatus.REVOKED)),
+        "status=expired": page(replace(mine, status=CertificateViewStatus.EXPIRED)),
+        "status=issued, expiring in 30 days": page(
+            replace(
+                mine,
+                status=CertificateViewStatus.ISSUED,
+                expiring_before=now + dt.timedelta(days=30),
+            )
+        ),
+        "type=client": page(replace(mine, type=CertificateType.CLIENT)),
+        "text, common (example)": page(replace(mine, text="example")),
+        "text, one match (full scan)": page(replace(mine, text=filled.rare_text)),
+        "CA list (counts expired)": lambda rm: rm.list_cas(now),
+        "revocation status (OCSP)": lambda rm: rm.revocation_status(
+            filled.issuer_id, filled.revoked_serial
+        ),
+    }
+
+
+def _time(
+    query: Callable[[ReadModels], object], read_models: ReadModels, samples: int
+) -> list[float]:
+    """Up to ``samples`` timings in ms, fewer once QUERY_BUDGET seconds are spent."""
+    timings: list[float] = []
+    deadline = time.perf_counter() + QUERY_BUDGET
+    while len(timings) < samples and (len(timings) < MIN_SAMPLES or time.perf_counter() < deadline):
+        begin = time.perf_counter()
+        query(read_models)
+        timings.append((time.perf_counter() - begin) * 1000)
+    return timings
+
+
+def measure(settings: Settings, label: str, size: int, samples: int) -> list[str]:
+    """Markdown rows: fill, catch-up, then each query's p50 / p99."""
+    started = time.perf_counter()
+    filled = fill(settings, size)
+    filling = time.perf_counter() - started
+    started = time.perf_counter()
+    processed = catch_up(settings)
+    seconds = time.perf_counter() - started
+    with open_view(settings) as view:
+        view.analyze()  # what autovacuum does soon after a bulk load; rebuild does it too
+    rows = [
+        f"| {label} | {size:,} | catch-up of {processed:,} events "
+        f"(fill took {filling:.0f} s) | {processed / seconds:,.0f} events/s "
+        f"({seconds:.1f} s) |"
+    ]
+    now = dt.datetime.now(dt.UTC)
+    with ReadModels.open(settings) as read_models:
+        for name, query in _queries(filled, now).items():
+            for _ in range(5):
+                query(read_models)
+            timings = _time(query, read_models, samples)
+            rows.append(
+                f"| {label} | {size:,} | {name} (n={len(timings)}) | {_percentiles(timings)} |"
+            )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000", help="comma-separated sizes")
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--postgres", action="store_true", help="also on a throwaway cluster")
+    parser.add_argument("--postgres-url", help="also on this PostgreSQL database")
+    parser.add_argument("--skip-sqlite", action="store_true")
+    args = parser.parse_args()
+    sizes = [int(size) for size in args.sizes.split(",")]
+    print("| store | certificates | measure | result (p50 / p99 ms) |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as directory, _postgres(args, Path(directory)) as url:
+        for size in sizes:
+            if not args.skip_sqlite:
+                settings = Settings(data_dir=Path(directory) / f"sqlite-{size}")
+                _print(measure(settings, "SQLite", size, args.samples))
+            if url is not None:
+                schema = create_schema(url)
+                try:
+                    settings = Settings(
+                        data_dir=Path(directory) / f"pg-{size}",
+                        database_url=url,
+                        database_schema=schema,
+                    )
+                    _print(measure(settings, "PostgreSQL", size, args.samples))
+                finally:
+                    drop_schema(url, schema)
+
+
+@contextmanager
+def _postgres(args: argparse.Namespace, directory: Path) -> Iterator[str | None]:
+    if args.postgres_url:
+        yield args.postgres_url
+    elif args.postgres:
+        with PostgresServer.start(directory / "postgres") as server:
+            yield server.url
+    else:
+        yield None
+
+
+def _print(rows: list[str]) -> None:
+    for row in rows:
+        print(row, flush=True)
+
+
+if __name__ == "__main__":
+    main()
