@@ -78,7 +78,7 @@ class IssuedCertificate:
 
     certificate: Certificate
     chain_der: tuple[bytes, ...]
-    position: int | None
+    position: int
 
 
 class PrivateCA(Application[UUID]):
@@ -228,18 +228,34 @@ class PrivateCA(Application[UUID]):
         self, ctx: RequestContext, certificate_id: UUID, reason: RevocationReason
     ) -> Outcome:
         """Revoke now, for good."""
-        certificate = self.get_certificate(certificate_id)
-        certificate.revoke(ctx, reason, self.clock())
-        return self._outcome(certificate_id, self.save(certificate))
+
+        def attempt() -> Outcome:
+            certificate = self.get_certificate(certificate_id)
+            certificate.revoke(ctx, reason, self.clock())
+            return self._outcome(certificate_id, self.save(certificate))
+
+        return _retry_on_conflict(attempt)
 
     def delete_certificate(self, ctx: RequestContext, certificate_id: UUID) -> Outcome:
-        """Delete a revoked or expired certificate and destroy any key held for it."""
-        certificate = self.get_certificate(certificate_id)
-        now = self.clock()
-        certificate.check_deletable(now)
-        destroyed = certificate.key_id is not None and self.keystore.destroy(certificate.key_id)
-        certificate.delete(ctx, now, key_destroyed=destroyed)
-        return self._outcome(certificate_id, self.save(certificate))
+        """Delete a revoked or expired certificate and destroy any key held for it.
+
+        The key is destroyed before the event is saved: if the save then fails the
+        certificate stays listed without a key (deleting again finishes the job), which is
+        safer for a CA than a deleted certificate whose key lingers.
+        """
+        destroyed = False
+
+        def attempt() -> Outcome:
+            nonlocal destroyed
+            certificate = self.get_certificate(certificate_id)
+            now = self.clock()
+            certificate.check_deletable(now)
+            if certificate.key_id is not None:
+                destroyed = self.keystore.destroy(certificate.key_id) or destroyed
+            certificate.delete(ctx, now, key_destroyed=destroyed)
+            return self._outcome(certificate_id, self.save(certificate))
+
+        return _retry_on_conflict(attempt)
 
     # --- API tokens -----------------------------------------------------------------------
 
@@ -456,7 +472,10 @@ class PrivateCA(Application[UUID]):
                 field="Idempotency-Key",
             )
         certificate = self.get_certificate(claim.certificate_id)
-        return IssuedCertificate(certificate, self.chain_der(ca_id), None)
+        # The claim's own position is not at hand; the log's head is at or after it, so a
+        # reader waiting for it also sees the first issuance.
+        head = self.recorder.max_notification_id() or 0
+        return IssuedCertificate(certificate, self.chain_der(ca_id), head)
 
 
 def _sans_for(
