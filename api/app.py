@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
 from flask import Flask, Response, g, request
 
 from api import views_cas, views_certificates, views_public
 from api.errors import register_error_handlers
+from api.metrics import StoreCollector, instrument, registry_with
 from api.routing import Routes
 from api.services import EXTENSION, Services
+from api.views_public import store_figures
 from domain.service import Clock, utc_now
 from domain.settings import Settings, open_service
+from projections.queries import ReadModels
+from projections.worker import run_in_thread
 
+T = TypeVar("T")
 MAX_BODY_BYTES = 1024 * 1024
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 ALL_ROUTES: tuple[Routes, ...] = (
@@ -31,14 +38,25 @@ SECURITY_HEADERS = {
 }
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> Flask:
-    """An app serving the API on the configured storage (``PCA_*`` settings by default)."""
+def create_app(
+    settings: Settings | None = None, *, clock: Clock = utc_now, run_projections: bool = True
+) -> Flask:
+    """An app serving the API on the configured storage (``PCA_*`` settings by default).
+
+    With ``run_projections`` the app keeps the read models up to date on a thread; among
+    several processes one holds the lease and the others stand by.
+    """
     settings = settings or Settings.from_env()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions[EXTENSION] = Services(settings, open_service(settings, clock=clock))
+    runner = run_in_thread(settings) if run_projections else None
+    read_models = ReadModels.open(settings, nudge=runner.wake if runner else None)
+    service = open_service(settings, clock=clock)
+    app.extensions[EXTENSION] = Services(settings, service, read_models, runner)
     app.extensions["pca.routes"] = ALL_ROUTES
+    app.extensions["pca.metrics"] = registry_with(StoreCollector(_in_app(app, store_figures)))
+    instrument(app)
     for blueprint in (
         views_cas.blueprint,
         views_certificates.issuing,
@@ -50,6 +68,16 @@ def create_app(settings: Settings | None = None, *, clock: Clock = utc_now) -> F
     app.before_request(_assign_request_id)
     app.after_request(_decorate_response)
     return app
+
+
+def _in_app(app: Flask, read: Callable[[], T]) -> Callable[[], T]:
+    """``read`` run inside ``app``'s context (a scrape may come from any thread)."""
+
+    def run() -> T:
+        with app.app_context():
+            return read()
+
+    return run
 
 
 def _assign_request_id() -> None:

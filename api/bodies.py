@@ -95,6 +95,7 @@ DOWNLOAD = Obj(
     },
     frozenset({"format"}),
 )
+NO_QUERY = Obj("NoQuery", {})
 CERTIFICATE_QUERY = Obj(
     "CertificateQuery",
     {
@@ -118,6 +119,12 @@ QUOTA = Obj(
     },
     description="total/assigned/available for a root; remaining/issued for an intermediate",
 )
+CERTIFICATE_COUNTS = Obj(
+    "CertificateCounts",
+    {name: Int(0, 10**12) for name in ("issued", "revoked", "expired", "deleted")},
+    frozenset({"issued", "revoked", "expired", "deleted"}),
+    description="end-entity certificates of the CA by status (lists only)",
+)
 CA = Obj(
     "CA",
     {
@@ -132,6 +139,7 @@ CA = Obj(
         "service_until": TIMESTAMP,
         "certificate_pem": Nullable(Str(max_length=65536)),
         "quota": QUOTA,
+        "certificates": CERTIFICATE_COUNTS,
     },
     frozenset({"id", "kind", "parent_id", "status", "subject", "key_algorithm", "quota"}),
 )
@@ -171,10 +179,38 @@ CERTIFICATE = Obj(
         }
     ),
 )
+CERTIFICATE_SUMMARY = Obj(
+    "CertificateSummary",
+    {
+        **{
+            key: spec
+            for key, spec in CERTIFICATE.properties.items()
+            if key not in {"subject", "certificate_pem", "chain_pem"}
+        },
+        "requested_by": Str(),
+        "issued_at": TIMESTAMP,
+    },
+    frozenset(
+        {
+            "id",
+            "ca_id",
+            "serial_number",
+            "type",
+            "name",
+            "common_name",
+            "sans",
+            "status",
+            "not_before",
+            "not_after",
+            "requested_by",
+            "issued_at",
+        }
+    ),
+)
 CA_LIST = Obj("CAList", {"items": Array(CA, 100_000)}, frozenset({"items"}))
 CERTIFICATE_PAGE = Obj(
     "CertificatePage",
-    {"items": Array(CERTIFICATE, 1000), "next_cursor": Nullable(Str(max_length=256))},
+    {"items": Array(CERTIFICATE_SUMMARY, 1000), "next_cursor": Nullable(Str(max_length=256))},
     frozenset({"items", "next_cursor"}),
 )
 HEALTH = Obj(

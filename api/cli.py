@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from api import cli_commands as commands
+from api import cli_lists as lists
 from api.output import Row, emit
 from api.quickstart import run_quickstart
 from api.serve import serve
@@ -107,8 +108,17 @@ def _download_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", required=True, help="file for the certificate and chain (PEM)")
 
 
-def _rotate_args(parser: argparse.ArgumentParser) -> None:
-    del parser  # no arguments
+def _no_args(parser: argparse.ArgumentParser) -> None:
+    del parser
+
+
+def _list_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("ca_id", type=uuid.UUID)
+    parser.add_argument("--status", choices=["issued", "revoked", "expired"])
+    parser.add_argument("--type", choices=[t.value for t in CertificateType])
+    parser.add_argument("--q", help="text in the common name or a SAN")
+    parser.add_argument("--limit", type=int, default=50)
+    parser.add_argument("--cursor")
 
 
 def _token_args(parser: argparse.ArgumentParser) -> None:
@@ -135,6 +145,7 @@ GROUPS: dict[str, dict[str, Command]] = {
         "renew": Command(commands.renew_ca, _renew_args, "extend the service period"),
         "revoke": Command(commands.revoke_ca, _reason_arg, "revoke an intermediate (final)"),
         "show": Command(commands.show_ca, _id_arg, "show one CA with its quota"),
+        "list": Command(lists.list_cas, _no_args, "every CA with quota and counts"),
     },
     "quota": {
         "purchase": Command(commands.purchase_quota, _purchase_args, "add to a root's pool"),
@@ -145,6 +156,7 @@ GROUPS: dict[str, dict[str, Command]] = {
     "cert": {
         "issue": Command(commands.issue_certificate, _issue_args, "request a certificate"),
         "show": Command(commands.show_certificate, _id_arg, "show one certificate"),
+        "list": Command(lists.list_certificates, _list_args, "a CA's certificates, newest first"),
         "download": Command(
             commands.download_certificate,
             _download_args,
@@ -166,10 +178,18 @@ GROUPS: dict[str, dict[str, Command]] = {
         ),
         "revoke": Command(commands.revoke_token, _id_arg, "stop accepting a token"),
     },
+    "projections": {
+        "run": Command(lists.run_projections, _no_args, "keep the read models up to date"),
+        "rebuild": Command(
+            lists.rebuild_projections,
+            _no_args,
+            "rebuild the read models from the log (runner stopped)",
+        ),
+    },
     "keys": {
         "rotate-master": Command(
             commands.rotate_master_key,
-            _rotate_args,
+            _no_args,
             "new master key; re-encrypt the key store under it",
         ),
     },

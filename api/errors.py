@@ -5,7 +5,8 @@
     HTTPProblemError
     ├── MalformedRequestError    the body is not JSON / not UTF-8               (400)
     ├── UnauthenticatedError     no token, or an unknown or revoked one         (401)
-    └── ForbiddenError           the token's role is too weak                   (403)
+    ├── ForbiddenError           the token's role is too weak                   (403)
+    └── NotReadyError            the read models have not caught up in time     (503)
     werkzeug HTTPException       404 unknown path, 405, 413 body too large, ...
 """
 
@@ -63,6 +64,11 @@ class ForbiddenError(HTTPProblemError):
     title = "Forbidden"
 
 
+class NotReadyError(HTTPProblemError):
+    status = 503
+    title = "Not ready"
+
+
 def problem(status: int, title: str, detail: str, field: str | None = None) -> Response:
     """An ``application/problem+json`` response."""
     body: dict[str, object] = {
@@ -79,6 +85,8 @@ def problem(status: int, title: str, detail: str, field: str | None = None) -> R
     response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
     if status == 401:
         response.headers["WWW-Authenticate"] = 'Bearer realm="pca"'
+    if status == 503:
+        response.headers["Retry-After"] = "1"
     return response
 
 

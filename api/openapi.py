@@ -80,7 +80,7 @@ def _responses(operation: Operation) -> JSON:
     if operation.body is not None:
         codes += [400, 413, 422]
     if operation.query is not None:
-        codes += [422]
+        codes += [422, 503]
     for code in sorted(set(codes)):
         responses[str(code)] = {
             "description": _ERRORS.get(code, "Internal error"),

@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from domain.authority import CertificateAuthority
 from domain.certificate import Certificate
 from domain.values import CAKind, CertificateStatus, Subject
+from projections.models import CAView, CertificateView
 
 Shape = dict[str, object]
 
@@ -75,6 +76,46 @@ def certificate_shape(certificate: Certificate, now: dt.datetime) -> Shape:
             certificate.revocation_reason.value if certificate.revocation_reason else None
         ),
         "certificate_pem": pem(certificate.certificate_der),
+    }
+
+
+def ca_view_shape(view: CAView, certificate_pem: str | None) -> Shape:
+    """A CA from the read models, in the same shape as :func:`ca_shape` plus its counts."""
+    quota: Shape = dataclasses.asdict(view.quota)
+    return {
+        "id": str(view.id),
+        "kind": view.kind.value,
+        "parent_id": str(view.parent_id) if view.parent_id else None,
+        "status": view.status.value,
+        "subject": subject_shape(view.subject),
+        "key_algorithm": view.key_algorithm.value,
+        "not_before": _iso(view.not_before),
+        "not_after": _iso(view.not_after),
+        "service_until": _iso(view.service_until),
+        "certificate_pem": certificate_pem,
+        "quota": quota,
+        "certificates": dataclasses.asdict(view.certificates),
+    }
+
+
+def certificate_summary(view: CertificateView) -> Shape:
+    """A certificate as a list shows it (no PEM: fetch one certificate for that)."""
+    return {
+        "id": str(view.id),
+        "ca_id": str(view.issuer_id),
+        "serial_number": view.serial_number,
+        "type": view.type.value,
+        "name": view.name,
+        "common_name": view.common_name,
+        "sans": [{"type": san.type.value, "value": san.value} for san in view.sans],
+        "key_algorithm": view.key_algorithm.value,
+        "status": view.status.value,
+        "not_before": _iso(view.not_before),
+        "not_after": _iso(view.not_after),
+        "revoked_at": _iso(view.revoked_at),
+        "revocation_reason": view.revocation_reason.value if view.revocation_reason else None,
+        "requested_by": view.requested_by,
+        "issued_at": _iso(view.issued_at),
     }
 
 

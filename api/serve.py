@@ -1,37 +1,40 @@
 """`pca serve`: the API under gunicorn with several worker processes.
 
 The data directory (or the PostgreSQL schema) is initialised once in the parent before
-workers start, so first start never races. Each worker builds its own app after the fork:
-SQLite connections and thread pools must not cross a fork.
+workers start, so first start never races. Each worker builds its own app after the fork
+(``api.app:create_app()``): SQLite connections and thread pools must not cross a fork, and
+the metrics module must be imported only after ``PROMETHEUS_MULTIPROC_DIR`` is set.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import shutil
 import sys
 from typing import Any
 
-from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.util import import_app
+from prometheus_client import multiprocess
 
-from api.app import create_app
 from domain.settings import Settings, open_service
 
 logger = logging.getLogger(__name__)
 
 
 class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
-    def __init__(self, settings: Settings, options: dict[str, Any]) -> None:
-        self.settings = settings
+    def __init__(self, options: dict[str, Any]) -> None:
         self.options = options
         super().__init__()
 
     def load_config(self) -> None:
         for key, value in self.options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # older gunicorn releases lack some settings
+                self.cfg.set(key, value)
 
-    def load(self) -> Flask:
-        return create_app(self.settings)
+    def load(self) -> Any:
+        return import_app("api.app:create_app()")
 
 
 def initialise(settings: Settings) -> None:
@@ -48,9 +51,22 @@ def initialise(settings: Settings) -> None:
         service.keystore.close()
 
 
+def _metrics_directory(settings: Settings) -> None:
+    directory = settings.data_dir / "metrics"
+    shutil.rmtree(directory, ignore_errors=True)  # counters start afresh with the server
+    directory.mkdir(mode=0o700, parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+
+
+def _worker_exit(server: object, worker: Any) -> None:
+    del server
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
 def serve(settings: Settings, host: str, port: int, workers: int, threads: int) -> None:
-    """Run the API until interrupted."""
+    """Run the API until interrupted; ``settings`` must be the ``PCA_*`` environment's."""
     initialise(settings)
+    _metrics_directory(settings)
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -62,5 +78,7 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int) 
         "graceful_timeout": 10,
         "timeout": 60,
         "keepalive": 30,
+        "child_exit": _worker_exit,
+        "control_socket_disable": True,
     }
-    _Server(settings, options).run()
+    _Server(options).run()

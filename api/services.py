@@ -10,18 +10,25 @@ from domain.service import PrivateCA
 from domain.settings import Settings
 from domain.tokens import ApiToken
 from domain.values import RequestContext
+from projections.queries import ReadModels
+from projections.worker import RunnerHandle
 
 EXTENSION = "pca"
 
 
 @dataclass
 class Services:
-    """What views call: the command side (and, with the read models, the query side)."""
+    """What views call: the command side, the query side and the in-process runner."""
 
     settings: Settings
     service: PrivateCA
+    read_models: ReadModels
+    runner: RunnerHandle | None
 
     def close(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()
+        self.read_models.close()
         self.service.close()
         self.service.keystore.close()
 

@@ -9,7 +9,8 @@ from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from api import bodies
-from api.presenters import ca_shape
+from api.consistency import wait_for_requested_position
+from api.presenters import ca_shape, ca_view_shape, pem
 from api.routing import Routes
 from api.services import request_context, services
 from domain.errors import ValidationError
@@ -17,6 +18,7 @@ from domain.requests import CAProfile
 from domain.service import Outcome
 from domain.tokens import Role
 from domain.values import KeyAlgorithm, RevocationReason, Subject
+from projections.models import CAView
 
 blueprint = Blueprint("cas", __name__, url_prefix="/api/v1/cas")
 routes = Routes(blueprint, "CAs")
@@ -153,3 +155,25 @@ def assign_quota(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
         request_context(), ca_id, intermediate_id, body["remaining"]
     )
     return _shown(intermediate_id, outcome, 201)
+
+
+@routes.route(
+    "GET",
+    "",
+    summary="Every CA with status, quota and certificate counts",
+    role=Role.AUDITOR,
+    query=bodies.NO_QUERY,
+    response=bodies.CA_LIST,
+)
+def list_cas(query: dict[str, Any]) -> ResponseReturnValue:
+    del query
+    wait_for_requested_position()
+    found = services()
+    views = found.read_models.list_cas(found.service.clock())
+    return {"items": [ca_view_shape(view, _certificate_pem(view)) for view in views]}
+
+
+def _certificate_pem(view: CAView) -> str | None:
+    if view.not_before is None:
+        return None
+    return pem(services().service.chain_der(view.id)[0])

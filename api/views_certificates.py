@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 from uuid import UUID
 
@@ -9,8 +10,9 @@ from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
 
 from api import bodies
+from api.consistency import wait_for_requested_position
 from api.formats import DownloadMaterial, DownloadOptions, parse_format, render_download
-from api.presenters import certificate_shape, pem
+from api.presenters import certificate_shape, certificate_summary, pem
 from api.routing import Routes
 from api.services import request_context, services
 from api.views_cas import subject_from
@@ -27,12 +29,14 @@ from domain.values import (
     RevocationReason,
     Subject,
 )
+from projections.models import CertificateFilter, CertificateViewStatus
 
 issuing = Blueprint("issuing", __name__, url_prefix="/api/v1/cas")
 certificates = Blueprint("certificates", __name__, url_prefix="/api/v1/certificates")
 issuing_routes = Routes(issuing, "Certificates")
 routes = Routes(certificates, "Certificates")
 MAX_IDEMPOTENCY_KEY = 255
+DEFAULT_PAGE_SIZE = 50
 DOWNLOAD_MEDIA_TYPES = (
     "application/x-pem-file",
     "application/pkix-cert",
@@ -170,3 +174,59 @@ def download_certificate(certificate_id: UUID, body: dict[str, Any]) -> Response
             "Cache-Control": "no-store",
         },
     )
+
+
+@issuing_routes.route(
+    "GET",
+    "/<uuid:ca_id>/certificates",
+    role=Role.AUDITOR,
+    summary="The CA's certificates, newest first, filtered and paged",
+    query=bodies.CERTIFICATE_QUERY,
+    response=bodies.CERTIFICATE_PAGE,
+)
+def list_certificates(ca_id: UUID, query: dict[str, Any]) -> ResponseReturnValue:
+    wait_for_requested_position()
+    found = services()
+    found.read_models.get_ca(ca_id, found.service.clock())  # 404 for an unknown CA
+    page = found.read_models.list_certificates(
+        _filter(ca_id, query),
+        found.service.clock(),
+        _limit(query.get("limit")),
+        query.get("cursor"),
+    )
+    return {
+        "items": [certificate_summary(view) for view in page.items],
+        "next_cursor": page.next_cursor,
+    }
+
+
+def _filter(ca_id: UUID, query: dict[str, Any]) -> CertificateFilter:
+    status, kind = query.get("status"), query.get("type")
+    return CertificateFilter(
+        issuer_id=ca_id,
+        status=CertificateViewStatus(status) if status else None,
+        type=CertificateType(kind) if kind else None,
+        text=query.get("q"),
+        expiring_before=_instant(query.get("expires_before")),
+    )
+
+
+def _limit(raw: str | None) -> int:
+    if raw is None:
+        return DEFAULT_PAGE_SIZE
+    if not raw.isdigit():
+        raise ValidationError("limit must be a whole number from 1 to 1000.", field="limit")
+    return int(raw)
+
+
+def _instant(raw: str | None) -> dt.datetime | None:
+    if raw is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(
+            "expires_before must be an ISO 8601 time such as 2027-01-31T00:00:00Z.",
+            field="expires_before",
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

@@ -9,11 +9,14 @@ from flask import Blueprint, Response, current_app
 from flask.typing import ResponseReturnValue
 
 from api import bodies
+from api.metrics import render
 from api.openapi import document
 from api.presenters import pem
 from api.routing import Routes
 from api.services import services
 from domain.errors import NotFoundError
+from domain.tokens import Role
+from projections.models import CAView
 
 blueprint = Blueprint("public", __name__)
 routes = Routes(blueprint, "Public")
@@ -69,3 +72,38 @@ def healthz() -> ResponseReturnValue:
 )
 def openapi() -> ResponseReturnValue:
     return document(current_app.extensions["pca.routes"])
+
+
+@routes.route(
+    "GET", "/metrics", summary="Prometheus metrics", role=Role.AUDITOR, response=("text/plain",)
+)
+def metrics() -> ResponseReturnValue:
+    return render(current_app.extensions["pca.metrics"])
+
+
+def store_figures() -> dict[str, tuple[str, float]]:
+    """Figures every worker reads alike, from the event log and the read models."""
+    found = services()
+    head = found.service.recorder.max_notification_id() or 0
+    position = found.read_models.position()
+    cas = found.read_models.list_cas(found.service.clock())
+    return {
+        "pca_event_log_position": ("Position of the newest event in the log", head),
+        "pca_projection_lag_events": (
+            "Events the read models have yet to process",
+            head - position,
+        ),
+        "pca_certificates_issued": (
+            "End-entity certificates ever issued",
+            sum(_issued(ca) for ca in cas),
+        ),
+        "pca_certificates_revoked": (
+            "End-entity certificates revoked",
+            sum(ca.certificates.revoked for ca in cas),
+        ),
+    }
+
+
+def _issued(ca: CAView) -> int:
+    counts = ca.certificates
+    return counts.issued + counts.revoked + counts.deleted

@@ -176,3 +176,83 @@ def test_events_record_the_token_and_the_request(api: ApiClient) -> None:
     service = api.app.extensions["pca"].service
     last = list(service.events.get(UUID(root_id)))[-1]
     assert (last.actor, last.request_id) == ("test-admin (admin)", "req-77")
+
+
+def test_a_client_that_issues_then_lists_sees_its_certificate(api: ApiClient) -> None:
+    ca_id = _intermediate(api, _root(api))
+    path = f"/api/v1/cas/{ca_id}/certificates"
+    response = api.call(
+        "POST",
+        path,
+        role=Role.OPERATOR,
+        json={"type": "server", "common_name": "fresh.example.com", "validity_days": 30},
+    )
+    position = response.headers["X-Log-Position"]
+    listed = api.call(
+        "GET", path, role=Role.AUDITOR, headers={"X-Wait-For-Position": position}
+    ).get_json()
+    assert [item["common_name"] for item in listed["items"]] == ["fresh.example.com"]
+    assert listed["items"][0]["requested_by"] == "test-operator (operator)"
+
+
+def test_certificate_lists_filter_and_page(api: ApiClient) -> None:
+    ca_id = _intermediate(api, _root(api, quota=10), remaining=5)
+    names = [f"host{i}.example.com" for i in range(5)]
+    last = ""
+    for name in names:
+        response = api.call(
+            "POST",
+            f"/api/v1/cas/{ca_id}/certificates",
+            role=Role.OPERATOR,
+            json={"type": "server", "common_name": name, "validity_days": 30},
+        )
+        last = response.headers["X-Log-Position"]
+    first_id = api.call(
+        "GET", f"/api/v1/cas/{ca_id}/certificates?q=host0", headers={"X-Wait-For-Position": last}
+    ).get_json()["items"][0]["id"]
+    revoked = api.call(
+        "POST",
+        f"/api/v1/certificates/{first_id}/revoke",
+        role=Role.OPERATOR,
+        json={"reason": "superseded"},
+    )
+    wait = {"X-Wait-For-Position": revoked.headers["X-Log-Position"]}
+    page = api.call("GET", f"/api/v1/cas/{ca_id}/certificates?limit=2", headers=wait).get_json()
+    assert [item["common_name"] for item in page["items"]] == names[:2:-1][:2]
+    rest = api.call(
+        "GET", f"/api/v1/cas/{ca_id}/certificates?limit=10&cursor=" + page["next_cursor"]
+    ).get_json()
+    assert len(rest["items"]) == 3
+    assert rest["next_cursor"] is None
+    only_revoked = api.call("GET", f"/api/v1/cas/{ca_id}/certificates?status=revoked").get_json()
+    assert [item["id"] for item in only_revoked["items"]] == [first_id]
+    bad = api.call("GET", f"/api/v1/cas/{ca_id}/certificates?limit=0")
+    assert (bad.status_code, bad.get_json()["field"]) == (422, "limit")
+
+
+def test_the_ca_list_shows_quota_and_counts(api: ApiClient) -> None:
+    root_id = _root(api, quota=10)
+    ca_id = _intermediate(api, root_id, remaining=3)
+    _issue(api, ca_id)
+    head = str(api.app.extensions["pca"].service.recorder.max_notification_id())
+    listed = api.call(
+        "GET", "/api/v1/cas", role=Role.AUDITOR, headers={"X-Wait-For-Position": head}
+    ).get_json()["items"]
+    by_id = {item["id"]: item for item in listed}
+    assert by_id[root_id]["quota"] == {"total": 10, "assigned": 3, "available": 7}
+    assert by_id[ca_id]["quota"] == {"remaining": 2, "issued": 1}
+    assert by_id[ca_id]["certificates"]["issued"] == 1
+    assert by_id[ca_id]["certificate_pem"].startswith("-----BEGIN CERTIFICATE-----")
+
+
+def test_metrics_count_requests_and_certificates(api: ApiClient) -> None:
+    ca_id = _intermediate(api, _root(api))
+    issued = api.call("POST", f"/api/v1/cas/{ca_id}/certificates", role=Role.OPERATOR, json={
+        "type": "server", "common_name": "m.example.com", "validity_days": 30})
+    api.call("GET", "/api/v1/cas", headers={"X-Wait-For-Position":
+                                             issued.headers["X-Log-Position"]})
+    text = api.call("GET", "/metrics", role=Role.AUDITOR).get_data(as_text=True)
+    assert "pca_certificates_issued 1.0" in text
+    assert "pca_projection_lag_events 0.0" in text
+    assert 'route="/api/v1/cas/<uuid:ca_id>/certificates"' in text
+    assert api.call("GET", "/metrics", role=None).status_code == 401

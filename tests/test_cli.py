@@ -127,3 +127,25 @@ def test_rotating_the_master_key_keeps_the_cas_usable(tmp_path: Path) -> None:
     )
     enabled = pca_json(data, "ca", "enable", str(intermediate["id"]))
     assert enabled["status"] == "enabled"
+
+
+def test_lists_show_what_the_log_holds(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    pca(data, "quickstart", "--out", str(tmp_path / "out"))
+    cas = json.loads(pca(data, "--json", "ca", "list").stdout)
+    intermediate = next(ca for ca in cas if ca["kind"] == "intermediate")
+    assert intermediate["quota"] == {"remaining": 18, "issued": 2}
+    listed = json.loads(pca(data, "--json", "cert", "list", intermediate["id"]).stdout)
+    assert {item["status"] for item in listed} == {"issued", "revoked"}
+    revoked = json.loads(
+        pca(data, "--json", "cert", "list", intermediate["id"], "--status", "revoked").stdout
+    )
+    assert revoked["common_name"] == "quickstart-client"
+
+
+def test_a_rebuild_reports_its_progress(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    pca(data, "ca", "create-root", "--cn", "Rebuilt Root")
+    result = pca(data, "projections", "rebuild")
+    assert "events" in result.stderr
+    assert "EVENTS_PROCESSED" in result.stdout

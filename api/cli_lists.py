@@ -1,0 +1,98 @@
+"""`pca` commands that read the read models: lists, and running or rebuilding them."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import signal
+import sys
+import threading
+
+from api.cli_commands import Session
+from api.output import Row
+from api.presenters import ca_view_shape, certificate_summary
+from domain.values import CertificateType
+from projections.errors import RunnerActiveError
+from projections.models import CertificateFilter, CertificateViewStatus
+from projections.queries import ReadModels
+from projections.worker import catch_up, rebuild, run_forever
+
+FRESHNESS_WAIT_SECONDS = 5.0
+
+
+def _fresh_read_models(session: Session) -> ReadModels:
+    """Read models that include everything logged so far: caught up here, or by the
+    runner that holds the lease (``pca serve`` or ``pca projections run``)."""
+    head = session.service.recorder.max_notification_id() or 0
+    with contextlib.suppress(RunnerActiveError):  # then the active runner catches up
+        catch_up(session.settings)
+    read_models = ReadModels.open(session.settings)
+    read_models.wait_for(head, FRESHNESS_WAIT_SECONDS)
+    return read_models
+
+
+def list_cas(session: Session, args: argparse.Namespace) -> list[Row]:
+    del args
+    with _fresh_read_models(session) as read_models:
+        views = read_models.list_cas(session.service.clock())
+    rows: list[Row] = []
+    for view in views:
+        shape = ca_view_shape(view, None)
+        rows.append(
+            {
+                "id": shape["id"],
+                "kind": shape["kind"],
+                "status": shape["status"],
+                "common_name": view.subject.common_name,
+                "quota": shape["quota"],
+                "certificates": shape["certificates"],
+                "not_after": shape["not_after"],
+            }
+        )
+    return rows
+
+
+def list_certificates(session: Session, args: argparse.Namespace) -> list[Row]:
+    certificate_filter = CertificateFilter(
+        issuer_id=args.ca_id,
+        status=CertificateViewStatus(args.status) if args.status else None,
+        type=CertificateType(args.type) if args.type else None,
+        text=args.q,
+    )
+    with _fresh_read_models(session) as read_models:
+        page = read_models.list_certificates(
+            certificate_filter, session.service.clock(), args.limit, args.cursor
+        )
+    rows: list[Row] = []
+    for view in page.items:
+        shape = certificate_summary(view)
+        shape["sans"] = [f"{san.type.value}:{san.value}" for san in view.sans]
+        rows.append(shape)
+    if page.next_cursor:
+        sys.stderr.write(f"more: --cursor {page.next_cursor}\n")
+    return rows
+
+
+def run_projections(session: Session, args: argparse.Namespace) -> list[Row]:
+    """Follow the log until SIGTERM or SIGINT."""
+    del args
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    run_forever(session.settings, stop)
+    return [{"stopped_at_position": ReadModels.open(session.settings).position()}]
+
+
+def rebuild_projections(session: Session, args: argparse.Namespace) -> list[Row]:
+    """Rebuild from the start of the log, with a progress bar on stderr."""
+    del args
+    processed = rebuild(session.settings, progress=_progress_bar)
+    sys.stderr.write("\n")
+    return [{"events_processed": processed}]
+
+
+def _progress_bar(position: int, end: int) -> None:
+    width = 40
+    done = width if end == 0 else min(width, width * position // end)
+    sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {position}/{end} events")
+    sys.stderr.flush()
