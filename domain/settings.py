@@ -15,7 +15,10 @@ Settings (all optional):
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sqlite3
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +32,7 @@ DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 EVENTS_FILE = "events.db"
 KEYS_FILE = "keys.db"
 _AGGREGATE_CACHE = "5000"
+_WAL_ATTEMPTS = 10
 
 
 @dataclass(frozen=True)
@@ -75,7 +79,7 @@ class Settings:
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.database_url is None:
             for name in (EVENTS_FILE, KEYS_FILE):
-                _touch_private(self.data_dir / name)
+                prepare_sqlite_file(self.data_dir / name)
 
     def open_keystore(self) -> KeyStore:
         """The key store next to the event store, under the configured master keys."""
@@ -96,9 +100,27 @@ def open_service(settings: Settings, *, clock: Clock = utc_now) -> PrivateCA:
     )
 
 
-def _touch_private(path: Path) -> None:
-    fd = os.open(path, os.O_CREAT | os.O_WRONLY, 0o600)
-    os.close(fd)
+def prepare_sqlite_file(path: Path) -> None:
+    """Create ``path`` with mode 0600 before SQLite opens it, and switch it to WAL.
+
+    Only a file that does not exist yet is touched: opening and closing a descriptor on a
+    database that this process already uses would drop SQLite's POSIX locks on it.
+    Switching the journal mode needs a moment of exclusive access; processes starting
+    together on a fresh data directory take turns here.
+    """
+    try:
+        os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        return
+    for attempt in range(_WAL_ATTEMPTS):
+        try:
+            with contextlib.closing(sqlite3.connect(path, timeout=10)) as connection:
+                connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if attempt == _WAL_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 def _postgres_env(url: str) -> dict[str, str]:
@@ -113,7 +135,7 @@ def _postgres_env(url: str) -> dict[str, str]:
         "POSTGRES_PORT": str(parts.port or 5432),
         "POSTGRES_USER": unquote(parts.username or ""),
         "POSTGRES_PASSWORD": unquote(parts.password or ""),
-        "POSTGRES_POOL_SIZE": "10",
-        "POSTGRES_MAX_OVERFLOW": "20",
+        "POSTGRES_POOL_SIZE": "4",  # opened eagerly by psycopg_pool, per process
+        "POSTGRES_MAX_OVERFLOW": "16",
         "POSTGRES_CONNECT_TIMEOUT": "10",
     }

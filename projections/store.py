@@ -6,13 +6,12 @@ store. PostgreSQL: ``rm_*`` tables in the event store's database and schema.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from eventsourcing.persistence import InfrastructureFactory, TrackingRecorder
 from eventsourcing.utils import Environment
 
-from domain.settings import Settings
+from domain.settings import Settings, prepare_sqlite_file
 from projections.projection import EventLog, ReadModelProjection
 from projections.view import PostgresReadModelView, ReadModelView, SQLiteReadModelView
 
@@ -66,5 +65,4 @@ def open_event_log(settings: Settings) -> EventLog:
 def _prepare_files(settings: Settings) -> None:
     settings.prepare_data_dir()
     if not settings.uses_postgres:
-        # Created before SQLite opens it, so it never exists with a looser mode.
-        os.close(os.open(read_models_path(settings), os.O_CREAT | os.O_WRONLY, 0o600))
+        prepare_sqlite_file(read_models_path(settings))

@@ -9,13 +9,14 @@ open transactions and run statements the way their backend wants.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from types import TracebackType
 from typing import Any, Self
 
-from eventsourcing.persistence import IntegrityError, Tracking, TrackingRecorder
+from eventsourcing.persistence import IntegrityError, OperationalError, Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
 from eventsourcing.sqlite import SQLiteTrackingRecorder
 from psycopg import Cursor
@@ -80,6 +81,9 @@ class ReadModelView(TrackingRecorder, ABC):
         self.close()
 
 
+_CREATE_ATTEMPTS = 5
+
+
 def _check_previous(current: int | None, previous: int | None) -> None:
     if previous is not None and (current or 0) != previous:
         raise PositionMovedError(
@@ -89,16 +93,22 @@ def _check_previous(current: int | None, previous: int | None) -> None:
 
 
 def _create_once(create_table: Callable[[], None]) -> None:
-    """Create the tables, tolerating a process that created them at the same moment.
+    """Create the tables, tolerating processes that create them at the same moment.
 
     eventsourcing looks for its tracking table before the creating transaction; when two
-    processes both see none, the second fails on the marker row the first wrote. By then
-    the tables exist, and a second attempt finds them.
+    processes both see none, the second fails on the marker row the first wrote. SQLite
+    may also refuse a deferred transaction's upgrade to a write at once ("database is
+    locked") while another creates the tables. Either way a later attempt finds them.
     """
-    try:
-        create_table()
-    except IntegrityError:
-        create_table()
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            create_table()
+        except (IntegrityError, OperationalError):
+            if attempt == _CREATE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+        else:
+            return
 
 
 class SQLiteReadModelView(SQLiteTrackingRecorder, ReadModelView):
