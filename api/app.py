@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 from collections.abc import Callable
@@ -9,7 +10,7 @@ from typing import TypeVar
 
 from flask import Flask, Response, g, request
 
-from api import views_cas, views_certificates, views_public
+from api import views_cas, views_certificates, views_public, views_revocation
 from api.errors import register_error_handlers
 from api.metrics import StoreCollector, instrument, registry_with
 from api.routing import Routes
@@ -17,6 +18,9 @@ from api.services import EXTENSION, Services
 from api.views_public import store_figures
 from domain.service import Clock, utc_now
 from domain.settings import Settings, open_service
+from projections.crlstore import open_crl_store
+from projections.ocsp_responder import OCSPConfig, OCSPResponder
+from projections.publisher import CRLPublisher, PublisherThread, PublishingConfig
 from projections.queries import ReadModels
 from projections.worker import run_in_thread
 
@@ -28,6 +32,7 @@ ALL_ROUTES: tuple[Routes, ...] = (
     views_certificates.issuing_routes,
     views_certificates.routes,
     views_public.routes,
+    views_revocation.routes,
 )
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -50,10 +55,7 @@ def create_app(
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    runner = run_in_thread(settings) if run_projections else None
-    read_models = ReadModels.open(settings, nudge=runner.wake if runner else None)
-    service = open_service(settings, clock=clock)
-    app.extensions[EXTENSION] = Services(settings, service, read_models, runner)
+    app.extensions[EXTENSION] = _services(settings, clock, run_projections)
     app.extensions["pca.routes"] = ALL_ROUTES
     app.extensions["pca.metrics"] = registry_with(StoreCollector(_in_app(app, store_figures)))
     instrument(app)
@@ -62,12 +64,31 @@ def create_app(
         views_certificates.issuing,
         views_certificates.certificates,
         views_public.blueprint,
+        views_revocation.blueprint,
     ):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     app.before_request(_assign_request_id)
     app.after_request(_decorate_response)
     return app
+
+
+def _services(settings: Settings, clock: Clock, run_projections: bool) -> Services:
+    """The command side, the read models and, when asked, the threads that keep the read
+    models and the CRLs up to date."""
+    runner = run_in_thread(settings) if run_projections else None
+    read_models = ReadModels.open(settings, nudge=runner.wake if runner else None)
+    service = open_service(settings, clock=clock)
+    config = PublishingConfig.from_env(os.environ)
+    crls = open_crl_store(settings)
+    publisher = CRLPublisher(service, read_models, crls, config)
+    publisher_thread = PublisherThread(settings, publisher, config) if run_projections else None
+    if publisher_thread is not None:
+        publisher_thread.start()
+    responder = OCSPResponder(service, read_models, OCSPConfig.from_env(os.environ))
+    return Services(
+        settings, service, read_models, runner, crls, publisher, publisher_thread, responder
+    )
 
 
 def _in_app(app: Flask, read: Callable[[], T]) -> Callable[[], T]:

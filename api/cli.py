@@ -178,6 +178,10 @@ GROUPS: dict[str, dict[str, Command]] = {
         ),
         "revoke": Command(commands.revoke_token, _id_arg, "stop accepting a token"),
     },
+    "crl": {
+        "publish": Command(lists.publish_crl, _id_arg, "publish a new base CRL for a CA now"),
+        "show": Command(lists.show_crl, _id_arg, "the CRLs served for a CA"),
+    },
     "projections": {
         "run": Command(lists.run_projections, _no_args, "keep the read models up to date"),
         "rebuild": Command(

@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import threading
 
+from cryptography import x509
+
 from api.cli_commands import Session
 from api.output import Row
 from api.presenters import ca_view_shape, certificate_summary
+from domain.certs import PublicationURLs
+from domain.errors import NotFoundError
 from domain.values import CertificateType
+from projections.crlstore import BASE, DELTA, open_crl_store
 from projections.errors import RunnerActiveError
 from projections.models import CertificateFilter, CertificateViewStatus
+from projections.publisher import CRLPublisher, PublishingConfig
 from projections.queries import ReadModels
 from projections.worker import catch_up, rebuild, run_forever
 
@@ -96,3 +103,58 @@ def _progress_bar(position: int, end: int) -> None:
     done = width if end == 0 else min(width, width * position // end)
     sys.stderr.write(f"\r[{'#' * done}{'.' * (width - done)}] {position}/{end} events")
     sys.stderr.flush()
+
+
+def publish_crl(session: Session, args: argparse.Namespace) -> list[Row]:
+    """Cut and publish a new base CRL (and an empty delta) for one CA now."""
+    store = open_crl_store(session.settings)
+    try:
+        with _fresh_read_models(session) as read_models:
+            publisher = CRLPublisher(
+                session.service, read_models, store, PublishingConfig.from_env(os.environ)
+            )
+            published = publisher.publish(args.id, force_base=True)
+    finally:
+        store.close()
+    return [
+        {
+            "ca_id": str(item.ca_id),
+            "kind": item.kind,
+            "number": item.number,
+            "entries": item.entries,
+        }
+        for item in published
+    ]
+
+
+def show_crl(session: Session, args: argparse.Namespace) -> list[Row]:
+    """The base and delta CRL being served for one CA."""
+    store = open_crl_store(session.settings)
+    try:
+        served = [store.get(args.id, kind) for kind in (BASE, DELTA)]
+    finally:
+        store.close()
+    urls = PublicationURLs.for_issuer(session.settings.public_url, str(args.id))
+    rows: list[Row] = []
+    for crl in served:
+        if crl is None:
+            continue
+        parsed = x509.load_der_x509_crl(crl.der)
+        rows.append(
+            {
+                "kind": crl.kind,
+                "number": crl.number,
+                "entries": len(parsed),
+                "this_update": crl.this_update.isoformat(),
+                "next_update": crl.next_update.isoformat(),
+                "bytes": len(crl.der),
+                "sha256": crl.sha256,
+                "url": urls.crl if crl.kind == BASE else urls.delta_crl,
+            }
+        )
+    if not rows:
+        raise NotFoundError(
+            f"No CRL has been published for CA {args.id} yet; run "
+            "'pca crl publish' or start 'pca serve'."
+        )
+    return rows

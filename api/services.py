@@ -10,6 +10,9 @@ from domain.service import PrivateCA
 from domain.settings import Settings
 from domain.tokens import ApiToken
 from domain.values import RequestContext
+from projections.crlstore import CRLStore
+from projections.ocsp_responder import OCSPResponder
+from projections.publisher import CRLPublisher, PublisherThread
 from projections.queries import ReadModels
 from projections.worker import RunnerHandle
 
@@ -24,10 +27,17 @@ class Services:
     service: PrivateCA
     read_models: ReadModels
     runner: RunnerHandle | None
+    crls: CRLStore
+    publisher: CRLPublisher
+    publisher_thread: PublisherThread | None
+    ocsp: OCSPResponder
 
     def close(self) -> None:
+        if self.publisher_thread is not None:
+            self.publisher_thread.stop()
         if self.runner is not None:
             self.runner.stop()
+        self.crls.close()
         self.read_models.close()
         self.service.close()
         self.service.keystore.close()

@@ -49,6 +49,7 @@ class PublicationURLs:
     """Where relying parties fetch the issuer's CRL, certificate and OCSP answers."""
 
     crl: str
+    delta_crl: str
     ca_issuers: str
     ocsp: str
 
@@ -58,6 +59,7 @@ class PublicationURLs:
         base = public_url.rstrip("/")
         return cls(
             crl=f"{base}/crl/{issuer_id}.crl",
+            delta_crl=f"{base}/crl/{issuer_id}-delta.crl",
             ca_issuers=f"{base}/ca/{issuer_id}.crt",
             ocsp=f"{base}/ocsp/{issuer_id}",
         )
@@ -261,13 +263,22 @@ def _add_issuer_links(
     )
     if not include_crl:
         return builder
-    point = x509.DistributionPoint(
-        full_name=[x509.UniformResourceIdentifier(urls.crl)],
+    builder = builder.add_extension(
+        x509.CRLDistributionPoints([_distribution_point(urls.crl)]), critical=False
+    )
+    # Relying parties that use delta CRLs find them here (RFC 5280 §5.2.6).
+    return builder.add_extension(
+        x509.FreshestCRL([_distribution_point(urls.delta_crl)]), critical=False
+    )
+
+
+def _distribution_point(url: str) -> x509.DistributionPoint:
+    return x509.DistributionPoint(
+        full_name=[x509.UniformResourceIdentifier(url)],
         relative_name=None,
         reasons=None,
         crl_issuer=None,
     )
-    return builder.add_extension(x509.CRLDistributionPoints([point]), critical=False)
 
 
 def _leaf_key_usage(

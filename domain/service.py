@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import (
     CertificateIssuerPrivateKeyTypes,
     CertificatePublicKeyTypes,
@@ -39,6 +40,8 @@ from domain.errors import (
     ValidationError,
 )
 from domain.keystore import KeyStore
+from domain.ocsp import build_responder_certificate
+from domain.publication import Publication, publication_id
 from domain.requests import CAProfile, CertificateRequest
 from domain.tokens import TOKEN_PREFIX, ApiToken, Role, new_token, token_id
 from domain.transcodings import register_all
@@ -256,6 +259,52 @@ class PrivateCA(Application[UUID]):
             return self._outcome(certificate_id, self.save(certificate))
 
         return _retry_on_conflict(attempt)
+
+    # --- revocation publishing ----------------------------------------------------------
+
+    def signing_material(
+        self, ca_id: UUID
+    ) -> tuple[x509.Certificate, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey]:
+        """The CA's certificate and private key, for signing CRLs and responder certificates."""
+        certificate_der, key_id = self.get_ca(ca_id).signing_identity()
+        key = certs.as_issuer_key(self.keystore.get(key_id))
+        return certs.load_certificate(certificate_der), key
+
+    def publication(self, ctx: RequestContext, ca_id: UUID) -> Publication:
+        """The CA's publication record (a new, unsaved one before its first CRL)."""
+        try:
+            found: object = self.repository.get(publication_id(ca_id))
+        except AggregateNotFoundError:
+            return Publication.start(ctx, ca_id)
+        assert isinstance(found, Publication)
+        return found
+
+    def certify_ocsp_responder(
+        self, ctx: RequestContext, ca_id: UUID, lifetime: dt.timedelta
+    ) -> Publication:
+        """Issue a fresh delegated OCSP responder certificate for ``ca_id`` and record it."""
+        issuer, issuer_key = self.signing_material(ca_id)
+        now = self.clock()
+        not_after = min(now + lifetime, issuer.not_valid_after_utc)
+        key = certs.generate_private_key(KeyAlgorithm.EC_P256)
+        certificate = build_responder_certificate(
+            issuer,
+            issuer_key,
+            key.public_key(),
+            now - dt.timedelta(minutes=1),
+            not_after,
+            ca_issuers_url=certs.PublicationURLs.for_issuer(self.public_url, str(ca_id)).ca_issuers,
+        )
+        key_id = f"ocsp-{ca_id}-{uuid4()}"
+        self.keystore.put(key_id, key)
+        publication = self.publication(ctx, ca_id)
+        publication.certify_responder(ctx, key_id, certificate.public_bytes(Encoding.DER))
+        try:
+            self.save(publication)
+        except BaseException:
+            self.keystore.destroy(key_id)
+            raise
+        return publication
 
     # --- API tokens -----------------------------------------------------------------------
 

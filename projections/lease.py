@@ -49,11 +49,15 @@ class Lease(ABC):
         self.release()
 
 
-def acquire_lease(settings: Settings) -> Lease:
-    """Take the runner lease for ``settings``' read models; RunnerActiveError if taken."""
+RUNNER = "readmodels-runner"
+
+
+def acquire_lease(settings: Settings, purpose: str = RUNNER) -> Lease:
+    """Take the lease for ``purpose`` (by default the read-model runner's) in ``settings``'
+    deployment; RunnerActiveError if another process or thread holds it."""
     if settings.database_url is not None:
-        return _AdvisoryLockLease.acquire(settings.database_url, settings.database_schema)
-    return _FileLease.acquire(settings)
+        return _AdvisoryLockLease.acquire(settings.database_url, settings.database_schema, purpose)
+    return _FileLease.acquire(settings, purpose)
 
 
 class _FileLease(Lease):
@@ -61,9 +65,10 @@ class _FileLease(Lease):
         self._fd: int | None = fd
 
     @classmethod
-    def acquire(cls, settings: Settings) -> _FileLease:
+    def acquire(cls, settings: Settings, purpose: str) -> _FileLease:
         settings.prepare_data_dir()
-        fd = os.open(settings.data_dir / RUNNER_LOCK_FILE, os.O_CREAT | os.O_RDWR, 0o600)
+        name = RUNNER_LOCK_FILE if purpose == RUNNER else f"{purpose}.lock"
+        fd = os.open(settings.data_dir / name, os.O_CREAT | os.O_RDWR, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -88,8 +93,8 @@ class _AdvisoryLockLease(Lease):
         self._connection = connection
 
     @classmethod
-    def acquire(cls, url: str, schema: str) -> _AdvisoryLockLease:
-        key = advisory_key(f"pca-readmodels-runner:{schema or 'public'}")
+    def acquire(cls, url: str, schema: str, purpose: str) -> _AdvisoryLockLease:
+        key = advisory_key(f"pca-{purpose}:{schema or 'public'}")
         connection = psycopg.connect(url, autocommit=True)
         row = connection.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
         if row is None or row[0] is not True:

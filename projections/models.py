@@ -149,3 +149,4 @@ class RevocationEntry:
     revoked_at: dt.datetime
     reason: RevocationReason
     not_after: dt.datetime
+    position: int

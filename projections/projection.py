@@ -91,9 +91,9 @@ class ReadModelProjection(Projection[ReadModelView]):
 
     @apply.register(CertificateAuthority.CARevoked)
     def _ca_revoked(
-        self, event: CertificateAuthority.CARevoked, _: int, writer: ReadModelWriter
+        self, event: CertificateAuthority.CARevoked, position: int, writer: ReadModelWriter
     ) -> None:
-        writer.revoke_ca(event)
+        writer.revoke_ca(event, position)
 
     @apply.register(CertificateAuthority.QuotaPurchased)
     def _quota_purchased(
@@ -127,9 +127,9 @@ class ReadModelProjection(Projection[ReadModelView]):
 
     @apply.register(Certificate.CertificateRevoked)
     def _certificate_revoked(
-        self, event: Certificate.CertificateRevoked, _: int, writer: ReadModelWriter
+        self, event: Certificate.CertificateRevoked, position: int, writer: ReadModelWriter
     ) -> None:
-        writer.revoke_certificate(event)
+        writer.revoke_certificate(event, position)
 
     @apply.register(Certificate.CertificateDeleted)
     def _certificate_deleted(

@@ -163,6 +163,21 @@ class ReadModels:
         rows = self._view.fetch(self._view.sql.select_revocations, (str(issuer_id),))
         return [_revocation_entry(row) for row in rows]
 
+    def revocations_after(self, issuer_id: UUID, position: int) -> list[RevocationEntry]:
+        """``issuer_id``'s revocations logged after ``position``, in log order: what a CRL
+        published at ``position`` does not hold yet."""
+        rows = self._view.fetch(self._view.sql.select_revocations_after, (str(issuer_id), position))
+        return [_revocation_entry(row) for row in rows]
+
+    def is_issued(self, issuer_id: UUID, serial_number: str) -> bool:
+        """True if ``issuer_id`` issued a listed certificate (or intermediate CA) with this
+        serial; deleted certificates are not listed, but stay in the revocation index."""
+        serial = _canonical_serial(serial_number)
+        rows = self._view.fetch(
+            self._view.sql.select_issued_serial, (str(issuer_id), serial, str(issuer_id), serial)
+        )
+        return bool(rows)
+
     def revocation_status(self, issuer_id: UUID, serial_number: str) -> RevocationEntry | None:
         """The revocation of ``serial_number`` by ``issuer_id``, or None if it is not revoked
         (for OCSP). The serial is hex in any case, with or without leading zeros or colons;
@@ -337,6 +352,7 @@ def _revocation_entry(row: Any) -> RevocationEntry:
         revoked_at=from_micros(row["revoked_at"]),
         reason=RevocationReason(row["reason"]),
         not_after=from_micros(row["not_after"]),
+        position=row["position"],
     )
 
 

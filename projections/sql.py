@@ -71,6 +71,9 @@ _CREATE = (
     )""",
     # Keyset pages per issuer, with and without a status.
     "CREATE INDEX IF NOT EXISTS rm_certificates_by_ca ON {certificates} (ca_id, position)",
+    # OCSP: is this serial one of the issuer's (listed) certificates?
+    """CREATE INDEX IF NOT EXISTS rm_certificates_by_serial
+        ON {certificates} (ca_id, serial_number)""",
     """CREATE INDEX IF NOT EXISTS rm_certificates_by_ca_status
         ON {certificates} (ca_id, status, position)""",
     # Counting a CA's expired certificates (status is there so the count reads the index
@@ -85,8 +88,12 @@ _CREATE = (
         revoked_at BIGINT NOT NULL,
         reason TEXT NOT NULL,
         not_after BIGINT NOT NULL,
+        position BIGINT NOT NULL,
         PRIMARY KEY (issuer_id, serial_number)
     )""",
+    # What a CRL publisher has not seen yet: an issuer's entries after a log position.
+    """CREATE INDEX IF NOT EXISTS rm_revocations_by_position
+        ON {revocations} (issuer_id, position)""",
 )
 
 _CA_COLUMNS = (
@@ -105,7 +112,9 @@ _CERTIFICATE_COLUMNS = (
     "id, position, ca_id, serial_number, type, name, common_name, sans, key_algorithm, "
     "not_before, not_after, status, revoked_at, revocation_reason, requested_by, issued_at"
 )
-_REVOCATION_COLUMNS = "issuer_id, serial_number, certificate_id, revoked_at, reason, not_after"
+_REVOCATION_COLUMNS = (
+    "issuer_id, serial_number, certificate_id, revoked_at, reason, not_after, position"
+)
 
 
 @dataclass(frozen=True)
@@ -177,7 +186,7 @@ class Statements:
             "DELETE FROM {certificates} WHERE id = ? RETURNING ca_id, status"
         )
         self.insert_revocation = self._render(
-            "INSERT INTO {revocations} ({revocation_columns}) VALUES (?, ?, ?, ?, ?, ?)"
+            "INSERT INTO {revocations} ({revocation_columns}) VALUES (?, ?, ?, ?, ?, ?, ?)"
         )
         self.select_cas = self._render(
             "SELECT {ca_columns}, {expired_count} FROM {cas} c ORDER BY c.position"
@@ -191,6 +200,14 @@ class Statements:
         self.select_revocations = self._render(
             "SELECT {revocation_columns} FROM {revocations} "
             "WHERE issuer_id = ? ORDER BY serial_number"
+        )
+        self.select_revocations_after = self._render(
+            "SELECT {revocation_columns} FROM {revocations} "
+            "WHERE issuer_id = ? AND position > ? ORDER BY position"
+        )
+        self.select_issued_serial = self._render(
+            "SELECT 1 FROM {certificates} WHERE ca_id = ? AND serial_number = ? "
+            "UNION ALL SELECT 1 FROM {cas} WHERE parent_id = ? AND serial_number = ?"
         )
         self.select_revocation = self._render(
             "SELECT {revocation_columns} FROM {revocations} "

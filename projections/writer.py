@@ -83,7 +83,7 @@ class ReadModelWriter:
         self._cursor = cursor
         self._sql = sql
         self._certificates: dict[str, _CertificateRow] = {}
-        self._revocations: list[tuple[str, str, str, int, str, int]] = []
+        self._revocations: list[tuple[str, str, str, int, str, int, int]] = []
         self._counters: dict[str, _Counters] = {}
 
     # --- CAs ------------------------------------------------------------------------------
@@ -135,7 +135,7 @@ class ReadModelWriter:
             (event.service_days, to_micros(event.service_until), str(event.originator_id)),
         )
 
-    def revoke_ca(self, event: CertificateAuthority.CARevoked) -> None:
+    def revoke_ca(self, event: CertificateAuthority.CARevoked, position: int) -> None:
         """Revoked; the CA's certificate enters its parent's revocation index."""
         ca_id = str(event.originator_id)
         rows = self._returning(
@@ -145,7 +145,7 @@ class ReadModelWriter:
         for row in rows:
             if row["parent_id"] is not None and row["serial_number"] is not None:
                 self._index_revocation(
-                    row["parent_id"], row["serial_number"], ca_id, event, row["not_after"]
+                    row["parent_id"], row["serial_number"], ca_id, event, row["not_after"], position
                 )
 
     # --- quota ----------------------------------------------------------------------------
@@ -198,7 +198,7 @@ class ReadModelWriter:
         )
         self._counters_of(str(event.ca_id)).issued += 1
 
-    def revoke_certificate(self, event: Certificate.CertificateRevoked) -> None:
+    def revoke_certificate(self, event: Certificate.CertificateRevoked, position: int) -> None:
         """Revoked; the certificate enters its issuer's revocation index."""
         certificate_id = str(event.originator_id)
         revoked_at = to_micros(event.revoked_at)
@@ -218,7 +218,7 @@ class ReadModelWriter:
             counters = self._counters_of(ca_id)
             counters.issued -= 1
             counters.revoked += 1
-            self._index_revocation(ca_id, serial_number, certificate_id, event, not_after)
+            self._index_revocation(ca_id, serial_number, certificate_id, event, not_after, position)
 
     def delete_certificate(self, event: Certificate.CertificateDeleted) -> None:
         """Off the list for good; a revocation index entry stays."""
@@ -262,6 +262,7 @@ class ReadModelWriter:
         certificate_id: str,
         event: Certificate.CertificateRevoked | CertificateAuthority.CARevoked,
         not_after: int,
+        position: int,
     ) -> None:
         self._revocations.append(
             (
@@ -271,6 +272,7 @@ class ReadModelWriter:
                 to_micros(event.revoked_at),
                 event.reason.value,
                 not_after,
+                position,
             )
         )
 

@@ -247,10 +247,15 @@ def test_the_ca_list_shows_quota_and_counts(api: ApiClient) -> None:
 
 def test_metrics_count_requests_and_certificates(api: ApiClient) -> None:
     ca_id = _intermediate(api, _root(api))
-    issued = api.call("POST", f"/api/v1/cas/{ca_id}/certificates", role=Role.OPERATOR, json={
-        "type": "server", "common_name": "m.example.com", "validity_days": 30})
-    api.call("GET", "/api/v1/cas", headers={"X-Wait-For-Position":
-                                             issued.headers["X-Log-Position"]})
+    issued = api.call(
+        "POST",
+        f"/api/v1/cas/{ca_id}/certificates",
+        role=Role.OPERATOR,
+        json={"type": "server", "common_name": "m.example.com", "validity_days": 30},
+    )
+    api.call(
+        "GET", "/api/v1/cas", headers={"X-Wait-For-Position": issued.headers["X-Log-Position"]}
+    )
     text = api.call("GET", "/metrics", role=Role.AUDITOR).get_data(as_text=True)
     assert "pca_certificates_issued 1.0" in text
     assert "pca_projection_lag_events 0.0" in text

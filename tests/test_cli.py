@@ -149,3 +149,20 @@ def test_a_rebuild_reports_its_progress(tmp_path: Path) -> None:
     result = pca(data, "projections", "rebuild")
     assert "events" in result.stderr
     assert "EVENTS_PROCESSED" in result.stdout
+
+
+def test_operators_publish_and_inspect_crls(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    pca(data, "quickstart", "--out", str(tmp_path / "out"))
+    intermediate = next(
+        ca
+        for ca in json.loads(pca(data, "--json", "ca", "list").stdout)
+        if ca["kind"] == "intermediate"
+    )
+    published = json.loads(pca(data, "--json", "crl", "publish", intermediate["id"]).stdout)
+    assert [(item["kind"], item["entries"]) for item in published] == [("base", 1), ("delta", 0)]
+    shown = json.loads(pca(data, "--json", "crl", "show", intermediate["id"]).stdout)
+    base = next(item for item in shown if item["kind"] == "base")
+    assert base["url"] == f"http://pca.test/crl/{intermediate['id']}.crl"
+    again = json.loads(pca(data, "--json", "crl", "publish", intermediate["id"]).stdout)
+    assert again[0]["number"] > base["number"]

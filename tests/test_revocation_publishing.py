@@ -1,0 +1,251 @@
+"""CRLs and OCSP as relying parties use them: fetched over HTTP, checked by openssl."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from cryptography import x509
+from cryptography.x509 import ocsp as x509_ocsp
+
+from domain.settings import Settings
+from tests.api_client import ApiClient
+from tests.live import LiveServer
+
+
+@pytest.fixture
+def live(settings: Settings) -> Iterator[LiveServer]:
+    with LiveServer(settings) as server:
+        yield server
+
+
+class Hierarchy:
+    """A root, an intermediate and an operator token on a live server."""
+
+    def __init__(self, live: LiveServer, directory: Path) -> None:
+        self.live = live
+        self.directory = directory
+        self.admin = live.pca("tokens", "create", "--role", "admin", "--name", "a").strip()
+        self.operator = live.pca("tokens", "create", "--role", "operator", "--name", "o").strip()
+        self.root = self._ca(
+            {"kind": "root", "subject": {"common_name": "CRL Root"}, "included_certificates": 10}
+        )
+        self.intermediate = self._ca(
+            {
+                "kind": "intermediate",
+                "parent_id": self.root,
+                "subject": {"common_name": "CRL Issuing CA"},
+            }
+        )
+        live.json(
+            "POST",
+            f"/api/v1/cas/{self.root}/quota/assignments",
+            self.admin,
+            {"intermediate_id": self.intermediate, "remaining": 5},
+        )
+        self.root_pem = self._save(
+            "root.pem", live.json("GET", f"/api/v1/cas/{self.root}", self.admin)["certificate_pem"]
+        )
+        self.intermediate_pem = self._save(
+            "intermediate.pem",
+            live.json("GET", f"/api/v1/cas/{self.intermediate}", self.admin)["certificate_pem"],
+        )
+
+    def _ca(self, body: dict[str, Any]) -> str:
+        ca_id: str = self.live.json("POST", "/api/v1/cas", self.admin, body)["id"]
+        self.live.json("POST", f"/api/v1/cas/{ca_id}/enable", self.admin)
+        return ca_id
+
+    def _save(self, name: str, text: str) -> Path:
+        path = self.directory / name
+        path.write_text(text)
+        return path
+
+    def issue(self, name: str) -> tuple[str, Path]:
+        issued = self.live.json(
+            "POST",
+            f"/api/v1/cas/{self.intermediate}/certificates",
+            self.operator,
+            {"type": "server", "common_name": name, "validity_days": 30},
+        )
+        return issued["id"], self._save(f"{name}.pem", issued["certificate_pem"])
+
+    def revoke(self, certificate_id: str) -> None:
+        self.live.json(
+            "POST",
+            f"/api/v1/certificates/{certificate_id}/revoke",
+            self.operator,
+            {"reason": "key_compromise"},
+        )
+
+    def crl(self, ca_id: str, name: str, must_list: int | None = None) -> Path:
+        """Fetch the CA's CRL over HTTP, waiting (bounded) until it lists ``must_list``."""
+        deadline = time.monotonic() + 10
+        while True:
+            status, _, der = self.live.request("GET", f"/crl/{ca_id}.crl")
+            if status == 200:
+                crl = x509.load_der_x509_crl(der)
+                if must_list is None or crl.get_revoked_certificate_by_serial_number(must_list):
+                    path = self.directory / name
+                    path.write_bytes(der)
+                    return path
+            assert time.monotonic() < deadline, f"CRL of {ca_id} never listed {must_list}"
+            time.sleep(0.05)
+
+    def verify(self, leaf: Path, *crls: Path) -> subprocess.CompletedProcess[str]:
+        command = [
+            "openssl",
+            "verify",
+            "-crl_check_all",
+            "-CAfile",
+            str(self.root_pem),
+            "-untrusted",
+            str(self.intermediate_pem),
+        ]
+        for crl in crls:
+            command += ["-CRLfile", str(_pem_crl(crl))]
+        return subprocess.run([*command, str(leaf)], capture_output=True, text=True, check=False)
+
+
+def _pem_crl(der_path: Path) -> Path:
+    pem_path = der_path.with_suffix(".crl.pem")
+    subprocess.run(
+        ["openssl", "crl", "-inform", "DER", "-in", str(der_path), "-out", str(pem_path)],
+        check=True,
+    )
+    return pem_path
+
+
+def _serial(pem: Path) -> int:
+    return x509.load_pem_x509_certificate(pem.read_bytes()).serial_number
+
+
+@pytest.mark.slow
+def test_openssl_refuses_a_revoked_leaf_and_a_revoked_intermediate(
+    live: LiveServer, tmp_path: Path
+) -> None:
+    pki = Hierarchy(live, tmp_path)
+    revoked_id, revoked_pem = pki.issue("revoked.example.com")
+    _, good_pem = pki.issue("good.example.com")
+    pki.revoke(revoked_id)
+    intermediate_crl = pki.crl(pki.intermediate, "intermediate.crl", _serial(revoked_pem))
+    root_crl = pki.crl(pki.root, "root.crl")
+    assert pki.verify(good_pem, root_crl, intermediate_crl).returncode == 0
+    refused = pki.verify(revoked_pem, root_crl, intermediate_crl)
+    assert "certificate revoked" in refused.stdout + refused.stderr
+
+    live.json(
+        "POST", f"/api/v1/cas/{pki.intermediate}/revoke", pki.admin, {"reason": "ca_compromise"}
+    )
+    root_crl = pki.crl(pki.root, "root-after.crl", _serial(pki.intermediate_pem))
+    refused = pki.verify(good_pem, root_crl, intermediate_crl)
+    assert "certificate revoked" in refused.stdout + refused.stderr
+
+
+@pytest.mark.slow
+def test_openssl_ocsp_says_good_then_revoked(live: LiveServer, tmp_path: Path) -> None:
+    pki = Hierarchy(live, tmp_path)
+    certificate_id, leaf = pki.issue("ocsp.example.com")
+    url = f"{live.base}/ocsp/{pki.intermediate}"
+    chain = tmp_path / "chain.pem"
+    chain.write_text(pki.root_pem.read_text() + pki.intermediate_pem.read_text())
+
+    def ask() -> str:
+        result = subprocess.run(
+            [
+                "openssl",
+                "ocsp",
+                "-issuer",
+                str(pki.intermediate_pem),
+                "-cert",
+                str(leaf),
+                "-url",
+                url,
+                "-CAfile",
+                str(chain),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
+        )
+        return result.stdout + result.stderr
+
+    first = ask()
+    assert "Response verify OK" in first
+    assert f"{leaf}: good" in first
+    pki.revoke(certificate_id)
+    deadline = time.monotonic() + 10
+    while f"{leaf}: revoked" not in (answer := ask()):
+        assert time.monotonic() < deadline, answer
+        time.sleep(0.1)
+    assert "Reason: keyCompromise" in answer
+
+
+@pytest.mark.slow
+def test_crl_numbers_keep_increasing_across_restarts(settings: Settings, tmp_path: Path) -> None:
+    with LiveServer(settings) as live:
+        pki = Hierarchy(live, tmp_path)
+        first = x509.load_der_x509_crl(pki.crl(pki.intermediate, "a.crl").read_bytes())
+        issuer = pki.intermediate
+    with LiveServer(settings) as live:
+        deadline = time.monotonic() + 10
+        while True:
+            status, _, der = live.request("GET", f"/crl/{issuer}.crl")
+            number = (
+                x509.load_der_x509_crl(der)
+                .extensions.get_extension_for_class(x509.CRLNumber)
+                .value.crl_number
+                if status == 200
+                else 0
+            )
+            first_number = first.extensions.get_extension_for_class(x509.CRLNumber)
+            if number > first_number.value.crl_number:
+                break
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+
+
+def test_crls_carry_caching_headers_and_answer_304(api: ApiClient) -> None:
+    root = api.call(
+        "POST", "/api/v1/cas", json={"kind": "root", "subject": {"common_name": "Cache Root"}}
+    )
+    root_id = root.get_json()["id"]
+    api.call("POST", f"/api/v1/cas/{root_id}/enable")
+    services = api.app.extensions["pca"]
+    services.read_models.wait_for(services.service.recorder.max_notification_id(), 5)
+    services.publisher.publish(UUID(root_id))
+    response = api.call("GET", f"/crl/{root_id}.crl", role=None)
+    assert response.mimetype == "application/pkix-crl"
+    assert response.headers["Cache-Control"] == "public, no-cache"
+    again = api.client.get(
+        f"/crl/{root_id}.crl", headers={"If-None-Match": response.headers["ETag"]}
+    )
+    assert again.status_code == 304
+    pem = api.call("GET", f"/crl/{root_id}.pem", role=None)
+    assert pem.data.startswith(b"-----BEGIN X509 CRL-----")
+
+
+def test_malformed_ocsp_requests_get_malformed_request(api: ApiClient) -> None:
+    root = api.call(
+        "POST", "/api/v1/cas", json={"kind": "root", "subject": {"common_name": "OCSP Root"}}
+    )
+    response = api.call(
+        "POST",
+        f"/ocsp/{root.get_json()['id']}",
+        role=None,
+        data=b"garbage",
+        headers={"Content-Type": "application/ocsp-request"},
+    )
+    assert response.status_code == 200
+    parsed = x509_ocsp.load_der_ocsp_response(response.data)
+    assert parsed.response_status is x509_ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+    bad_get = api.call("GET", f"/ocsp/{root.get_json()['id']}/%%%not-base64", role=None)
+    assert x509_ocsp.load_der_ocsp_response(bad_get.data).response_status is (
+        x509_ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+    )
