@@ -22,7 +22,7 @@ from projections.crlstore import open_crl_store
 from projections.ocsp_responder import OCSPConfig, OCSPResponder
 from projections.publisher import CRLPublisher, PublisherThread, PublishingConfig
 from projections.queries import ReadModels
-from projections.worker import run_in_thread
+from projections.worker import RunnerHandle
 
 T = TypeVar("T")
 MAX_BODY_BYTES = 1024 * 1024
@@ -75,16 +75,18 @@ def create_app(
 
 def _services(settings: Settings, clock: Clock, run_projections: bool) -> Services:
     """The command side, the read models and, when asked, the threads that keep the read
-    models and the CRLs up to date."""
-    runner = run_in_thread(settings) if run_projections else None
-    read_models = ReadModels.open(settings, nudge=runner.wake if runner else None)
+    models and the CRLs up to date. Every store is opened before a thread starts, so no
+    thread meets a file or table half-made."""
     service = open_service(settings, clock=clock)
+    runner = RunnerHandle(settings) if run_projections else None
+    read_models = ReadModels.open(settings, nudge=runner.wake if runner else None)
     config = PublishingConfig.from_env(os.environ)
     crls = open_crl_store(settings)
     publisher = CRLPublisher(service, read_models, crls, config)
     publisher_thread = PublisherThread(settings, publisher, config) if run_projections else None
-    if publisher_thread is not None:
-        publisher_thread.start()
+    for thread in (runner, publisher_thread):
+        if thread is not None:
+            thread.start()
     responder = OCSPResponder(service, read_models, OCSPConfig.from_env(os.environ))
     return Services(
         settings, service, read_models, runner, crls, publisher, publisher_thread, responder

@@ -19,6 +19,8 @@ from gunicorn.util import import_app
 from prometheus_client import multiprocess
 
 from domain.settings import Settings, open_service
+from projections.crlstore import open_crl_store
+from projections.queries import ReadModels
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +40,9 @@ class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type 
 
 
 def initialise(settings: Settings) -> None:
-    """Create the stores and keys of an empty deployment, once, before any worker."""
+    """Create the stores, tables and keys of an empty deployment, once, before any worker."""
+    ReadModels.open(settings).close()
+    open_crl_store(settings).close()
     service = open_service(settings)
     try:
         if not service.recorder.max_notification_id():

@@ -29,7 +29,13 @@ from eventsourcing.popo import POPOFactory
 
 from domain import certs
 from domain.authority import CertificateAuthority
-from domain.certificate import Certificate, IssuanceRequest, IssuedFacts, issuance_request_id
+from domain.certificate import (
+    Certificate,
+    IssuanceRequest,
+    IssuedFacts,
+    certificate_id,
+    issuance_request_id,
+)
 from domain.errors import (
     CAStateError,
     ConflictError,
@@ -349,6 +355,14 @@ class PrivateCA(Application[UUID]):
         if not isinstance(certificate, Certificate):
             raise NotFoundError(f"No certificate with id {certificate_id}.")
         return certificate
+
+    def find_certificate(self, ca_id: UUID, serial_number: str) -> Certificate | None:
+        """The certificate ``ca_id`` issued with ``serial_number`` (lower-case hex), if any."""
+        try:
+            found: object = self.repository.get(certificate_id(ca_id, serial_number))
+        except AggregateNotFoundError:
+            return None
+        return found if isinstance(found, Certificate) else None
 
     def chain_der(self, ca_id: UUID) -> tuple[bytes, ...]:
         """The CA's certificate followed by its parents' up to the root."""

@@ -8,6 +8,7 @@ never serve an older CRL after a newer one.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import sqlite3
 import threading
@@ -16,7 +17,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 import psycopg
-from psycopg import sql
+from psycopg import errors, sql
 
 from domain.settings import Settings, prepare_sqlite_file
 
@@ -133,9 +134,10 @@ class _PostgresCRLStore(CRLStore):
         self._table = sql.Identifier(schema, "pca_crls")
         self._lock = threading.Lock()
         self._connection = psycopg.connect(url, autocommit=True)
-        self._connection.execute(
-            sql.SQL(_CREATE.format(table="{table}", blob="BYTEA")).format(table=self._table)
-        )
+        create = sql.SQL(_CREATE.format(table="{table}", blob="BYTEA")).format(table=self._table)
+        # Processes starting together may both create it; the loser finds it made.
+        with contextlib.suppress(errors.UniqueViolation, errors.DuplicateTable):
+            self._connection.execute(create)
 
     def put(self, crl: StoredCRL) -> None:
         statement = sql.SQL(_UPSERT.format(table="{table}", marks=", ".join(["%s"] * 7)))

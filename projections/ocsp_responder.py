@@ -79,11 +79,17 @@ class OCSPResponder:
         )
 
     def _status(self, ca_id: UUID, serial_number: int) -> ocsp.CertStatusAnswer:
+        """From the revocation index; a serial the index does not know yet (issued or revoked
+        a moment ago) is looked up in the event store, so answers never lag a command."""
         serial = format(serial_number, "x")
         revoked = self._read_models.revocation_status(ca_id, serial)
         if revoked is not None:
             return ocsp.Revoked(revoked.revoked_at, revoked.reason)
-        if self._read_models.is_issued(ca_id, serial):
+        certificate = self._service.find_certificate(ca_id, serial)
+        if certificate is not None and certificate.revoked_at is not None:
+            assert certificate.revocation_reason is not None
+            return ocsp.Revoked(certificate.revoked_at, certificate.revocation_reason)
+        if certificate is not None or self._read_models.is_issued(ca_id, serial):
             return ocsp.Good()
         return ocsp.Unknown()
 
