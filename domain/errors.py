@@ -16,7 +16,8 @@ The tree (the API maps each branch to one HTTP status)::
     │   ├── ServicePeriodError     the CA's service period has ended
     │   ├── QuotaError             not enough quota
     │   ├── CertificateStateError  already revoked, not yet revoked, already deleted
-    │   └── IdempotencyKeyReusedError  the key was used with other parameters
+    │   ├── IdempotencyKeyReusedError  the key was used with other parameters
+    │   └── AuditChainError        (domain/audit_chain.py) the log cannot be chained safely
     ├── KeyCustodyError            a key cannot be read (wrong or missing master key)
     └── StorageNotDurableError     the service was asked to run on memory only
 """

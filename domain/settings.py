@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+from domain.audit_chain import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
 from domain.errors import StorageNotDurableError
 from domain.keystore import KeyStore, MasterKeyring, PostgresKeyStore, SQLiteKeyStore
 from domain.service import Clock, PrivateCA, utc_now
@@ -61,14 +62,20 @@ class Settings:
         return self.database_url is not None
 
     def eventsourcing_env(self) -> dict[str, str]:
-        """The eventsourcing environment for the configured event store."""
+        """The eventsourcing environment for the configured event store.
+
+        Its application recorder writes an audit chain link with every event
+        (:mod:`domain.audit_chain`).
+        """
         env = {"AGGREGATE_CACHE_MAXSIZE": _AGGREGATE_CACHE, "AGGREGATE_CACHE_FASTFORWARD": "y"}
         if self.database_url is None:
             env["PERSISTENCE_MODULE"] = "eventsourcing.sqlite"
+            env["APPLICATION_RECORDER_TOPIC"] = SQLITE_RECORDER_TOPIC
             env["SQLITE_DBNAME"] = str(self.data_dir / EVENTS_FILE)
             env["SQLITE_LOCK_TIMEOUT"] = "30"
             return env
         env["PERSISTENCE_MODULE"] = "eventsourcing.postgres"
+        env["APPLICATION_RECORDER_TOPIC"] = POSTGRES_RECORDER_TOPIC
         env.update(_postgres_env(self.database_url))
         if self.database_schema:
             env["POSTGRES_SCHEMA"] = self.database_schema
