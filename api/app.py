@@ -10,12 +10,13 @@ from typing import TypeVar
 
 from flask import Flask, Response, g, request
 
-from api import views_cas, views_certificates, views_public, views_revocation
+from api import views_audit, views_cas, views_certificates, views_public, views_revocation
 from api.errors import register_error_handlers
 from api.metrics import StoreCollector, instrument, registry_with
 from api.routing import Routes
 from api.services import EXTENSION, Services
 from api.views_public import store_figures
+from domain.audit import AuditLog
 from domain.service import Clock, utc_now
 from domain.settings import Settings, open_service
 from projections.crlstore import open_crl_store
@@ -33,6 +34,7 @@ ALL_ROUTES: tuple[Routes, ...] = (
     views_certificates.routes,
     views_public.routes,
     views_revocation.routes,
+    views_audit.routes,
 )
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -65,6 +67,7 @@ def create_app(
         views_certificates.certificates,
         views_public.blueprint,
         views_revocation.blueprint,
+        views_audit.blueprint,
     ):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
@@ -83,7 +86,14 @@ def _services(settings: Settings, clock: Clock, run_projections: bool) -> Servic
     config = PublishingConfig.from_env(os.environ)
     crls = open_crl_store(settings)
     publisher = CRLPublisher(service, read_models, crls, config)
-    publisher_thread = PublisherThread(settings, publisher, config) if run_projections else None
+    checkpoint_every = 60 * float(os.environ.get("PCA_AUDIT_CHECKPOINT_MINUTES", "60"))
+
+    def checkpoint() -> object:
+        return AuditLog.of(service).publish_checkpoint_if_due(checkpoint_every, service.clock())
+
+    publisher_thread = (
+        PublisherThread(settings, publisher, config, also=checkpoint) if run_projections else None
+    )
     for thread in (runner, publisher_thread):
         if thread is not None:
             thread.start()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from api.schema import Array, Bool, Int, Nullable, Obj, Str, Uuid
+from api.schema import AnyObject, Array, Bool, Int, Nullable, Obj, Str, Uuid
 from domain.values import CertificateType, KeyAlgorithm, RevocationReason, SANType
 
 KEY_ALGORITHMS = tuple(algorithm.value for algorithm in KeyAlgorithm)
@@ -231,4 +231,66 @@ PROBLEM = Obj(
     },
     frozenset({"type", "title", "status", "detail"}),
     description="RFC 9457 problem details",
+)
+
+EVENT_QUERY = Obj(
+    "EventQuery",
+    {
+        "after": Str("log position to continue after (default 0)", max_length=18),
+        "limit": Str("1 to 1000 (default 100)", max_length=4),
+        "type": Str("event type names, comma-separated (e.g. CertificateIssued)", max_length=512),
+        "aggregate_id": Str(format="uuid", max_length=36),
+        "actor": Str(max_length=128),
+        "from": Str(format="date-time", max_length=40),
+        "to": Str(format="date-time", max_length=40),
+    },
+)
+EVENT = Obj(
+    "Event",
+    {
+        "position": Int(1, 2**62),
+        "recorded_at": Str(format="date-time", max_length=40),
+        "type": Str(),
+        "aggregate_id": UUID_TEXT,
+        "aggregate_version": Int(1, 2**62),
+        "actor": Str(),
+        "request_id": Str(),
+        "payload": AnyObject("the event's fields; bytes in base64 (certificates, never keys)"),
+        "chain_hash": Nullable(Str("this event's audit-chain link (hex)", max_length=64)),
+    },
+    frozenset(
+        {
+            "position",
+            "recorded_at",
+            "type",
+            "aggregate_id",
+            "aggregate_version",
+            "actor",
+            "request_id",
+            "payload",
+            "chain_hash",
+        }
+    ),
+)
+EVENT_PAGE = Obj(
+    "EventPage",
+    {"items": Array(EVENT, 1000), "next_after": Nullable(Int(0, 2**62))},
+    frozenset({"items", "next_after"}),
+)
+AUDIT_REPORT = AnyObject(
+    "ok, checked, position, head, first_bad_position, problem, detail, "
+    "checkpoints {checked, ok, failed}"
+)
+CHECKPOINTS = Obj(
+    "Checkpoints",
+    {
+        "public_key_pem": Str(max_length=4096),
+        "items": Array(
+            AnyObject(
+                "position, head, time, key_id, algorithm, message, signature, public_key_pem"
+            ),
+            1_000_000,
+        ),
+    },
+    frozenset({"public_key_pem", "items"}),
 )

@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from api import cli_audit as audit
 from api import cli_commands as commands
 from api import cli_lists as lists
 from api.output import Row, emit
@@ -181,6 +182,12 @@ GROUPS: dict[str, dict[str, Command]] = {
     "crl": {
         "publish": Command(lists.publish_crl, _id_arg, "publish a new base CRL for a CA now"),
         "show": Command(lists.show_crl, _id_arg, "the CRLs served for a CA"),
+    },
+    "audit": {
+        "events": Command(audit.events, audit.declare_events, "the event history"),
+        "verify": Command(audit.verify, _no_args, "recompute the hash chain, check checkpoints"),
+        "checkpoint": Command(audit.checkpoint, _no_args, "sign a checkpoint now"),
+        "checkpoints": Command(audit.checkpoints, _no_args, "export the signed checkpoints"),
     },
     "projections": {
         "run": Command(lists.run_projections, _no_args, "keep the read models up to date"),

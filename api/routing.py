@@ -15,7 +15,7 @@ from flask.typing import ResponseReturnValue
 
 from api.auth import require_role
 from api.errors import MalformedRequestError
-from api.schema import Obj
+from api.schema import AnyObject, Obj
 from domain.tokens import Role
 
 View = Callable[..., ResponseReturnValue]
@@ -33,7 +33,7 @@ class Operation:
     body: Obj | None
     query: Obj | None
     status: int
-    response: Obj | tuple[str, ...] | None  # a JSON schema, file media types, or no body
+    response: Obj | AnyObject | tuple[str, ...] | None  # JSON schema, file types, no body
     tag: str
 
 
@@ -55,7 +55,7 @@ class Routes:
         body: Obj | None = None,
         query: Obj | None = None,
         status: int = 200,
-        response: Obj | tuple[str, ...] | None = None,
+        response: Obj | AnyObject | tuple[str, ...] | None = None,
     ) -> Callable[[View], View]:
         """Register the decorated view for ``method`` on ``rule`` (relative to the prefix)."""
 

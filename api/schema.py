@@ -156,6 +156,24 @@ class Nullable:
 
 
 @dataclass(frozen=True)
+class AnyObject:
+    """A JSON object whose fields are documented elsewhere (event payloads, reports)."""
+
+    description: str = ""
+
+    def parse(self, value: object, path: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise _fail(path, "must be a JSON object.")
+        return value
+
+    def json_schema(self) -> JSON:
+        schema: JSON = {"type": "object"}
+        if self.description:
+            schema["description"] = self.description
+        return schema
+
+
+@dataclass(frozen=True)
 class Obj:
     """A JSON object with known properties; unknown ones are refused (typos show up)."""
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 from uuid import UUID
 
@@ -12,6 +11,7 @@ from flask.typing import ResponseReturnValue
 from api import bodies
 from api.consistency import wait_for_requested_position
 from api.formats import DownloadMaterial, DownloadOptions, parse_format, render_download
+from api.params import parse_count, parse_instant
 from api.presenters import certificate_shape, certificate_summary, pem
 from api.routing import Routes
 from api.services import request_context, services
@@ -191,7 +191,7 @@ def list_certificates(ca_id: UUID, query: dict[str, Any]) -> ResponseReturnValue
     page = found.read_models.list_certificates(
         _filter(ca_id, query),
         found.service.clock(),
-        _limit(query.get("limit")),
+        parse_count(query.get("limit"), "limit", DEFAULT_PAGE_SIZE),
         query.get("cursor"),
     )
     return {
@@ -207,26 +207,5 @@ def _filter(ca_id: UUID, query: dict[str, Any]) -> CertificateFilter:
         status=CertificateViewStatus(status) if status else None,
         type=CertificateType(kind) if kind else None,
         text=query.get("q"),
-        expiring_before=_instant(query.get("expires_before")),
+        expiring_before=parse_instant(query.get("expires_before"), "expires_before"),
     )
-
-
-def _limit(raw: str | None) -> int:
-    if raw is None:
-        return DEFAULT_PAGE_SIZE
-    if not raw.isdigit():
-        raise ValidationError("limit must be a whole number from 1 to 1000.", field="limit")
-    return int(raw)
-
-
-def _instant(raw: str | None) -> dt.datetime | None:
-    if raw is None:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError(
-            "expires_before must be an ISO 8601 time such as 2027-01-31T00:00:00Z.",
-            field="expires_before",
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)

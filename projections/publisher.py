@@ -22,7 +22,7 @@ import hashlib
 import logging
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -237,8 +237,9 @@ def _revoked(entry: RevocationEntry) -> RevokedEntry:
 
 class PublisherThread:
     """A publisher on a daemon thread: while it holds the publisher lease it publishes what
-    is due every ``debounce``; otherwise it stands by and retries, like the read-model
-    runner, so that one process of a deployment publishes."""
+    is due every ``debounce`` (and runs ``also``, other periodic upkeep such as audit
+    checkpoints); otherwise it stands by and retries, like the read-model runner, so that
+    one process of a deployment publishes."""
 
     def __init__(
         self,
@@ -246,9 +247,11 @@ class PublisherThread:
         publisher: CRLPublisher,
         config: PublishingConfig,
         standby_retry: float = 2.0,
+        also: Callable[[], object] | None = None,
     ) -> None:
         self._settings = settings
         self._publisher = publisher
+        self._also = also
         self._interval = config.debounce.total_seconds()
         self._standby_retry = standby_retry
         self._stop = threading.Event()
@@ -275,4 +278,6 @@ class PublisherThread:
     def _publish_until_stopped(self) -> None:
         while not self._stop.is_set():
             self._publisher.publish_due()
+            if self._also is not None:
+                self._also()
             self._stop.wait(self._interval)
