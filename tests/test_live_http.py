@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
 import socket
 import ssl
 import subprocess
 import threading
+import uuid
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,8 @@ from typing import Any
 
 import pytest
 
+from api.app import ALL_ROUTES
+from api.openapi import openapi_path
 from domain.settings import Settings
 from tests.live import LiveServer
 
@@ -160,3 +164,19 @@ def test_tokens_and_roles_hold_over_http(live: LiveServer) -> None:
     assert status == 403
     assert headers["Content-Type"] == "application/problem+json"
     assert live.request("GET", "/api/v1/cas/" + "0" * 8 + "-0000-0000-0000-" + "0" * 12)[0] == 401
+
+
+def test_every_route_answers_over_real_http_as_documented(live: LiveServer) -> None:
+    document = json.loads(live.request("GET", "/openapi.json")[2])
+    for routes in ALL_ROUTES:
+        for operation in routes.operations:
+            path = openapi_path(operation.rule).format(
+                ca_id=uuid.uuid4(), certificate_id=uuid.uuid4(), encoded="AA"
+            )
+            status, headers, _ = live.request(operation.method, path)
+            template = openapi_path(operation.rule)
+            documented = document["paths"][template][operation.method.lower()]["responses"]
+            assert str(status) in documented, (operation.method, path, status)
+            assert headers["X-Request-Id"]
+            if operation.role is not None:
+                assert status == 401

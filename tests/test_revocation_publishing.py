@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import io
+import socket
+import ssl
 import subprocess
+import threading
 import time
+import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -249,3 +254,88 @@ def test_malformed_ocsp_requests_get_malformed_request(api: ApiClient) -> None:
     assert x509_ocsp.load_der_ocsp_response(bad_get.data).response_status is (
         x509_ocsp.OCSPResponseStatus.MALFORMED_REQUEST
     )
+
+
+@pytest.mark.slow
+def test_a_tls_server_checking_crls_refuses_a_revoked_client_certificate(
+    live: LiveServer, tmp_path: Path
+) -> None:
+    pki = Hierarchy(live, tmp_path)
+    server_id, _ = pki.issue("127.0.0.1")
+    good = _client(pki, "good@example.com", tmp_path)
+    revoked = _client(pki, "revoked@example.com", tmp_path)
+    pki.revoke(revoked[0])
+    crl = _pem_crl(pki.crl(pki.intermediate, "issuing.crl", _serial(revoked[1])))
+    server_files = _nginx_files(pki, server_id, tmp_path / "server")
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*server_files, password=PASSWORD)
+    context.load_verify_locations(pki.root_pem)
+    context.load_verify_locations(pki.intermediate_pem)
+    context.load_verify_locations(crl)
+    context.verify_mode = ssl.CERT_REQUIRED
+    context.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
+    assert _handshake(context, pki.root_pem, good[2]) == "ok"
+    assert "revoked" in _handshake(context, pki.root_pem, revoked[2])
+
+
+PASSWORD = "correct horse battery"
+
+
+def _client(pki: Hierarchy, email: str, directory: Path) -> tuple[str, Path, tuple[Path, Path]]:
+    issued = pki.live.json(
+        "POST",
+        f"/api/v1/cas/{pki.intermediate}/certificates",
+        pki.operator,
+        {
+            "type": "client",
+            "common_name": email,
+            "validity_days": 30,
+            "sans": [{"type": "email", "value": email}],
+        },
+    )
+    pem = directory / f"{email}.pem"
+    pem.write_text(issued["certificate_pem"])
+    return issued["id"], pem, _nginx_files(pki, issued["id"], directory / email)
+
+
+def _nginx_files(pki: Hierarchy, certificate_id: str, out: Path) -> tuple[Path, Path]:
+    status, _, body = pki.live.request(
+        "POST",
+        f"/api/v1/certificates/{certificate_id}/download",
+        pki.operator,
+        {"format": "nginx", "password": PASSWORD},
+    )
+    assert status == 200
+    zipfile.ZipFile(io.BytesIO(body)).extractall(out)
+    return next(out.glob("*.pem")), next(out.glob("*.key"))
+
+
+def _handshake(server: ssl.SSLContext, root: Path, client_files: tuple[Path, Path]) -> str:
+    """Run one TLS handshake on loopback; "ok" or the server's reason for refusing."""
+    client = ssl.create_default_context(cafile=str(root))
+    client.load_cert_chain(*client_files, password=PASSWORD)
+    listener = socket.create_server(("127.0.0.1", 0))
+    outcome: dict[str, str] = {}
+
+    def accept() -> None:
+        connection, _ = listener.accept()
+        try:
+            with server.wrap_socket(connection, server_side=True) as tls:
+                tls.sendall(b"ok")
+                outcome["server"] = "ok"
+        except ssl.SSLError as error:
+            outcome["server"] = str(error)
+
+    thread = threading.Thread(target=accept)
+    thread.start()
+    try:
+        with (
+            socket.create_connection(listener.getsockname()) as raw,
+            client.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+        ):
+            tls.recv(2)
+    except (ssl.SSLError, OSError):
+        pass  # the server's side says why
+    thread.join(10)
+    listener.close()
+    return outcome.get("server", "no answer")
