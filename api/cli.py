@@ -106,7 +106,14 @@ def _issue_args(parser: argparse.ArgumentParser) -> None:
 
 def _download_args(parser: argparse.ArgumentParser) -> None:
     _id_arg(parser)
-    parser.add_argument("--out", required=True, help="file for the certificate and chain (PEM)")
+    parser.add_argument(
+        "--format",
+        default="pem",
+        help="pem, der, pkcs8, pkcs12, jks, pkcs7, "
+        "nginx, apache, tomcat, iis (key formats read PCA_DOWNLOAD_PASSWORD)",
+    )
+    parser.add_argument("--out", default=".", help="directory to write the file into")
+    parser.add_argument("--no-chain", action="store_true", help="the certificate alone")
 
 
 def _no_args(parser: argparse.ArgumentParser) -> None:
@@ -161,7 +168,7 @@ GROUPS: dict[str, dict[str, Command]] = {
         "download": Command(
             commands.download_certificate,
             _download_args,
-            "write the certificate and its chain as PEM",
+            "write the certificate in the format a server needs",
         ),
         "revoke": Command(commands.revoke_certificate, _reason_arg, "revoke (final)"),
         "delete": Command(

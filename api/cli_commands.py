@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
+from api.formats import DownloadMaterial, DownloadOptions, parse_format, render_download
 from api.output import Row
-from api.presenters import ca_shape, certificate_shape, pem
+from api.presenters import ca_shape, certificate_shape
 from domain.errors import ValidationError
 from domain.requests import CAProfile, CertificateRequest
 from domain.service import PrivateCA
@@ -143,11 +145,25 @@ def show_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
 
 
 def download_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
-    certificate = session.service.get_certificate(args.id)
-    chain = session.service.chain_der(certificate.ca_id)
-    text = "".join(pem(der) for der in (certificate.certificate_der, *chain[:-1]))
-    Path(args.out).write_text(text)
-    return [{"id": str(certificate.id), "file": args.out, "certificates": len(chain)}]
+    """Write the certificate in ``--format`` into ``--out`` (a directory); key formats need
+    ``--password`` (read from PCA_DOWNLOAD_PASSWORD so it stays out of shell history)."""
+    service = session.service
+    certificate = service.get_certificate(args.id)
+    key = service.keystore.get(certificate.key_id) if certificate.key_id else None
+    material = DownloadMaterial(
+        certificate.name, certificate.certificate_der, service.chain_der(certificate.ca_id), key
+    )
+    password = os.environ.get("PCA_DOWNLOAD_PASSWORD")
+    download = render_download(
+        parse_format(args.format), material, DownloadOptions(password, not args.no_chain)
+    )
+    out = Path(args.out)
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    target = out / download.filename
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(download.body)
+    return [{"id": str(certificate.id), "file": str(target), "bytes": len(download.body)}]
 
 
 def revoke_certificate(session: Session, args: argparse.Namespace) -> list[Row]:

@@ -12,7 +12,19 @@ import pytest
 
 
 def pca(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PCA_DATA_DIR": str(data_dir), "PCA_PUBLIC_URL": "http://pca.test"}
+    return pca_with(data_dir, {}, *args, check=check)
+
+
+def pca_with(
+    data_dir: Path, extra_env: dict[str, str], *args: str, check: bool = True
+) -> subprocess.CompletedProcess[str]:
+    """Run ``pca`` on ``data_dir`` with ``extra_env`` added to the environment."""
+    env = {
+        **os.environ,
+        **extra_env,
+        "PCA_DATA_DIR": str(data_dir),
+        "PCA_PUBLIC_URL": "http://pca.test",
+    }
     return subprocess.run(
         [sys.executable, "-m", "api.cli", *args],
         capture_output=True,
@@ -166,3 +178,63 @@ def test_operators_publish_and_inspect_crls(tmp_path: Path) -> None:
     assert base["url"] == f"http://pca.test/crl/{intermediate['id']}.crl"
     again = json.loads(pca(data, "--json", "crl", "publish", intermediate["id"]).stdout)
     assert again[0]["number"] > base["number"]
+
+
+def test_downloads_write_server_bundles_with_private_modes(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    pca(data, "quickstart", "--out", str(tmp_path / "out"))
+    intermediate = next(
+        ca
+        for ca in json.loads(pca(data, "--json", "ca", "list").stdout)
+        if ca["kind"] == "intermediate"
+    )
+    server = json.loads(
+        pca(data, "--json", "cert", "list", intermediate["id"], "--type", "server").stdout
+    )
+    env_password = {"PCA_DOWNLOAD_PASSWORD": "a long passphrase"}
+    written = json.loads(
+        pca_with(
+            data,
+            env_password,
+            "--json",
+            "cert",
+            "download",
+            server["id"],
+            "--format",
+            "pkcs12",
+            "--out",
+            str(tmp_path / "dl"),
+        ).stdout
+    )
+    target = Path(written["file"])
+    assert target.suffix == ".p12"
+    assert target.stat().st_mode & 0o077 == 0
+    info = subprocess.run(
+        [
+            "openssl",
+            "pkcs12",
+            "-in",
+            str(target),
+            "-info",
+            "-noout",
+            "-passin",
+            "pass:a long passphrase",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert info.returncode == 0, info.stderr
+    refused = pca(
+        data,
+        "cert",
+        "download",
+        server["id"],
+        "--format",
+        "pkcs12",
+        "--out",
+        str(tmp_path / "dl"),
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "password" in refused.stderr
