@@ -10,7 +10,14 @@ from typing import TypeVar
 
 from flask import Flask, Response, g, request
 
-from api import views_audit, views_cas, views_certificates, views_public, views_revocation
+from api import (
+    views_audit,
+    views_cas,
+    views_certificates,
+    views_public,
+    views_reports,
+    views_revocation,
+)
 from api.errors import register_error_handlers
 from api.metrics import StoreCollector, instrument, registry_with
 from api.routing import Routes
@@ -35,6 +42,7 @@ ALL_ROUTES: tuple[Routes, ...] = (
     views_public.routes,
     views_revocation.routes,
     views_audit.routes,
+    views_reports.routes,
 )
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -68,6 +76,7 @@ def create_app(
         views_public.blueprint,
         views_revocation.blueprint,
         views_audit.blueprint,
+        views_reports.blueprint,
     ):
         app.register_blueprint(blueprint)
     register_error_handlers(app)

@@ -294,3 +294,24 @@ CHECKPOINTS = Obj(
     },
     frozenset({"public_key_pem", "items"}),
 )
+STATE_QUERY = Obj(
+    "StateQuery",
+    {"at": Str("a log position, or an ISO 8601 time (approximate across writers)", max_length=40)},
+)
+REPORT_QUERY = Obj(
+    "ReportQuery",
+    {
+        "format": Str(enum=("csv", "json")),
+        "at": Str(
+            "cut: a log position or an ISO 8601 time (default: the end of the log)", max_length=40
+        ),
+        "from": Str(format="date-time", max_length=40),
+        "to": Str(format="date-time", max_length=40),
+        "ca_id": Str(format="uuid", max_length=36),
+        "days": Str("for expiring: within this many days of the cut", max_length=6),
+    },
+)
+MANIFEST = AnyObject(
+    "kind, format, parameters, at_position, at_time, generated_from, "
+    "row_count, sha256, signature (Ed25519, base64), key_id, public_key_pem"
+)

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import json
+import sys
+from pathlib import Path
 
 from api.cli_commands import Session
 from api.output import Row
 from domain.audit import AuditLog
 from projections.history import HistoryFilter, read_history
+from projections.logcut import parse_at
+from projections.pointintime import render_json, state_at
+from projections.reports import parse_format, parse_kind, parse_parameters, write_report
 
 
 def declare_events(parser: argparse.ArgumentParser) -> None:
@@ -60,3 +66,59 @@ def checkpoints(session: Session, args: argparse.Namespace) -> list[Row]:
     """Every signed checkpoint, with what an outside party needs to verify it."""
     del args
     return list(AuditLog.of(session.service).export_checkpoints())
+
+
+def declare_replay(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--at", help="a log position or an ISO 8601 time (default: now)")
+
+
+def replay(session: Session, args: argparse.Namespace) -> list[Row]:
+    """The state at ``--at``, folded from the log alone; printed as JSON."""
+    at = parse_at(args.at) if args.at else None
+    sys.stdout.write(render_json(state_at(session.settings, at)).decode("utf-8") + "\n")
+    return []
+
+
+def declare_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "kind", help="inventory, issuance, revocations, expiring, quota-ledger or activity"
+    )
+    parser.add_argument("--format", default="csv", choices=["csv", "json"])
+    parser.add_argument("--at", help="cut: a log position or an ISO 8601 time")
+    parser.add_argument("--from", dest="start", help="period start (ISO 8601)")
+    parser.add_argument("--to", dest="end", help="period end (ISO 8601)")
+    parser.add_argument("--ca-id")
+    parser.add_argument("--days", help="for expiring: within this many days")
+    parser.add_argument(
+        "--out",
+        required=True,
+        help="file for the report; the signed manifest goes next to it as FILE.manifest.json",
+    )
+
+
+def report(session: Session, args: argparse.Namespace) -> list[Row]:
+    """Write a compliance export and its signed manifest."""
+    parameters = parse_parameters(
+        at=args.at, start=args.start, end=args.end, ca_id=args.ca_id, days=args.days
+    )
+    out = Path(args.out)
+    with out.open("wb") as handle:
+        manifest = write_report(
+            session.settings,
+            parse_kind(args.kind),
+            parse_format(args.format),
+            parameters,
+            handle,
+            keystore=session.service.keystore,
+        )
+    manifest_path = out.with_name(out.name + ".manifest.json")
+    manifest_path.write_text(json.dumps(manifest.to_json(), indent=2) + "\n")
+    return [
+        {
+            "file": str(out),
+            "rows": manifest.row_count,
+            "sha256": manifest.sha256,
+            "at_position": manifest.at_position,
+            "manifest": str(manifest_path),
+        }
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 from pathlib import Path
@@ -83,3 +84,37 @@ def test_the_audit_commands_show_history_and_verify(tmp_path: Path) -> None:
     pca(data, "audit", "checkpoint")
     exported = json.loads(pca(data, "--json", "audit", "checkpoints").stdout)
     assert exported["algorithm"] == "Ed25519"
+
+
+def test_state_at_a_position_and_reports_with_their_manifest(api: ApiClient) -> None:
+    root = api.call("POST", "/api/v1/cas", json=ROOT).get_json()["id"]
+    api.call("POST", f"/api/v1/cas/{root}/enable")
+    cut = api.call("GET", "/api/v1/audit/state", role=Role.AUDITOR)
+    position = cut.headers["X-Report-Position"]
+    api.call("POST", f"/api/v1/cas/{root}/disable")
+    earlier = api.call("GET", f"/api/v1/audit/state?at={position}", role=Role.AUDITOR)
+    assert earlier.data == cut.data
+    assert json.loads(earlier.data)["cas"][0]["status"] == "enabled"
+    body = api.call("GET", f"/api/v1/reports/activity?format=csv&at={position}", role=Role.AUDITOR)
+    assert body.status_code == 200
+    assert body.headers["X-Report-Position"] == position
+    manifest = api.call(
+        "GET", f"/api/v1/reports/activity/manifest?format=csv&at={position}", role=Role.AUDITOR
+    ).get_json()
+    assert manifest["sha256"] == hashlib.sha256(body.data).hexdigest()
+    again = api.call("GET", f"/api/v1/reports/activity?format=csv&at={position}", role=Role.AUDITOR)
+    assert again.data == body.data
+    bad = api.call("GET", "/api/v1/reports/nonsense", role=Role.AUDITOR)
+    assert (bad.status_code, bad.get_json()["field"]) == (422, "kind")
+
+
+def test_pca_report_writes_the_export_and_its_manifest(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    pca(data, "quickstart", "--out", str(tmp_path / "qs"))
+    out = tmp_path / "inventory.csv"
+    written = json.loads(pca(data, "--json", "report", "inventory", "--out", str(out)).stdout)
+    assert written["rows"] == 2
+    manifest = json.loads((tmp_path / "inventory.csv.manifest.json").read_text())
+    assert manifest["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
+    state = json.loads(pca(data, "audit", "replay").stdout)
+    assert len(state["cas"]) == 2

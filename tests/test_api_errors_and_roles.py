@@ -18,6 +18,7 @@ def _sample_path(rule: str) -> str:
     return (
         openapi_path(rule)
         .replace("{ca_id}", str(uuid.uuid4()))
+        .replace("{kind}", "inventory")
         .replace("{certificate_id}", str(uuid.uuid4()))
     )
 
