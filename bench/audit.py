@@ -31,17 +31,17 @@ import datetime as dt
 import multiprocessing
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.common import postgres_url, print_rows
 from bench.projections import fill
 from domain.settings import Settings
 from projections.logcut import LogReader
 from projections.pointintime import state_at
 from projections.reports import ReportFormat, ReportKind, ReportParameters, write_report
-from tests.pgserver import PostgresServer, create_schema, drop_schema
+from tests.pgserver import create_schema, drop_schema
 
 CSV, JSON = ReportFormat.CSV, ReportFormat.JSON
 LARGE_EXPORTS = (
@@ -179,14 +179,14 @@ def main() -> None:
         "| certificates/s | body MB | RSS at start MB | peak RSS MB |"
     )
     print("|---|---:|---|---:|---:|---:|---:|---:|---:|---:|")
-    with tempfile.TemporaryDirectory() as directory, _postgres(args, Path(directory)) as url:
+    with tempfile.TemporaryDirectory() as directory, postgres_url(args, Path(directory)) as url:
         if not args.skip_sqlite:
             for size in (int(size) for size in args.sizes.split(",")):
                 settings = Settings(data_dir=Path(directory) / f"sqlite-{size}")
-                _print(measure(settings, "SQLite", size, size in full))
+                print_rows(measure(settings, "SQLite", size, size in full))
         if url is not None:
             for size in (int(size) for size in args.postgres_sizes.split(",")):
-                _print(_on_postgres(url, Path(directory) / f"pg-{size}", size, size in full))
+                print_rows(_on_postgres(url, Path(directory) / f"pg-{size}", size, size in full))
 
 
 def _on_postgres(url: str, data_dir: Path, size: int, every_kind: bool) -> list[str]:
@@ -196,22 +196,6 @@ def _on_postgres(url: str, data_dir: Path, size: int, every_kind: bool) -> list[
         return measure(settings, "PostgreSQL", size, every_kind)
     finally:
         drop_schema(url, schema)
-
-
-@contextmanager
-def _postgres(args: argparse.Namespace, directory: Path) -> Iterator[str | None]:
-    if args.postgres_url:
-        yield args.postgres_url
-    elif args.postgres:
-        with PostgresServer.start(directory / "postgres") as server:
-            yield server.url
-    else:
-        yield None
-
-
-def _print(rows: list[str]) -> None:
-    for row in rows:
-        print(row, flush=True)
 
 
 if __name__ == "__main__":

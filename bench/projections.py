@@ -27,12 +27,12 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from uuid import UUID
 
+from bench.common import postgres_url, print_rows
 from domain.authority import CertificateAuthority
 from domain.certificate import Certificate, certificate_id
 from domain.service import PrivateCA
@@ -51,7 +51,7 @@ from projections.queries import ReadModels, encode_cursor
 from projections.store import open_view
 from projections.worker import catch_up
 from tests.builders import client_request, enabled_intermediate, enabled_root, issue
-from tests.pgserver import PostgresServer, create_schema, drop_schema
+from tests.pgserver import create_schema, drop_schema
 
 BENCH = RequestContext(actor="bench", request_id="bench")
 SAVE_SIZE = 500
@@ -245,11 +245,11 @@ def main() -> None:
     sizes = [int(size) for size in args.sizes.split(",")]
     print("| store | certificates | measure | result (p50 / p99 ms) |")
     print("|---|---|---|---|")
-    with tempfile.TemporaryDirectory() as directory, _postgres(args, Path(directory)) as url:
+    with tempfile.TemporaryDirectory() as directory, postgres_url(args, Path(directory)) as url:
         for size in sizes:
             if not args.skip_sqlite:
                 settings = Settings(data_dir=Path(directory) / f"sqlite-{size}")
-                _print(measure(settings, "SQLite", size, args.samples))
+                print_rows(measure(settings, "SQLite", size, args.samples))
             if url is not None:
                 schema = create_schema(url)
                 try:
@@ -258,25 +258,9 @@ def main() -> None:
                         database_url=url,
                         database_schema=schema,
                     )
-                    _print(measure(settings, "PostgreSQL", size, args.samples))
+                    print_rows(measure(settings, "PostgreSQL", size, args.samples))
                 finally:
                     drop_schema(url, schema)
-
-
-@contextmanager
-def _postgres(args: argparse.Namespace, directory: Path) -> Iterator[str | None]:
-    if args.postgres_url:
-        yield args.postgres_url
-    elif args.postgres:
-        with PostgresServer.start(directory / "postgres") as server:
-            yield server.url
-    else:
-        yield None
-
-
-def _print(rows: list[str]) -> None:
-    for row in rows:
-        print(row, flush=True)
 
 
 if __name__ == "__main__":
