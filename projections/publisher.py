@@ -36,7 +36,7 @@ from domain.values import RequestContext
 from projections.crlstore import BASE, DELTA, CRLStore, StoredCRL
 from projections.errors import RunnerActiveError
 from projections.lease import acquire_lease
-from projections.models import CAViewStatus, RevocationEntry
+from projections.models import RevocationEntry
 from projections.queries import ReadModels
 
 logger = logging.getLogger(__name__)
@@ -123,16 +123,30 @@ class CRLPublisher:
         self._store = store
         self._config = config or PublishingConfig()
         self._states: dict[UUID, _IssuerState] = {}
+        self._issuers_cache: list[tuple[UUID, dt.datetime]] = []
+        self._issuers_position = -1
         self._context = RequestContext("crl-publisher (system)", f"publisher-{uuid.uuid4()}")
 
     def publish_due(self) -> list[Published]:
         """Publish for every CA with news, or whose base CRL needs re-signing."""
         published: list[Published] = []
         now = self._service.clock()
-        for ca in self._read_models.list_cas(now):
-            if ca.not_before is not None and ca.status is not CAViewStatus.EXPIRED:
-                published += self.publish(ca.id)
+        for ca_id, not_after in self._issuers():
+            if now < not_after:
+                published += self.publish(ca_id)
         return published
+
+    def _issuers(self) -> list[tuple[UUID, dt.datetime]]:
+        """The CAs that have a certificate, with its end; listed again only when the read
+        models moved (this runs twice a second, and the CA list counts expired leaves)."""
+        position = self._read_models.position()
+        if position != self._issuers_position:
+            views = self._read_models.list_cas(self._service.clock())
+            self._issuers_cache = [
+                (view.id, view.not_after) for view in views if view.not_after is not None
+            ]
+            self._issuers_position = position
+        return self._issuers_cache
 
     def publish(self, ca_id: UUID, *, force_base: bool = False) -> list[Published]:
         """Publish what is due for ``ca_id``: a base (and an empty delta), a delta, or nothing."""
