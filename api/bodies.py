@@ -179,33 +179,15 @@ CERTIFICATE = Obj(
         }
     ),
 )
+_NOT_IN_LISTS = {"subject", "certificate_pem", "chain_pem"}
 CERTIFICATE_SUMMARY = Obj(
     "CertificateSummary",
     {
-        **{
-            key: spec
-            for key, spec in CERTIFICATE.properties.items()
-            if key not in {"subject", "certificate_pem", "chain_pem"}
-        },
+        **{key: spec for key, spec in CERTIFICATE.properties.items() if key not in _NOT_IN_LISTS},
         "requested_by": Str(),
         "issued_at": TIMESTAMP,
     },
-    frozenset(
-        {
-            "id",
-            "ca_id",
-            "serial_number",
-            "type",
-            "name",
-            "common_name",
-            "sans",
-            "status",
-            "not_before",
-            "not_after",
-            "requested_by",
-            "issued_at",
-        }
-    ),
+    (CERTIFICATE.required - _NOT_IN_LISTS) | {"requested_by", "issued_at"},
 )
 CA_LIST = Obj("CAList", {"items": Array(CA, 100_000)}, frozenset({"items"}))
 CERTIFICATE_PAGE = Obj(
