@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from api.schema import AnyObject, Array, Bool, Int, Nullable, Obj, Str, Uuid
+from api.errors import MAX_DETAIL, MAX_FIELD, MAX_INSTANCE
+from api.schema import AnyObject, Array, Bool, Int, Nullable, Obj, PerItem, Str, Uuid
 from domain.values import CertificateType, KeyAlgorithm, RevocationReason, SANType
 
 KEY_ALGORITHMS = tuple(algorithm.value for algorithm in KeyAlgorithm)
@@ -10,6 +11,10 @@ REASONS = tuple(reason.value for reason in RevocationReason)
 UUID_TEXT = Uuid()
 TIMESTAMP = Nullable(Str(format="date-time", max_length=40))
 TEXT = Nullable(Str(max_length=128))
+# Query values read as numbers: ASCII digits only ("³" is a digit to Python, not to int()).
+DIGITS = r"^[0-9]+$"
+# A log cut: a position, or a time that the parser then checks in full.
+LOG_CUT = r"^[0-9]+$|^[0-9]{4}-[0-9]{2}-[0-9]{2}"
 
 SUBJECT = Obj(
     "Subject",
@@ -103,7 +108,7 @@ CERTIFICATE_QUERY = Obj(
         "type": Str(enum=tuple(t.value for t in CertificateType)),
         "q": Str("text in the common name or a SAN", max_length=256),
         "expires_before": Str(format="date-time", max_length=40),
-        "limit": Str("1 to 1000 (default 50)", max_length=4),
+        "limit": Str("1 to 1000 (default 50)", max_length=4, pattern=DIGITS),
         "cursor": Str(max_length=256),
     },
 )
@@ -206,9 +211,9 @@ PROBLEM = Obj(
         "type": Str(max_length=2048),
         "title": Str(),
         "status": Int(100, 599),
-        "detail": Str(max_length=4096),
-        "instance": Str(max_length=2048),
-        "field": Str(),
+        "detail": Str(max_length=MAX_DETAIL),
+        "instance": Str(max_length=MAX_INSTANCE),
+        "field": Str(max_length=MAX_FIELD),
         "request_id": Str(),
     },
     frozenset({"type", "title", "status", "detail"}),
@@ -218,8 +223,8 @@ PROBLEM = Obj(
 EVENT_QUERY = Obj(
     "EventQuery",
     {
-        "after": Str("log position to continue after (default 0)", max_length=18),
-        "limit": Str("1 to 1000 (default 100)", max_length=4),
+        "after": Str("log position to continue after (default 0)", max_length=18, pattern=DIGITS),
+        "limit": Str("1 to 1000 (default 100)", max_length=4, pattern=DIGITS),
         "type": Str("event type names, comma-separated (e.g. CertificateIssued)", max_length=512),
         "aggregate_id": Str(format="uuid", max_length=36),
         "actor": Str(max_length=128),
@@ -278,22 +283,71 @@ CHECKPOINTS = Obj(
 )
 STATE_QUERY = Obj(
     "StateQuery",
-    {"at": Str("a log position, or an ISO 8601 time (approximate across writers)", max_length=40)},
+    {
+        "at": Str(
+            "a log position, or an ISO 8601 time (approximate across writers)",
+            max_length=40,
+            pattern=LOG_CUT,
+        )
+    },
 )
 REPORT_QUERY = Obj(
     "ReportQuery",
     {
         "format": Str(enum=("csv", "json")),
         "at": Str(
-            "cut: a log position or an ISO 8601 time (default: the end of the log)", max_length=40
+            "cut: a log position or an ISO 8601 time (default: the end of the log)",
+            max_length=40,
+            pattern=LOG_CUT,
         ),
         "from": Str(format="date-time", max_length=40),
         "to": Str(format="date-time", max_length=40),
         "ca_id": Str(format="uuid", max_length=36),
-        "days": Str("for expiring: within this many days of the cut", max_length=6),
+        "days": Str("for expiring: within this many days of the cut", max_length=6, pattern=DIGITS),
     },
 )
 MANIFEST = AnyObject(
     "kind, format, parameters, at_position, at_time, generated_from, "
     "row_count, sha256, signature (Ed25519, base64), key_id, public_key_pem"
+)
+
+MAX_BATCH_ITEMS = 1000
+MAX_BATCH_BYTES = 8 * 1024 * 1024  # 1000 items with a CSR each; other bodies get 1 MiB
+BATCH_ITEM = PerItem(
+    "BatchIssueItem",
+    {
+        **ISSUE.properties,
+        "idempotency_key": Str(
+            "repeating a key with the same parameters returns the first certificate",
+            min_length=1,
+            max_length=255,
+        ),
+    },
+    ISSUE.required,
+)
+ISSUE_BATCH = Obj(
+    "IssueCertificateBatch",
+    {"items": Array(BATCH_ITEM, MAX_BATCH_ITEMS)},
+    frozenset({"items"}),
+)
+BATCH_RESULT = Obj(
+    "BatchIssueResult",
+    {
+        "index": Int(0, MAX_BATCH_ITEMS - 1),
+        "status": Int(100, 599),
+        "certificate": CERTIFICATE,
+        "problem": PROBLEM,
+    },
+    frozenset({"index", "status"}),
+    description="status 201 with the certificate, or a 4xx status with its problem",
+)
+BATCH_ANSWER = Obj(
+    "BatchIssueAnswer",
+    {
+        "succeeded": Int(0, MAX_BATCH_ITEMS),
+        "failed": Int(0, MAX_BATCH_ITEMS),
+        "chain_pem": Str("the issuing CA's chain, shared by every certificate", max_length=65536),
+        "results": Array(BATCH_RESULT, MAX_BATCH_ITEMS),
+    },
+    frozenset({"succeeded", "failed", "chain_pem", "results"}),
 )

@@ -27,6 +27,9 @@ from domain.errors import (
 )
 
 PROBLEM_TYPE_BASE = "https://pca.dev/problems/"
+MAX_DETAIL = 4096
+MAX_INSTANCE = 2048
+MAX_FIELD = 256
 logger = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: tuple[tuple[type[PCAError], int], ...] = (
@@ -70,16 +73,17 @@ class NotReadyError(HTTPProblemError):
 
 
 def problem(status: int, title: str, detail: str, field: str | None = None) -> Response:
-    """An ``application/problem+json`` response."""
+    """An ``application/problem+json`` response, within the published Problem schema even
+    when the detail, the path or the field echo a client's overlong input."""
     body: dict[str, object] = {
         "type": PROBLEM_TYPE_BASE + title.lower().replace(" ", "-"),
         "title": title,
         "status": status,
-        "detail": detail,
-        "instance": request.path,
+        "detail": _clip(detail, MAX_DETAIL),
+        "instance": _clip(request.path, MAX_INSTANCE),
     }
     if field:
-        body["field"] = field
+        body["field"] = _clip(field, MAX_FIELD)
     if "request_id" in g:
         body["request_id"] = g.request_id
     response = Response(json.dumps(body), status=status, mimetype="application/problem+json")
@@ -88,6 +92,25 @@ def problem(status: int, title: str, detail: str, field: str | None = None) -> R
     if status == 503:
         response.headers["Retry-After"] = "1"
     return response
+
+
+def _clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def item_problem(error: PCAError) -> dict[str, object]:
+    """The problem details of a 4xx domain error, for one item of a batch answer."""
+    status = _domain_status(error)
+    title = _title(error, status)
+    body: dict[str, object] = {
+        "type": PROBLEM_TYPE_BASE + title.lower().replace(" ", "-"),
+        "title": title,
+        "status": status,
+        "detail": error.detail,
+    }
+    if error.field:
+        body["field"] = error.field
+    return body
 
 
 def _domain_status(error: PCAError) -> int:
@@ -139,7 +162,8 @@ def register_error_handlers(app: Flask) -> None:
 
 def _http_detail(status: int, error: HTTPException) -> str:
     if status == 413:
-        return "The request body is too large; requests are limited to 1 MiB."
+        limit = request.max_content_length or 0
+        return f"The request body is too large; this request is limited to {limit:,} bytes."
     if status == 404:
         return f"There is nothing at {request.path}; see /openapi.json for the routes."
     if status == 405:

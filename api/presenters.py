@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding
+import ssl
 
 from domain.authority import CertificateAuthority
 from domain.certificate import Certificate
@@ -17,8 +15,8 @@ Shape = dict[str, object]
 
 
 def pem(der: bytes) -> str:
-    """The PEM text of a DER certificate."""
-    return x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM).decode("ascii")
+    """The PEM text of a DER certificate (the same text cryptography writes, sooner)."""
+    return ssl.DER_cert_to_PEM_cert(der)
 
 
 def subject_shape(subject: Subject) -> Shape:

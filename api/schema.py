@@ -8,6 +8,8 @@ of the offending value (``sans[2].value``), which the API turns into a 422 probl
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -30,22 +32,37 @@ def _fail(path: str, message: str) -> ValidationError:
     return ValidationError(f"{path or 'the body'} {message}", field=path or None)
 
 
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+DATE_TIME = "date-time"
+
+
 @dataclass(frozen=True)
 class Str:
+    """A string. ``pattern`` is searched as JSON Schema does (anchor it to match the whole
+    value); ``format="date-time"`` is enforced, other formats are only documented."""
+
     description: str = ""
     min_length: int = 0
     max_length: int = 256
     enum: tuple[str, ...] = ()
     format: str = ""
     example: str = ""
+    pattern: str = ""
 
     def parse(self, value: object, path: str) -> str:
         if not isinstance(value, str):
             raise _fail(path, "must be a string.")
+        if _SURROGATE.search(value):
+            # JSON allows "\ud800" escapes that decode to no character; nothing can store them.
+            raise _fail(path, "must be valid Unicode text; remove the unpaired \\u surrogate.")
         if self.enum and value not in self.enum:
             raise _fail(path, f"must be one of {', '.join(self.enum)}; got {value[:40]!r}.")
         if not self.min_length <= len(value) <= self.max_length:
             raise _fail(path, f"must be {self.min_length} to {self.max_length} characters long.")
+        if self.pattern and not re.search(self.pattern, value):
+            raise _fail(path, f"must match {self.pattern}; got {value[:40]!r}.")
+        if self.format == DATE_TIME and not _is_instant(value):
+            raise _fail(path, "must be an ISO 8601 time such as 2027-01-31T00:00:00Z.")
         return value
 
     def json_schema(self) -> JSON:
@@ -56,12 +73,25 @@ class Str:
             schema["enum"] = list(self.enum)
         for key, value in (
             ("format", self.format),
+            ("pattern", self.pattern),
             ("description", self.description),
             ("examples", [self.example] if self.example else None),
         ):
             if value:
                 schema[key] = value
         return schema
+
+
+def _is_instant(text: str) -> bool:
+    """Whether ``text`` is an ISO 8601 time that exists in UTC (an offset may push the last
+    or first representable day out of range); without an offset it is read as UTC."""
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is not None:
+            moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -188,7 +218,7 @@ class Obj:
         unknown = sorted(set(value) - set(self.properties))
         if unknown:
             raise _fail(
-                _join(path, unknown[0]),
+                _join(path, _shortened(unknown[0])),
                 f"is not a known field; allowed: {', '.join(self.properties)}.",
             )
         missing = sorted(self.required - set(value))
@@ -234,3 +264,25 @@ def _objects_in(spec: Spec) -> list[Obj]:
 
 def _join(path: str, key: str) -> str:
     return f"{path}.{key}" if path else key
+
+
+def _shortened(key: str, limit: int = 64) -> str:
+    """An unknown key as an error names it: a client may send one of any length."""
+    return key if len(key) <= limit else key[: limit - 3] + "..."
+
+
+@dataclass(frozen=True)
+class PerItem(Obj):
+    """An object schema checked item by item by the view, not when the body is parsed.
+
+    A batch documents its items' schema but answers each bad item on its own, so the
+    body parser only checks that each item is an object; :meth:`parse_item` does the rest.
+    """
+
+    def parse(self, value: object, path: str = "") -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise _fail(path, "must be a JSON object.")
+        return value
+
+    def parse_item(self, value: object, path: str) -> dict[str, Any]:
+        return super().parse(value, path)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 from uuid import UUID
 
@@ -10,6 +11,7 @@ from flask.typing import ResponseReturnValue
 
 from api import bodies
 from api.consistency import wait_for_requested_position
+from api.errors import item_problem
 from api.formats import DownloadMaterial, DownloadOptions, parse_format, render_download
 from api.params import parse_count, parse_instant
 from api.presenters import certificate_shape, certificate_summary, pem
@@ -17,9 +19,9 @@ from api.routing import Routes
 from api.services import request_context, services
 from api.views_cas import subject_from
 from domain.certificate import Certificate
-from domain.errors import NotFoundError, ValidationError
+from domain.errors import NotFoundError, PCAError, ValidationError
 from domain.requests import CertificateRequest
-from domain.service import Outcome
+from domain.service import IssuedCertificate, Outcome
 from domain.tokens import Role
 from domain.validation import parse_san_list
 from domain.values import (
@@ -52,24 +54,35 @@ def _shape(
 ) -> ResponseReturnValue:
     service = services().service
     shape = certificate_shape(certificate, service.clock())
-    shape["chain_pem"] = "".join(pem(der) for der in service.chain_der(certificate.ca_id))
+    shape["chain_pem"] = _chain_pem(service.chain_der(certificate.ca_id))
     headers = {"X-Log-Position": str(position)} if position is not None else {}
     return shape, status, headers
 
 
+@functools.lru_cache(maxsize=64)
+def _chain_pem(chain: tuple[bytes, ...]) -> str:
+    """A CA chain's PEM; chains never change, and every issuance answer carries one."""
+    return "".join(pem(der) for der in chain)
+
+
 def _idempotency_key() -> str | None:
-    key = request.headers.get("Idempotency-Key")
+    return _checked_key(request.headers.get("Idempotency-Key"), "Idempotency-Key")
+
+
+def _checked_key(key: str | None, field: str = "idempotency_key") -> str | None:
     if key is None:
         return None
     if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isascii() or not key.isprintable():
         raise ValidationError(
-            f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters.",
-            field="Idempotency-Key",
+            f"{field} must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters.",
+            field=field,
         )
     return key
 
 
-def _certificate_request(body: dict[str, Any]) -> CertificateRequest:
+def _certificate_request(
+    body: dict[str, Any], idempotency_key: str | None = None
+) -> CertificateRequest:
     extras = body.get("subject", {})
     subject: Subject = subject_from({**extras, "common_name": body["common_name"]})
     sans = parse_san_list([(san["type"], san["value"]) for san in body.get("sans", [])])
@@ -82,7 +95,7 @@ def _certificate_request(body: dict[str, Any]) -> CertificateRequest:
         csr_pem=body.get("csr"),
         name=body.get("name"),
         include_crl=body.get("include_crl", True),
-        idempotency_key=_idempotency_key(),
+        idempotency_key=idempotency_key,
     )
 
 
@@ -97,9 +110,68 @@ def _certificate_request(body: dict[str, Any]) -> CertificateRequest:
 )
 def issue_certificate(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
     issued = services().service.issue_certificate(
-        request_context(), ca_id, _certificate_request(body)
+        request_context(), ca_id, _certificate_request(body, _idempotency_key())
     )
     return _shape(issued.certificate, issued.position, 201)
+
+
+@issuing.before_request
+def _allow_large_batches() -> None:
+    if request.endpoint == "issuing.issue_certificates_batch":
+        request.max_content_length = bodies.MAX_BATCH_BYTES
+
+
+@issuing_routes.route(
+    "POST",
+    "/<uuid:ca_id>/certificates:batch",
+    role=Role.OPERATOR,
+    summary="Request up to 1000 certificates at once, each succeeding or failing alone",
+    body=bodies.ISSUE_BATCH,
+    response=bodies.BATCH_ANSWER,
+)
+def issue_certificates_batch(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
+    """Items are checked one by one: a bad item gets its own problem in ``results`` and
+    consumes no quota; the others are issued. Quota runs out item by item, in order."""
+    service = services().service
+    parsed = [_batch_item(raw, index) for index, raw in enumerate(body["items"])]
+    requests = [item for item in parsed if isinstance(item, CertificateRequest)]
+    issued = iter(service.issue_certificates(request_context(), ca_id, requests))
+    outcomes = [next(issued) if isinstance(item, CertificateRequest) else item for item in parsed]
+    results = [_batch_result(index, outcome) for index, outcome in enumerate(outcomes)]
+    succeeded = sum(1 for outcome in outcomes if isinstance(outcome, IssuedCertificate))
+    position = max(
+        (outcome.position for outcome in outcomes if isinstance(outcome, IssuedCertificate)),
+        default=0,
+    )
+    answer = {
+        "succeeded": succeeded,
+        "failed": len(outcomes) - succeeded,
+        "chain_pem": _chain_pem(service.chain_der(ca_id)),
+        "results": results,
+    }
+    return answer, 200, {"X-Log-Position": str(position)} if succeeded else {}
+
+
+def _batch_item(raw: object, index: int) -> CertificateRequest | PCAError:
+    try:
+        item = bodies.BATCH_ITEM.parse_item(raw, f"items[{index}]")
+        return _certificate_request(item, _checked_key(item.get("idempotency_key")))
+    except PCAError as error:
+        return error
+
+
+def _batch_result(index: int, outcome: IssuedCertificate | PCAError) -> dict[str, object]:
+    if isinstance(outcome, PCAError):
+        problem = item_problem(outcome)
+        if int(str(problem["status"])) >= 500:
+            raise outcome
+        return {"index": index, "status": problem["status"], "problem": problem}
+    now = services().service.clock()
+    return {
+        "index": index,
+        "status": 201,
+        "certificate": certificate_shape(outcome.certificate, now),
+    }
 
 
 @routes.route(

@@ -399,6 +399,14 @@ class CertificateAuthority(Aggregate):
 
     def check_can_issue(self, now: dt.datetime) -> None:
         """Raise unless this CA may issue an end-entity certificate at ``now``."""
+        self.check_can_sign(now)
+        if self.quota_remaining <= 0:
+            raise QuotaError(
+                "The intermediate CA has no remaining quota; assign more from its root."
+            )
+
+    def check_can_sign(self, now: dt.datetime) -> None:
+        """Every rule of :meth:`check_can_issue` but quota, which a batch spends per item."""
         if self.kind is CAKind.ROOT:
             raise CAStateError(
                 "Root CAs never issue end-entity certificates; request from an intermediate."
@@ -408,10 +416,6 @@ class CertificateAuthority(Aggregate):
         if now >= self.service_until:
             raise ServicePeriodError(
                 f"The CA's service period ended on {self.service_until.isoformat()}; renew it."
-            )
-        if self.quota_remaining <= 0:
-            raise QuotaError(
-                "The intermediate CA has no remaining quota; assign more from its root."
             )
 
     def leaf_window(self, now: dt.datetime, validity_days: int) -> tuple[dt.datetime, dt.datetime]:

@@ -9,9 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from eventsourcing.domain import Aggregate
 
 from domain.errors import CertificateStateError
@@ -52,10 +54,20 @@ class IssuedFacts:
     key_id: str | None
     include_crl: bool
     certificate_der: bytes
+    serial_number: str  # lower-case hex, as read from the signed certificate
+    not_before: dt.datetime
+    not_after: dt.datetime
 
-    @property
-    def serial_number(self) -> str:
-        return format(x509.load_der_x509_certificate(self.certificate_der).serial_number, "x")
+    @classmethod
+    def of(cls, certificate: x509.Certificate, **decided: Any) -> IssuedFacts:
+        """The facts of ``certificate``, signed with what was ``decided``."""
+        return cls(
+            **decided,
+            certificate_der=certificate.public_bytes(Encoding.DER),
+            serial_number=format(certificate.serial_number, "x"),
+            not_before=certificate.not_valid_before_utc,
+            not_after=certificate.not_valid_after_utc,
+        )
 
 
 class Certificate(Aggregate):
@@ -125,15 +137,13 @@ class Certificate(Aggregate):
     @classmethod
     def issue(cls, ctx: RequestContext, facts: IssuedFacts) -> Certificate:
         """Record a certificate that the issuer has already signed."""
-        parsed = x509.load_der_x509_certificate(facts.certificate_der)
-        serial_number = facts.serial_number
         return cls._create(
             cls.CertificateIssued,
-            id=certificate_id(facts.ca_id, serial_number),
+            id=certificate_id(facts.ca_id, facts.serial_number),
             actor=ctx.actor,
             request_id=ctx.request_id,
             ca_id=facts.ca_id,
-            serial_number=serial_number,
+            serial_number=facts.serial_number,
             type=facts.type,
             name=facts.name,
             subject=facts.subject,
@@ -141,8 +151,8 @@ class Certificate(Aggregate):
             key_algorithm=facts.key_algorithm,
             key_id=facts.key_id,
             include_crl=facts.include_crl,
-            not_before=parsed.not_valid_before_utc,
-            not_after=parsed.not_valid_after_utc,
+            not_before=facts.not_before,
+            not_after=facts.not_after,
             certificate_der=facts.certificate_der,
         )
 

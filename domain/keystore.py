@@ -25,6 +25,7 @@ import threading
 from abc import ABC, abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -65,6 +66,15 @@ _CONFIG_HINT = f"PCA_MASTER_KEY must be base64 of 32 bytes; generate one with: {
 
 # A record re-wrapper: (key_id, master_key_id, blob) -> (new master_key_id, new blob).
 Rewrapper = Callable[[str, str, bytes], tuple[str, bytes]]
+
+
+@dataclass(frozen=True)
+class SealedKey:
+    """A private key encrypted under a master key, ready to be stored under ``key_id``."""
+
+    key_id: str
+    master_key_id: str
+    blob: bytes = field(repr=False)
 
 
 def master_key_id(key: bytes) -> str:
@@ -353,12 +363,27 @@ class KeyStore(ABC):
     def put(self, key_id: str, private_key: PrivateKeyTypes) -> None:
         """Store ``private_key`` under ``key_id``, encrypted under the active master key.
 
-        The PKCS#8 DER exists only in memory. Raises KeyCustodyError if ``key_id``
-        is already stored (key ids are never reused).
+        Raises KeyCustodyError if ``key_id`` is already stored (key ids are never reused).
+        """
+        self.store([self.seal(key_id, private_key)])
+
+    def seal(self, key_id: str, private_key: PrivateKeyTypes) -> SealedKey:
+        """``private_key`` encrypted for ``key_id``, not yet stored.
+
+        The PKCS#8 DER exists only in memory. Sealing apart from storing lets many
+        callers encrypt in parallel and one of them store the lot in one transaction.
         """
         der = private_key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
         master_id, blob = self._keyring.encrypt(der, key_id.encode())
-        self._insert(key_id, master_id, blob)
+        return SealedKey(key_id, master_id, blob)
+
+    def store(self, sealed: Sequence[SealedKey]) -> None:
+        """Store sealed keys, all or none, in one transaction (one fsync for the lot).
+
+        Raises KeyCustodyError if any key id is already stored.
+        """
+        if sealed:
+            self._insert_many(sealed)
 
     def get(self, key_id: str) -> PrivateKeyTypes:
         """Return the private key stored under ``key_id``.
@@ -423,14 +448,15 @@ class KeyStore(ABC):
         return self._keyring.encrypt(self._decrypt(key_id, master_id, blob), key_id.encode())
 
     @staticmethod
-    def _duplicate(key_id: str) -> KeyCustodyError:
+    def _duplicate(sealed: Sequence[SealedKey]) -> KeyCustodyError:
+        ids = ", ".join(repr(key.key_id) for key in sealed)
         return KeyCustodyError(
-            f"a private key {key_id!r} is already stored; key ids are never reused"
+            f"a private key among {ids} is already stored; key ids are never reused"
         )
 
     @abstractmethod
-    def _insert(self, key_id: str, master_id: str, blob: bytes) -> None:
-        """Insert a record; raise ``self._duplicate(key_id)`` if the id exists."""
+    def _insert_many(self, sealed: Sequence[SealedKey]) -> None:
+        """Insert records in one transaction; raise ``self._duplicate`` if an id exists."""
 
     @abstractmethod
     def _select(self, key_id: str) -> tuple[str, bytes] | None:
@@ -474,15 +500,16 @@ class SQLiteKeyStore(KeyStore):
         with self._db_lock:
             self._conn.close()
 
-    def _insert(self, key_id: str, master_id: str, blob: bytes) -> None:
+    def _insert_many(self, sealed: Sequence[SealedKey]) -> None:
         with self._db_lock:
             try:
-                self._conn.execute(
-                    "INSERT INTO pca_keys (key_id, master_key_id, blob) VALUES (?, ?, ?)",
-                    (key_id, master_id, blob),
-                )
+                with self._transaction():
+                    self._conn.executemany(
+                        "INSERT INTO pca_keys (key_id, master_key_id, blob) VALUES (?, ?, ?)",
+                        [(key.key_id, key.master_key_id, key.blob) for key in sealed],
+                    )
             except sqlite3.IntegrityError:
-                raise self._duplicate(key_id) from None
+                raise self._duplicate(sealed) from None
 
     def _select(self, key_id: str) -> tuple[str, bytes] | None:
         with self._db_lock:
@@ -607,13 +634,16 @@ class PostgresKeyStore(KeyStore):
                 ).format(self._table)
             )
 
-    def _insert(self, key_id: str, master_id: str, blob: bytes) -> None:
+    def _insert_many(self, sealed: Sequence[SealedKey]) -> None:
         query = sql.SQL("INSERT INTO {} (key_id, master_key_id, blob) VALUES (%s, %s, %s)")
         try:
-            with self._pool.connection() as conn:
-                conn.execute(query.format(self._table), (key_id, master_id, blob))
+            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+                cursor.executemany(
+                    query.format(self._table),
+                    [(key.key_id, key.master_key_id, key.blob) for key in sealed],
+                )
         except psycopg.errors.UniqueViolation:
-            raise self._duplicate(key_id) from None
+            raise self._duplicate(sealed) from None
 
     def _select(self, key_id: str) -> tuple[str, bytes] | None:
         query = sql.SQL("SELECT master_key_id, blob FROM {} WHERE key_id = %s")

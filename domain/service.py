@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
@@ -41,11 +41,13 @@ from domain.errors import (
     ConflictError,
     IdempotencyKeyReusedError,
     NotFoundError,
+    PCAError,
     SANError,
     StorageNotDurableError,
     ValidationError,
 )
-from domain.keystore import KeyStore
+from domain.issuing import GroupCommit, Ticket, TicketState
+from domain.keystore import KeyStore, SealedKey
 from domain.ocsp import build_responder_certificate
 from domain.publication import Publication, publication_id
 from domain.requests import CAProfile, CertificateRequest
@@ -66,6 +68,8 @@ T = TypeVar("T")
 Clock = Callable[[], dt.datetime]
 MAX_SAVE_ATTEMPTS = 200
 MAX_TOKEN_LENGTH = 128
+TOKEN_CACHE_SECONDS = 2.0
+MAX_CACHED_TOKENS = 1024
 
 
 def utc_now() -> dt.datetime:
@@ -118,6 +122,10 @@ class PrivateCA(Application[UUID]):
         self._locks: dict[UUID, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._chains: dict[UUID, tuple[bytes, ...]] = {}
+        self._issuers: dict[UUID, CertificateAuthority] = {}
+        self._tokens: dict[UUID, tuple[float, ApiToken]] = {}
+        self._parsed_issuers: dict[UUID, x509.Certificate] = {}
+        self._group_commits: dict[UUID, GroupCommit] = {}
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -198,6 +206,7 @@ class PrivateCA(Application[UUID]):
             root = self.get_ca(root_id)
             intermediate = self.get_ca(intermediate_id, field="intermediate_id")
             root.assign_quota(ctx, intermediate, remaining, self.clock())
+            self._issuers.pop(intermediate_id, None)
             return self._outcome(root_id, self.save(root, intermediate))
 
         with self._ca_lock(intermediate_id):
@@ -212,26 +221,44 @@ class PrivateCA(Application[UUID]):
 
         A repeated idempotency key with the same parameters returns the first certificate.
         """
-        if request.idempotency_key is not None:
-            repeated = self._find_repeated(ca_id, request)
-            if repeated is not None:
-                return repeated
-        ca = self.get_ca(ca_id)
+        self.get_issuer(ca_id).check_can_issue(self.clock())  # refuse before signing
+        (outcome,) = self.issue_certificates(ctx, ca_id, [request])
+        if isinstance(outcome, PCAError):
+            raise outcome
+        return outcome
+
+    def issue_certificates(
+        self, ctx: RequestContext, ca_id: UUID, requests: Sequence[CertificateRequest]
+    ) -> list[IssuedCertificate | PCAError]:
+        """Sign and record each request on its own, one outcome per request, in order.
+
+        An item fails alone (invalid request, quota spent, idempotency key reused) and
+        consumes no quota; a CA that cannot issue at all raises. Concurrent calls for the
+        same CA share transactions (see domain.issuing).
+        """
+        ca = self.get_issuer(ca_id)
         now = self.clock()
-        ca.check_can_issue(now)
-        facts = self._sign_leaf(ca, request, now)
-        try:
-            recorded = self._record_issuance(ctx, facts, request, ca)
-        except BaseException:
-            self._discard_key(facts.key_id)
-            raise
-        if recorded is None:  # the same idempotency key won in another request meanwhile
-            self._discard_key(facts.key_id)
-            repeated = self._find_repeated(ca_id, request)
-            assert repeated is not None
-            return repeated
-        certificate, position = recorded
-        return IssuedCertificate(certificate, self.chain_der(ca_id), position)
+        ca.check_can_sign(now)
+        outcomes: list[IssuedCertificate | PCAError | Ticket] = [
+            self._prepare(ctx, ca, request, now) for request in requests
+        ]
+        tickets = [outcome for outcome in outcomes if isinstance(outcome, Ticket)]
+        self._group_commit(ca_id).submit(tickets)
+        return [
+            self._settled(ca_id, outcome) if isinstance(outcome, Ticket) else outcome
+            for outcome in outcomes
+        ]
+
+    def get_issuer(self, ca_id: UUID) -> CertificateAuthority:
+        """The CA ``ca_id`` as last saved by this process's issuance, else freshly loaded.
+
+        Issuance always saves the CA along with its certificates, so a stale copy fails
+        that save on its version, and is then reloaded: the cache cannot let a rule slip.
+        """
+        ca = self._issuers.get(ca_id)
+        if ca is None:
+            ca = self._issuers[ca_id] = self.get_ca(ca_id)
+        return ca
 
     def revoke_certificate(
         self, ctx: RequestContext, certificate_id: UUID, reason: RevocationReason
@@ -324,13 +351,27 @@ class PrivateCA(Application[UUID]):
         """The valid token record for ``token``, or None (unknown, revoked or malformed)."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
             return None
-        try:
-            record: object = self.repository.get(token_id(token))
-        except AggregateNotFoundError:
-            return None
+        record_id = token_id(token)
+        cached = self._tokens.get(record_id)
+        if cached is not None and cached[0] > time.monotonic():
+            record: object = cached[1]
+        else:
+            try:
+                record = self.repository.get(record_id)
+            except AggregateNotFoundError:
+                return None
         if isinstance(record, ApiToken) and record.matches(token):
+            self._remember_token(record)
             return record
         return None
+
+    def _remember_token(self, record: ApiToken) -> None:
+        """Keep a valid token's record for TOKEN_CACHE_SECONDS: every request authenticates,
+        and loading the record was a tenth of an issuance. A revocation made by another
+        process is therefore honoured here at most that many seconds later."""
+        if len(self._tokens) >= MAX_CACHED_TOKENS:
+            self._tokens.clear()
+        self._tokens[record.id] = (time.monotonic() + TOKEN_CACHE_SECONDS, record)
 
     def revoke_token(self, ctx: RequestContext, record_id: UUID) -> Outcome:
         """Stop accepting the token ``record_id``."""
@@ -338,6 +379,7 @@ class PrivateCA(Application[UUID]):
         if not isinstance(record, ApiToken):
             raise NotFoundError(f"No API token with id {record_id}.")
         record.revoke(ctx)
+        self._tokens.pop(record_id, None)
         return self._outcome(record_id, self.save(record))
 
     # --- reads of one aggregate -----------------------------------------------------------
@@ -396,6 +438,7 @@ class PrivateCA(Application[UUID]):
         def attempt() -> Outcome:
             ca = self.get_ca(ca_id)
             change(ca)
+            self._issuers.pop(ca_id, None)
             return self._outcome(ca_id, self.save(ca))
 
         with self._ca_lock(ca_id):
@@ -430,38 +473,78 @@ class PrivateCA(Application[UUID]):
             certs.PublicationURLs.for_issuer(self.public_url, str(parent.id)),
         )
 
+    def _prepare(
+        self,
+        ctx: RequestContext,
+        ca: CertificateAuthority,
+        request: CertificateRequest,
+        now: dt.datetime,
+    ) -> IssuedCertificate | PCAError | Ticket:
+        """The earlier certificate for a repeated key, an error, or a signed ticket."""
+        try:
+            if request.idempotency_key is not None:
+                repeated = self._find_repeated(ca.id, request)
+                if repeated is not None:
+                    return repeated
+            facts, sealed_key = self._sign_leaf(ca, request, now)
+        except PCAError as error:
+            return error
+        return Ticket(ctx, request, facts, sealed_key)
+
+    def _settled(self, ca_id: UUID, ticket: Ticket) -> IssuedCertificate | PCAError:
+        if ticket.certificate is not None:
+            return IssuedCertificate(ticket.certificate, self.chain_der(ca_id), ticket.position)
+        if ticket.state is TicketState.REPEATED:
+            try:
+                repeated = self._find_repeated(ca_id, ticket.request)
+            except PCAError as error:  # the same key with other parameters
+                return error
+            assert repeated is not None
+            return repeated
+        if isinstance(ticket.error, PCAError):
+            return ticket.error
+        raise ticket.error or RuntimeError("issuance ended without an outcome")
+
     def _sign_leaf(
         self, ca: CertificateAuthority, request: CertificateRequest, now: dt.datetime
-    ) -> IssuedFacts:
+    ) -> tuple[IssuedFacts, SealedKey | None]:
         window = ca.leaf_window(now, request.validity_days)
         subject = normalize_subject(request.subject)
         sans = _sans_for(request.type, subject.common_name, request.sans)
-        public_key, algorithm, key_id = self._leaf_key(request)
+        public_key, algorithm, sealed_key = self._leaf_key(request)
         ca_der, ca_key_id = ca.signing_identity()
         profile = certs.LeafProfile(request.type, subject, sans, request.include_crl)
         certificate = certs.build_leaf(
             public_key,
             profile,
-            certs.load_certificate(ca_der),
+            self._issuer_certificate(ca.id, ca_der),
             certs.as_issuer_key(self.keystore.get(ca_key_id)),
             window,
             certs.PublicationURLs.for_issuer(self.public_url, str(ca.id)),
         )
-        return IssuedFacts(
+        facts = IssuedFacts.of(
+            certificate,
             ca_id=ca.id,
             type=request.type,
             name=request.name or subject.common_name,
             subject=subject,
             sans=sans,
             key_algorithm=algorithm,
-            key_id=key_id,
+            key_id=sealed_key.key_id if sealed_key else None,
             include_crl=request.include_crl,
-            certificate_der=certificate.public_bytes(Encoding.DER),
         )
+        return facts, sealed_key
+
+    def _issuer_certificate(self, ca_id: UUID, ca_der: bytes) -> x509.Certificate:
+        """The CA's parsed certificate (it never changes once made, so parse it once)."""
+        parsed = self._parsed_issuers.get(ca_id)
+        if parsed is None:
+            parsed = self._parsed_issuers[ca_id] = certs.load_certificate(ca_der)
+        return parsed
 
     def _leaf_key(
         self, request: CertificateRequest
-    ) -> tuple[CertificatePublicKeyTypes, KeyAlgorithm, str | None]:
+    ) -> tuple[CertificatePublicKeyTypes, KeyAlgorithm, SealedKey | None]:
         if request.csr_pem is not None:
             if request.key_algorithm is not None:
                 raise ValidationError(
@@ -472,53 +555,61 @@ class PrivateCA(Application[UUID]):
             return public_key, certs.key_algorithm_of(public_key), None
         algorithm = request.key_algorithm or KeyAlgorithm.EC_P256
         key = certs.generate_private_key(algorithm)
-        key_id = f"leaf-{uuid4()}"
-        self.keystore.put(key_id, key)
-        return key.public_key(), algorithm, key_id
+        return key.public_key(), algorithm, self.keystore.seal(f"leaf-{uuid4()}", key)
 
     def _discard_key(self, key_id: str | None) -> None:
         if key_id is not None:
             self.keystore.destroy(key_id)
 
-    def _record_issuance(
-        self,
-        ctx: RequestContext,
-        facts: IssuedFacts,
-        request: CertificateRequest,
-        loaded: CertificateAuthority,
-    ) -> tuple[Certificate, int] | None:
-        """Save the quota unit, the certificate and the idempotency claim atomically.
+    def _group_commit(self, ca_id: UUID) -> GroupCommit:
+        with self._locks_guard:
+            group = self._group_commits.get(ca_id)
+            if group is None:
+                group = self._group_commits[ca_id] = GroupCommit(self._record_group)
+            return group
 
-        The first attempt reuses the CA as loaded for signing; conflicts reload it and are
-        retried with the signature already made. None means the idempotency key was
-        claimed by another request first.
+    def _record_group(self, tickets: list[Ticket]) -> None:
+        """Store the group's keys, then save quota units, certificates and claims at once.
+
+        Keys go first, so no saved event names a missing key. A key is destroyed only once
+        its certificate is known not to be saved; after an unexpected error (the commit
+        may have happened) it stays, encrypted and unreferenced, rather than risk a
+        recorded certificate without its key.
         """
-        fresh: CertificateAuthority | None = loaded
+        self.keystore.store([ticket.sealed_key for ticket in tickets if ticket.sealed_key])
+        self._save_group(tickets[0].facts.ca_id, tickets)
+        for ticket in tickets:
+            if ticket.state is not TicketState.RECORDED:
+                self._discard_key(ticket.facts.key_id)
+
+    def _save_group(self, ca_id: UUID, tickets: list[Ticket]) -> None:
+        """Settle every ticket, retrying conflicts with the signatures already made."""
+        pending = tickets
         for attempt in range(MAX_SAVE_ATTEMPTS):
-            with self._ca_lock(facts.ca_id):
-                certificate = Certificate.issue(ctx, facts)
-                ca = fresh or self.get_ca(facts.ca_id)
-                fresh = None
-                ca.consume_quota(ctx, certificate.id, facts.serial_number, self.clock())
-                claim = self._claim(ctx, facts.ca_id, certificate.id, request)
+            with self._ca_lock(ca_id):
+                ca = self.get_issuer(ca_id)
+                staged = _Staged.of(ca, pending, self.clock())
+                if not staged.recorded:
+                    staged.settle(0)
+                    return
                 try:
-                    recordings = self.save(ca, certificate, claim)
+                    recordings = self.save(ca, *staged.aggregates())
                 except IntegrityError:
-                    if claim is not None and claim.id in self.repository:
-                        return None
+                    self._issuers.pop(ca_id, None)
+                    pending = [ticket for ticket in pending if not self._claimed_first(ticket)]
                 else:
-                    return certificate, recordings[-1].notification.id
+                    staged.settle(recordings[-1].notification.id)
+                    return
             _backoff(attempt)
         raise ConflictError("The CA is too busy right now; retry the request.")
 
-    def _claim(
-        self, ctx: RequestContext, ca_id: UUID, certificate_id: UUID, request: CertificateRequest
-    ) -> IssuanceRequest | None:
-        if request.idempotency_key is None:
-            return None
-        return IssuanceRequest.record(
-            ctx, ca_id, request.idempotency_key, request.fingerprint(), certificate_id
-        )
+    def _claimed_first(self, ticket: Ticket) -> bool:
+        """Whether another request recorded this ticket's idempotency key (it repeats)."""
+        key = ticket.request.idempotency_key
+        if key is None or issuance_request_id(ticket.facts.ca_id, key) not in self.repository:
+            return False
+        ticket.repeated()
+        return True
 
     def _find_repeated(self, ca_id: UUID, request: CertificateRequest) -> IssuedCertificate | None:
         assert request.idempotency_key is not None
@@ -539,6 +630,54 @@ class PrivateCA(Application[UUID]):
         # reader waiting for it also sees the first issuance.
         head = self.recorder.max_notification_id() or 0
         return IssuedCertificate(certificate, self.chain_der(ca_id), head)
+
+
+@dataclass
+class _Staged:
+    """One attempt at recording a group: what goes into the save and what stays out."""
+
+    recorded: list[tuple[Ticket, Certificate]] = field(default_factory=list)
+    claims: list[IssuanceRequest] = field(default_factory=list)
+    twins: list[Ticket] = field(default_factory=list)  # a key recorded in this same save
+    refused: list[tuple[Ticket, PCAError]] = field(default_factory=list)
+    claimed_keys: set[str] = field(default_factory=set)
+
+    @classmethod
+    def of(cls, ca: CertificateAuthority, tickets: list[Ticket], now: dt.datetime) -> _Staged:
+        """Spend ``ca``'s quota on ``tickets`` in order, while it lasts."""
+        staged = cls()
+        for ticket in tickets:
+            staged._add(ca, ticket, now)
+        return staged
+
+    def _add(self, ca: CertificateAuthority, ticket: Ticket, now: dt.datetime) -> None:
+        key = ticket.request.idempotency_key
+        if key is not None and key in self.claimed_keys:
+            self.twins.append(ticket)
+            return
+        certificate = Certificate.issue(ticket.ctx, ticket.facts)
+        try:
+            ca.consume_quota(ticket.ctx, certificate.id, ticket.facts.serial_number, now)
+        except PCAError as error:
+            self.refused.append((ticket, error))
+            return
+        self.recorded.append((ticket, certificate))
+        if key is not None:
+            fingerprint = ticket.request.fingerprint()
+            claim = IssuanceRequest.record(ticket.ctx, ca.id, key, fingerprint, certificate.id)
+            self.claims.append(claim)
+            self.claimed_keys.add(key)
+
+    def aggregates(self) -> list[Certificate | IssuanceRequest]:
+        return [certificate for _, certificate in self.recorded] + list(self.claims)
+
+    def settle(self, position: int) -> None:
+        for ticket, certificate in self.recorded:
+            ticket.recorded(certificate, position)
+        for ticket in self.twins:
+            ticket.repeated()
+        for ticket, error in self.refused:
+            ticket.failed(error)
 
 
 def _sans_for(

@@ -284,7 +284,7 @@ def test_a_key_id_cannot_be_stored_twice(
 ) -> None:
     store = make_store(keyring)
     store.put("leaf", ec_key)
-    with pytest.raises(KeyCustodyError, match=r"'leaf' is already stored"):
+    with pytest.raises(KeyCustodyError, match=r"among 'leaf' is already stored"):
         store.put("leaf", fresh_ec_key())
     assert pkcs8(make_store(keyring).get("leaf")) == pkcs8(ec_key)
 
