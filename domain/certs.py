@@ -243,11 +243,20 @@ def _add_issuer_links(
     *,
     include_crl: bool,
 ) -> x509.CertificateBuilder:
+    for extension in _issuer_links(issuer, urls, include_crl):
+        builder = builder.add_extension(extension, critical=False)
+    return builder
+
+
+@functools.lru_cache(maxsize=256)
+def _issuer_links(
+    issuer: x509.Certificate, urls: PublicationURLs, include_crl: bool
+) -> tuple[x509.ExtensionType, ...]:
+    """AKI, AIA and (optionally) the CRL pointers: the same for every certificate an issuer
+    signs, so they are made once per issuer rather than on every issuance."""
     issuer_ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    builder = builder.add_extension(
-        x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False
-    )
-    builder = builder.add_extension(
+    links: list[x509.ExtensionType] = [
+        x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski),
         x509.AuthorityInformationAccess(
             [
                 x509.AccessDescription(
@@ -259,17 +268,12 @@ def _add_issuer_links(
                 ),
             ]
         ),
-        critical=False,
-    )
-    if not include_crl:
-        return builder
-    builder = builder.add_extension(
-        x509.CRLDistributionPoints([_distribution_point(urls.crl)]), critical=False
-    )
-    # Relying parties that use delta CRLs find them here (RFC 5280 §5.2.6).
-    return builder.add_extension(
-        x509.FreshestCRL([_distribution_point(urls.delta_crl)]), critical=False
-    )
+    ]
+    if include_crl:
+        links.append(x509.CRLDistributionPoints([_distribution_point(urls.crl)]))
+        # Relying parties that use delta CRLs find them here (RFC 5280 §5.2.6).
+        links.append(x509.FreshestCRL([_distribution_point(urls.delta_crl)]))
+    return tuple(links)
 
 
 def _distribution_point(url: str) -> x509.DistributionPoint:

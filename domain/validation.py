@@ -260,8 +260,13 @@ def _dns_name(text: str, field: str, *, what: str, wildcard_ok: bool) -> str:
     return result
 
 
+_IP_CHARACTERS = frozenset("0123456789abcdef.:[]%")
+
+
 def _refuse_ip(name: str, text: str, field: str, what: str) -> None:
     """Raise SANError when ``name`` is an IP address written where a host name belongs."""
+    if not _IP_CHARACTERS.issuperset(name):  # most names: no need to try parsing
+        return
     try:
         ipaddress.ip_address(name.removeprefix("[").removesuffix("]"))
     except ValueError:
