@@ -63,6 +63,7 @@ from domain.values import (
     RevocationReason,
     SANType,
 )
+from domain.writelock import write_locks
 
 T = TypeVar("T")
 Clock = Callable[[], dt.datetime]
@@ -110,6 +111,7 @@ class PrivateCA(Application[UUID]):
         allow_memory: bool = False,
     ) -> None:
         super().__init__(env)
+        self._write_locks = write_locks(env, getattr(self.recorder, "datastore", None))
         if isinstance(self.factory, POPOFactory) and not allow_memory:
             self.close()
             raise StorageNotDurableError(
@@ -126,6 +128,10 @@ class PrivateCA(Application[UUID]):
         self._tokens: dict[UUID, tuple[float, ApiToken]] = {}
         self._parsed_issuers: dict[UUID, x509.Certificate] = {}
         self._group_commits: dict[UUID, GroupCommit] = {}
+
+    def close(self) -> None:
+        self._write_locks.close()
+        super().close()
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
@@ -586,8 +592,8 @@ class PrivateCA(Application[UUID]):
         """Settle every ticket, retrying conflicts with the signatures already made."""
         pending = tickets
         for attempt in range(MAX_SAVE_ATTEMPTS):
-            with self._ca_lock(ca_id):
-                ca = self.get_issuer(ca_id)
+            with self._ca_lock(ca_id), self._write_locks.hold(ca_id):
+                ca = self._current_issuer(ca_id)
                 staged = _Staged.of(ca, pending, self.clock())
                 if not staged.recorded:
                     staged.settle(0)
@@ -602,6 +608,13 @@ class PrivateCA(Application[UUID]):
                     return
             _backoff(attempt)
         raise ConflictError("The CA is too busy right now; retry the request.")
+
+    def _current_issuer(self, ca_id: UUID) -> CertificateAuthority:
+        """The cached CA unless another process saved it since (checked under the lock)."""
+        ca = self.get_issuer(ca_id)
+        if self.recorder.select_events(ca_id, gt=ca.version, limit=1):
+            ca = self._issuers[ca_id] = self.get_ca(ca_id)
+        return ca
 
     def _claimed_first(self, ticket: Ticket) -> bool:
         """Whether another request recorded this ticket's idempotency key (it repeats)."""
