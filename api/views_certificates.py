@@ -6,7 +6,7 @@ import functools
 from typing import Any
 from uuid import UUID
 
-from flask import Blueprint, Response, request
+from flask import Blueprint, Response, g, request
 from flask.typing import ResponseReturnValue
 
 from api import bodies
@@ -15,6 +15,7 @@ from api.errors import item_problem
 from api.formats import DownloadMaterial, DownloadOptions, parse_format, render_download
 from api.params import parse_count, parse_instant
 from api.presenters import certificate_shape, certificate_summary, pem
+from api.ratelimit import limit_issuance
 from api.routing import Routes
 from api.services import request_context, services
 from api.views_cas import subject_from
@@ -109,6 +110,7 @@ def _certificate_request(
     response=bodies.CERTIFICATE,
 )
 def issue_certificate(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
+    limit_issuance(g.principal)
     issued = services().service.issue_certificate(
         request_context(), ca_id, _certificate_request(body, _idempotency_key())
     )
@@ -132,6 +134,7 @@ def _allow_large_batches() -> None:
 def issue_certificates_batch(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
     """Items are checked one by one: a bad item gets its own problem in ``results`` and
     consumes no quota; the others are issued. Quota runs out item by item, in order."""
+    limit_issuance(g.principal, len(body["items"]))
     service = services().service
     parsed = [_batch_item(raw, index) for index, raw in enumerate(body["items"])]
     requests = [item for item in parsed if isinstance(item, CertificateRequest)]

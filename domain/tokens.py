@@ -45,6 +45,15 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+def token_fingerprint(token: str) -> str:
+    """A name for ``token`` that logs may carry: the first 12 hex digits of its SHA-256.
+
+    The token's record holds the full SHA-256, so an operator can tell which token a log
+    line is about; 48 bits of a hash reveal nothing that helps to present the token.
+    """
+    return token_hash(token)[:12]
+
+
 def token_id(token: str) -> UUID:
     """The id of the aggregate that describes ``token``."""
     return uuid5(TOKEN_NAMESPACE, token_hash(token))

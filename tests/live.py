@@ -1,4 +1,9 @@
-"""A real `pca serve` on 127.0.0.1, for end-to-end tests over real HTTP."""
+"""A real `pca serve` on 127.0.0.1, for end-to-end tests over real HTTP.
+
+Every server's log and the stderr of every `pca` command run next to it are kept in files
+listed in ``LOG_FILES``, and every password sent to a server in ``SENT_PASSWORDS``: the
+suite searches those logs for secrets when it ends (tests/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,9 @@ from types import TracebackType
 from typing import Any, Self
 
 from domain.settings import Settings
+
+LOG_FILES: list[Path] = []
+SENT_PASSWORDS: set[str] = set()
 
 
 def free_port() -> int:
@@ -40,11 +48,14 @@ def settings_env(settings: Settings, port: int) -> dict[str, str]:
 class LiveServer:
     """`pca serve` in a subprocess, with helpers to call it as a REST client would."""
 
-    def __init__(self, settings: Settings, workers: int = 2) -> None:
+    def __init__(self, settings: Settings, workers: int = 2, umask: int = -1) -> None:
+        """Start the server; ``umask`` (default: inherited) is the one it runs under."""
         self.port = free_port()
         self.env = settings_env(settings, self.port)
         self.base = f"http://127.0.0.1:{self.port}"
         self.log = Path(settings.data_dir.parent / f"serve-{self.port}.log")
+        self.command_log = self.log.with_name(f"pca-{self.port}.log")
+        LOG_FILES.extend((self.log, self.command_log))
         self.process = subprocess.Popen(
             [
                 sys.executable,
@@ -59,6 +70,7 @@ class LiveServer:
             env=self.env,
             stdout=self.log.open("wb"),
             stderr=subprocess.STDOUT,
+            umask=umask,
         )
         self._wait_until_up()
 
@@ -76,15 +88,19 @@ class LiveServer:
         raise RuntimeError(f"pca serve did not start:\n{self.log.read_text()[-3000:]}")
 
     def pca(self, *args: str) -> str:
-        """Run a `pca` command against the same storage; its stdout."""
-        return subprocess.run(
+        """Run a `pca` command against the same storage; its stdout (its stderr is logged)."""
+        done = subprocess.run(
             [sys.executable, "-m", "api.cli", *args],
             env=self.env,
             capture_output=True,
             text=True,
-            check=True,
+            check=False,
             timeout=60,
-        ).stdout
+        )
+        with self.command_log.open("a") as log:
+            log.write(done.stderr)
+        done.check_returncode()
+        return done.stdout
 
     def request(
         self,
@@ -97,6 +113,8 @@ class LiveServer:
         """One HTTP request; the status, headers and raw body (errors included)."""
         all_headers = dict(headers or {})
         data = None
+        if isinstance(body, dict) and isinstance(body.get("password"), str):
+            SENT_PASSWORDS.add(body["password"])
         if body is not None:
             data = json.dumps(body).encode()
             all_headers["Content-Type"] = "application/json"

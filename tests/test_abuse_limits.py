@@ -1,0 +1,276 @@
+"""Abuse limits: a per-token issuance budget, and failed authentication logged and slowed."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from uuid import uuid4
+
+import pytest
+from flask import Flask, request
+from flask.typing import ResponseReturnValue
+from prometheus_client import REGISTRY
+from werkzeug.test import TestResponse
+
+from api.app import SECURITY_HEADERS, create_app
+from api.auth import EXTENSION as FAILURES_EXTENSION
+from api.auth import FailedAuthentications, require_role
+from api.ratelimit import (
+    BURST_ENV,
+    DEFAULT_BURST,
+    DEFAULT_RATE,
+    RATE_ENV,
+    IssuanceLimit,
+    TokenBuckets,
+    limit_issuance,
+)
+from domain.settings import Settings
+from domain.tokens import Role, new_token, token_fingerprint
+from tests.api_client import SETUP
+from tests.conftest import SettableClock
+
+PROBE = "/probe/issue"
+
+
+class Ticks:
+    """A monotonic clock moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _metric(name: str) -> float:
+    return REGISTRY.get_sample_value(name) or 0.0
+
+
+# --- The token bucket --------------------------------------------------------------------
+
+
+def test_a_token_gets_its_burst_at_once_then_the_rate() -> None:
+    ticks = Ticks()
+    buckets = TokenBuckets(IssuanceLimit(rate=2, burst=3), clock=ticks)
+    token = uuid4()
+    assert [buckets.take(token, 1) for _ in range(3)] == [None, None, None]
+    refused = buckets.take(token, 1)
+    assert refused is not None
+    assert refused.wait == pytest.approx(0.5)
+    assert refused.first
+    again = buckets.take(token, 1)
+    assert again is not None
+    assert not again.first  # one episode of throttling, one warning
+    assert buckets.take(uuid4(), 1) is None  # another token has its own bucket
+    ticks.now += 0.5
+    assert buckets.take(token, 1) is None
+    ticks.now += 60
+    *admitted, refused_again = [buckets.take(token, 1) for _ in range(4)]
+    assert admitted == [None, None, None]  # refilled up to the burst, not beyond
+    assert refused_again is not None
+    assert refused_again.first  # a new episode after admitted requests
+
+
+def test_a_batch_larger_than_the_burst_is_admitted_from_a_full_bucket_and_repaid() -> None:
+    ticks = Ticks()
+    buckets = TokenBuckets(IssuanceLimit(rate=1, burst=3), clock=ticks)
+    token = uuid4()
+    assert buckets.take(token, 5) is None
+    refused = buckets.take(token, 1)
+    assert refused is not None
+    assert refused.wait == pytest.approx(3.0)  # 2 in debt, then 1 to spend
+
+
+def test_a_batch_waits_until_the_bucket_holds_its_cost() -> None:
+    ticks = Ticks()
+    buckets = TokenBuckets(IssuanceLimit(rate=10, burst=100), clock=ticks)
+    token = uuid4()
+    assert buckets.take(token, 80) is None
+    refused = buckets.take(token, 50)
+    assert refused is not None
+    assert refused.wait == pytest.approx(3.0)
+    ticks.now += 3
+    assert buckets.take(token, 50) is None
+
+
+def test_a_rate_of_zero_switches_the_limit_off() -> None:
+    buckets = TokenBuckets(IssuanceLimit.from_env({RATE_ENV: "0", BURST_ENV: "1"}))
+    token = uuid4()
+    assert all(buckets.take(token, 1000) is None for _ in range(100))
+
+
+def test_limits_come_from_the_environment_with_generous_defaults() -> None:
+    assert IssuanceLimit.from_env({}) == IssuanceLimit(DEFAULT_RATE, DEFAULT_BURST)
+    assert IssuanceLimit.from_env({RATE_ENV: "0.5", BURST_ENV: "20"}) == IssuanceLimit(0.5, 20)
+
+
+@pytest.mark.parametrize(
+    ("environ", "named"),
+    [
+        ({RATE_ENV: "-1"}, RATE_ENV),
+        ({RATE_ENV: "fast"}, RATE_ENV),
+        ({RATE_ENV: "inf"}, RATE_ENV),
+        ({RATE_ENV: "nan"}, RATE_ENV),
+        ({BURST_ENV: "0"}, BURST_ENV),
+        ({BURST_ENV: "2.5"}, BURST_ENV),
+    ],
+)
+def test_a_bad_limit_setting_is_refused_naming_the_variable(
+    environ: dict[str, str], named: str
+) -> None:
+    with pytest.raises(ValueError, match=named):
+        IssuanceLimit.from_env(environ)
+
+
+# --- Over HTTP -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def probe_app(sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+    """The real app, plus a route that spends ``?cost=`` issuances as the issuing routes
+    do, with a limit of 2 at once and one every two seconds."""
+    monkeypatch.setenv(RATE_ENV, "0.5")
+    monkeypatch.setenv(BURST_ENV, "2")
+    app = create_app(sqlite_settings, clock=SettableClock(), run_projections=False)
+
+    def spend() -> ResponseReturnValue:
+        limit_issuance(require_role(Role.OPERATOR), int(request.args.get("cost", "1")))
+        return {"admitted": True}, 201
+
+    app.add_url_rule(PROBE, "probe", spend, methods=["POST"])
+    yield app
+    app.extensions["pca"].close()
+
+
+def _token(app: Flask, role: Role = Role.OPERATOR, name: str = "deployer") -> str:
+    token, _ = app.extensions["pca"].service.create_token(SETUP, name, role)
+    return str(token)
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_issuing_past_the_limit_is_answered_429_saying_when_and_what_to_change(
+    probe_app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = probe_app.test_client()
+    token = _token(probe_app)
+    throttled_before = _metric("pca_issuance_throttled_total")
+    admitted = [client.post(PROBE, headers=_bearer(token)).status_code for _ in range(2)]
+    assert admitted == [201, 201]
+    refused = client.post(PROBE, headers=_bearer(token))
+    assert refused.status_code == 429
+    assert refused.mimetype == "application/problem+json"
+    assert refused.headers["Retry-After"] == "2"
+    for name, value in SECURITY_HEADERS.items():
+        assert refused.headers[name] == value
+    problem = refused.get_json()
+    assert problem["title"] == "Too many requests"
+    assert (
+        "'deployer' may issue 0.5 certificates per second in bursts of up to 2"
+        in (problem["detail"])
+    )
+    assert RATE_ENV in problem["detail"]
+    assert BURST_ENV in problem["detail"]
+    assert client.post(PROBE, headers=_bearer(token)).status_code == 429
+    assert _metric("pca_issuance_throttled_total") == throttled_before + 2
+    warnings = [r for r in caplog.records if r.name == "api.ratelimit"]
+    assert len(warnings) == 1  # once per episode, not once per refused request
+    assert "deployer" in warnings[0].getMessage()
+    other = _token(probe_app, name="another-deployer")
+    assert client.post(PROBE, headers=_bearer(other)).status_code == 201
+
+
+def test_a_batch_costs_its_item_count(probe_app: Flask) -> None:
+    client = probe_app.test_client()
+    token = _token(probe_app)
+    assert client.post(f"{PROBE}?cost=2", headers=_bearer(token)).status_code == 201
+    refused = client.post(f"{PROBE}?cost=2", headers=_bearer(token))
+    assert refused.status_code == 429
+    assert "this request asks for 2" in refused.get_json()["detail"]
+    assert refused.headers["Retry-After"] == "4"
+
+
+# --- Failed authentication -------------------------------------------------------------------
+
+
+def test_a_rejected_token_is_logged_by_fingerprint_and_address_and_counted(
+    probe_app: Flask, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="api.auth")
+    wrong = new_token()
+    failures_before = _metric("pca_auth_failures_total")
+    response = probe_app.test_client().post(PROBE, headers=_bearer(wrong))
+    assert response.status_code == 401
+    assert _metric("pca_auth_failures_total") == failures_before + 1
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "api.auth"]
+    assert token_fingerprint(wrong) in line
+    assert "127.0.0.1" in line
+    assert wrong not in line
+    assert wrong[len("pca_") : len("pca_") + 8] not in line
+
+
+def _timed_failure(app: Flask, token: str | None = None) -> tuple[TestResponse, float]:
+    start = time.perf_counter()
+    response = app.test_client().post(PROBE, headers=_bearer(token or new_token()))
+    return response, time.perf_counter() - start
+
+
+def test_repeated_failures_from_one_address_are_slowed_down_then_forgiven(
+    probe_app: Flask,
+) -> None:
+    ticks = Ticks()
+    brake = FailedAuthentications(
+        free=1, first_delay=0.3, max_delay=0.6, forget_after=60, clock=ticks
+    )
+    probe_app.extensions[FAILURES_EXTENSION] = brake
+    assert [brake.delay(n) for n in range(1, 6)] == [0, 0.3, 0.6, 0.6, 0.6]
+    _, free = _timed_failure(probe_app)
+    assert free < 0.3
+    second, slowed = _timed_failure(probe_app)
+    assert second.status_code == 401
+    assert slowed >= 0.3
+    _, slower = _timed_failure(probe_app)
+    assert slower >= 0.6
+    valid, elapsed = _timed_failure(probe_app, _token(probe_app))
+    assert valid.status_code == 201
+    assert elapsed < 0.3  # a good token from the same address is never held
+    ticks.now += 61
+    _, forgiven = _timed_failure(probe_app)
+    assert forgiven < 0.3
+
+
+def test_failures_beyond_the_sleeping_threads_are_answered_429_at_once(probe_app: Flask) -> None:
+    probe_app.extensions[FAILURES_EXTENSION] = FailedAuthentications(
+        free=0, first_delay=1.0, max_delay=1.0, max_sleepers=1
+    )
+    start = threading.Barrier(4)
+
+    def fail(_: int) -> tuple[TestResponse, float]:
+        start.wait()
+        return _timed_failure(probe_app)
+
+    with ThreadPoolExecutor(4) as pool:
+        answers = list(pool.map(fail, range(4)))
+    statuses = sorted(response.status_code for response, _ in answers)
+    assert statuses == [401, 429, 429, 429]
+    for response, elapsed in answers:
+        if response.status_code == 429:
+            assert elapsed < 1.0
+            assert response.headers["Retry-After"] == "1"
+            assert (
+                "unknown or revoked tokens came from your address"
+                in (response.get_json()["detail"])
+            )
+        else:
+            assert elapsed >= 1.0
+
+
+def test_a_missing_token_is_not_counted_as_a_failed_attempt(probe_app: Flask) -> None:
+    before = _metric("pca_auth_failures_total")
+    assert probe_app.test_client().post(PROBE).status_code == 401
+    assert _metric("pca_auth_failures_total") == before

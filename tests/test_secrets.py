@@ -1,0 +1,270 @@
+"""Secrets: tokens kept only as hashes and compared in constant time, nothing secret in any
+log (and the run-wide log scan that checks it), private files, security headers everywhere."""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import os
+import re
+import stat
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from werkzeug.test import TestResponse
+
+from api.app import ALL_ROUTES, MAX_BODY_BYTES, SECURITY_HEADERS, create_app
+from api.auth import EXTENSION as FAILURES_EXTENSION
+from api.auth import FailedAuthentications
+from api.formats import DownloadOptions
+from domain.keystore import MasterKeyring
+from domain.service import PrivateCA
+from domain.settings import Settings
+from domain.tokens import Role, new_token, token_fingerprint, token_hash
+from tests.api_client import SETUP
+from tests.conftest import (
+    TOKEN_PATTERN,
+    WATCH,
+    LogCapture,
+    SettableClock,
+    filed_master_keys,
+    find_leaks,
+    key_texts,
+    log_file_sources,
+)
+from tests.live import LiveServer
+from tests.test_key_custody import _everything_stored
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+PEM_KEY = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n"
+
+
+# --- Tokens -----------------------------------------------------------------------------------
+
+
+def test_the_event_store_holds_a_tokens_hash_never_the_token(
+    service: PrivateCA, settings: Settings
+) -> None:
+    tokens = [service.create_token(SETUP, f"t-{role.value}", role) for role in Role]
+    service.revoke_token(SETUP, tokens[0][1].id)
+    service.recorder.max_notification_id()  # the writes are committed
+    stored = _everything_stored(service, settings)
+    for token, _ in tokens:
+        assert token.encode() not in stored
+        assert token.removeprefix("pca_").encode() not in stored
+        assert token_hash(token).encode() in stored  # we looked where the records are
+
+
+def test_tokens_are_compared_in_constant_time_against_the_stored_hash(
+    service: PrivateCA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    token, _ = service.create_token(SETUP, "deployer", Role.OPERATOR)
+    compared: list[tuple[str, str]] = []
+    constant_time = hmac.compare_digest
+
+    def recording(a: str, b: str) -> bool:
+        compared.append((a, b))
+        return constant_time(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", recording)
+    principal = service.authenticate(token)
+    assert principal is not None
+    assert principal.name == "deployer"
+    assert compared == [(token_hash(token), token_hash(token))]
+    assert service.authenticate(token[:-1] + ("A" if token[-1] != "A" else "B")) is None
+    assert service.authenticate(new_token()) is None
+
+
+def test_a_fingerprint_names_a_token_without_revealing_it() -> None:
+    token = new_token()
+    fingerprint = token_fingerprint(token)
+    assert token_hash(token).startswith(fingerprint)
+    assert len(fingerprint) == 12
+    assert fingerprint not in token
+
+
+# --- The run-wide log scan -------------------------------------------------------------------
+
+
+def test_the_log_scan_finds_planted_secrets_and_names_the_source_not_the_secret() -> None:
+    capture = LogCapture()
+    capture.test = "tests/planted.py::test_leaky"
+    logger = logging_only_to(capture)
+    token, password = new_token(), "correct horse battery 7"
+    logger.warning("created token %s", token)
+    logger.warning("the key is %s", PEM_KEY)
+    logger.warning("downloading with password %r", password)
+    logger.warning("rejected token %s from 127.0.0.1", token_fingerprint(token))
+    leaks = find_leaks(capture.lines, {password})
+    source = "logger tests.planted in tests/planted.py::test_leaky"
+    assert leaks == [
+        f"{source}: an API token",
+        f"{source}: a PEM private key",
+        f"{source}: a password or master key",
+    ]
+    assert not any(token in leak or password in leak for leak in leaks)
+
+
+def test_the_log_scan_reads_server_logs_and_knows_filed_master_keys(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    MasterKeyring.load(data_dir, None)
+    keys = filed_master_keys(data_dir)
+    assert len(keys) == 2  # base64 (as filed and as configured) and hex
+    log = tmp_path / "serve-1.log"
+    log.write_text('127.0.0.1 "GET /healthz HTTP/1.1" 200\n')
+    assert find_leaks(log_file_sources([log]), keys) == []
+    with log.open("a") as handle:
+        handle.write(f"master key {sorted(keys)[0]} loaded\n")
+    assert find_leaks(log_file_sources([log]), keys) == [f"{log}: a password or master key"]
+
+
+def test_this_run_watches_every_log_and_learns_the_keys_and_passwords_it_makes(
+    tmp_path: Path,
+) -> None:
+    assert WATCH.capture in logging.getLogger().handlers
+    assert logging.getLogger("api.anything").isEnabledFor(logging.DEBUG)
+    MasterKeyring.load(tmp_path, None)
+    assert filed_master_keys(tmp_path) <= WATCH.secrets
+    MasterKeyring([b"\x01" * 32])
+    assert key_texts(b"\x01" * 32) <= WATCH.secrets
+    DownloadOptions("a phrase only this test knows")
+    assert "a phrase only this test knows" in WATCH.secrets
+
+
+def test_a_secret_in_the_log_fails_the_run_with_a_message_naming_the_source(
+    tmp_path: Path,
+) -> None:
+    suite = tmp_path / "suite"
+    suite.mkdir()
+    (suite / "conftest.py").write_text('pytest_plugins = ["tests.conftest"]\n')
+    (suite / "test_leaky.py").write_text(
+        "import logging\n"
+        "from domain.tokens import new_token\n\n"
+        "def test_logs_a_token():\n"
+        '    logging.getLogger("api.leaky").warning("issued with %s", new_token())\n\n'
+        "def test_logs_nothing_secret():\n"
+        '    logging.getLogger("api.leaky").warning("nothing to see")\n'
+    )
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--basetemp",
+            str(tmp_path / "temp"),
+            str(suite),
+        ],
+        cwd=suite,
+        env={**os.environ, "PYTHONPATH": str(REPOSITORY), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == pytest.ExitCode.TESTS_FAILED, run.stdout + run.stderr
+    assert "2 passed" in run.stdout
+    assert "SECRETS IN LOG OUTPUT: 1 log source(s); the run fails" in run.stdout
+    assert "logger api.leaky in test_leaky.py::test_logs_a_token: an API token" in run.stdout
+    assert TOKEN_PATTERN.search(run.stdout + run.stderr) is None
+
+
+def logging_only_to(capture: LogCapture) -> logging.Logger:
+    """A logger whose records reach ``capture`` and not this run's own watch."""
+    logger = logging.getLogger("tests.planted")
+    logger.propagate = False
+    logger.handlers = [capture]
+    logger.setLevel(logging.DEBUG)
+    return logger
+
+
+# --- Files and headers -----------------------------------------------------------------------
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+@pytest.mark.slow
+def test_a_fresh_pca_serve_keeps_its_files_private_and_no_token_in_its_log(
+    sqlite_settings: Settings,
+) -> None:
+    """Under a umask that would let anyone read them, the server's files stay the owner's."""
+    with LiveServer(sqlite_settings, workers=1, umask=0) as live:
+        admin = live.pca("tokens", "create", "--role", "admin", "--name", "ops").strip()
+        root = live.json(
+            "POST", "/api/v1/cas", admin, {"kind": "root", "subject": {"common_name": "Private"}}
+        )
+        live.json("POST", f"/api/v1/cas/{root['id']}/enable", admin)
+        assert live.request("GET", "/metrics", admin)[0] == 200
+        wrong = new_token()
+        status, headers, _ = live.request("GET", "/api/v1/cas", wrong)
+        assert status == 401
+        assert {name: headers.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
+    data_dir = sqlite_settings.data_dir
+    assert _mode(data_dir) == 0o700
+    for name in ("events.db", "keys.db", "master.keys"):
+        assert _mode(data_dir / name) == 0o600, name
+    assert [path for path in data_dir.rglob("*") if _mode(path) & 0o077] == []
+    log = live.log.read_text()
+    assert f"rejected token {token_fingerprint(wrong)} from 127.0.0.1" in log
+    assert TOKEN_PATTERN.search(log) is None
+
+
+def _sample_path(rule: str) -> str:
+    path = re.sub(r"<uuid:\w+>", lambda _: str(uuid.uuid4()), rule)
+    path = re.sub(r"<path:\w+>", "MAMwAQ", path)
+    return re.sub(r"<\w+>", "inventory", path)
+
+
+def test_every_response_carries_the_security_headers_errors_included(
+    sqlite_settings: Settings,
+) -> None:
+    app = create_app(sqlite_settings, clock=SettableClock(), run_projections=False)
+    try:
+        answers = _answers_from_every_route(app)
+    finally:
+        app.extensions["pca"].close()
+    assert {200, 401, 404, 405, 413, 422, 429} <= {a.status_code for a in answers.values()}
+    missing = {
+        call: answer.status_code
+        for call, answer in answers.items()
+        if {name: answer.headers.get(name) for name in SECURITY_HEADERS} != SECURITY_HEADERS
+    }
+    assert missing == {}
+
+
+def _answers_from_every_route(app: Flask) -> dict[str, TestResponse]:
+    """Every declared operation with an admin token and without one, plus the errors
+    Flask answers itself and a 429 from the failed-authentication brake."""
+    client = app.test_client()
+    token, _ = app.extensions["pca"].service.create_token(SETUP, "admin", Role.ADMIN)
+    bearer = {"Authorization": f"Bearer {token}"}
+    answers = {}
+    for routes in ALL_ROUTES:
+        for op in routes.operations:
+            path = _sample_path(op.rule)
+            body: dict[str, object] | None = {} if op.body is not None else None
+            for label, headers in (("admin", bearer), ("no token", {})):
+                answers[f"{op.method} {op.rule} ({label})"] = client.open(
+                    path, method=op.method, headers=headers, json=body
+                )
+    answers["unknown path"] = client.get("/nowhere")
+    answers["wrong method"] = client.delete("/healthz")
+    answers["body too large"] = client.post(
+        "/api/v1/cas",
+        headers=bearer,
+        data=b"{" + b" " * MAX_BODY_BYTES + b"}",
+        content_type="application/json",
+    )
+    app.extensions[FAILURES_EXTENSION] = FailedAuthentications(free=0, max_sleepers=0)
+    answers["failed authentication, braked"] = client.get(
+        "/api/v1/cas", headers={"Authorization": f"Bearer {new_token()}"}
+    )
+    return answers
