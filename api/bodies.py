@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from api.errors import MAX_DETAIL, MAX_FIELD, MAX_INSTANCE
 from api.schema import AnyObject, Array, Bool, Int, Nullable, Obj, PerItem, Str, Uuid
+from domain.validation import MAX_SANS
 from domain.values import CertificateType, KeyAlgorithm, RevocationReason, SANType
 
 KEY_ALGORITHMS = tuple(algorithm.value for algorithm in KeyAlgorithm)
@@ -70,7 +71,7 @@ ISSUE = Obj(
         "name": Str("display name; defaults to the common name", max_length=128),
         "common_name": Str(min_length=1, max_length=64),
         "validity_days": Int(1, 36525),
-        "sans": Array(SAN, 10),
+        "sans": Array(SAN, MAX_SANS),
         "subject": OPTIONAL_SUBJECT,
         "key_algorithm": Str(enum=KEY_ALGORITHMS),
         "csr": Str("PEM certificate signing request", max_length=65536),
@@ -158,7 +159,7 @@ CERTIFICATE = Obj(
         "name": Str(max_length=128),
         "common_name": Str(max_length=64),
         "subject": SUBJECT,
-        "sans": Array(SAN, 10),
+        "sans": Array(SAN, MAX_SANS),
         "key_algorithm": Str(enum=KEY_ALGORITHMS),
         "status": Str(enum=("issued", "revoked", "expired")),
         "not_before": TIMESTAMP,

@@ -22,7 +22,7 @@ def wait_for_requested_position() -> None:
     raw = request.headers.get(HEADER)
     if raw is None:
         return
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise ValidationError(f"{HEADER} must be a log position (a whole number).", field=HEADER)
     if not services().read_models.wait_for(int(raw), WAIT_SECONDS):
         raise NotReadyError(f"The lists have not reached position {raw} yet; retry in a moment.")

@@ -19,6 +19,8 @@ _ERRORS = {
     409: "State conflict",
     413: "Body too large",
     422: "Invalid field",
+    429: "Too many requests; retry after Retry-After seconds",
+    503: "Not ready or storage unavailable; retry after Retry-After seconds",
 }
 
 
@@ -76,11 +78,15 @@ def _operation(operation: Operation) -> JSON:
 def _responses(operation: Operation) -> JSON:
     responses: JSON = {str(operation.status): _success(operation)}
     problem = {"application/problem+json": {"schema": PROBLEM.json_schema()}}
-    codes = [404, 500] if operation.role is None else [401, 403, 404, 409, 500]
+    # Any operation may meet a storage outage or read models still catching up (503); a
+    # token's operations also the brake on bad tokens and the issuance limit (429).
+    codes = [404, 500, 503] if operation.role is None else [401, 403, 404, 409, 429, 500, 503]
+    if operation.method == "POST":
+        codes += [413]  # a body over the limit is refused, JSON or not (OCSP)
     if operation.body is not None:
-        codes += [400, 413, 422]
+        codes += [400, 422]
     if operation.query is not None:
-        codes += [422, 503]
+        codes += [422]
     for code in sorted(set(codes)):
         responses[str(code)] = {
             "description": _ERRORS.get(code, "Internal error"),
@@ -97,7 +103,7 @@ def _success(operation: Operation) -> JSON:
         for media_type in operation.response:
             schema: JSON = {"type": "string", "format": "binary"}
             if media_type == "application/json":
-                schema = {"type": "object"}
+                schema = {"type": ["object", "array"]}  # a report's rows are an array
             content[media_type] = {"schema": schema}
         return {"description": "The file", "content": content}
     return {

@@ -24,6 +24,6 @@ def parse_count(raw: str | None, name: str, default: int) -> int:
     """A whole number, or ``default`` when absent."""
     if raw is None:
         return default
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise ValidationError(f"{name} must be a whole number.", field=name)
     return int(raw)

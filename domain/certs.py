@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from ipaddress import ip_address
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import (
@@ -192,17 +192,23 @@ def load_csr(pem: str) -> x509.CertificateSigningRequest:
     """A parsed CSR whose self-signature verifies and whose key is strong enough."""
     try:
         csr = x509.load_pem_x509_csr(pem.encode("utf-8"))
-    except (ValueError, UnicodeEncodeError):
+    except (ValueError, UnicodeEncodeError, x509.InvalidVersion):
         raise CSRError(
             "The CSR is not a PEM 'CERTIFICATE REQUEST'; paste the whole PEM block.", field="csr"
         ) from None
     try:
+        public_key = csr.public_key()
+    except (ValueError, UnsupportedAlgorithm):
+        raise CSRError(
+            "The CSR's key cannot be read; use RSA (2048+) or ECDSA P-256/P-384.", field="csr"
+        ) from None
+    try:
         valid = csr.is_signature_valid
-    except (ValueError, InvalidSignature):
+    except (ValueError, InvalidSignature, UnsupportedAlgorithm):
         valid = False
     if not valid:
         raise CSRError("The CSR's signature does not verify; create it again.", field="csr")
-    key_algorithm_of(csr.public_key())
+    key_algorithm_of(public_key)
     return csr
 
 

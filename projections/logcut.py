@@ -54,7 +54,7 @@ def parse_at(text: str) -> int | dt.datetime:
     """``text`` as a cut: decimal digits are a log position, anything else an ISO 8601
     time with a zone (``Z`` or an offset). ValidationError (field "at") otherwise."""
     text = text.strip()
-    if text.isdigit():
+    if text.isascii() and text.isdigit():
         return int(text)
     moment = _aware_time(text)
     if moment is None:
@@ -81,9 +81,9 @@ def parse_time(text: str, field: str) -> dt.datetime:
 def _aware_time(text: str) -> dt.datetime | None:
     try:
         moment = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
+        return None if moment.tzinfo is None else moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError):  # OverflowError: a zone pushes it past year 1..9999
         return None
-    return None if moment.tzinfo is None else moment.astimezone(dt.UTC)
 
 
 def iso(moment: dt.datetime | None) -> str | None:
