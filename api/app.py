@@ -20,6 +20,7 @@ from api import (
 )
 from api.errors import register_error_handlers
 from api.metrics import StoreCollector, instrument, registry_with
+from api.outage import register_outage_handler
 from api.routing import Routes
 from api.services import EXTENSION, Services
 from api.views_public import store_figures
@@ -80,6 +81,7 @@ def create_app(
     ):
         app.register_blueprint(blueprint)
     register_error_handlers(app)
+    register_outage_handler(app)
     app.before_request(_assign_request_id)
     app.after_request(_decorate_response)
     return app

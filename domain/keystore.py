@@ -582,6 +582,7 @@ def _open_sqlite(path: Path) -> sqlite3.Connection:
     return conn
 
 
+OUTAGE_WAIT_SECONDS = 2.0
 _PG_DDL_LOCK = 0x70636B657973  # "pckeys": serialises concurrent table creation
 
 
@@ -604,8 +605,15 @@ class PostgresKeyStore(KeyStore):
         """Connect (waiting up to 10 s) and create the schema and table if missing."""
         super().__init__(keyring)
         self._table = sql.Identifier(schema, "pca_keys")
+        # During a database outage a request waits at most OUTAGE_WAIT_SECONDS for a
+        # connection, then fails (503 with Retry-After) instead of hanging for half a minute.
         self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
-            conninfo, min_size=1, max_size=pool_size, kwargs={"autocommit": True}, open=True
+            conninfo,
+            min_size=1,
+            max_size=pool_size,
+            timeout=OUTAGE_WAIT_SECONDS,
+            kwargs={"autocommit": True, "connect_timeout": round(OUTAGE_WAIT_SECONDS)},
+            open=True,
         )
         try:
             self._pool.wait(timeout=10.0)

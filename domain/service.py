@@ -603,6 +603,9 @@ class PrivateCA(Application[UUID]):
                 except IntegrityError:
                     self._issuers.pop(ca_id, None)
                     pending = [ticket for ticket in pending if not self._claimed_first(ticket)]
+                except BaseException:
+                    self._issuers.pop(ca_id, None)  # it holds changes that were not saved
+                    raise
                 else:
                     staged.settle(recordings[-1].notification.id)
                     return

@@ -34,6 +34,13 @@ EVENTS_FILE = "events.db"
 KEYS_FILE = "keys.db"
 _AGGREGATE_CACHE = "5000"
 _WAL_ATTEMPTS = 10
+# How long one request waits for storage before it fails (the API answers 503 with
+# Retry-After): SQLite's busy timeout for the write lock, and PostgreSQL's wait for a
+# pooled connection. eventsourcing tries a PostgreSQL read or write up to ten times, 0.2 s
+# apart, so with PostgreSQL down a request fails after about 10 x (1 + 0.2) = 12 s, well
+# within a client's usual 30 s; in normal operation neither wait comes near these bounds.
+SQLITE_LOCK_TIMEOUT_S = 10
+POSTGRES_POOL_TIMEOUT_S = 1
 
 
 @dataclass(frozen=True)
@@ -72,7 +79,7 @@ class Settings:
             env["PERSISTENCE_MODULE"] = "eventsourcing.sqlite"
             env["APPLICATION_RECORDER_TOPIC"] = SQLITE_RECORDER_TOPIC
             env["SQLITE_DBNAME"] = str(self.data_dir / EVENTS_FILE)
-            env["SQLITE_LOCK_TIMEOUT"] = "30"
+            env["SQLITE_LOCK_TIMEOUT"] = str(SQLITE_LOCK_TIMEOUT_S)
             return env
         env["PERSISTENCE_MODULE"] = "eventsourcing.postgres"
         env["APPLICATION_RECORDER_TOPIC"] = POSTGRES_RECORDER_TOPIC
@@ -144,5 +151,6 @@ def _postgres_env(url: str) -> dict[str, str]:
         "POSTGRES_PASSWORD": unquote(parts.password or ""),
         "POSTGRES_POOL_SIZE": "4",  # opened eagerly by psycopg_pool, per process
         "POSTGRES_MAX_OVERFLOW": "16",
-        "POSTGRES_CONNECT_TIMEOUT": "10",
+        # eventsourcing's name for the pool wait; whole seconds only.
+        "POSTGRES_CONNECT_TIMEOUT": str(POSTGRES_POOL_TIMEOUT_S),
     }

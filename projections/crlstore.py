@@ -131,6 +131,7 @@ class _SQLiteCRLStore(CRLStore):
 
 class _PostgresCRLStore(CRLStore):
     def __init__(self, url: str, schema: str) -> None:
+        self._url = url
         self._table = sql.Identifier(schema, "pca_crls")
         self._lock = threading.Lock()
         self._connection = psycopg.connect(url, autocommit=True)
@@ -142,15 +143,22 @@ class _PostgresCRLStore(CRLStore):
     def put(self, crl: StoredCRL) -> None:
         statement = sql.SQL(_UPSERT.format(table="{table}", marks=", ".join(["%s"] * 7)))
         with self._lock:
-            self._connection.execute(statement.format(table=self._table), _params(crl))
+            self._live().execute(statement.format(table=self._table), _params(crl))
 
     def get(self, issuer_id: UUID, kind: str) -> StoredCRL | None:
         statement = sql.SQL(
             "SELECT " + _COLUMNS + " FROM {table} WHERE issuer_id = %s AND kind = %s"  # noqa: S608
         ).format(table=self._table)
         with self._lock:
-            row = self._connection.execute(statement, (str(issuer_id), kind)).fetchone()
+            row = self._live().execute(statement, (str(issuer_id), kind)).fetchone()
         return None if row is None else _row(row)
+
+    def _live(self) -> psycopg.Connection[tuple[object, ...]]:
+        """The connection, made again if the server dropped the last one (a restart):
+        the call that met the drop failed, the next one succeeds. Caller holds _lock."""
+        if self._connection.broken:
+            self._connection = psycopg.connect(self._url, autocommit=True)
+        return self._connection
 
     def close(self) -> None:
         with self._lock:

@@ -149,7 +149,18 @@ class CRLPublisher:
         return self._issuers_cache
 
     def publish(self, ca_id: UUID, *, force_base: bool = False) -> list[Published]:
-        """Publish what is due for ``ca_id``: a base (and an empty delta), a delta, or nothing."""
+        """Publish what is due for ``ca_id``: a base (and an empty delta), a delta, or nothing.
+
+        If publishing fails (storage gone mid-way), the CA's state is forgotten: what it
+        had taken in may be signed but not served, so the next round starts from a base.
+        """
+        try:
+            return self._publish(ca_id, force_base)
+        except BaseException:
+            self._states.pop(ca_id, None)
+            raise
+
+    def _publish(self, ca_id: UUID, force_base: bool) -> list[Published]:
         state = self._states.setdefault(ca_id, _IssuerState())
         now = self._service.clock()
         if state.base_number is None:

@@ -353,23 +353,33 @@ class PostgresServer:
             return
         self._stopped = True
         try:
-            if self.is_running():
-                _run(
-                    [
-                        str(self.bin_dir / "pg_ctl"),
-                        "stop",
-                        "-m",
-                        "fast",
-                        "-w",
-                        "-t",
-                        str(_PG_CTL_TIMEOUT_S),
-                        "-D",
-                        str(self.data_dir),
-                    ],
-                    cwd=self.cluster_dir,
-                )
+            self.stop_server()
         finally:
             self._remove_dirs()
+
+    def stop_server(self) -> None:
+        """Shut the server down as an operator's restart would (``pg_ctl stop -m fast``:
+        sessions are cut, transactions rolled back), keeping its data for
+        :meth:`start_server`. Does nothing if it is not running."""
+        if self.is_running():
+            _run(
+                [
+                    str(self.bin_dir / "pg_ctl"),
+                    "stop",
+                    "-m",
+                    "fast",
+                    "-w",
+                    "-t",
+                    str(_PG_CTL_TIMEOUT_S),
+                    "-D",
+                    str(self.data_dir),
+                ],
+                cwd=self.cluster_dir,
+            )
+
+    def start_server(self) -> None:
+        """Start a server stopped by :meth:`stop_server` again, on the same port and data."""
+        self._pg_ctl_start()
 
     def _cleanup_after_failed_start(self) -> None:
         with contextlib.suppress(Exception):
