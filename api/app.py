@@ -21,6 +21,7 @@ from api import (
 from api.errors import register_error_handlers
 from api.metrics import StoreCollector, instrument, registry_with
 from api.outage import register_outage_handler
+from api.ratelimit import install_issuance_limits
 from api.routing import Routes
 from api.services import EXTENSION, Services
 from api.views_public import store_figures
@@ -82,6 +83,7 @@ def create_app(
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     register_outage_handler(app)
+    install_issuance_limits(app)
     app.before_request(_assign_request_id)
     app.after_request(_decorate_response)
     return app

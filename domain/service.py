@@ -42,6 +42,7 @@ from domain.errors import (
     IdempotencyKeyReusedError,
     NotFoundError,
     PCAError,
+    QuotaError,
     SANError,
     StorageNotDurableError,
     ValidationError,
@@ -245,9 +246,12 @@ class PrivateCA(Application[UUID]):
         ca = self.get_issuer(ca_id)
         now = self.clock()
         ca.check_can_sign(now)
-        outcomes: list[IssuedCertificate | PCAError | Ticket] = [
-            self._prepare(ctx, ca, request, now) for request in requests
-        ]
+        budget = ca.quota_remaining  # no key is made for an item the quota cannot cover
+        outcomes: list[IssuedCertificate | PCAError | Ticket] = []
+        for request in requests:
+            outcome = self._prepare(ctx, ca, request, now, signing=budget > 0)
+            budget -= isinstance(outcome, Ticket)
+            outcomes.append(outcome)
         tickets = [outcome for outcome in outcomes if isinstance(outcome, Ticket)]
         self._group_commit(ca_id).submit(tickets)
         return [
@@ -485,13 +489,21 @@ class PrivateCA(Application[UUID]):
         ca: CertificateAuthority,
         request: CertificateRequest,
         now: dt.datetime,
+        *,
+        signing: bool,
     ) -> IssuedCertificate | PCAError | Ticket:
-        """The earlier certificate for a repeated key, an error, or a signed ticket."""
+        """The earlier certificate for a repeated key, an error, or (if still ``signing``)
+        a signed ticket."""
         try:
             if request.idempotency_key is not None:
                 repeated = self._find_repeated(ca.id, request)
                 if repeated is not None:
                     return repeated
+            if not signing:
+                return QuotaError(
+                    "The intermediate CA's quota ran out before this item; assign more from "
+                    "its root."
+                )
             facts, sealed_key = self._sign_leaf(ca, request, now)
         except PCAError as error:
             return error

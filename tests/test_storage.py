@@ -77,3 +77,21 @@ def test_state_survives_a_restart(settings: Settings, clock: SettableClock) -> N
     finally:
         second.close()
         second.keystore.close()
+
+
+def test_sqlite_commits_wait_for_the_disk(sqlite_settings: Settings) -> None:
+    """An acknowledged certificate must survive power loss, not only a killed process:
+    WAL with synchronous=FULL syncs every commit (NORMAL would not), in both stores."""
+    service = open_service(sqlite_settings)
+    try:
+        with service.recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
+            cursor.execute("PRAGMA synchronous")
+            assert cursor.fetchone()[0] == 2  # FULL
+            cursor.execute("PRAGMA journal_mode")
+            assert cursor.fetchone()[0] == "wal"
+        keys = service.keystore
+        assert isinstance(keys, SQLiteKeyStore)
+        assert keys._conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+    finally:
+        service.close()
+        service.keystore.close()
