@@ -186,6 +186,11 @@ def render_download(
     return _KEYED_RENDERERS[fmt](certificates, material.private_key, password)
 
 
+def carries_private_key(fmt: DownloadFormat) -> bool:
+    """Whether ``fmt`` includes the private key (and so its download is an audited export)."""
+    return fmt not in _PUBLIC_RENDERERS
+
+
 def safe_name(name: str) -> str:
     """``name`` as a file stem: only ``[A-Za-z0-9._-]``, no leading dot or dash, 64 at most."""
     cleaned = _UNSAFE_NAME_CHARACTERS.sub("_", name).lstrip(".-")[:MAX_NAME_LENGTH]

@@ -12,7 +12,13 @@ from flask.typing import ResponseReturnValue
 from api import bodies
 from api.consistency import wait_for_requested_position
 from api.errors import item_problem
-from api.formats import DownloadMaterial, DownloadOptions, parse_format, render_download
+from api.formats import (
+    DownloadMaterial,
+    DownloadOptions,
+    carries_private_key,
+    parse_format,
+    render_download,
+)
 from api.params import parse_count, parse_instant
 from api.presenters import certificate_shape, certificate_summary, pem
 from api.ratelimit import limit_issuance
@@ -233,22 +239,26 @@ def delete_certificate(certificate_id: UUID) -> ResponseReturnValue:
     response=DOWNLOAD_MEDIA_TYPES,
 )
 def download_certificate(certificate_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
+    """A format carrying the private key is an export: rendered, then recorded as a
+    ``PrivateKeyExported`` event with the caller, and only then handed over."""
     service = services().service
     certificate = _listed(certificate_id)
-    key = service.keystore.get(certificate.key_id) if certificate.key_id else None
+    file_format = parse_format(body["format"])
+    exports_key = carries_private_key(file_format) and certificate.key_id is not None
+    key = service.keystore.get(certificate.key_id) if exports_key and certificate.key_id else None
     material = DownloadMaterial(
         certificate.name, certificate.certificate_der, service.chain_der(certificate.ca_id), key
     )
     options = DownloadOptions(body.get("password"), body.get("include_chain", True))
-    download = render_download(parse_format(body["format"]), material, options)
-    return Response(
-        download.body,
-        mimetype=download.content_type,
-        headers={
-            "Content-Disposition": f'attachment; filename="{download.filename}"',
-            "Cache-Control": "no-store",
-        },
-    )
+    download = render_download(file_format, material, options)
+    headers = {
+        "Content-Disposition": f'attachment; filename="{download.filename}"',
+        "Cache-Control": "no-store",
+    }
+    if exports_key:
+        outcome = service.record_key_export(request_context(), certificate_id, file_format.value)
+        headers["X-Log-Position"] = str(outcome.position)
+    return Response(download.body, mimetype=download.content_type, headers=headers)
 
 
 @issuing_routes.route(

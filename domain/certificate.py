@@ -96,6 +96,16 @@ class Certificate(Aggregate):
             certificate.revoked_at = self.revoked_at
             certificate.revocation_reason = self.reason
 
+    class PrivateKeyExported(AuditedEvent):
+        """Who took the service-held private key out, and in which format (state is unchanged)."""
+
+        ca_id: UUID
+        serial_number: str
+        format: str
+
+        def apply(self, certificate: Certificate) -> None:
+            del certificate
+
     class CertificateDeleted(AuditedEvent):
         key_destroyed: bool
 
@@ -172,6 +182,23 @@ class Certificate(Aggregate):
             request_id=ctx.request_id,
             reason=reason,
             revoked_at=now,
+        )
+
+    def export_key(self, ctx: RequestContext, file_format: str) -> None:
+        """Record that the held private key leaves the service as ``file_format``."""
+        if self.key_id is None:
+            raise CertificateStateError(
+                "The service holds no private key for this certificate (it came from a CSR, "
+                "or was deleted); choose pem, der or pkcs7.",
+                field="format",
+            )
+        self.trigger_event(
+            self.PrivateKeyExported,
+            actor=ctx.actor,
+            request_id=ctx.request_id,
+            ca_id=self.ca_id,
+            serial_number=self.serial_number,
+            format=file_format,
         )
 
     def check_deletable(self, now: dt.datetime) -> None:

@@ -282,6 +282,21 @@ class PrivateCA(Application[UUID]):
 
         return _retry_on_conflict(attempt)
 
+    def record_key_export(
+        self, ctx: RequestContext, certificate_id: UUID, file_format: str
+    ) -> Outcome:
+        """Record who takes the certificate's held private key out, and in which format.
+
+        Callers record before they hand the key over, so no export goes unaccounted for.
+        """
+
+        def attempt() -> Outcome:
+            certificate = self.get_certificate(certificate_id)
+            certificate.export_key(ctx, file_format)
+            return self._outcome(certificate_id, self.save(certificate))
+
+        return _retry_on_conflict(attempt)
+
     def delete_certificate(self, ctx: RequestContext, certificate_id: UUID) -> Outcome:
         """Delete a revoked or expired certificate and destroy any key held for it.
 

@@ -527,6 +527,8 @@ def _subject_of(event: Any, context: Context) -> tuple[UUID | None, str | None]:
         return fate.issuer_id, fate.serial_number
     if isinstance(event, IssuanceRequest.IssuanceRequested):
         return event.ca_id, None
+    if isinstance(event, Certificate.PrivateKeyExported):
+        return event.ca_id, event.serial_number
     return None, None
 
 
@@ -572,6 +574,7 @@ _DESCRIBERS: dict[type[Any], Callable[[Any], Pairs]] = {
         ("reason", e.reason.value),
         ("revoked_at", iso(e.revoked_at)),
     ),
+    Certificate.PrivateKeyExported: lambda e: (("format", e.format),),
     Certificate.CertificateDeleted: lambda e: (("key_destroyed", str(e.key_destroyed).lower()),),
     IssuanceRequest.IssuanceRequested: lambda e: (("certificate_id", e.certificate_id),),
     ApiToken.TokenCreated: lambda e: (("name", e.name), ("role", e.role.value)),

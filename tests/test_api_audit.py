@@ -118,3 +118,44 @@ def test_pca_report_writes_the_export_and_its_manifest(tmp_path: Path) -> None:
     assert manifest["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
     state = json.loads(pca(data, "audit", "replay").stdout)
     assert len(state["cas"]) == 2
+
+
+def test_a_private_key_download_is_recorded_as_an_export_and_a_public_one_is_not(
+    api: ApiClient,
+) -> None:
+    root_id = api.call("POST", "/api/v1/cas", json=ROOT).get_json()["id"]
+    api.call("POST", f"/api/v1/cas/{root_id}/enable")
+    intermediate = {"kind": "intermediate", "parent_id": root_id, "subject": {"common_name": "I"}}
+    ca_id = api.call("POST", "/api/v1/cas", json=intermediate).get_json()["id"]
+    api.call("POST", f"/api/v1/cas/{ca_id}/enable")
+    api.call(
+        "POST",
+        f"/api/v1/cas/{root_id}/quota/assignments",
+        json={"intermediate_id": ca_id, "remaining": 1},
+    )
+    issued = api.call(
+        "POST",
+        f"/api/v1/cas/{ca_id}/certificates",
+        role=Role.OPERATOR,
+        json={"type": "server", "common_name": "www.example.com", "validity_days": 30},
+    ).get_json()
+    download = f"/api/v1/certificates/{issued['id']}/download"
+
+    public = api.call("POST", download, role=Role.OPERATOR, json={"format": "pem"})
+    refused = api.call("POST", download, role=Role.OPERATOR, json={"format": "pkcs12"})
+    keyed = api.call(
+        "POST",
+        download,
+        role=Role.OPERATOR,
+        json={"format": "pkcs12", "password": "correct horse battery"},
+        headers={"X-Request-Id": "export-1"},
+    )
+    assert (public.status_code, refused.status_code, keyed.status_code) == (200, 422, 200)
+    exports = _history(api, "?type=PrivateKeyExported")["items"]
+    assert [(e["actor"], e["request_id"], e["payload"]["format"]) for e in exports] == [
+        ("test-operator (operator)", "export-1", "pkcs12")
+    ]
+    assert exports[0]["payload"]["serial_number"] == issued["serial_number"]
+    assert keyed.headers["X-Log-Position"] == str(exports[0]["position"])
+    activity = api.call("GET", "/api/v1/reports/activity?format=csv", role=Role.AUDITOR)
+    assert "PrivateKeyExported" in activity.get_data(as_text=True)
