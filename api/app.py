@@ -25,12 +25,11 @@ from api.ratelimit import install_issuance_limits
 from api.routing import Routes
 from api.services import EXTENSION, Services
 from api.views_public import store_figures
-from domain.audit import AuditLog
 from domain.service import Clock, utc_now
 from domain.settings import Settings, open_service
 from projections.crlstore import open_crl_store
 from projections.ocsp_responder import OCSPConfig, OCSPResponder
-from projections.publisher import CRLPublisher, PublisherThread, PublishingConfig
+from projections.publisher import CRLPublisher, PublishingConfig, background_thread
 from projections.queries import ReadModels
 from projections.worker import RunnerHandle
 
@@ -99,13 +98,10 @@ def _services(settings: Settings, clock: Clock, run_projections: bool) -> Servic
     config = PublishingConfig.from_env(os.environ)
     crls = open_crl_store(settings)
     publisher = CRLPublisher(service, read_models, crls, config)
-    checkpoint_every = 60 * float(os.environ.get("PCA_AUDIT_CHECKPOINT_MINUTES", "60"))
-
-    def checkpoint() -> object:
-        return AuditLog.of(service).publish_checkpoint_if_due(checkpoint_every, service.clock())
-
     publisher_thread = (
-        PublisherThread(settings, publisher, config, also=checkpoint) if run_projections else None
+        background_thread(settings, service, publisher, config, os.environ)
+        if run_projections
+        else None
     )
     for thread in (runner, publisher_thread):
         if thread is not None:

@@ -12,6 +12,7 @@ import sys
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 from api import cli_audit as audit
 from api import cli_commands as commands
@@ -20,10 +21,11 @@ from api.output import Row, emit
 from api.quickstart import run_quickstart
 from api.serve import serve
 from domain.errors import PCAError
-from domain.service import PrivateCA
+from domain.service import PrivateCA, utc_now
 from domain.settings import Settings, open_service
 from domain.tokens import Role
 from domain.values import CertificateType, KeyAlgorithm, RequestContext, RevocationReason
+from projections.backup import create_backup, restore_backup
 
 Handler = Callable[[commands.Session, argparse.Namespace], list[Row]]
 KEY_ALGORITHMS = [algorithm.value for algorithm in KeyAlgorithm]
@@ -237,6 +239,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--port", type=int, default=8080)
     serve_parser.add_argument("--workers", type=int, default=2, help="worker processes")
     serve_parser.add_argument("--threads", type=int, default=8, help="threads per worker")
+    serve_parser.add_argument(
+        "--api-only",
+        action="store_true",
+        help="no read models, CRLs or checkpoints in the workers (also PCA_API_ONLY=1); "
+        "run 'pca projections run' apart",
+    )
+    backup_parser = groups.add_parser("backup", help="a consistent backup, while serving")
+    backup_parser.add_argument("path", type=Path, help="the new backup file (mode 0600)")
+    restore_parser = groups.add_parser("restore", help="restore a backup into an empty store")
+    restore_parser.add_argument("path", type=Path, help="a file written by 'pca backup'")
     for group_name, members in GROUPS.items():
         group = groups.add_parser(group_name, help=f"{group_name} commands")
         actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -251,8 +263,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; domain errors print their advice and exit with status 2."""
     args = build_parser().parse_args(argv)
     if args.group == "serve":
-        serve(Settings.from_env(), args.host, args.port, args.workers, args.threads)
+        serve(
+            Settings.from_env(),
+            args.host,
+            args.port,
+            args.workers,
+            args.threads,
+            api_only=args.api_only,
+        )
         return 0
+    if args.group in ("backup", "restore"):
+        return _backup_or_restore(args)
     actor = f"{getpass.getuser()} (cli)"
     context = RequestContext(actor=actor, request_id=f"cli-{uuid.uuid4()}")
     settings = Settings.from_env()
@@ -274,6 +295,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(f"{rows[0][args.bare]}\n")
     else:
         emit(rows, as_json=args.json)
+    return 0
+
+
+def _backup_or_restore(args: argparse.Namespace) -> int:
+    """`pca backup` and `pca restore` act on the stores without opening the service, which
+    would create a store and a master key where there should be none (see docs/BACKUP.md)."""
+    settings = Settings.from_env()
+    try:
+        if args.group == "backup":
+            row = create_backup(settings, args.path, utc_now()).to_row()
+        else:
+            row = restore_backup(settings, args.path).to_row()
+    except PCAError as error:
+        where = f" [{error.field}]" if error.field else ""
+        sys.stderr.write(f"pca: error{where}: {error.detail}\n")
+        return 2
+    emit([row], as_json=args.json)
     return 0
 
 

@@ -14,6 +14,7 @@ from cryptography import x509
 from api.cli_commands import Session
 from api.output import Row
 from api.presenters import ca_view_shape, certificate_summary
+from api.serve import background_publishing
 from domain.certs import PublicationURLs
 from domain.errors import NotFoundError
 from domain.values import CertificateType
@@ -81,12 +82,14 @@ def list_certificates(session: Session, args: argparse.Namespace) -> list[Row]:
 
 
 def run_projections(session: Session, args: argparse.Namespace) -> list[Row]:
-    """Follow the log until SIGTERM or SIGINT."""
+    """Follow the log until SIGTERM or SIGINT; publish CRLs and audit checkpoints meanwhile,
+    so this one process does what ``pca serve --api-only`` workers leave out."""
     del args
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
-    run_forever(session.settings, stop)
+    with background_publishing(session.settings, session.service):
+        run_forever(session.settings, stop)
     return [{"stopped_at_position": ReadModels.open(session.settings).position()}]
 
 

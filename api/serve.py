@@ -2,8 +2,14 @@
 
 The data directory (or the PostgreSQL schema) is initialised once in the parent before
 workers start, so first start never races. Each worker builds its own app after the fork
-(``api.app:create_app()``): SQLite connections and thread pools must not cross a fork, and
-the metrics module must be imported only after ``PROMETHEUS_MULTIPROC_DIR`` is set.
+(``api.app:create_app(...)``): SQLite connections and thread pools must not cross a fork,
+and the metrics module must be imported only after ``PROMETHEUS_MULTIPROC_DIR`` is set.
+
+Background jobs (the read-model runner, the CRL publisher, audit checkpoints) run on
+threads of every worker by default; one worker of the deployment holds each lease and the
+others stand by. ``--api-only`` (or ``PCA_API_ONLY=1``) leaves them out of the workers,
+for deployments that run them in one ``pca projections run`` process apart
+(:func:`background_publishing` is what that process adds to the read-model runner).
 """
 
 from __future__ import annotations
@@ -12,22 +18,29 @@ import logging
 import os
 import shutil
 import sys
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.util import import_app
-from prometheus_client import multiprocess
+from prometheus_client import multiprocess, values
 
+from domain.service import PrivateCA
 from domain.settings import Settings, open_service
 from projections.crlstore import open_crl_store
+from projections.publisher import CRLPublisher, PublishingConfig, background_thread
 from projections.queries import ReadModels
 
 logger = logging.getLogger(__name__)
+API_ONLY_ENV = "PCA_API_ONLY"
+_FLAG_VALUES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
 class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
-    def __init__(self, options: dict[str, Any]) -> None:
+    def __init__(self, options: dict[str, Any], *, background: bool) -> None:
         self.options = options
+        self.background = background
         super().__init__()
 
     def load_config(self) -> None:
@@ -36,7 +49,8 @@ class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type 
                 self.cfg.set(key, value)
 
     def load(self) -> Any:
-        return import_app("api.app:create_app()")
+        # gunicorn's factory syntax: the app module is imported here, in the worker.
+        return import_app(f"api.app:create_app(run_projections={self.background!r})")
 
 
 def initialise(settings: Settings) -> None:
@@ -55,11 +69,48 @@ def initialise(settings: Settings) -> None:
         service.keystore.close()
 
 
+@contextmanager
+def background_publishing(settings: Settings, service: PrivateCA) -> Iterator[None]:
+    """The CRL publisher and audit checkpoints on a thread while the block runs.
+
+    For ``pca projections run``, so that the process apart from ``--api-only`` workers does
+    every background job, not only the read models. The thread takes the publisher lease
+    or stands by, exactly as it does inside an API worker.
+    """
+    config = PublishingConfig.from_env(os.environ)
+    with ReadModels.open(settings) as read_models:
+        crls = open_crl_store(settings)
+        publisher = CRLPublisher(service, read_models, crls, config)
+        thread = background_thread(settings, service, publisher, config, os.environ)
+        thread.start()
+        try:
+            yield
+        finally:
+            thread.stop()
+            crls.close()
+
+
+def _api_only_requested(environ: Mapping[str, str]) -> bool:
+    """Whether ``PCA_API_ONLY`` asks for workers without background jobs; a value that is
+    neither yes nor no stops the start rather than guess which deployment was meant."""
+    raw = environ.get(API_ONLY_ENV, "").strip().lower()
+    if raw == "":
+        return False
+    if raw not in _FLAG_VALUES:
+        sys.stderr.write(f"pca: error [{API_ONLY_ENV}]: use 1 or 0 (true/false, yes/no).\n")
+        raise SystemExit(2)
+    return _FLAG_VALUES[raw]
+
+
 def _metrics_directory(settings: Settings) -> None:
     directory = settings.data_dir / "metrics"
     shutil.rmtree(directory, ignore_errors=True)  # counters start afresh with the server
     directory.mkdir(mode=0o700, parents=True)
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
+    # prometheus_client picked its value store when this module imported it, before the
+    # variable was set; pick again, or the workers would count in memory that /metrics
+    # (which reads the directory) never sees.
+    values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
 
 
 def _worker_exit(server: object, worker: Any) -> None:
@@ -67,10 +118,28 @@ def _worker_exit(server: object, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
-def serve(settings: Settings, host: str, port: int, workers: int, threads: int) -> None:
-    """Run the API until interrupted; ``settings`` must be the ``PCA_*`` environment's."""
+def serve(
+    settings: Settings,
+    host: str,
+    port: int,
+    workers: int,
+    threads: int,
+    *,
+    api_only: bool = False,
+) -> None:
+    """Run the API until interrupted; ``settings`` must be the ``PCA_*`` environment's.
+
+    With ``api_only`` (or ``PCA_API_ONLY=1``) the workers only answer requests: queries
+    see the read models as far as a ``pca projections run`` process has brought them.
+    """
+    api_only = api_only or _api_only_requested(os.environ)
     initialise(settings)
     _metrics_directory(settings)
+    if api_only:
+        sys.stderr.write(
+            "pca: API only; run 'pca projections run' for the read models, CRLs and "
+            "audit checkpoints\n"
+        )
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
@@ -78,11 +147,11 @@ def serve(settings: Settings, host: str, port: int, workers: int, threads: int) 
         "worker_class": "gthread",
         "preload_app": False,
         "accesslog": "-",
-        "access_log_format": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms rid=%({x-request-id}o)s',
+        "access_log_format": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s rid=%({x-request-id}o)s',
         "graceful_timeout": 10,
         "timeout": 60,
         "keepalive": 30,
         "child_exit": _worker_exit,
         "control_socket_disable": True,
     }
-    _Server(options).run()
+    _Server(options, background=not api_only).run()

@@ -28,6 +28,7 @@ from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
+from domain.audit import AuditLog
 from domain.certs import PublicationURLs
 from domain.crl import EncodedRevocationList, RecutPolicy, RevokedEntry, build_crl
 from domain.service import PrivateCA
@@ -306,3 +307,20 @@ class PublisherThread:
             if self._also is not None:
                 self._also()
             self._stop.wait(self._interval)
+
+
+def background_thread(
+    settings: Settings,
+    service: PrivateCA,
+    publisher: CRLPublisher,
+    config: PublishingConfig,
+    environ: Mapping[str, str],
+) -> PublisherThread:
+    """The publisher's thread as every process runs it: it also signs an audit checkpoint
+    every ``PCA_AUDIT_CHECKPOINT_MINUTES`` (default 60) while the log moves."""
+    every = 60 * float(environ.get("PCA_AUDIT_CHECKPOINT_MINUTES", "60"))
+
+    def checkpoint() -> object:
+        return AuditLog.of(service).publish_checkpoint_if_due(every, service.clock())
+
+    return PublisherThread(settings, publisher, config, also=checkpoint)

@@ -180,3 +180,16 @@ def test_every_route_answers_over_real_http_as_documented(live: LiveServer) -> N
             assert headers["X-Request-Id"]
             if operation.role is not None:
                 assert status == 401
+
+
+def test_metrics_count_what_every_worker_served(live: LiveServer) -> None:
+    """Counters live in each gunicorn worker; /metrics must add them up across workers."""
+    operator, _, ca_id = _setup(live)
+    for number in range(4):
+        _issue(live, operator, ca_id, "server", {"type": "dns", "value": f"m{number}.example"})
+    auditor = live.pca("tokens", "create", "--role", "auditor", "--name", "scraper").strip()
+    status, _, body = live.request("GET", "/metrics", auditor)
+    assert status == 200
+    text = body.decode()
+    route = "/api/v1/cas/<uuid:ca_id>/certificates"
+    assert f'pca_http_requests_total{{method="POST",route="{route}",status="201"}} 4.0' in text
