@@ -133,6 +133,7 @@ def serve(
     see the read models as far as a ``pca projections run`` process has brought them.
     """
     api_only = api_only or _api_only_requested(os.environ)
+    os.umask(0o077)  # whatever the server and its libraries write is the owner's alone
     initialise(settings)
     _metrics_directory(settings)
     if api_only:

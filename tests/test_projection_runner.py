@@ -26,7 +26,7 @@ from projections.projection import EventLog, ReadModelProjection
 from projections.queries import ReadModels
 from projections.store import open_event_log, open_view, projection_env, read_models_path
 from projections.view import PostgresReadModelView
-from projections.worker import catch_up, rebuild, run_forever, run_in_thread
+from projections.worker import RunnerHandle, catch_up, rebuild, run_forever, run_in_thread
 from tests.builders import enabled_intermediate, enabled_root, issue
 from tests.conftest import SettableClock, make_settings
 from tests.projection_helpers import issue_many, read_everything, worker_env, write_history
@@ -158,9 +158,12 @@ def test_the_in_process_runner_catches_up_then_gives_read_your_writes(
     service: PrivateCA, settings: Settings, clock: SettableClock
 ) -> None:
     history = write_history(service)
-    runner = run_in_thread(settings)
-    try:
-        with ReadModels.open(settings, nudge=runner.wake) as read_models:
+    # Stores are opened before the thread that writes them starts, as the app does: two
+    # first opens of a new SQLite file race to switch it to WAL.
+    runner = RunnerHandle(settings)
+    with ReadModels.open(settings, nudge=runner.wake) as read_models:
+        runner.start()
+        try:
             assert read_models.wait_for(history.last_position, timeout=10)
             issued = issue(service, history.issuing_id)
             assert read_models.wait_for(issued.position, timeout=10)
@@ -168,8 +171,8 @@ def test_the_in_process_runner_catches_up_then_gives_read_your_writes(
                 CertificateFilter(issuer_id=history.issuing_id), clock.now, limit=1
             )
             assert page.items[0].id == issued.certificate.id
-    finally:
-        runner.stop()
+        finally:
+            runner.stop()
 
 
 def test_waiting_for_a_position_not_reached_gives_up_at_the_timeout(
