@@ -11,6 +11,7 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from ipaddress import ip_address
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
@@ -154,7 +155,8 @@ def build_intermediate(
     builder = _ca_builder(
         x509_name(subject), issuer.subject, public_key, *window, path_length=CA_PATH_LENGTH
     )
-    builder = _add_issuer_links(builder, issuer, urls, include_crl=True)
+    for link in _issuer_links(issuer, urls, True):
+        builder = builder.add_extension(link.value, critical=link.critical)
     return builder.sign(issuer_key, signature_hash(issuer_key))
 
 
@@ -166,26 +168,43 @@ def build_leaf(
     window: tuple[dt.datetime, dt.datetime],
     urls: PublicationURLs,
 ) -> x509.Certificate:
-    """An end-entity certificate for a server or a client, signed by ``issuer``."""
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(x509_name(profile.subject))
-        .issuer_name(issuer.subject)
-        .public_key(public_key)
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(window[0])
-        .not_valid_after(window[1])
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_leaf_key_usage(profile.type, public_key), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([_eku(profile.type)]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
-    )
+    """An end-entity certificate for a server or a client, signed by ``issuer``.
+
+    The extensions are handed to the builder at once: adding them one by one copies and
+    re-checks the builder each time, which cost more than the signature itself.
+    """
+    extensions = [
+        *_leaf_constants(profile.type, isinstance(public_key, rsa.RSAPublicKey)),
+        _extension(x509.SubjectKeyIdentifier.from_public_key(public_key)),
+    ]
     if profile.sans:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName(_general_names(profile.sans)), critical=False
-        )
-    builder = _add_issuer_links(builder, issuer, urls, include_crl=profile.include_crl)
+        extensions.append(_extension(x509.SubjectAlternativeName(_general_names(profile.sans))))
+    extensions.extend(_issuer_links(issuer, urls, profile.include_crl))
+    builder = x509.CertificateBuilder(
+        issuer_name=issuer.subject,
+        subject_name=x509_name(profile.subject),
+        public_key=public_key,
+        serial_number=x509.random_serial_number(),
+        extensions=extensions,
+    )
+    builder = builder.not_valid_before(window[0]).not_valid_after(window[1])
     return builder.sign(issuer_key, signature_hash(issuer_key))
+
+
+def _extension(value: x509.ExtensionType, *, critical: bool = False) -> x509.Extension[Any]:
+    return x509.Extension(value.oid, critical, value)
+
+
+@functools.lru_cache(maxsize=8)
+def _leaf_constants(
+    certificate_type: CertificateType, rsa_key: bool
+) -> tuple[x509.Extension[Any], ...]:
+    """Basic constraints, key usage and extended key usage: fixed per type and key kind."""
+    return (
+        _extension(x509.BasicConstraints(ca=False, path_length=None), critical=True),
+        _extension(_leaf_key_usage(certificate_type, rsa_key), critical=True),
+        _extension(x509.ExtendedKeyUsage([_eku(certificate_type)])),
+    )
 
 
 def load_csr(pem: str) -> x509.CertificateSigningRequest:
@@ -242,22 +261,10 @@ def _ca_builder(
     )
 
 
-def _add_issuer_links(
-    builder: x509.CertificateBuilder,
-    issuer: x509.Certificate,
-    urls: PublicationURLs,
-    *,
-    include_crl: bool,
-) -> x509.CertificateBuilder:
-    for extension in _issuer_links(issuer, urls, include_crl):
-        builder = builder.add_extension(extension, critical=False)
-    return builder
-
-
 @functools.lru_cache(maxsize=256)
 def _issuer_links(
     issuer: x509.Certificate, urls: PublicationURLs, include_crl: bool
-) -> tuple[x509.ExtensionType, ...]:
+) -> tuple[x509.Extension[Any], ...]:
     """AKI, AIA and (optionally) the CRL pointers: the same for every certificate an issuer
     signs, so they are made once per issuer rather than on every issuance."""
     issuer_ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
@@ -279,7 +286,7 @@ def _issuer_links(
         links.append(x509.CRLDistributionPoints([_distribution_point(urls.crl)]))
         # Relying parties that use delta CRLs find them here (RFC 5280 §5.2.6).
         links.append(x509.FreshestCRL([_distribution_point(urls.delta_crl)]))
-    return tuple(links)
+    return tuple(_extension(link) for link in links)
 
 
 def _distribution_point(url: str) -> x509.DistributionPoint:
@@ -291,13 +298,9 @@ def _distribution_point(url: str) -> x509.DistributionPoint:
     )
 
 
-def _leaf_key_usage(
-    certificate_type: CertificateType, public_key: CertificatePublicKeyTypes
-) -> x509.KeyUsage:
-    encipher = certificate_type is CertificateType.SERVER and isinstance(
-        public_key, rsa.RSAPublicKey
-    )
-    return _key_usage(key_encipherment=encipher)
+def _leaf_key_usage(certificate_type: CertificateType, rsa_key: bool) -> x509.KeyUsage:
+    """keyEncipherment only for RSA server keys (RSA key transport in TLS 1.2)."""
+    return _key_usage(key_encipherment=certificate_type is CertificateType.SERVER and rsa_key)
 
 
 def _key_usage(*, key_encipherment: bool = False, key_cert_sign: bool = False) -> x509.KeyUsage:

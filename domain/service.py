@@ -28,7 +28,7 @@ from eventsourcing.persistence import IntegrityError, JSONTranscoder, Recording
 from eventsourcing.popo import POPOFactory
 
 from domain import certs
-from domain.authority import CertificateAuthority
+from domain.authority import CertificateAuthority, no_quota_left
 from domain.certificate import (
     Certificate,
     IssuanceRequest,
@@ -687,23 +687,33 @@ class _Staged:
 
     @classmethod
     def of(cls, ca: CertificateAuthority, tickets: list[Ticket], now: dt.datetime) -> _Staged:
-        """Spend ``ca``'s quota on ``tickets`` in order, while it lasts."""
+        """Spend ``ca``'s quota on ``tickets`` in order, while it lasts: one ``QuotaSpent``
+        per request in the group, so every unit names who spent it."""
         staged = cls()
+        try:
+            ca.check_can_sign(now)
+        except PCAError as error:  # disabled or out of service since the tickets were signed
+            staged.refused = [(ticket, error) for ticket in tickets]
+            return staged
         for ticket in tickets:
-            staged._add(ca, ticket, now)
+            staged._add(ca, ticket)
+        by_request: dict[RequestContext, list[tuple[UUID, str]]] = {}
+        for ticket, certificate in staged.recorded:
+            spent = by_request.setdefault(ticket.ctx, [])
+            spent.append((certificate.id, ticket.facts.serial_number))
+        for ctx, spent in by_request.items():
+            ca.spend_quota(ctx, spent, now)
         return staged
 
-    def _add(self, ca: CertificateAuthority, ticket: Ticket, now: dt.datetime) -> None:
+    def _add(self, ca: CertificateAuthority, ticket: Ticket) -> None:
         key = ticket.request.idempotency_key
         if key is not None and key in self.claimed_keys:
             self.twins.append(ticket)
             return
-        certificate = Certificate.issue(ticket.ctx, ticket.facts)
-        try:
-            ca.consume_quota(ticket.ctx, certificate.id, ticket.facts.serial_number, now)
-        except PCAError as error:
-            self.refused.append((ticket, error))
+        if len(self.recorded) >= ca.quota_remaining:
+            self.refused.append((ticket, no_quota_left()))
             return
+        certificate = Certificate.issue(ticket.ctx, ticket.facts)
         self.recorded.append((ticket, certificate))
         if key is not None:
             fingerprint = ticket.request.fingerprint()

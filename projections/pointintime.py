@@ -161,6 +161,7 @@ class _Fold:
             CA.QuotaAssigned: self._quota_assigned,
             CA.QuotaReceived: self._quota_received,
             CA.QuotaConsumed: self._quota_consumed,
+            CA.QuotaSpent: self._quota_spent,
             Certificate.CertificateIssued: self._certificate_issued,
             Certificate.CertificateRevoked: self._certificate_revoked,
             Certificate.CertificateDeleted: self._certificate_deleted,
@@ -265,9 +266,15 @@ class _Fold:
         self._cas[event.originator_id].quota_remaining = event.remaining
 
     def _quota_consumed(self, event: CA.QuotaConsumed) -> None:
-        ca = self._cas[event.originator_id]
-        ca.quota_remaining -= 1
-        ca.quota_used += 1
+        self._spend(event.originator_id, 1)
+
+    def _quota_spent(self, event: CA.QuotaSpent) -> None:
+        self._spend(event.originator_id, len(event.certificate_ids))
+
+    def _spend(self, ca_id: UUID, units: int) -> None:
+        ca = self._cas[ca_id]
+        ca.quota_remaining -= units
+        ca.quota_used += units
 
     # --- certificates ---------------------------------------------------------------------
 

@@ -117,7 +117,13 @@ class ReadModelProjection(Projection[ReadModelView]):
     def _quota_consumed(
         self, event: CertificateAuthority.QuotaConsumed, _: int, writer: ReadModelWriter
     ) -> None:
-        writer.consume_quota(event)
+        writer.consume_quota(str(event.originator_id), 1)
+
+    @apply.register(CertificateAuthority.QuotaSpent)
+    def _quota_spent(
+        self, event: CertificateAuthority.QuotaSpent, _: int, writer: ReadModelWriter
+    ) -> None:
+        writer.consume_quota(str(event.originator_id), len(event.certificate_ids))
 
     @apply.register(Certificate.CertificateIssued)
     def _certificate_issued(

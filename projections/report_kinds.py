@@ -402,6 +402,7 @@ _LEDGER_EVENTS = (
     CA.QuotaAssigned,
     CA.QuotaReceived,
     CA.QuotaConsumed,
+    CA.QuotaSpent,
 )
 
 
@@ -418,8 +419,9 @@ def _ledger_rows(reader: LogReader, context: Context, selection: Selection) -> I
         if isinstance(event, CA.CACreated):
             balances[ca_id] = _Balance(event.kind)
         balance = balances[ca_id]
-        entry, change, counterpart, serial = _move(balance, event)
-        if context.in_scope(ca_id) and selection.in_period(event.timestamp):
+        for entry, change, counterpart, serial in _moves(balance, event):
+            if not (context.in_scope(ca_id) and selection.in_period(event.timestamp)):
+                continue
             yield (
                 position,
                 iso(event.timestamp),
@@ -436,8 +438,29 @@ def _ledger_rows(reader: LogReader, context: Context, selection: Selection) -> I
             )
 
 
+def _moves(balance: _Balance, event: Any) -> Iterator[tuple[str, int, str | None, str | None]]:
+    """Apply ``event`` to ``balance`` one movement at a time, each as (entry, change,
+    counterpart id, serial): a ``QuotaSpent`` is one consumption per certificate."""
+    if isinstance(event, CA.QuotaSpent):
+        for certificate_id, serial in zip(event.certificate_ids, event.serial_numbers, strict=True):
+            yield _consume(balance, certificate_id, serial)
+        return
+    if isinstance(event, CA.QuotaConsumed):
+        yield _consume(balance, event.certificate_id, event.serial_number)
+        return
+    yield _move(balance, event)
+
+
+def _consume(
+    balance: _Balance, certificate_id: UUID, serial: str
+) -> tuple[str, int, str | None, str | None]:
+    balance.remaining -= 1
+    balance.issued += 1
+    return "consumption", -1, str(certificate_id), serial
+
+
 def _move(balance: _Balance, event: Any) -> tuple[str, int, str | None, str | None]:
-    """Apply ``event`` to ``balance``: (entry, change, counterpart id, serial)."""
+    """Apply a movement other than a consumption to ``balance``."""
     if isinstance(event, CA.CACreated):
         balance.total = balance.available = event.included_certificates
         return "opening", event.included_certificates, None, None
@@ -449,14 +472,10 @@ def _move(balance: _Balance, event: Any) -> tuple[str, int, str | None, str | No
         change = event.previous_remaining - event.remaining
         balance.available += change
         return "assignment", change, str(event.intermediate_id), None
-    if isinstance(event, CA.QuotaReceived):
-        change = event.remaining - balance.remaining
-        balance.remaining = event.remaining
-        return "receipt", change, str(event.root_id), None
-    assert isinstance(event, CA.QuotaConsumed)
-    balance.remaining -= 1
-    balance.issued += 1
-    return "consumption", -1, str(event.certificate_id), event.serial_number
+    assert isinstance(event, CA.QuotaReceived)
+    change = event.remaining - balance.remaining
+    balance.remaining = event.remaining
+    return "receipt", change, str(event.root_id), None
 
 
 # --- activity -----------------------------------------------------------------------------
@@ -564,6 +583,7 @@ _DESCRIBERS: dict[type[Any], Callable[[Any], Pairs]] = {
     ),
     CA.QuotaReceived: lambda e: (("root_id", e.root_id), ("remaining", e.remaining)),
     CA.QuotaConsumed: lambda e: (("certificate_id", e.certificate_id),),
+    CA.QuotaSpent: lambda e: (("certificates", len(e.certificate_ids)),),
     Certificate.CertificateIssued: lambda e: (
         ("type", e.type.value),
         ("subject", rfc4514(e.subject)),

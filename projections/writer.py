@@ -166,10 +166,11 @@ class ReadModelWriter:
         self._counters_of(ca_id).quota_remaining = 0
         self._execute(self._sql.set_quota_remaining, (event.remaining, ca_id))
 
-    def consume_quota(self, event: CertificateAuthority.QuotaConsumed) -> None:
-        counters = self._counters_of(str(event.originator_id))
-        counters.quota_remaining -= 1
-        counters.quota_used += 1
+    def consume_quota(self, ca_id: str, units: int) -> None:
+        """``units`` of the intermediate's quota spent on certificates."""
+        counters = self._counters_of(ca_id)
+        counters.quota_remaining -= units
+        counters.quota_used += units
 
     # --- certificates ---------------------------------------------------------------------
 

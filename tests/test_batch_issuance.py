@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from psycopg import sql
 
+from domain.authority import CertificateAuthority
 from domain.errors import QuotaError
 from domain.requests import CertificateRequest
 from domain.service import IssuedCertificate, PrivateCA
@@ -239,3 +240,19 @@ def _stored_leaf_keys(service: PrivateCA) -> int:
         query = sql.SQL("SELECT count(*) FROM {} WHERE key_id LIKE 'leaf-%%'")
         found = conn.execute(query.format(store._table)).fetchone()
         return int(found[0])
+
+
+def test_a_batch_spends_its_quota_in_one_event_naming_every_certificate(
+    service: PrivateCA,
+) -> None:
+    ca_id = enabled_intermediate(service, enabled_root(service, quota=3), remaining=3)
+    before = service.get_ca(ca_id).version
+    outcomes = service.issue_certificates(OPERATOR, ca_id, [server_request()] * 5)
+    issued = [outcome for outcome in outcomes if isinstance(outcome, IssuedCertificate)]
+    events = list(service.events.get(ca_id, gt=before))
+    assert [type(event).__name__ for event in events] == ["QuotaSpent"]
+    spent = events[0]
+    assert isinstance(spent, CertificateAuthority.QuotaSpent)
+    assert spent.certificate_ids == [outcome.certificate.id for outcome in issued]
+    assert spent.serial_numbers == [outcome.certificate.serial_number for outcome in issued]
+    assert spent.actor == OPERATOR.actor

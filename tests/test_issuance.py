@@ -217,7 +217,7 @@ def test_events_record_who_did_it_and_from_which_request(service: PrivateCA) -> 
     events = list(service.events.get(certificate_id))
     assert [(e.actor, e.request_id) for e in events] == [("bob (operator)", "req-operator")]  # type: ignore[attr-defined]
     ca_events = list(service.events.get(intermediate_id))
-    assert {type(e).__name__ for e in ca_events} >= {"CACreated", "CAEnabled", "QuotaConsumed"}
+    assert {type(e).__name__ for e in ca_events} >= {"CACreated", "CAEnabled", "QuotaSpent"}
     assert all(e.actor for e in ca_events)  # type: ignore[attr-defined]
 
 
