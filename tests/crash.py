@@ -24,7 +24,7 @@ from typing import Any, Self
 from cryptography import x509
 
 from domain.settings import Settings
-from tests.live import LOG_FILES, free_port, settings_env
+from tests.live import LOG_FILES, free_port, run_pca, settings_env
 
 CLIENT_TIMEOUT = 30.0  # seconds; a request that takes this long counts as a hang
 PAUSE_AFTER_REFUSAL = 0.05  # seconds a client waits when nobody listens on the port
@@ -129,18 +129,7 @@ class CrashableServer(_Process):
     def pca(self, *args: str) -> str:
         """Run a `pca` command against the same storage; its stdout (stderr goes to the
         server's log)."""
-        done = subprocess.run(
-            [sys.executable, "-m", "api.cli", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-        with self.log.open("a") as log:
-            log.write(done.stderr)
-        done.check_returncode()
-        return done.stdout
+        return run_pca(self.env, self.log, *args)
 
 
 class ProjectionProcess(_Process):

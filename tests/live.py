@@ -45,6 +45,23 @@ def settings_env(settings: Settings, port: int) -> dict[str, str]:
     return env
 
 
+def run_pca(env: dict[str, str], log_file: Path, *args: str) -> str:
+    """Run a `pca` command with ``env``; its stdout. Its stderr goes to ``log_file``, which
+    the suite's secret scan reads."""
+    done = subprocess.run(
+        [sys.executable, "-m", "api.cli", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    with log_file.open("a") as log:
+        log.write(done.stderr)
+    done.check_returncode()
+    return done.stdout
+
+
 class LiveServer:
     """`pca serve` in a subprocess, with helpers to call it as a REST client would."""
 
@@ -89,18 +106,7 @@ class LiveServer:
 
     def pca(self, *args: str) -> str:
         """Run a `pca` command against the same storage; its stdout (its stderr is logged)."""
-        done = subprocess.run(
-            [sys.executable, "-m", "api.cli", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=60,
-        )
-        with self.command_log.open("a") as log:
-            log.write(done.stderr)
-        done.check_returncode()
-        return done.stdout
+        return run_pca(self.env, self.command_log, *args)
 
     def request(
         self,
