@@ -143,6 +143,14 @@ def _postgres_env(url: str) -> dict[str, str]:
         raise StorageNotDurableError(
             "PCA_DATABASE_URL must look like postgresql://USER:PASSWORD@HOST:PORT/DBNAME."
         )
+    if parts.query:
+        # The event store takes host, port, user and password one by one, so options such
+        # as sslmode would reach some connections and silently not others.
+        raise StorageNotDurableError(
+            "PCA_DATABASE_URL must not carry options (?...): they would not reach every "
+            "connection. Set them as libpq variables instead, e.g. PGSSLMODE=verify-full "
+            "PGSSLROOTCERT=/path/to/ca.pem."
+        )
     return {
         "POSTGRES_DBNAME": unquote(parts.path.strip("/")),
         "POSTGRES_HOST": parts.hostname or "127.0.0.1",

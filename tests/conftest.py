@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 import pytest
 from flask import Flask
@@ -50,13 +51,22 @@ class SettableClock:
 
 @pytest.fixture(scope="session")
 def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A PostgreSQL server for the whole run: PCA_TEST_POSTGRES_URL, or one we start."""
+    """A PostgreSQL server for the whole run: PCA_TEST_POSTGRES_URL, or one we start.
+    Its password joins the secrets the run's logs must never show."""
     given = os.environ.get("PCA_TEST_POSTGRES_URL")
     if given:
+        _watch_password(given)
         yield given
         return
     with PostgresServer.start(tmp_path_factory.mktemp("postgres")) as server:
+        _watch_password(server.url)
         yield server.url
+
+
+def _watch_password(url: str) -> None:
+    password = urlsplit(url).password
+    if password:
+        WATCH.secrets.add(unquote(password))
 
 
 @pytest.fixture

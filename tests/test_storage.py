@@ -62,6 +62,15 @@ def test_a_malformed_database_url_is_refused(tmp_path: Path) -> None:
         settings.eventsourcing_env()
 
 
+def test_database_url_options_are_refused_pointing_at_libpq_variables(tmp_path: Path) -> None:
+    """sslmode in the URL would protect some connections and not the event store's."""
+    settings = Settings(
+        data_dir=tmp_path, database_url="postgresql://pca:pw@db.example:5432/pca?sslmode=require"
+    )
+    with pytest.raises(StorageNotDurableError, match="PGSSLMODE"):
+        settings.eventsourcing_env()
+
+
 def test_state_survives_a_restart(settings: Settings, clock: SettableClock) -> None:
     first = open_service(settings, clock=clock)
     ca_id = enabled_intermediate(first, enabled_root(first), remaining=5)
