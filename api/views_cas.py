@@ -10,6 +10,7 @@ from flask.typing import ResponseReturnValue
 
 from api import bodies
 from api.consistency import wait_for_requested_position
+from api.params import idempotency_key
 from api.presenters import ca_shape, ca_view_shape, pem
 from api.routing import Routes
 from api.services import request_context, services
@@ -59,14 +60,15 @@ def create_ca(body: dict[str, Any]) -> ResponseReturnValue:
     service, ctx = services().service, request_context()
     if body["kind"] == "root":
         included = body.get("included_certificates", 0)
-        outcome = service.create_root(ctx, _profile(body, ROOT_DEFAULTS), included)
+        profile = _profile(body, ROOT_DEFAULTS)
+        outcome = service.create_root(ctx, profile, included, idempotency_key())
     else:
         if "parent_id" not in body:
             raise ValidationError(
                 "parent_id is required for an intermediate CA.", field="parent_id"
             )
         outcome = service.create_intermediate(
-            ctx, body["parent_id"], _profile(body, INTERMEDIATE_DEFAULTS)
+            ctx, body["parent_id"], _profile(body, INTERMEDIATE_DEFAULTS), idempotency_key()
         )
     return _shown(outcome.id, outcome, 201)
 
@@ -136,7 +138,9 @@ def revoke_ca(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
     response=bodies.CA,
 )
 def purchase_quota(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
-    outcome = services().service.purchase_quota(request_context(), ca_id, body["count"])
+    outcome = services().service.purchase_quota(
+        request_context(), ca_id, body["count"], idempotency_key()
+    )
     return _shown(ca_id, outcome, 201)
 
 

@@ -19,14 +19,14 @@ from api.formats import (
     parse_format,
     render_download,
 )
-from api.params import parse_count, parse_instant
+from api.params import checked_key, idempotency_key, parse_count, parse_instant
 from api.presenters import certificate_shape, certificate_summary, pem
 from api.ratelimit import limit_issuance
 from api.routing import Routes
 from api.services import request_context, services
 from api.views_cas import subject_from
 from domain.certificate import Certificate
-from domain.errors import NotFoundError, PCAError, ValidationError
+from domain.errors import NotFoundError, PCAError
 from domain.requests import CertificateRequest
 from domain.service import IssuedCertificate, Outcome
 from domain.tokens import Role
@@ -44,7 +44,6 @@ issuing = Blueprint("issuing", __name__, url_prefix="/api/v1/cas")
 certificates = Blueprint("certificates", __name__, url_prefix="/api/v1/certificates")
 issuing_routes = Routes(issuing, "Certificates")
 routes = Routes(certificates, "Certificates")
-MAX_IDEMPOTENCY_KEY = 255
 DEFAULT_PAGE_SIZE = 50
 DOWNLOAD_MEDIA_TYPES = (
     "application/x-pem-file",
@@ -70,21 +69,6 @@ def _shape(
 def _chain_pem(chain: tuple[bytes, ...]) -> str:
     """A CA chain's PEM; chains never change, and every issuance answer carries one."""
     return "".join(pem(der) for der in chain)
-
-
-def _idempotency_key() -> str | None:
-    return _checked_key(request.headers.get("Idempotency-Key"), "Idempotency-Key")
-
-
-def _checked_key(key: str | None, field: str = "idempotency_key") -> str | None:
-    if key is None:
-        return None
-    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isascii() or not key.isprintable():
-        raise ValidationError(
-            f"{field} must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters.",
-            field=field,
-        )
-    return key
 
 
 def _certificate_request(
@@ -118,7 +102,7 @@ def _certificate_request(
 def issue_certificate(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
     limit_issuance(g.principal)
     issued = services().service.issue_certificate(
-        request_context(), ca_id, _certificate_request(body, _idempotency_key())
+        request_context(), ca_id, _certificate_request(body, idempotency_key())
     )
     return _shape(issued.certificate, issued.position, 201)
 
@@ -164,7 +148,7 @@ def issue_certificates_batch(ca_id: UUID, body: dict[str, Any]) -> ResponseRetur
 def _batch_item(raw: object, index: int) -> CertificateRequest | PCAError:
     try:
         item = bodies.BATCH_ITEM.parse_item(raw, f"items[{index}]")
-        return _certificate_request(item, _checked_key(item.get("idempotency_key")))
+        return _certificate_request(item, checked_key(item.get("idempotency_key")))
     except PCAError as error:
         return error
 

@@ -6,6 +6,7 @@ triggered; its results travel in the events. Keys go to the key store, never int
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import random
 import threading
@@ -36,6 +37,7 @@ from domain.certificate import (
     certificate_id,
     issuance_request_id,
 )
+from domain.commands import CommandClaim, Repeatable
 from domain.errors import (
     CAStateError,
     ConflictError,
@@ -141,9 +143,18 @@ class PrivateCA(Application[UUID]):
     # --- CA lifecycle ---------------------------------------------------------------------
 
     def create_root(
-        self, ctx: RequestContext, profile: CAProfile, included_certificates: int = 0
+        self,
+        ctx: RequestContext,
+        profile: CAProfile,
+        included_certificates: int = 0,
+        idempotency_key: str | None = None,
     ) -> Outcome:
         """A pending root CA; it gets its key and certificate when first enabled."""
+        parameters = {"profile": dataclasses.asdict(profile), "included": included_certificates}
+        once = Repeatable.of("create-root", "cas", idempotency_key, parameters)
+        repeated = self._repeated(once)
+        if repeated is not None:
+            return repeated
         root = CertificateAuthority.create_root(
             ctx,
             normalize_subject(profile.subject),
@@ -151,12 +162,21 @@ class PrivateCA(Application[UUID]):
             (profile.validity_years, profile.service_days),
             included_certificates,
         )
-        return self._outcome(root.id, self.save(root))
+        return self._save_once(ctx, once, root.id, root)
 
     def create_intermediate(
-        self, ctx: RequestContext, parent_id: UUID, profile: CAProfile
+        self,
+        ctx: RequestContext,
+        parent_id: UUID,
+        profile: CAProfile,
+        idempotency_key: str | None = None,
     ) -> Outcome:
         """A pending intermediate under the enabled root ``parent_id``."""
+        parameters = {"profile": dataclasses.asdict(profile)}
+        once = Repeatable.of("create-intermediate", str(parent_id), idempotency_key, parameters)
+        repeated = self._repeated(once)
+        if repeated is not None:
+            return repeated
         parent = self.get_ca(parent_id, field="parent_id")
         intermediate = CertificateAuthority.create_intermediate(
             ctx,
@@ -166,7 +186,7 @@ class PrivateCA(Application[UUID]):
             (profile.validity_years, profile.service_days),
             self.clock(),
         )
-        return self._outcome(intermediate.id, self.save(intermediate))
+        return self._save_once(ctx, once, intermediate.id, intermediate)
 
     def enable_ca(self, ctx: RequestContext, ca_id: UUID) -> Outcome:
         """Enable; the first time, generate the CA key and have the certificate signed."""
@@ -200,9 +220,22 @@ class PrivateCA(Application[UUID]):
 
     # --- quota ----------------------------------------------------------------------------
 
-    def purchase_quota(self, ctx: RequestContext, root_id: UUID, count: int) -> Outcome:
-        """Add ``count`` certificates to the root's pool."""
-        return self._update_ca(root_id, lambda root: root.purchase_quota(ctx, count))
+    def purchase_quota(
+        self, ctx: RequestContext, root_id: UUID, count: int, idempotency_key: str | None = None
+    ) -> Outcome:
+        """Add ``count`` certificates to the root's pool (once per Idempotency-Key)."""
+        once = Repeatable.of("purchase-quota", str(root_id), idempotency_key, count)
+
+        def attempt() -> Outcome:
+            repeated = self._repeated(once)
+            if repeated is not None:
+                return repeated
+            root = self.get_ca(root_id)
+            root.purchase_quota(ctx, count)
+            return self._save_once(ctx, once, root_id, root)
+
+        with self._ca_lock(root_id):
+            return _retry_on_conflict(attempt)
 
     def assign_quota(
         self, ctx: RequestContext, root_id: UUID, intermediate_id: UUID, remaining: int
@@ -455,6 +488,37 @@ class PrivateCA(Application[UUID]):
             return self.repository.get(aggregate_id)
         except AggregateNotFoundError:
             raise NotFoundError(message, field=field) from None
+
+    def _repeated(self, once: Repeatable | None) -> Outcome | None:
+        """The first outcome of a repeated Idempotency-Key, or None if it is new."""
+        if once is None:
+            return None
+        try:
+            claim: object = self.repository.get(once.claim_id)
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(claim, CommandClaim)
+        if claim.fingerprint != once.fingerprint:
+            raise IdempotencyKeyReusedError(
+                "This Idempotency-Key was already used with different parameters; "
+                "use a new key for a new request.",
+                field="Idempotency-Key",
+            )
+        return Outcome(claim.outcome_id, self.recorder.max_notification_id() or 0)
+
+    def _save_once(
+        self, ctx: RequestContext, once: Repeatable | None, outcome_id: UUID, *changed: Any
+    ) -> Outcome:
+        """Save ``changed`` with the claim of ``once``; a key claimed meanwhile by a
+        concurrent request with it gives that request's outcome."""
+        claim = CommandClaim.record(ctx, once, outcome_id) if once is not None else None
+        try:
+            return self._outcome(outcome_id, self.save(*changed, claim))
+        except IntegrityError:
+            repeated = self._repeated(once)
+            if repeated is None:
+                raise
+            return repeated
 
     def _outcome(self, aggregate_id: UUID, recordings: Sequence[Recording[UUID]]) -> Outcome:
         return Outcome(aggregate_id, recordings[-1].notification.id)

@@ -21,6 +21,7 @@ from cryptography import x509
 
 from domain.authority import CertificateAuthority
 from domain.certificate import Certificate, IssuanceRequest
+from domain.commands import CommandClaim
 from domain.errors import ValidationError
 from domain.tokens import ApiToken
 from domain.values import CAKind, Subject
@@ -597,6 +598,7 @@ _DESCRIBERS: dict[type[Any], Callable[[Any], Pairs]] = {
     Certificate.PrivateKeyExported: lambda e: (("format", e.format),),
     Certificate.CertificateDeleted: lambda e: (("key_destroyed", str(e.key_destroyed).lower()),),
     IssuanceRequest.IssuanceRequested: lambda e: (("certificate_id", e.certificate_id),),
+    CommandClaim.CommandClaimed: lambda e: (("command", e.command), ("outcome_id", e.outcome_id)),
     ApiToken.TokenCreated: lambda e: (("name", e.name), ("role", e.role.value)),
 }
 

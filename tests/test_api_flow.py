@@ -261,3 +261,28 @@ def test_metrics_count_requests_and_certificates(api: ApiClient) -> None:
     assert "pca_projection_lag_events 0.0" in text
     assert 'route="/api/v1/cas/<uuid:ca_id>/certificates"' in text
     assert api.call("GET", "/metrics", role=None).status_code == 401
+
+
+def test_a_retried_ca_creation_or_purchase_with_its_key_acts_once(api: ApiClient) -> None:
+    """A client that lost the answer (a timeout, a 503) retries with the same key."""
+    body = {"kind": "root", "subject": SUBJECT, "included_certificates": 10}
+    key = {"Idempotency-Key": "root-2026"}
+    first = api.call("POST", "/api/v1/cas", json=body, headers=key)
+    again = api.call("POST", "/api/v1/cas", json=body, headers=key)
+    assert (first.status_code, again.status_code) == (201, 201)
+    assert first.get_json()["id"] == again.get_json()["id"]
+    other = api.call("POST", "/api/v1/cas", json={**body, "included_certificates": 5}, headers=key)
+    assert (other.status_code, other.get_json()["field"]) == (409, "Idempotency-Key")
+    root_id = first.get_json()["id"]
+    created = api.call("GET", "/api/v1/events?type=CACreated", role=Role.AUDITOR).get_json()
+    assert [event["aggregate_id"] for event in created["items"]] == [root_id]
+    api.call("POST", f"/api/v1/cas/{root_id}/enable")
+
+    purchase = f"/api/v1/cas/{root_id}/quota/purchases"
+    bought = [
+        api.call("POST", purchase, json={"count": 100}, headers={"Idempotency-Key": "po-17"})
+        for _ in range(2)
+    ]
+    assert [response.get_json()["quota"]["total"] for response in bought] == [110, 110]
+    without_key = api.call("POST", purchase, json={"count": 100})
+    assert without_key.get_json()["quota"]["total"] == 210
