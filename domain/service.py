@@ -499,11 +499,7 @@ class PrivateCA(Application[UUID]):
             return None
         assert isinstance(claim, CommandClaim)
         if claim.fingerprint != once.fingerprint:
-            raise IdempotencyKeyReusedError(
-                "This Idempotency-Key was already used with different parameters; "
-                "use a new key for a new request.",
-                field="Idempotency-Key",
-            )
+            raise _key_reused()
         return Outcome(claim.outcome_id, self.recorder.max_notification_id() or 0)
 
     def _save_once(
@@ -732,11 +728,7 @@ class PrivateCA(Application[UUID]):
             return None
         assert isinstance(claim, IssuanceRequest)
         if claim.fingerprint != request.fingerprint():
-            raise IdempotencyKeyReusedError(
-                "This Idempotency-Key was already used with different parameters; "
-                "use a new key for a new request.",
-                field="Idempotency-Key",
-            )
+            raise _key_reused()
         certificate = self.get_certificate(claim.certificate_id)
         # The claim's own position is not at hand; the log's head is at or after it, so a
         # reader waiting for it also sees the first issuance.
@@ -800,6 +792,14 @@ class _Staged:
             ticket.repeated()
         for ticket, error in self.refused:
             ticket.failed(error)
+
+
+def _key_reused() -> IdempotencyKeyReusedError:
+    return IdempotencyKeyReusedError(
+        "This Idempotency-Key was already used with different parameters; "
+        "use a new key for a new request.",
+        field="Idempotency-Key",
+    )
 
 
 def _sans_for(
