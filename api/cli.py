@@ -135,6 +135,9 @@ def _list_args(parser: argparse.ArgumentParser) -> None:
 def _token_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--role", choices=[role.value for role in Role], required=True)
     parser.add_argument("--name", required=True, help="who or what uses it, e.g. ci-deployer")
+    parser.add_argument(
+        "--valid-days", type=int, help="refuse the token after this many days (default: never)"
+    )
 
 
 def _quickstart_args(parser: argparse.ArgumentParser) -> None:

@@ -184,7 +184,9 @@ def rotate_master_key(session: Session, args: argparse.Namespace) -> list[Row]:
 
 
 def create_token(session: Session, args: argparse.Namespace) -> list[Row]:
-    token, outcome = session.service.create_token(session.context, args.name, Role(args.role))
+    token, outcome = session.service.create_token(
+        session.context, args.name, Role(args.role), args.valid_days
+    )
     return [{"token": token, "id": str(outcome.id), "name": args.name, "role": args.role}]
 
 

@@ -73,6 +73,7 @@ Clock = Callable[[], dt.datetime]
 MAX_SAVE_ATTEMPTS = 200
 MAX_TOKEN_LENGTH = 128
 TOKEN_CACHE_SECONDS = 2.0
+MAX_TOKEN_DAYS = 3650
 MAX_CACHED_TOKENS = 1024
 
 
@@ -399,10 +400,21 @@ class PrivateCA(Application[UUID]):
 
     # --- API tokens -----------------------------------------------------------------------
 
-    def create_token(self, ctx: RequestContext, name: str, role: Role) -> tuple[str, Outcome]:
-        """A new bearer token (returned once, stored only as a hash) and its outcome."""
+    def create_token(
+        self, ctx: RequestContext, name: str, role: Role, valid_days: int | None = None
+    ) -> tuple[str, Outcome]:
+        """A new bearer token (returned once, stored only as a hash) and its outcome; with
+        ``valid_days`` it stops being accepted that many days from now."""
+        expires_at = None
+        if valid_days is not None:
+            if not 1 <= valid_days <= MAX_TOKEN_DAYS:
+                raise ValidationError(
+                    f"valid_days must be 1 to {MAX_TOKEN_DAYS}; got {valid_days}.",
+                    field="valid_days",
+                )
+            expires_at = self.clock() + dt.timedelta(days=valid_days)
         token = new_token()
-        record = ApiToken.create(ctx, name, role, token)
+        record = ApiToken.create(ctx, name, role, token, expires_at)
         return token, self._outcome(record.id, self.save(record))
 
     def authenticate(self, token: str) -> ApiToken | None:
@@ -418,7 +430,11 @@ class PrivateCA(Application[UUID]):
                 record = self.repository.get(record_id)
             except AggregateNotFoundError:
                 return None
-        if isinstance(record, ApiToken) and record.matches(token):
+        if (
+            isinstance(record, ApiToken)
+            and record.matches(token)
+            and record.is_current(self.clock())
+        ):
             self._remember_token(record)
             return record
         return None

@@ -7,6 +7,7 @@ value useless to whoever reads the event store.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import secrets
@@ -65,26 +66,38 @@ def new_token() -> str:
 
 
 class ApiToken(Aggregate):
-    """A named bearer token with one role, until revoked."""
+    """A named bearer token with one role, until revoked or (if it has one) its expiry."""
 
     class TokenCreated(AuditedCreated):
         name: str
         role: Role
         token_sha256: str
+        expires_at: dt.datetime | None = None  # absent in events of tokens made before
 
     class TokenRevoked(AuditedEvent):
         def apply(self, token: ApiToken) -> None:
             token.revoked = True
 
-    def __init__(self, name: str, role: Role, token_sha256: str) -> None:
+    def __init__(
+        self, name: str, role: Role, token_sha256: str, expires_at: dt.datetime | None = None
+    ) -> None:
         self.name = name
         self.role = role
         self.token_sha256 = token_sha256
+        self.expires_at = expires_at
         self.revoked = False
 
     @classmethod
-    def create(cls, ctx: RequestContext, name: str, role: Role, token: str) -> ApiToken:
-        """Register ``token`` (made by the caller) under ``name`` with ``role``."""
+    def create(
+        cls,
+        ctx: RequestContext,
+        name: str,
+        role: Role,
+        token: str,
+        expires_at: dt.datetime | None = None,
+    ) -> ApiToken:
+        """Register ``token`` (made by the caller) under ``name`` with ``role``, accepted
+        until ``expires_at`` if given."""
         name = name.strip()
         if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable():
             raise ValidationError(
@@ -98,6 +111,7 @@ class ApiToken(Aggregate):
             name=name,
             role=role,
             token_sha256=token_hash(token),
+            expires_at=expires_at,
         )
 
     @property
@@ -108,6 +122,10 @@ class ApiToken(Aggregate):
     def matches(self, token: str) -> bool:
         """Constant-time check that ``token`` is this one and still valid."""
         return hmac.compare_digest(self.token_sha256, token_hash(token)) and not self.revoked
+
+    def is_current(self, now: dt.datetime) -> bool:
+        """Whether the token has not expired at ``now`` (one without expiry never does)."""
+        return self.expires_at is None or now < self.expires_at
 
     def revoke(self, ctx: RequestContext) -> None:
         """Stop accepting this token, for good."""

@@ -8,8 +8,10 @@ import pytest
 
 from api.app import ALL_ROUTES
 from api.openapi import openapi_path
+from domain.errors import ValidationError
 from domain.tokens import Role
 from tests.api_client import SETUP, ApiClient
+from tests.conftest import SettableClock
 
 ROOT = {"kind": "root", "subject": {"common_name": "Errors Root"}}
 
@@ -65,6 +67,21 @@ def test_a_revoked_token_is_refused(api: ApiClient) -> None:
     service.revoke_token(SETUP, record.id)
     assert api.call("GET", "/healthz", role=None).status_code == 200
     assert api.call("GET", f"/api/v1/cas/{uuid.uuid4()}", role=Role.AUDITOR).status_code == 401
+
+
+def test_a_token_with_a_lifetime_is_refused_once_it_expires(
+    api: ApiClient, clock: SettableClock
+) -> None:
+    service = api.app.extensions["pca"].service
+    token, _ = service.create_token(SETUP, "short-lived", Role.AUDITOR, valid_days=1)
+    headers = {"Authorization": f"Bearer {token}"}
+    assert api.call("GET", "/api/v1/cas", role=None, headers=headers).status_code == 200
+    clock.advance(days=1, seconds=1)  # checked on every request, cached record or not
+    refused = api.call("GET", "/api/v1/cas", role=None, headers=headers)
+    assert refused.status_code == 401
+    assert api.call("GET", "/api/v1/cas", role=Role.AUDITOR).status_code == 200  # no expiry
+    with pytest.raises(ValidationError, match="valid_days"):
+        service.create_token(SETUP, "forever-ish", Role.AUDITOR, valid_days=100_000)
 
 
 def test_malformed_json_is_a_400_problem(api: ApiClient) -> None:

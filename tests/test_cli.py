@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -9,6 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from domain.settings import Settings, open_service
 
 
 def pca(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -238,3 +241,31 @@ def test_downloads_write_server_bundles_with_private_modes(tmp_path: Path) -> No
     )
     assert refused.returncode == 2
     assert "password" in refused.stderr
+
+
+def test_a_token_can_be_made_with_a_lifetime(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    token = pca(data, "tokens", "create", "--role", "auditor", "--name", "ci", "--valid-days", "30")
+    service = open_service(Settings.from_env({"PCA_DATA_DIR": str(data)}))
+    try:
+        record = service.authenticate(token.stdout.strip())
+        assert record is not None
+        assert record.expires_at is not None
+        assert 29 <= (record.expires_at - dt.datetime.now(dt.UTC)).days <= 30
+    finally:
+        service.close()
+        service.keystore.close()
+    refused = pca(
+        data,
+        "tokens",
+        "create",
+        "--role",
+        "auditor",
+        "--name",
+        "x",
+        "--valid-days",
+        "0",
+        check=False,
+    )
+    assert refused.returncode == 2
+    assert "valid_days must be 1 to 3650" in refused.stderr
