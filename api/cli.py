@@ -191,6 +191,7 @@ GROUPS: dict[str, dict[str, Command]] = {
             bare="token",
         ),
         "revoke": Command(commands.revoke_token, _id_arg, "stop accepting a token"),
+        "list": Command(lists.list_tokens, _no_args, "every token: id, name, role, status"),
     },
     "crl": {
         "publish": Command(lists.publish_crl, _id_arg, "publish a new base CRL for a CA now"),

@@ -8,6 +8,8 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
+from uuid import UUID
 
 from cryptography import x509
 
@@ -17,9 +19,12 @@ from api.presenters import ca_view_shape, certificate_summary
 from api.serve import background_publishing
 from domain.certs import PublicationURLs
 from domain.errors import NotFoundError
+from domain.service import PrivateCA
+from domain.tokens import ApiToken
 from domain.values import CertificateType
 from projections.crlstore import BASE, DELTA, open_crl_store
 from projections.errors import RunnerActiveError
+from projections.history import MAX_LIMIT, HistoryFilter, read_history
 from projections.models import CertificateFilter, CertificateViewStatus
 from projections.publisher import CRLPublisher, PublishingConfig
 from projections.queries import ReadModels
@@ -161,3 +166,39 @@ def show_crl(session: Session, args: argparse.Namespace) -> list[Row]:
             "'pca crl publish' or start 'pca serve'."
         )
     return rows
+
+
+def list_tokens(session: Session, args: argparse.Namespace) -> list[Row]:
+    """Every API token ever made, oldest first: id (to revoke), name, role and status.
+
+    Read from the log (tokens are few and have no read model); never the token itself,
+    which only its creator saw.
+    """
+    del args
+    service, now = session.service, session.service.clock()
+    rows: list[Row] = []
+    for token_id in _token_ids(service):
+        record: object = service.repository.get(token_id)
+        assert isinstance(record, ApiToken)
+        status = "revoked" if record.revoked else "active" if record.is_current(now) else "expired"
+        expires = record.expires_at.isoformat() if record.expires_at else None
+        rows.append(
+            {
+                "id": str(record.id),
+                "name": record.name,
+                "role": record.role.value,
+                "status": status,
+                "created_at": record.created_on.isoformat(),
+                "expires_at": expires,
+            }
+        )
+    return rows
+
+
+def _token_ids(service: PrivateCA) -> Iterator[UUID]:
+    created = HistoryFilter(types=("TokenCreated",))
+    after: int | None = 0
+    while after is not None:
+        page = read_history(service, after, MAX_LIMIT, created)
+        yield from (item.aggregate_id for item in page.items)
+        after = page.next_after

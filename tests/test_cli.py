@@ -269,3 +269,18 @@ def test_a_token_can_be_made_with_a_lifetime(tmp_path: Path) -> None:
     )
     assert refused.returncode == 2
     assert "valid_days must be 1 to 3650" in refused.stderr
+
+
+def test_tokens_are_listed_with_their_status_and_never_the_secret(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    kept = pca(data, "tokens", "create", "--role", "admin", "--name", "alice").stdout.strip()
+    gone = pca_json(data, "tokens", "create", "--role", "auditor", "--name", "old-ci")
+    pca(data, "tokens", "revoke", str(gone["id"]))
+    listed = pca(data, "--json", "tokens", "list").stdout
+    rows = json.loads(listed)
+    assert [(row["name"], row["role"], row["status"]) for row in rows] == [
+        ("alice", "admin", "active"),
+        ("old-ci", "auditor", "revoked"),
+    ]
+    assert kept not in listed
+    assert str(gone["token"]) not in listed
