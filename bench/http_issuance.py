@@ -270,23 +270,7 @@ def pca(settings: Settings, workers: int) -> Iterator[Ours]:
         admin = live.pca("tokens", "create", "--role", "admin", "--name", "bench").strip()
         operator = live.pca("tokens", "create", "--role", "operator", "--name", "load").strip()
 
-        def post(path: str, body: object = None) -> str:
-            return str(live.json("POST", f"/api/v1/cas{path}", admin, body).get("id", ""))
-
-        root = post("", {"kind": "root", "subject": {"common_name": "Bench Root"}})
-        post(f"/{root}/enable")
-        post(f"/{root}/quota/purchases", {"count": QUOTA})
-        issuing = post(
-            "",
-            {
-                "kind": "intermediate",
-                "parent_id": root,
-                "subject": {"common_name": "Bench Issuing"},
-                "key_algorithm": EC,
-            },
-        )
-        post(f"/{issuing}/enable")
-        post(f"/{root}/quota/assignments", {"intermediate_id": issuing, "remaining": QUOTA})
+        _, issuing = live.hierarchy(admin, "Bench", QUOTA)  # P-256 keys, the default
         yield Ours(live, operator, issuing)
 
 

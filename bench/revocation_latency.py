@@ -29,30 +29,7 @@ POLL_SECONDS = 0.01
 
 def _setup(live: LiveServer, count: int) -> tuple[str, str, list[dict[str, str]]]:
     admin = live.pca("tokens", "create", "--role", "admin", "--name", "bench").strip()
-    root = live.json(
-        "POST",
-        "/api/v1/cas",
-        admin,
-        {
-            "kind": "root",
-            "subject": {"common_name": "Bench Root"},
-            "included_certificates": count + 10,
-        },
-    )["id"]
-    live.json("POST", f"/api/v1/cas/{root}/enable", admin)
-    issuing = live.json(
-        "POST",
-        "/api/v1/cas",
-        admin,
-        {"kind": "intermediate", "parent_id": root, "subject": {"common_name": "Bench Issuing"}},
-    )["id"]
-    live.json("POST", f"/api/v1/cas/{issuing}/enable", admin)
-    live.json(
-        "POST",
-        f"/api/v1/cas/{root}/quota/assignments",
-        admin,
-        {"intermediate_id": issuing, "remaining": count + 5},
-    )
+    _, issuing = live.hierarchy(admin, "Bench", count + 10, remaining=count + 5)
     issued = [
         live.json(
             "POST",

@@ -145,6 +145,34 @@ class LiveServer:
         assert status < 300, (status, raw[:500])
         return json.loads(raw)
 
+    def hierarchy(
+        self, admin: str, name: str, quota: int, remaining: int | None = None
+    ) -> tuple[str, str]:
+        """An enabled "<name> Root" with ``quota`` bought and an enabled "<name> Issuing"
+        under it with ``remaining`` (default: all of it) assigned; their ids."""
+        root = self.json(
+            "POST",
+            "/api/v1/cas",
+            admin,
+            {"kind": "root", "subject": {"common_name": f"{name} Root"}},
+        )["id"]
+        self.json("POST", f"/api/v1/cas/{root}/enable", admin)
+        self.json("POST", f"/api/v1/cas/{root}/quota/purchases", admin, {"count": quota})
+        issuing_subject = {"common_name": f"{name} Issuing"}
+        issuing = self.json(
+            "POST",
+            "/api/v1/cas",
+            admin,
+            {"kind": "intermediate", "parent_id": root, "subject": issuing_subject},
+        )["id"]
+        self.json("POST", f"/api/v1/cas/{issuing}/enable", admin)
+        assignment = {
+            "intermediate_id": issuing,
+            "remaining": quota if remaining is None else remaining,
+        }
+        self.json("POST", f"/api/v1/cas/{root}/quota/assignments", admin, assignment)
+        return root, issuing
+
     def stop(self) -> None:
         if self.process.poll() is None:
             self.process.terminate()

@@ -76,27 +76,7 @@ def _setup(*hosts: LiveServer) -> Deployment:
     live = hosts[0]
     admin = live.pca("tokens", "create", "--role", "admin", "--name", "scale-admin").strip()
     operator = live.pca("tokens", "create", "--role", "operator", "--name", "scale-op").strip()
-    root = live.json(
-        "POST",
-        "/api/v1/cas",
-        admin,
-        {"kind": "root", "subject": {"common_name": "Scale Root"}, "included_certificates": 0},
-    )["id"]
-    live.json("POST", f"/api/v1/cas/{root}/enable", admin)
-    live.json("POST", f"/api/v1/cas/{root}/quota/purchases", admin, {"count": QUOTA})
-    intermediate = live.json(
-        "POST",
-        "/api/v1/cas",
-        admin,
-        {"kind": "intermediate", "parent_id": root, "subject": {"common_name": "Scale Issuing"}},
-    )["id"]
-    live.json("POST", f"/api/v1/cas/{intermediate}/enable", admin)
-    live.json(
-        "POST",
-        f"/api/v1/cas/{root}/quota/assignments",
-        admin,
-        {"intermediate_id": intermediate, "remaining": QUOTA},
-    )
+    _, intermediate = live.hierarchy(admin, "Scale", QUOTA)
     return Deployment(hosts, admin, operator, intermediate)
 
 
