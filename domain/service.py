@@ -421,31 +421,29 @@ class PrivateCA(Application[UUID]):
         """The valid token record for ``token``, or None (unknown, revoked or malformed)."""
         if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_TOKEN_LENGTH:
             return None
-        record_id = token_id(token)
-        cached = self._tokens.get(record_id)
-        if cached is not None and cached[0] > time.monotonic():
-            record: object = cached[1]
-        else:
-            try:
-                record = self.repository.get(record_id)
-            except AggregateNotFoundError:
-                return None
-        if (
-            isinstance(record, ApiToken)
-            and record.matches(token)
-            and record.is_current(self.clock())
-        ):
-            self._remember_token(record)
+        record = self._token_record(token_id(token))
+        if record is not None and record.matches(token) and record.is_current(self.clock()):
             return record
         return None
 
-    def _remember_token(self, record: ApiToken) -> None:
-        """Keep a valid token's record for TOKEN_CACHE_SECONDS: every request authenticates,
-        and loading the record was a tenth of an issuance. A revocation made by another
-        process is therefore honoured here at most that many seconds later."""
+    def _token_record(self, record_id: UUID) -> ApiToken | None:
+        """The token record, loaded at most every TOKEN_CACHE_SECONDS: every request
+        authenticates, and loading the record was a tenth of an issuance. The age counts
+        from the load, not the last use, so a revocation made by another process is
+        honoured here at most that many seconds later, however busy the token."""
+        cached = self._tokens.get(record_id)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
+        try:
+            record: object = self.repository.get(record_id)
+        except AggregateNotFoundError:
+            return None
+        if not isinstance(record, ApiToken):
+            return None
         if len(self._tokens) >= MAX_CACHED_TOKENS:
             self._tokens.clear()
-        self._tokens[record.id] = (time.monotonic() + TOKEN_CACHE_SECONDS, record)
+        self._tokens[record_id] = (time.monotonic() + TOKEN_CACHE_SECONDS, record)
+        return record
 
     def revoke_token(self, ctx: RequestContext, record_id: UUID) -> Outcome:
         """Stop accepting the token ``record_id``."""

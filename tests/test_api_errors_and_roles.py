@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
 
+import domain.service
 from api.app import ALL_ROUTES
 from api.openapi import openapi_path
 from domain.errors import ValidationError
+from domain.service import PrivateCA
+from domain.settings import Settings, open_service
 from domain.tokens import Role
 from tests.api_client import SETUP, ApiClient
 from tests.conftest import SettableClock
@@ -173,3 +177,23 @@ def test_invalid_input_stores_nothing(api: ApiClient) -> None:
     api.call("POST", "/api/v1/cas", json={**ROOT, "subject": {"common_name": ""}})
     api.call("POST", "/api/v1/cas", json={**ROOT, "validity_years": 0})
     assert service.recorder.max_notification_id() == before
+
+
+def test_a_busy_token_revoked_by_another_process_is_refused_once_its_record_ages(
+    service: PrivateCA, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cached record's age counts from its load: constant use must not keep it alive."""
+    monkeypatch.setattr(domain.service, "TOKEN_CACHE_SECONDS", 0.3)
+    token, outcome = service.create_token(SETUP, "busy", Role.OPERATOR)
+    other = open_service(settings)  # another worker process on the same store
+    try:
+        assert service.authenticate(token) is not None
+        other.revoke_token(SETUP, outcome.id)
+        deadline = time.monotonic() + 5
+        while service.authenticate(token) is not None and time.monotonic() < deadline:
+            time.sleep(0.05)  # in use all along, as a busy client would keep it
+        assert service.authenticate(token) is None
+        assert time.monotonic() < deadline
+    finally:
+        other.close()
+        other.keystore.close()
