@@ -262,7 +262,8 @@ class PrivateCA(Application[UUID]):
 
         A repeated idempotency key with the same parameters returns the first certificate.
         """
-        self.get_issuer(ca_id).check_can_issue(self.clock())  # refuse before signing
+        now = self.clock()
+        self._issuer_for(ca_id, now, 1).check_can_issue(now)  # refuse before signing
         (outcome,) = self.issue_certificates(ctx, ca_id, [request])
         if isinstance(outcome, PCAError):
             raise outcome
@@ -277,8 +278,8 @@ class PrivateCA(Application[UUID]):
         consumes no quota; a CA that cannot issue at all raises. Concurrent calls for the
         same CA share transactions (see domain.issuing).
         """
-        ca = self.get_issuer(ca_id)
         now = self.clock()
+        ca = self._issuer_for(ca_id, now, len(requests))
         ca.check_can_sign(now)
         budget = ca.quota_remaining  # no key is made for an item the quota cannot cover
         outcomes: list[IssuedCertificate | PCAError | Ticket] = []
@@ -292,6 +293,18 @@ class PrivateCA(Application[UUID]):
             self._settled(ca_id, outcome) if isinstance(outcome, Ticket) else outcome
             for outcome in outcomes
         ]
+
+    def _issuer_for(self, ca_id: UUID, now: dt.datetime, wanted: int) -> CertificateAuthority:
+        """The CA to check and sign requests with: the cached copy, unless it would refuse
+        them (not issuing, or fewer than ``wanted`` units left). The cache may be behind
+        another process (quota assigned, CA re-enabled there), so a refusal is decided on a
+        fresh load; a stale permission is harmless, as the leader checks again when saving."""
+        ca = self.get_issuer(ca_id)
+        try:
+            ca.check_can_sign(now)
+        except PCAError:
+            return self.get_ca(ca_id)
+        return ca if ca.quota_remaining >= wanted else self.get_ca(ca_id)
 
     def get_issuer(self, ca_id: UUID) -> CertificateAuthority:
         """The CA ``ca_id`` as last saved by this process's issuance, else freshly loaded.

@@ -130,3 +130,22 @@ def test_the_same_key_on_another_ca_is_another_request(service: PrivateCA) -> No
     one = service.issue_certificate(OPERATOR, first_ca, request).certificate
     two = service.issue_certificate(OPERATOR, second_ca, request).certificate
     assert one.id != two.id
+
+
+def test_quota_assigned_by_another_process_is_seen_by_one_that_ran_out(
+    service: PrivateCA, settings: Settings
+) -> None:
+    """A process that issued its CA's last unit keeps a copy of that CA; quota assigned by
+    another process must still let it issue."""
+    root_id = enabled_root(service, quota=5)
+    ca_id = enabled_intermediate(service, root_id, remaining=1)
+    service.issue_certificate(OPERATOR, ca_id, server_request())
+    other = open_service(settings)
+    try:
+        other.assign_quota(OPERATOR, root_id, ca_id, 2)
+    finally:
+        other.close()
+        other.keystore.close()
+    service.issue_certificate(OPERATOR, ca_id, server_request())
+    outcomes = service.issue_certificates(OPERATOR, ca_id, [server_request()] * 2)
+    assert [type(outcome).__name__ for outcome in outcomes] == ["IssuedCertificate", "QuotaError"]
