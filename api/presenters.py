@@ -6,10 +6,10 @@ import dataclasses
 import datetime as dt
 import ssl
 
-from domain.authority import CertificateAuthority
-from domain.certificate import Certificate
-from domain.values import CAKind, CertificateStatus, Subject
-from projections.models import CAView, CertificateView
+from domain.model.authority import CertificateAuthority
+from domain.model.certificate import Certificate
+from domain.model.values import CAKind, CertificateStatus, Subject
+from projections.readmodels.models import CAView, CertificateView
 
 Shape = dict[str, object]
 

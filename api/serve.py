@@ -2,7 +2,7 @@
 
 The data directory (or the PostgreSQL schema) is initialised once in the parent before
 workers start, so first start never races. Each worker builds its own app after the fork
-(``api.app:create_app(...)``): SQLite connections and thread pools must not cross a fork,
+(``api.http.app:create_app(...)``): SQLite connections and thread pools must not cross a fork,
 and the metrics module must be imported only after ``PROMETHEUS_MULTIPROC_DIR`` is set.
 
 Background jobs (the read-model runner, the CRL publisher, audit checkpoints) run on
@@ -26,11 +26,11 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.util import import_app
 from prometheus_client import multiprocess, values
 
-from domain.service import PrivateCA
-from domain.settings import Settings, open_service
-from projections.crlstore import open_crl_store
-from projections.publisher import CRLPublisher, PublishingConfig, background_thread
-from projections.queries import ReadModels
+from domain.adapters.settings import Settings, open_service
+from domain.application.service import PrivateCA
+from projections.readmodels.queries import ReadModels
+from projections.revocation.crlstore import open_crl_store
+from projections.revocation.publisher import CRLPublisher, PublishingConfig, background_thread
 
 logger = logging.getLogger(__name__)
 API_ONLY_ENV = "PCA_API_ONLY"
@@ -50,7 +50,7 @@ class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type 
 
     def load(self) -> Any:
         # gunicorn's factory syntax: the app module is imported here, in the worker.
-        return import_app(f"api.app:create_app(run_projections={self.background!r})")
+        return import_app(f"api.http.app:create_app(run_projections={self.background!r})")
 
 
 def initialise(settings: Settings) -> None:

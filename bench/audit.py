@@ -14,9 +14,9 @@ resident set size (``VmHWM`` in /proc/self/status, Linux) is its own; "RSS at st
 resident size once the modules are imported, before the work. The "floor" row is an
 interpreter that only opens the log and reads its head.
 
-- **replay**: :func:`projections.pointintime.state_at` at the end of the log; events per
+- **replay**: :func:`projections.audit.pointintime.state_at` at the end of the log; events per
   second over every event in the log, wall clock.
-- **exports**: :func:`projections.reports.write_report` at the end of the log into a sink
+- **exports**: :func:`projections.audit.reports.write_report` at the end of the log into a sink
   that only counts bytes (the body is still hashed and the manifest signed); rows per
   second and the body's size. Every kind in both formats at the sizes in ``--full-sizes``;
   at other sizes inventory (CSV and JSON), revocations, expiring, quota-ledger and
@@ -37,10 +37,10 @@ from pathlib import Path
 
 from bench.common import postgres_url, print_rows
 from bench.projections import fill
-from domain.settings import Settings
-from projections.logcut import LogReader
-from projections.pointintime import state_at
-from projections.reports import ReportFormat, ReportKind, ReportParameters, write_report
+from domain.adapters.settings import Settings
+from projections.audit.logcut import LogReader
+from projections.audit.pointintime import state_at
+from projections.audit.reports import ReportFormat, ReportKind, ReportParameters, write_report
 from tests.pgserver import create_schema, drop_schema
 
 CSV, JSON = ReportFormat.CSV, ReportFormat.JSON

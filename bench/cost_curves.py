@@ -45,12 +45,12 @@ from bench import report
 from bench.common import postgres_url
 from bench.issuance import _bare
 from bench.projections import Filled, fill
-from domain.service import PrivateCA
-from domain.settings import Settings, open_service
-from projections.models import CertificateFilter, CertificateViewStatus
-from projections.queries import ReadModels, encode_cursor
-from projections.store import open_view
-from projections.worker import catch_up
+from domain.adapters.settings import Settings, open_service
+from domain.application.service import PrivateCA
+from projections.readmodels.models import CertificateFilter, CertificateViewStatus
+from projections.readmodels.queries import ReadModels, encode_cursor
+from projections.readmodels.store import open_view
+from projections.readmodels.worker import catch_up
 from tests.builders import ADMIN, OPERATOR, server_request
 from tests.pgserver import create_schema, drop_schema
 

@@ -49,9 +49,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp as x509_ocsp
 from cryptography.x509.oid import NameOID
 
-from domain import certs, crl, ocsp
-from domain.crl import EncodedRevocationList, RevokedEntry
-from domain.values import KeyAlgorithm, RevocationReason, Subject
+from domain.model.values import KeyAlgorithm, RevocationReason, Subject
+from domain.pki import crl, ocsp
+from domain.pki import x509 as certs
+from domain.pki.crl import EncodedRevocationList, RevokedEntry
 
 HEADING = "## Revocation publishing (issue 5)"
 NOW = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)

@@ -54,8 +54,8 @@ from bench import loadgen, report
 from bench.common import postgres_url
 from bench.issuance import _bare
 from bench.loadgen import NAME, BatchRun, Run, Target
-from domain.settings import Settings, open_service
-from domain.values import KeyAlgorithm
+from domain.adapters.settings import Settings, open_service
+from domain.model.values import KeyAlgorithm
 from tests.builders import enabled_intermediate, enabled_root, server_request
 from tests.live import LiveServer, free_port
 from tests.pgserver import create_schema, drop_schema

@@ -26,11 +26,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from domain import certs
-from domain.requests import CertificateRequest
-from domain.service import PrivateCA
-from domain.settings import Settings, open_service
-from domain.values import KeyAlgorithm
+from domain.adapters.settings import Settings, open_service
+from domain.application.commands import CertificateRequest
+from domain.application.service import PrivateCA
+from domain.model.values import KeyAlgorithm
+from domain.pki import x509 as certs
 from tests.builders import OPERATOR, enabled_intermediate, enabled_root, server_request
 
 Sample = list[float]

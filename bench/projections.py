@@ -11,7 +11,7 @@ each, the intermediate's QuotaConsumed and a CertificateIssued with realistic fi
 reused; 1 % are then revoked. Saves carry 500 certificates each, so filling is not the
 cost of issuance (see bench/issuance.py for that).
 
-Then :func:`projections.worker.catch_up` projects the whole log from position 0 (events
+Then :func:`projections.readmodels.worker.catch_up` projects the whole log from position 0 (events
 per second over all events, wall clock), the planner statistics are refreshed, and each
 query runs ``samples`` times (fewer, at least 20, for queries slower than 15 s in total)
 after five warm-ups, through the public ReadModels API: p50 and p99 in milliseconds.
@@ -33,11 +33,11 @@ from pathlib import Path
 from uuid import UUID
 
 from bench.common import postgres_url, print_rows
-from domain.authority import CertificateAuthority
-from domain.certificate import Certificate, certificate_id
-from domain.service import PrivateCA
-from domain.settings import Settings, open_service
-from domain.values import (
+from domain.adapters.settings import Settings, open_service
+from domain.application.service import PrivateCA
+from domain.model.authority import CertificateAuthority
+from domain.model.certificate import Certificate, certificate_id
+from domain.model.values import (
     SAN,
     CertificateType,
     KeyAlgorithm,
@@ -46,10 +46,10 @@ from domain.values import (
     SANType,
     Subject,
 )
-from projections.models import CertificateFilter, CertificateViewStatus
-from projections.queries import ReadModels, encode_cursor
-from projections.store import open_view
-from projections.worker import catch_up
+from projections.readmodels.models import CertificateFilter, CertificateViewStatus
+from projections.readmodels.queries import ReadModels, encode_cursor
+from projections.readmodels.store import open_view
+from projections.readmodels.worker import catch_up
 from tests.builders import client_request, enabled_intermediate, enabled_root, issue
 from tests.pgserver import create_schema, drop_schema
 

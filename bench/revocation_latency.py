@@ -21,7 +21,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
-from domain.settings import Settings
+from domain.adapters.settings import Settings
 from tests.live import LiveServer
 
 POLL_SECONDS = 0.01

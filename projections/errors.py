@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from domain.errors import ConflictError
+from domain.model.errors import ConflictError
 
 
 class RunnerActiveError(ConflictError):

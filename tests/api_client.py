@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from domain.tokens import Role
-from domain.values import RequestContext
+from domain.model.tokens import Role
+from domain.model.values import RequestContext
 
 SETUP = RequestContext(actor="test-setup (admin)", request_id="test-setup")
 

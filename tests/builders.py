@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from domain.requests import CAProfile, CertificateRequest
-from domain.service import IssuedCertificate, PrivateCA
-from domain.values import (
+from domain.application.commands import CAProfile, CertificateRequest
+from domain.application.service import IssuedCertificate, PrivateCA
+from domain.model.values import (
     SAN,
     CertificateType,
     KeyAlgorithm,

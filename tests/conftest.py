@@ -22,12 +22,12 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from flask import Flask
 
-from api.app import create_app
-from api.formats import DownloadOptions
-from domain.keystore import MASTER_KEYS_FILE, MasterKeyring
-from domain.service import PrivateCA
-from domain.settings import Settings, open_service
-from domain.tokens import TOKEN_PREFIX
+from api.http.app import create_app
+from domain.adapters.keystore import MASTER_KEYS_FILE, MasterKeyring
+from domain.adapters.settings import Settings, open_service
+from domain.application.service import PrivateCA
+from domain.model.tokens import TOKEN_PREFIX
+from domain.pki.formats import DownloadOptions
 from tests.api_client import ApiClient
 from tests.live import LOG_FILES, SENT_PASSWORDS
 from tests.pgserver import PostgresServer, create_schema, drop_schema

@@ -23,7 +23,7 @@ from typing import Any, Self
 
 from cryptography import x509
 
-from domain.settings import Settings
+from domain.adapters.settings import Settings
 from tests.live import LOG_FILES, free_port, run_pca, settings_env
 
 CLIENT_TIMEOUT = 30.0  # seconds; a request that takes this long counts as a hang
@@ -43,7 +43,7 @@ class _Process:
     def start(self) -> None:
         with self.log.open("ab") as output:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "api.cli", *self._args],
+                [sys.executable, "-m", "api.cli.main", *self._args],
                 env=self.env,
                 stdout=output,
                 stderr=subprocess.STDOUT,

@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from domain.settings import Settings
+from domain.adapters.settings import Settings
 
 LOG_FILES: list[Path] = []
 SENT_PASSWORDS: set[str] = set()
@@ -49,7 +49,7 @@ def run_pca(env: dict[str, str], log_file: Path, *args: str) -> str:
     """Run a `pca` command with ``env``; its stdout. Its stderr goes to ``log_file``, which
     the suite's secret scan reads."""
     done = subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
+        [sys.executable, "-m", "api.cli.main", *args],
         env=env,
         capture_output=True,
         text=True,
@@ -77,7 +77,7 @@ class LiveServer:
             [
                 sys.executable,
                 "-m",
-                "api.cli",
+                "api.cli.main",
                 "serve",
                 "--port",
                 str(self.port),

@@ -10,8 +10,9 @@ from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from domain import certs, crl
-from domain.values import SAN, CertificateType, KeyAlgorithm, SANType, Subject
+from domain.model.values import SAN, CertificateType, KeyAlgorithm, SANType, Subject
+from domain.pki import crl
+from domain.pki import x509 as certs
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
 

@@ -9,11 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from uuid import UUID
 
-from domain.service import PrivateCA
-from domain.settings import Settings
-from domain.values import RevocationReason
-from projections.models import CAView, CertificateFilter, CertificateView, RevocationEntry
-from projections.queries import ReadModels
+from domain.adapters.settings import Settings
+from domain.application.service import PrivateCA
+from domain.model.values import RevocationReason
+from projections.readmodels.models import (
+    CAView,
+    CertificateFilter,
+    CertificateView,
+    RevocationEntry,
+)
+from projections.readmodels.queries import ReadModels
 from tests.builders import (
     ADMIN,
     client_request,

@@ -15,10 +15,10 @@ from flask.typing import ResponseReturnValue
 from prometheus_client import REGISTRY
 from werkzeug.test import TestResponse
 
-from api.app import SECURITY_HEADERS, create_app
-from api.auth import EXTENSION as FAILURES_EXTENSION
-from api.auth import FailedAuthentications, require_role
-from api.ratelimit import (
+from api.http.app import SECURITY_HEADERS, create_app
+from api.http.auth import EXTENSION as FAILURES_EXTENSION
+from api.http.auth import FailedAuthentications, require_role
+from api.http.ratelimit import (
     BURST_ENV,
     DEFAULT_BURST,
     DEFAULT_RATE,
@@ -27,8 +27,8 @@ from api.ratelimit import (
     TokenBuckets,
     limit_issuance,
 )
-from domain.settings import Settings
-from domain.tokens import Role, new_token, token_fingerprint
+from domain.adapters.settings import Settings
+from domain.model.tokens import Role, new_token, token_fingerprint
 from tests.api_client import SETUP
 from tests.conftest import SettableClock
 
@@ -178,7 +178,7 @@ def test_issuing_past_the_limit_is_answered_429_saying_when_and_what_to_change(
     assert BURST_ENV in problem["detail"]
     assert client.post(PROBE, headers=_bearer(token)).status_code == 429
     assert _metric("pca_issuance_throttled_total") == throttled_before + 2
-    warnings = [r for r in caplog.records if r.name == "api.ratelimit"]
+    warnings = [r for r in caplog.records if r.name == "api.http.ratelimit"]
     assert len(warnings) == 1  # once per episode, not once per refused request
     assert "deployer" in warnings[0].getMessage()
     other = _token(probe_app, name="another-deployer")
@@ -201,13 +201,13 @@ def test_a_batch_costs_its_item_count(probe_app: Flask) -> None:
 def test_a_rejected_token_is_logged_by_fingerprint_and_address_and_counted(
     probe_app: Flask, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="api.auth")
+    caplog.set_level(logging.WARNING, logger="api.http.auth")
     wrong = new_token()
     failures_before = _metric("pca_auth_failures_total")
     response = probe_app.test_client().post(PROBE, headers=_bearer(wrong))
     assert response.status_code == 401
     assert _metric("pca_auth_failures_total") == failures_before + 1
-    (line,) = [r.getMessage() for r in caplog.records if r.name == "api.auth"]
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "api.http.auth"]
     assert token_fingerprint(wrong) in line
     assert "127.0.0.1" in line
     assert wrong not in line

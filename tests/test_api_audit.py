@@ -8,8 +8,8 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from domain.settings import Settings
-from domain.tokens import Role
+from domain.adapters.settings import Settings
+from domain.model.tokens import Role
 from tests.api_client import ApiClient
 from tests.test_cli import pca
 

@@ -7,13 +7,13 @@ import uuid
 
 import pytest
 
-import domain.service
-from api.app import ALL_ROUTES
-from api.openapi import openapi_path
-from domain.errors import ValidationError
-from domain.service import PrivateCA
-from domain.settings import Settings, open_service
-from domain.tokens import Role
+import domain.application.service
+from api.http.app import ALL_ROUTES
+from api.http.openapi import openapi_path
+from domain.adapters.settings import Settings, open_service
+from domain.application.service import PrivateCA
+from domain.model.errors import ValidationError
+from domain.model.tokens import Role
 from tests.api_client import SETUP, ApiClient
 from tests.conftest import SettableClock
 
@@ -183,7 +183,7 @@ def test_a_busy_token_revoked_by_another_process_is_refused_once_its_record_ages
     service: PrivateCA, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The cached record's age counts from its load: constant use must not keep it alive."""
-    monkeypatch.setattr(domain.service, "TOKEN_CACHE_SECONDS", 0.3)
+    monkeypatch.setattr(domain.application.service, "TOKEN_CACHE_SECONDS", 0.3)
     token, outcome = service.create_token(SETUP, "busy", Role.OPERATOR)
     other = open_service(settings)  # another worker process on the same store
     try:

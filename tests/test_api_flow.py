@@ -7,7 +7,7 @@ from uuid import UUID
 
 from cryptography import x509
 
-from domain.tokens import Role
+from domain.model.tokens import Role
 from tests.api_client import ApiClient
 
 SUBJECT = {"common_name": "API Root CA", "organization": "Example Corp", "country": "DE"}

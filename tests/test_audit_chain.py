@@ -22,13 +22,13 @@ import psycopg
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from domain import audit_chain
-from domain.audit import AuditLog, ChainProblem, ChainReport, verify_chain
-from domain.audit_chain import GENESIS, AuditChainError, canonical_bytes
-from domain.keystore import KeyStore
-from domain.service import PrivateCA
-from domain.settings import Settings, open_service
-from domain.tokens import Role
+from domain.adapters.keystore import KeyStore
+from domain.adapters.settings import Settings, open_service
+from domain.application.service import PrivateCA
+from domain.audit import chain as audit_chain
+from domain.audit.chain import GENESIS, AuditChainError, canonical_bytes
+from domain.audit.verify import AuditLog, ChainProblem, ChainReport, verify_chain
+from domain.model.tokens import Role
 from tests.builders import ADMIN, enabled_intermediate, enabled_root, issue
 from tests.conftest import PUBLIC_URL, SettableClock
 

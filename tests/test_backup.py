@@ -22,19 +22,19 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from domain.audit import AuditLog
-from domain.errors import ConflictError, KeyCustodyError, NotFoundError
-from domain.keystore import MASTER_KEYS_FILE
-from domain.service import PrivateCA
-from domain.settings import Settings, open_service
-from domain.values import RevocationReason
-from projections.backup import BackupTargetNotEmptyError, create_backup, restore_backup
-from projections.backup_archive import BackupDamagedError
-from projections.crlstore import BASE, DELTA, StoredCRL, open_crl_store
-from projections.pointintime import render_json, state_at
-from projections.publisher import CRLPublisher
-from projections.queries import ReadModels
-from projections.worker import catch_up
+from domain.adapters.keystore import MASTER_KEYS_FILE
+from domain.adapters.settings import Settings, open_service
+from domain.application.service import PrivateCA
+from domain.audit.verify import AuditLog
+from domain.model.errors import ConflictError, KeyCustodyError, NotFoundError
+from domain.model.values import RevocationReason
+from projections.audit.pointintime import render_json, state_at
+from projections.backup.archive import BackupDamagedError
+from projections.backup.operations import BackupTargetNotEmptyError, create_backup, restore_backup
+from projections.readmodels.queries import ReadModels
+from projections.readmodels.worker import catch_up
+from projections.revocation.crlstore import BASE, DELTA, StoredCRL, open_crl_store
+from projections.revocation.publisher import CRLPublisher
 from tests.builders import ADMIN, enabled_intermediate, issue, server_request
 from tests.conftest import PUBLIC_URL, STORES, SettableClock
 from tests.pgserver import create_schema, drop_schema

@@ -15,11 +15,11 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from psycopg import sql
 
-from domain.authority import CertificateAuthority
-from domain.errors import QuotaError
-from domain.requests import CertificateRequest
-from domain.service import IssuedCertificate, PrivateCA
-from domain.tokens import Role
+from domain.application.commands import CertificateRequest
+from domain.application.service import IssuedCertificate, PrivateCA
+from domain.model.authority import CertificateAuthority
+from domain.model.errors import QuotaError
+from domain.model.tokens import Role
 from tests.api_client import ApiClient
 from tests.builders import OPERATOR, enabled_intermediate, enabled_root, server_request
 

@@ -8,7 +8,9 @@ from uuid import uuid4
 import pytest
 from cryptography import x509
 
-from domain.errors import (
+from domain.application.commands import CAProfile
+from domain.application.service import PrivateCA
+from domain.model.errors import (
     CANotEnabledError,
     CAStateError,
     NotFoundError,
@@ -17,9 +19,7 @@ from domain.errors import (
     ValidationError,
     ValidityError,
 )
-from domain.requests import CAProfile
-from domain.service import PrivateCA
-from domain.values import CAKind, CAStatus, KeyAlgorithm, RevocationReason, Subject
+from domain.model.values import CAKind, CAStatus, KeyAlgorithm, RevocationReason, Subject
 from tests.builders import (
     ADMIN,
     enabled_intermediate,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from domain.settings import Settings, open_service
+from domain.adapters.settings import Settings, open_service
 
 
 def pca(data_dir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -29,7 +29,7 @@ def pca_with(
         "PCA_PUBLIC_URL": "http://pca.test",
     }
     return subprocess.run(
-        [sys.executable, "-m", "api.cli", *args],
+        [sys.executable, "-m", "api.cli.main", *args],
         capture_output=True,
         text=True,
         env=env,

@@ -10,10 +10,10 @@ from uuid import UUID
 
 import pytest
 
-from domain.errors import IdempotencyKeyReusedError, QuotaError
-from domain.requests import CertificateRequest
-from domain.service import PrivateCA
-from domain.settings import Settings, open_service
+from domain.adapters.settings import Settings, open_service
+from domain.application.commands import CertificateRequest
+from domain.application.service import PrivateCA
+from domain.model.errors import IdempotencyKeyReusedError, QuotaError
 from tests.builders import OPERATOR, enabled_intermediate, enabled_root, server_request
 from tests.conftest import SettableClock
 

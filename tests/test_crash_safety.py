@@ -26,20 +26,20 @@ from cryptography import x509
 from eventsourcing.persistence import OperationalError as StoreOperationalError
 from eventsourcing.utils import get_topic
 
-from api.app import create_app
-from api.outage import is_storage_outage
-from domain.certificate import Certificate
-from domain.errors import NotFoundError
-from domain.service import PrivateCA
-from domain.settings import EVENTS_FILE, SQLITE_LOCK_TIMEOUT_S, Settings, open_service
-from domain.tokens import Role
-from domain.values import CertificateStatus, RevocationReason
-from projections.crlstore import BASE, DELTA, CRLStore, open_crl_store
-from projections.publisher import CRLPublisher
-from projections.queries import ReadModels
-from projections.sql import CAS
-from projections.store import read_models_path
-from projections.worker import catch_up, rebuild
+from api.http.app import create_app
+from api.http.outage import is_storage_outage
+from domain.adapters.settings import EVENTS_FILE, SQLITE_LOCK_TIMEOUT_S, Settings, open_service
+from domain.application.service import PrivateCA
+from domain.model.certificate import Certificate
+from domain.model.errors import NotFoundError
+from domain.model.tokens import Role
+from domain.model.values import CertificateStatus, RevocationReason
+from projections.readmodels.queries import ReadModels
+from projections.readmodels.sql import CAS
+from projections.readmodels.store import read_models_path
+from projections.readmodels.worker import catch_up, rebuild
+from projections.revocation.crlstore import BASE, DELTA, CRLStore, open_crl_store
+from projections.revocation.publisher import CRLPublisher
 from tests.builders import (
     ADMIN,
     OPERATOR,

@@ -19,9 +19,10 @@ from cryptography.x509.oid import SignatureAlgorithmOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from domain import certs, crl, der
-from domain.crl import EncodedRevocationList, RecutPolicy, RevokedEntry
-from domain.values import KeyAlgorithm, RevocationReason
+from domain.model.values import KeyAlgorithm, RevocationReason
+from domain.pki import crl, der
+from domain.pki import x509 as certs
+from domain.pki.crl import EncodedRevocationList, RecutPolicy, RevokedEntry
 from tests.pki import NOW, Pki, make_pki, write_pem
 
 THIS_UPDATE = NOW - dt.timedelta(minutes=5)

@@ -10,13 +10,13 @@ from uuid import UUID
 import pytest
 from cryptography import x509
 
-from domain.service import PrivateCA
-from domain.settings import Settings
-from domain.values import RevocationReason
-from projections.crlstore import BASE, DELTA, CRLStore, open_crl_store
-from projections.publisher import CRLPublisher, PublishingConfig
-from projections.queries import ReadModels
-from projections.worker import catch_up
+from domain.adapters.settings import Settings
+from domain.application.service import PrivateCA
+from domain.model.values import RevocationReason
+from projections.readmodels.queries import ReadModels
+from projections.readmodels.worker import catch_up
+from projections.revocation.crlstore import BASE, DELTA, CRLStore, open_crl_store
+from projections.revocation.publisher import CRLPublisher, PublishingConfig
 from tests.builders import OPERATOR, enabled_intermediate, enabled_root, issue, server_request
 from tests.conftest import SettableClock
 

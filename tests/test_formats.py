@@ -20,7 +20,8 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from api.formats import (
+from domain.model.errors import ValidationError
+from domain.pki.formats import (
     Download,
     DownloadFormat,
     DownloadMaterial,
@@ -28,7 +29,6 @@ from api.formats import (
     parse_format,
     render_download,
 )
-from domain.errors import ValidationError
 
 PASSWORD = "correct horse 42"
 NAME = "www.example.com"

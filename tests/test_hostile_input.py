@@ -30,13 +30,13 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
-from api.app import ALL_ROUTES, MAX_BODY_BYTES, create_app
-from api.routing import Operation
-from domain.certs import load_csr
-from domain.errors import CSRError
-from domain.service import PrivateCA
-from domain.settings import Settings
-from domain.tokens import Role
+from api.http.app import ALL_ROUTES, MAX_BODY_BYTES, create_app
+from api.http.routing import Operation
+from domain.adapters.settings import Settings
+from domain.application.service import PrivateCA
+from domain.model.errors import CSRError
+from domain.model.tokens import Role
+from domain.pki.x509 import load_csr
 from tests.api_client import ApiClient
 from tests.builders import enabled_intermediate, enabled_root, issue
 from tests.conftest import SettableClock

@@ -12,10 +12,10 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from domain.errors import CSRError, SANError, ValidationError, ValidityError
-from domain.requests import CertificateRequest
-from domain.service import PrivateCA
-from domain.values import SAN, CertificateType, KeyAlgorithm, SANType, Subject
+from domain.application.commands import CertificateRequest
+from domain.application.service import PrivateCA
+from domain.model.errors import CSRError, SANError, ValidationError, ValidityError
+from domain.model.values import SAN, CertificateType, KeyAlgorithm, SANType, Subject
 from tests.builders import (
     OPERATOR,
     client_request,

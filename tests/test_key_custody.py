@@ -16,9 +16,9 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from psycopg import sql
 
-from domain.service import PrivateCA
-from domain.settings import Settings, open_service
-from domain.values import KeyAlgorithm, RevocationReason
+from domain.adapters.settings import Settings, open_service
+from domain.application.service import PrivateCA
+from domain.model.values import KeyAlgorithm, RevocationReason
 from tests.builders import (
     OPERATOR,
     enabled_intermediate,

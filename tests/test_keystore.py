@@ -21,8 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from psycopg import sql
 
-from domain.errors import KeyCustodyError, NotFoundError
-from domain.keystore import (
+from domain.adapters.keystore import (
     MASTER_KEYS_FILE,
     KeyStore,
     MasterKeyring,
@@ -30,6 +29,7 @@ from domain.keystore import (
     SQLiteKeyStore,
     master_key_id,
 )
+from domain.model.errors import KeyCustodyError, NotFoundError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -494,7 +494,7 @@ _WORKER = textwrap.dedent(
     import sys
     from pathlib import Path
     from cryptography.hazmat.primitives.asymmetric import ec
-    from domain.keystore import MasterKeyring, SQLiteKeyStore
+    from domain.adapters.keystore import MasterKeyring, SQLiteKeyStore
 
     data_dir, worker = Path(sys.argv[1]), sys.argv[2]
     ring = MasterKeyring.load(data_dir, None)

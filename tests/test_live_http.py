@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
-from api.app import ALL_ROUTES
-from api.openapi import openapi_path
-from domain.settings import Settings
+from api.http.app import ALL_ROUTES
+from api.http.openapi import openapi_path
+from domain.adapters.settings import Settings
 from tests.live import LiveServer
 
 

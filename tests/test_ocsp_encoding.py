@@ -20,9 +20,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp as x509_ocsp
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
-from domain import certs, ocsp
-from domain.ocsp import Good, MalformedOCSPRequest, OCSPQuery, Revoked, Unknown
-from domain.values import KeyAlgorithm, RevocationReason, Subject
+from domain.model.values import KeyAlgorithm, RevocationReason, Subject
+from domain.pki import ocsp
+from domain.pki import x509 as certs
+from domain.pki.ocsp import Good, MalformedOCSPRequest, OCSPQuery, Revoked, Unknown
 from tests.pki import Pki, make_pki, write_pem
 
 # openssl checks a response's thisUpdate/nextUpdate against the real clock (-attime does not

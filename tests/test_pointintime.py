@@ -10,20 +10,20 @@ from uuid import UUID
 
 import pytest
 
-from domain.errors import ValidationError
-from domain.service import PrivateCA
-from domain.settings import Settings
-from domain.values import CAKind, RevocationReason
-from projections.logcut import LogReader, parse_at
-from projections.models import CAView, CAViewStatus, RevocationEntry
-from projections.pointintime import (
+from domain.adapters.settings import Settings
+from domain.application.service import PrivateCA
+from domain.model.errors import ValidationError
+from domain.model.values import CAKind, RevocationReason
+from projections.audit.logcut import LogReader, parse_at
+from projections.audit.pointintime import (
     AuditState,
     CertificateAuditStatus,
     render_json,
     state_at,
     to_json,
 )
-from projections.worker import catch_up
+from projections.readmodels.models import CAView, CAViewStatus, RevocationEntry
+from projections.readmodels.worker import catch_up
 from tests.builders import ADMIN, enabled_intermediate, enabled_root, issue, server_request
 from tests.conftest import SettableClock
 from tests.projection_helpers import Everything, read_everything, write_history

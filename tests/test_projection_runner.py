@@ -17,24 +17,30 @@ import pytest
 from eventsourcing.persistence import Tracking
 from eventsourcing.projection import ProjectionRunner
 
-from domain.service import PrivateCA
-from domain.settings import Settings, open_service
+from domain.adapters.settings import Settings, open_service
+from domain.application.service import PrivateCA
 from projections.errors import PositionMovedError, RunnerActiveError
-from projections.lease import acquire_lease
-from projections.models import CertificateFilter
-from projections.projection import EventLog, ReadModelProjection
-from projections.queries import ReadModels
-from projections.store import open_event_log, open_view, projection_env, read_models_path
-from projections.view import PostgresReadModelView
-from projections.worker import RunnerHandle, catch_up, rebuild, run_forever, run_in_thread
+from projections.readmodels.lease import acquire_lease
+from projections.readmodels.models import CertificateFilter
+from projections.readmodels.projection import EventLog, ReadModelProjection
+from projections.readmodels.queries import ReadModels
+from projections.readmodels.store import open_event_log, open_view, projection_env, read_models_path
+from projections.readmodels.view import PostgresReadModelView
+from projections.readmodels.worker import (
+    RunnerHandle,
+    catch_up,
+    rebuild,
+    run_forever,
+    run_in_thread,
+)
 from tests.builders import enabled_intermediate, enabled_root, issue
 from tests.conftest import SettableClock, make_settings
 from tests.projection_helpers import issue_many, read_everything, worker_env, write_history
 
 _KILLABLE_WORKER = """
 import sys, time
-from domain.settings import Settings
-from projections.worker import catch_up
+from domain.adapters.settings import Settings
+from projections.readmodels.worker import catch_up
 
 pause_at = int(sys.argv[1])
 

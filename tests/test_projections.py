@@ -10,10 +10,10 @@ from uuid import uuid4
 import pytest
 from cryptography import x509
 
-from domain.errors import NotFoundError, ValidationError
-from domain.service import PrivateCA
-from domain.settings import Settings
-from domain.values import (
+from domain.adapters.settings import Settings
+from domain.application.service import PrivateCA
+from domain.model.errors import NotFoundError, ValidationError
+from domain.model.values import (
     SAN,
     CAKind,
     CertificateType,
@@ -21,7 +21,7 @@ from domain.values import (
     RevocationReason,
     SANType,
 )
-from projections.models import (
+from projections.readmodels.models import (
     CAViewStatus,
     CertificateCounts,
     CertificateFilter,
@@ -29,8 +29,8 @@ from projections.models import (
     IntermediateQuota,
     RootQuota,
 )
-from projections.queries import ReadModels, encode_cursor
-from projections.worker import catch_up
+from projections.readmodels.queries import ReadModels, encode_cursor
+from projections.readmodels.worker import catch_up
 from tests.builders import (
     ADMIN,
     OPERATOR,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from domain.errors import CANotEnabledError, CAStateError, QuotaError, ValidationError
-from domain.service import PrivateCA
-from domain.values import RevocationReason
+from domain.application.service import PrivateCA
+from domain.model.errors import CANotEnabledError, CAStateError, QuotaError, ValidationError
+from domain.model.values import RevocationReason
 from tests.builders import ADMIN, OPERATOR, enabled_intermediate, enabled_root, issue, root_profile
 
 

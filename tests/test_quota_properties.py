@@ -18,11 +18,11 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from domain.certificate import Certificate
-from domain.errors import CANotEnabledError, CAStateError, QuotaError
-from domain.keystore import MasterKeyring, SQLiteKeyStore
-from domain.service import PrivateCA
-from domain.values import CertificateStatus, RevocationReason
+from domain.adapters.keystore import MasterKeyring, SQLiteKeyStore
+from domain.application.service import PrivateCA
+from domain.model.certificate import Certificate
+from domain.model.errors import CANotEnabledError, CAStateError, QuotaError
+from domain.model.values import CertificateStatus, RevocationReason
 from tests.builders import ADMIN, OPERATOR, enabled_intermediate, enabled_root, server_request
 
 _KEY = ec.generate_private_key(ec.SECP256R1())

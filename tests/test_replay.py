@@ -7,9 +7,9 @@ from uuid import UUID
 
 from eventsourcing.domain import CanMutateAggregate
 
-from domain.service import PrivateCA
-from domain.settings import Settings, open_service
-from domain.values import RevocationReason
+from domain.adapters.settings import Settings, open_service
+from domain.application.service import PrivateCA
+from domain.model.values import RevocationReason
 from tests.builders import ADMIN, OPERATOR, enabled_intermediate, enabled_root, issue
 from tests.conftest import SettableClock
 

@@ -18,13 +18,13 @@ from uuid import UUID, uuid4
 import pytest
 from cryptography import x509
 
-from domain.audit_checkpoints import audit_public_key
-from domain.errors import ValidationError
-from domain.requests import CertificateRequest
-from domain.service import PrivateCA
-from domain.settings import Settings
-from domain.tokens import Role
-from domain.values import (
+from domain.adapters.settings import Settings
+from domain.application.commands import CertificateRequest
+from domain.application.service import PrivateCA
+from domain.audit.checkpoints import audit_public_key
+from domain.model.errors import ValidationError
+from domain.model.tokens import Role
+from domain.model.values import (
     SAN,
     CertificateType,
     KeyAlgorithm,
@@ -33,8 +33,8 @@ from domain.values import (
     SANType,
     Subject,
 )
-from projections.report_formats import neutralise
-from projections.reports import (
+from projections.audit.report_formats import neutralise
+from projections.audit.reports import (
     ReportFormat,
     ReportKind,
     ReportManifest,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from domain.errors import CertificateStateError, NotFoundError
-from domain.service import PrivateCA
-from domain.values import CertificateStatus, RevocationReason
+from domain.application.service import PrivateCA
+from domain.model.errors import CertificateStateError, NotFoundError
+from domain.model.values import CertificateStatus, RevocationReason
 from tests.builders import OPERATOR, enabled_intermediate, enabled_root, issue, server_request
 from tests.conftest import SettableClock
 

@@ -18,7 +18,7 @@ import pytest
 from cryptography import x509
 from cryptography.x509 import ocsp as x509_ocsp
 
-from domain.settings import Settings
+from domain.adapters.settings import Settings
 from tests.api_client import ApiClient
 from tests.live import LiveServer
 

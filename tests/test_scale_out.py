@@ -32,7 +32,7 @@ import pytest
 from cryptography import x509
 
 from api.serve import API_ONLY_ENV
-from domain.settings import Settings
+from domain.adapters.settings import Settings
 from tests.conftest import make_settings
 from tests.live import LiveServer, free_port, settings_env
 
@@ -171,7 +171,7 @@ def _projections_apart(live: LiveServer) -> Iterator[Path]:
     errors = output.with_suffix(".log")
     with output.open("wb") as stdout, errors.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "api.cli", "--json", "projections", "run"],
+            [sys.executable, "-m", "api.cli.main", "--json", "projections", "run"],
             env=live.env,
             stdout=stdout,
             stderr=stderr,
@@ -264,7 +264,7 @@ def test_an_api_only_setting_that_is_neither_yes_nor_no_stops_the_start(
     port = free_port()
     env = {**settings_env(sqlite_settings, port), API_ONLY_ENV: "sometimes"}
     done = subprocess.run(
-        [sys.executable, "-m", "api.cli", "serve", "--port", str(port)],
+        [sys.executable, "-m", "api.cli.main", "serve", "--port", str(port)],
         env=env,
         capture_output=True,
         text=True,

@@ -41,14 +41,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from api.app import ALL_ROUTES, create_app
-from api.schema import PerItem
-from domain.service import PrivateCA
-from domain.settings import Settings
-from domain.tokens import Role
-from domain.values import RevocationReason
-from projections.crlstore import BASE
-from projections.report_kinds import ReportKind
+from api.http.app import ALL_ROUTES, create_app
+from api.http.schema import PerItem
+from domain.adapters.settings import Settings
+from domain.application.service import PrivateCA
+from domain.model.tokens import Role
+from domain.model.values import RevocationReason
+from projections.audit.report_kinds import ReportKind
+from projections.revocation.crlstore import BASE
 from tests.api_client import SETUP
 from tests.builders import ADMIN, enabled_intermediate, enabled_root, intermediate_profile, issue
 from tests.conftest import SettableClock

@@ -17,14 +17,14 @@ import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from api.app import ALL_ROUTES, MAX_BODY_BYTES, SECURITY_HEADERS, create_app
-from api.auth import EXTENSION as FAILURES_EXTENSION
-from api.auth import FailedAuthentications
-from api.formats import DownloadOptions
-from domain.keystore import MasterKeyring
-from domain.service import PrivateCA
-from domain.settings import Settings
-from domain.tokens import Role, new_token, token_fingerprint, token_hash
+from api.http.app import ALL_ROUTES, MAX_BODY_BYTES, SECURITY_HEADERS, create_app
+from api.http.auth import EXTENSION as FAILURES_EXTENSION
+from api.http.auth import FailedAuthentications
+from domain.adapters.keystore import MasterKeyring
+from domain.adapters.settings import Settings
+from domain.application.service import PrivateCA
+from domain.model.tokens import Role, new_token, token_fingerprint, token_hash
+from domain.pki.formats import DownloadOptions
 from tests.api_client import SETUP
 from tests.conftest import (
     TOKEN_PATTERN,
@@ -143,7 +143,7 @@ def test_a_secret_in_the_log_fails_the_run_with_a_message_naming_the_source(
     (suite / "conftest.py").write_text('pytest_plugins = ["tests.conftest"]\n')
     (suite / "test_leaky.py").write_text(
         "import logging\n"
-        "from domain.tokens import new_token\n\n"
+        "from domain.model.tokens import new_token\n\n"
         "def test_logs_a_token():\n"
         '    logging.getLogger("api.leaky").warning("issued with %s", new_token())\n\n'
         "def test_logs_nothing_secret():\n"

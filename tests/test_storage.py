@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from domain.errors import StorageNotDurableError
-from domain.keystore import MasterKeyring, SQLiteKeyStore
-from domain.service import PrivateCA
-from domain.settings import Settings, open_service
+from domain.adapters.keystore import MasterKeyring, SQLiteKeyStore
+from domain.adapters.settings import Settings, open_service
+from domain.application.service import PrivateCA
+from domain.model.errors import StorageNotDurableError
 from tests.builders import enabled_intermediate, enabled_root, issue
 from tests.conftest import SettableClock
 

@@ -1,4 +1,4 @@
-"""Behaviour of subject and subjectAltName validation (domain/validation.py)."""
+"""Behaviour of subject and subjectAltName validation (domain/model/validation.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from cryptography.x509.oid import NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from domain.errors import SANError, SubjectError
-from domain.validation import normalize_sans, normalize_subject, parse_san_list
-from domain.values import SAN, CertificateType, SANType, Subject
+from domain.model.errors import SANError, SubjectError
+from domain.model.validation import normalize_sans, normalize_subject, parse_san_list
+from domain.model.values import SAN, CertificateType, SANType, Subject
 
 SERVER = CertificateType.SERVER
 CLIENT = CertificateType.CLIENT

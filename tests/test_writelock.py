@@ -6,8 +6,8 @@ import threading
 import time
 from uuid import uuid4
 
-from domain.service import PrivateCA
-from domain.settings import Settings, open_service
+from domain.adapters.settings import Settings, open_service
+from domain.application.service import PrivateCA
 
 
 def test_a_second_holder_waits_until_the_first_lets_go(

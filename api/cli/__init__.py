@@ -1,0 +1,1 @@
+"""The `pca` command line face."""

@@ -1,0 +1,195 @@
+"""Handlers behind the `pca` commands: parse nothing, call the service, return rows."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from uuid import UUID
+
+from api.cli.output import Row
+from api.presenters import ca_shape, certificate_shape
+from domain.adapters.settings import Settings
+from domain.application.commands import CAProfile, CertificateRequest
+from domain.application.service import PrivateCA
+from domain.model.errors import ValidationError
+from domain.model.tokens import Role
+from domain.model.validation import parse_san_list
+from domain.model.values import (
+    CertificateType,
+    KeyAlgorithm,
+    RequestContext,
+    RevocationReason,
+    Subject,
+)
+from domain.pki.formats import DownloadMaterial, DownloadOptions, parse_format, render_download
+
+
+@dataclass(frozen=True)
+class Session:
+    """The service and who is acting, for one command."""
+
+    service: PrivateCA
+    context: RequestContext
+    settings: Settings
+
+
+def _subject(args: argparse.Namespace) -> Subject:
+    return Subject(
+        args.common_name,
+        args.organization,
+        args.organizational_unit,
+        args.locality,
+        args.state,
+        args.country,
+    )
+
+
+def _profile(args: argparse.Namespace) -> CAProfile:
+    return CAProfile(
+        _subject(args), KeyAlgorithm(args.key_algorithm), args.validity_years, args.service_days
+    )
+
+
+def _ca_row(session: Session, ca_id: UUID) -> list[Row]:
+    shape = ca_shape(session.service.get_ca(ca_id), session.service.clock())
+    shape.pop("certificate_pem")
+    subject = shape.pop("subject")
+    assert isinstance(subject, dict)
+    shape["common_name"] = subject["common_name"]
+    return [shape]
+
+
+def _certificate_row(session: Session, certificate_id: UUID) -> list[Row]:
+    shape = certificate_shape(
+        session.service.get_certificate(certificate_id), session.service.clock()
+    )
+    for verbose in ("certificate_pem", "subject"):
+        shape.pop(verbose)
+    shape["sans"] = [f"{san['type']}:{san['value']}" for san in shape["sans"]]  # type: ignore[attr-defined]
+    return [shape]
+
+
+def create_root(session: Session, args: argparse.Namespace) -> list[Row]:
+    outcome = session.service.create_root(
+        session.context, _profile(args), args.included_certificates
+    )
+    return _ca_row(session, outcome.id)
+
+
+def create_intermediate(session: Session, args: argparse.Namespace) -> list[Row]:
+    outcome = session.service.create_intermediate(session.context, args.parent, _profile(args))
+    return _ca_row(session, outcome.id)
+
+
+def enable_ca(session: Session, args: argparse.Namespace) -> list[Row]:
+    return _ca_row(session, session.service.enable_ca(session.context, args.id).id)
+
+
+def disable_ca(session: Session, args: argparse.Namespace) -> list[Row]:
+    return _ca_row(session, session.service.disable_ca(session.context, args.id).id)
+
+
+def renew_ca(session: Session, args: argparse.Namespace) -> list[Row]:
+    outcome = session.service.renew_ca(session.context, args.id, args.service_days)
+    return _ca_row(session, outcome.id)
+
+
+def revoke_ca(session: Session, args: argparse.Namespace) -> list[Row]:
+    reason = RevocationReason(args.reason)
+    return _ca_row(session, session.service.revoke_ca(session.context, args.id, reason).id)
+
+
+def show_ca(session: Session, args: argparse.Namespace) -> list[Row]:
+    return _ca_row(session, args.id)
+
+
+def purchase_quota(session: Session, args: argparse.Namespace) -> list[Row]:
+    session.service.purchase_quota(session.context, args.root_id, args.count)
+    return _ca_row(session, args.root_id)
+
+
+def assign_quota(session: Session, args: argparse.Namespace) -> list[Row]:
+    session.service.assign_quota(session.context, args.root_id, args.intermediate, args.remaining)
+    return _ca_row(session, args.root_id) + _ca_row(session, args.intermediate)
+
+
+def issue_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
+    request = CertificateRequest(
+        type=CertificateType(args.type),
+        subject=_subject(args),
+        validity_days=args.validity_days,
+        sans=tuple(parse_san_list([_split_san(raw) for raw in args.san])),
+        key_algorithm=KeyAlgorithm(args.key_algorithm) if args.key_algorithm else None,
+        csr_pem=args.csr.read() if args.csr else None,
+        name=args.name,
+        include_crl=args.include_crl,
+        idempotency_key=args.idempotency_key,
+    )
+    issued = session.service.issue_certificate(session.context, args.ca_id, request)
+    return _certificate_row(session, issued.certificate.id)
+
+
+def _split_san(raw: str) -> tuple[str, str]:
+    kind, separator, value = raw.partition(":")
+    if not separator:
+        raise ValidationError(
+            f"--san takes TYPE:VALUE such as dns:www.example.com; got {raw!r}.", field="san"
+        )
+    return kind, value
+
+
+def show_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
+    return _certificate_row(session, args.id)
+
+
+def download_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
+    """Write the certificate in ``--format`` into ``--out`` (a directory); key formats need
+    ``--password`` (read from PCA_DOWNLOAD_PASSWORD so it stays out of shell history)."""
+    service = session.service
+    certificate = service.get_certificate(args.id)
+    key = service.keystore.get(certificate.key_id) if certificate.key_id else None
+    material = DownloadMaterial(
+        certificate.name, certificate.certificate_der, service.chain_der(certificate.ca_id), key
+    )
+    password = os.environ.get("PCA_DOWNLOAD_PASSWORD")
+    download = render_download(
+        parse_format(args.format), material, DownloadOptions(password, not args.no_chain)
+    )
+    out = Path(args.out)
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    target = out / download.filename
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(download.body)
+    return [{"id": str(certificate.id), "file": str(target), "bytes": len(download.body)}]
+
+
+def revoke_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
+    reason = RevocationReason(args.reason)
+    session.service.revoke_certificate(session.context, args.id, reason)
+    return _certificate_row(session, args.id)
+
+
+def delete_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
+    session.service.delete_certificate(session.context, args.id)
+    return [{"id": str(args.id), "status": "deleted"}]
+
+
+def rotate_master_key(session: Session, args: argparse.Namespace) -> list[Row]:
+    del args
+    new_id, rewritten = session.service.keystore.rotate_master_key(session.settings.data_dir)
+    return [{"active_master_key": new_id, "keys_re_encrypted": rewritten}]
+
+
+def create_token(session: Session, args: argparse.Namespace) -> list[Row]:
+    token, outcome = session.service.create_token(
+        session.context, args.name, Role(args.role), args.valid_days
+    )
+    return [{"token": token, "id": str(outcome.id), "name": args.name, "role": args.role}]
+
+
+def revoke_token(session: Session, args: argparse.Namespace) -> list[Row]:
+    session.service.revoke_token(session.context, args.id)
+    return [{"id": str(args.id), "status": "revoked"}]

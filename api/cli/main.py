@@ -1,0 +1,321 @@
+"""The `pca` command line: operator commands that mirror the reference console's steps.
+
+Commands act on the service configured by the ``PCA_*`` environment (see
+``domain.adapters.settings``): SQLite in ``PCA_DATA_DIR`` by default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from api.cli import audit, commands, lists
+from api.cli.output import Row, emit
+from api.cli.quickstart import run_quickstart
+from api.serve import serve
+from domain.adapters.settings import Settings, open_service
+from domain.application.service import PrivateCA, utc_now
+from domain.model.errors import PCAError
+from domain.model.tokens import Role
+from domain.model.values import CertificateType, KeyAlgorithm, RequestContext, RevocationReason
+from projections.backup.operations import create_backup, restore_backup
+
+Handler = Callable[[commands.Session, argparse.Namespace], list[Row]]
+KEY_ALGORITHMS = [algorithm.value for algorithm in KeyAlgorithm]
+REASONS = [reason.value for reason in RevocationReason]
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its handler and how to declare its arguments."""
+
+    handler: Handler
+    declare: Callable[[argparse.ArgumentParser], None]
+    help: str
+    bare: str | None = None  # print only this field of the single row (unless --json)
+    prints: bool = False  # the handler writes its own output (JSON documents)
+
+
+def _subject_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--cn", "--common-name", dest="common_name", required=True)
+    parser.add_argument("--org", dest="organization")
+    parser.add_argument("--ou", dest="organizational_unit")
+    parser.add_argument("--locality")
+    parser.add_argument("--state")
+    parser.add_argument("--country", help="two letters, e.g. DE")
+
+
+def _ca_args(parser: argparse.ArgumentParser, *, root: bool) -> None:
+    _subject_args(parser)
+    parser.add_argument("--key-algorithm", choices=KEY_ALGORITHMS, default="EC_P256")
+    parser.add_argument("--validity-years", type=int, default=20 if root else 10)
+    parser.add_argument("--service-days", type=int, default=365)
+    if root:
+        parser.add_argument("--included-certificates", type=int, default=0)
+    else:
+        parser.add_argument("--parent", required=True, type=uuid.UUID, help="the root CA's id")
+
+
+def _id_arg(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("id", type=uuid.UUID)
+
+
+def _reason_arg(parser: argparse.ArgumentParser) -> None:
+    _id_arg(parser)
+    parser.add_argument("--reason", choices=REASONS, default="unspecified")
+
+
+def _renew_args(parser: argparse.ArgumentParser) -> None:
+    _id_arg(parser)
+    parser.add_argument("--service-days", type=int, required=True)
+
+
+def _purchase_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("root_id", type=uuid.UUID)
+    parser.add_argument("--count", type=int, required=True)
+
+
+def _assign_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("root_id", type=uuid.UUID)
+    parser.add_argument("--intermediate", type=uuid.UUID, required=True)
+    parser.add_argument("--remaining", type=int, required=True)
+
+
+def _issue_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("ca_id", type=uuid.UUID)
+    parser.add_argument("--type", choices=[t.value for t in CertificateType], default="server")
+    _subject_args(parser)
+    parser.add_argument(
+        "--san",
+        action="append",
+        default=[],
+        metavar="TYPE:VALUE",
+        help="dns:www.example.com, ip:10.0.0.1, email:a@b.c, uri:spiffe://x",
+    )
+    parser.add_argument("--validity-days", type=int, default=365)
+    parser.add_argument("--key-algorithm", choices=KEY_ALGORITHMS)
+    parser.add_argument("--csr", type=argparse.FileType("r"), help="PEM CSR file ('-': stdin)")
+    parser.add_argument("--name", help="display name (defaults to the common name)")
+    parser.add_argument("--no-crl", dest="include_crl", action="store_false")
+    parser.add_argument("--idempotency-key")
+
+
+def _download_args(parser: argparse.ArgumentParser) -> None:
+    _id_arg(parser)
+    parser.add_argument(
+        "--format",
+        default="pem",
+        help="pem, der, pkcs8, pkcs12, jks, pkcs7, "
+        "nginx, apache, tomcat, iis (key formats read PCA_DOWNLOAD_PASSWORD)",
+    )
+    parser.add_argument("--out", default=".", help="directory to write the file into")
+    parser.add_argument("--no-chain", action="store_true", help="the certificate alone")
+
+
+def _no_args(parser: argparse.ArgumentParser) -> None:
+    del parser
+
+
+def _list_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("ca_id", type=uuid.UUID)
+    parser.add_argument("--status", choices=["issued", "revoked", "expired"])
+    parser.add_argument("--type", choices=[t.value for t in CertificateType])
+    parser.add_argument("--q", help="text in the common name or a SAN")
+    parser.add_argument("--limit", type=int, default=50)
+    parser.add_argument("--cursor")
+
+
+def _token_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--role", choices=[role.value for role in Role], required=True)
+    parser.add_argument("--name", required=True, help="who or what uses it, e.g. ci-deployer")
+    parser.add_argument(
+        "--valid-days", type=int, help="refuse the token after this many days (default: never)"
+    )
+
+
+def _quickstart_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default="pca-quickstart", help="where to write the files")
+
+
+GROUPS: dict[str, dict[str, Command]] = {
+    "ca": {
+        "create-root": Command(
+            commands.create_root, lambda p: _ca_args(p, root=True), "create a pending root CA"
+        ),
+        "create-intermediate": Command(
+            commands.create_intermediate,
+            lambda p: _ca_args(p, root=False),
+            "create a pending intermediate under an enabled root",
+        ),
+        "enable": Command(commands.enable_ca, _id_arg, "enable (first time: make key and cert)"),
+        "disable": Command(commands.disable_ca, _id_arg, "stop a CA from issuing"),
+        "renew": Command(commands.renew_ca, _renew_args, "extend the service period"),
+        "revoke": Command(commands.revoke_ca, _reason_arg, "revoke an intermediate (final)"),
+        "show": Command(commands.show_ca, _id_arg, "show one CA with its quota"),
+        "list": Command(lists.list_cas, _no_args, "every CA with quota and counts"),
+    },
+    "quota": {
+        "purchase": Command(commands.purchase_quota, _purchase_args, "add to a root's pool"),
+        "assign": Command(
+            commands.assign_quota, _assign_args, "set an intermediate's remaining quota"
+        ),
+    },
+    "cert": {
+        "issue": Command(commands.issue_certificate, _issue_args, "request a certificate"),
+        "show": Command(commands.show_certificate, _id_arg, "show one certificate"),
+        "list": Command(lists.list_certificates, _list_args, "a CA's certificates, newest first"),
+        "download": Command(
+            commands.download_certificate,
+            _download_args,
+            "write the certificate in the format a server needs",
+        ),
+        "revoke": Command(commands.revoke_certificate, _reason_arg, "revoke (final)"),
+        "delete": Command(
+            commands.delete_certificate,
+            _id_arg,
+            "delete a revoked or expired certificate and its key",
+        ),
+    },
+    "tokens": {
+        "create": Command(
+            commands.create_token,
+            _token_args,
+            "create an API token; prints it once, alone",
+            bare="token",
+        ),
+        "revoke": Command(commands.revoke_token, _id_arg, "stop accepting a token"),
+        "list": Command(lists.list_tokens, _no_args, "every token: id, name, role, status"),
+    },
+    "crl": {
+        "publish": Command(lists.publish_crl, _id_arg, "publish a new base CRL for a CA now"),
+        "show": Command(lists.show_crl, _id_arg, "the CRLs served for a CA"),
+    },
+    "audit": {
+        "events": Command(audit.events, audit.declare_events, "the event history"),
+        "verify": Command(audit.verify, _no_args, "recompute the hash chain, check checkpoints"),
+        "checkpoint": Command(audit.checkpoint, _no_args, "sign a checkpoint now"),
+        "checkpoints": Command(audit.checkpoints, _no_args, "export the signed checkpoints"),
+        "replay": Command(
+            audit.replay,
+            audit.declare_replay,
+            "the state at a position or time, from the log alone (JSON)",
+            prints=True,
+        ),
+    },
+    "projections": {
+        "run": Command(lists.run_projections, _no_args, "keep the read models up to date"),
+        "rebuild": Command(
+            lists.rebuild_projections,
+            _no_args,
+            "rebuild the read models from the log (runner stopped)",
+        ),
+    },
+    "keys": {
+        "rotate-master": Command(
+            commands.rotate_master_key,
+            _no_args,
+            "new master key; re-encrypt the key store under it",
+        ),
+    },
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every `pca` command."""
+    parser = argparse.ArgumentParser(prog="pca", description=__doc__.splitlines()[0])
+    parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
+    quickstart = groups.add_parser("quickstart", help="walk the initial configuration once")
+    _quickstart_args(quickstart)
+    quickstart.set_defaults(handler=run_quickstart, bare=None, prints=False)
+    report_parser = groups.add_parser("report", help="a compliance export with a signed manifest")
+    audit.declare_report(report_parser)
+    report_parser.set_defaults(handler=audit.report, bare=None, prints=False)
+    serve_parser = groups.add_parser("serve", help="serve the HTTP API")
+    serve_parser.add_argument("--host", default="127.0.0.1")
+    serve_parser.add_argument("--port", type=int, default=8080)
+    serve_parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    serve_parser.add_argument("--threads", type=int, default=8, help="threads per worker")
+    serve_parser.add_argument(
+        "--api-only",
+        action="store_true",
+        help="no read models, CRLs or checkpoints in the workers (also PCA_API_ONLY=1); "
+        "run 'pca projections run' apart",
+    )
+    backup_parser = groups.add_parser("backup", help="a consistent backup, while serving")
+    backup_parser.add_argument("path", type=Path, help="the new backup file (mode 0600)")
+    restore_parser = groups.add_parser("restore", help="restore a backup into an empty store")
+    restore_parser.add_argument("path", type=Path, help="a file written by 'pca backup'")
+    for group_name, members in GROUPS.items():
+        group = groups.add_parser(group_name, help=f"{group_name} commands")
+        actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
+        for name, command in members.items():
+            sub = actions.add_parser(name, help=command.help)
+            command.declare(sub)
+            sub.set_defaults(handler=command.handler, bare=command.bare, prints=command.prints)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; domain errors print their advice and exit with status 2."""
+    args = build_parser().parse_args(argv)
+    if args.group == "serve":
+        serve(
+            Settings.from_env(),
+            args.host,
+            args.port,
+            args.workers,
+            args.threads,
+            api_only=args.api_only,
+        )
+        return 0
+    if args.group in ("backup", "restore"):
+        return _backup_or_restore(args)
+    actor = f"{getpass.getuser()} (cli)"
+    context = RequestContext(actor=actor, request_id=f"cli-{uuid.uuid4()}")
+    settings = Settings.from_env()
+    service: PrivateCA | None = None
+    try:
+        service = open_service(settings)
+        rows = args.handler(commands.Session(service, context, settings), args)
+    except PCAError as error:
+        where = f" [{error.field}]" if error.field else ""
+        sys.stderr.write(f"pca: error{where}: {error.detail}\n")
+        return 2
+    finally:
+        if service is not None:
+            service.close()
+            service.keystore.close()
+    if args.prints:
+        return 0
+    if args.bare and not args.json:
+        sys.stdout.write(f"{rows[0][args.bare]}\n")
+    else:
+        emit(rows, as_json=args.json)
+    return 0
+
+
+def _backup_or_restore(args: argparse.Namespace) -> int:
+    """`pca backup` and `pca restore` act on the stores without opening the service, which
+    would create a store and a master key where there should be none (see docs/BACKUP.md)."""
+    settings = Settings.from_env()
+    try:
+        if args.group == "backup":
+            row = create_backup(settings, args.path, utc_now()).to_row()
+        else:
+            row = restore_backup(settings, args.path).to_row()
+    except PCAError as error:
+        where = f" [{error.field}]" if error.field else ""
+        sys.stderr.write(f"pca: error{where}: {error.detail}\n")
+        return 2
+    emit([row], as_json=args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""`pca quickstart`: the reference product's initial configuration, end to end, once.
+
+Root CA -> enable -> purchase quota -> intermediate CA -> enable -> assign quota ->
+server certificate -> download -> client certificate -> revoke.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from pathlib import Path
+from uuid import UUID
+
+from api.cli.commands import Session
+from api.cli.output import Row
+from api.presenters import pem
+from domain.application.commands import CAProfile, CertificateRequest
+from domain.model.values import (
+    SAN,
+    CertificateType,
+    KeyAlgorithm,
+    RevocationReason,
+    SANType,
+    Subject,
+)
+from domain.pki.formats import pkcs12_bundle
+
+ROOT = CAProfile(
+    Subject("Quickstart Root CA", "Quickstart Org", country="US"),
+    KeyAlgorithm.EC_P384,
+    validity_years=20,
+    service_days=3650,
+)
+INTERMEDIATE = CAProfile(
+    Subject("Quickstart Issuing CA", "Quickstart Org", country="US"),
+    KeyAlgorithm.EC_P256,
+    validity_years=10,
+    service_days=365,
+)
+SERVER = CertificateRequest(
+    type=CertificateType.SERVER,
+    subject=Subject("localhost", "Quickstart Org"),
+    validity_days=90,
+    sans=(SAN(SANType.DNS, "localhost"), SAN(SANType.IP, "127.0.0.1")),
+    key_algorithm=KeyAlgorithm.EC_P256,
+)
+CLIENT = CertificateRequest(
+    type=CertificateType.CLIENT,
+    subject=Subject("quickstart-client"),
+    validity_days=30,
+    sans=(SAN(SANType.EMAIL, "client@quickstart.example"),),
+    key_algorithm=KeyAlgorithm.EC_P256,
+)
+
+
+def _step(message: str) -> None:
+    sys.stderr.write(f"==> {message}\n")
+
+
+def run_quickstart(session: Session, args: argparse.Namespace) -> list[Row]:
+    """Walk every step once and write the server's files into ``args.out``."""
+    service, ctx = session.service, session.context
+    _step("create and enable a root CA with 10 included certificates")
+    root_id = service.create_root(ctx, ROOT, included_certificates=10).id
+    service.enable_ca(ctx, root_id)
+    _step("purchase 100 more certificates for the root")
+    service.purchase_quota(ctx, root_id, 100)
+    _step("create and enable an intermediate CA, assign it 20 certificates")
+    intermediate_id = service.create_intermediate(ctx, root_id, INTERMEDIATE).id
+    service.enable_ca(ctx, intermediate_id)
+    service.assign_quota(ctx, root_id, intermediate_id, 20)
+    _step("request a server certificate for localhost")
+    server = service.issue_certificate(ctx, intermediate_id, SERVER)
+    files = _write_server_files(session, Path(args.out), server.certificate.id)
+    _step("request a client certificate, then revoke it")
+    client = service.issue_certificate(ctx, intermediate_id, CLIENT).certificate
+    service.revoke_certificate(ctx, client.id, RevocationReason.CESSATION_OF_OPERATION)
+    return [
+        {"step": "root CA", "id": str(root_id), "detail": "enabled, 110 purchased"},
+        {"step": "intermediate CA", "id": str(intermediate_id), "detail": "enabled, 20 assigned"},
+        {"step": "server certificate", "id": str(server.certificate.id), "detail": files},
+        {"step": "client certificate", "id": str(client.id), "detail": "revoked"},
+    ]
+
+
+def _write_server_files(session: Session, out: Path, certificate_id: UUID) -> str:
+    """Certificate, chain and a password-protected PKCS#12 (the key never lands in clear)."""
+    service = session.service
+    certificate = service.get_certificate(certificate_id)
+    intermediate_der, root_der = service.chain_der(certificate.ca_id)
+    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    (out / "root-ca.pem").write_text(pem(root_der))
+    (out / "chain.pem").write_text(pem(intermediate_der) + pem(root_der))
+    (out / "server.pem").write_text(pem(certificate.certificate_der))
+    (out / "fullchain.pem").write_text(pem(certificate.certificate_der) + pem(intermediate_der))
+    assert certificate.key_id is not None
+    password = secrets.token_urlsafe(18)
+    bundle = pkcs12_bundle(
+        service.keystore.get(certificate.key_id),
+        certificate.certificate_der,
+        (intermediate_der, root_der),
+        password,
+    )
+    _write_private(out / "server.p12", bundle)
+    _write_private(out / "server.p12.password.txt", password.encode() + b"\n")
+    return f"{out}/server.pem, fullchain.pem, server.p12 (+ .password.txt)"
+
+
+def _write_private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)

@@ -1,0 +1,1 @@
+"""The HTTP face: app factory, routing, schema and views."""

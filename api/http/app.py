@@ -1,0 +1,133 @@
+"""The Flask application factory."""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from collections.abc import Callable
+from typing import TypeVar
+
+from flask import Flask, Response, g, request
+
+from api.deployment import EXTENSION, Services
+from api.http.errors import register_error_handlers
+from api.http.metrics import StoreCollector, instrument, registry_with
+from api.http.outage import register_outage_handler
+from api.http.ratelimit import install_issuance_limits
+from api.http.routing import Routes
+from api.http.views import audit as views_audit
+from api.http.views import cas as views_cas
+from api.http.views import certificates as views_certificates
+from api.http.views import public as views_public
+from api.http.views import reports as views_reports
+from api.http.views import revocation as views_revocation
+from api.http.views.public import store_figures
+from domain.adapters.settings import Settings, open_service
+from domain.application.service import Clock, utc_now
+from projections.readmodels.queries import ReadModels
+from projections.readmodels.worker import RunnerHandle
+from projections.revocation.crlstore import open_crl_store
+from projections.revocation.ocsp_responder import OCSPConfig, OCSPResponder
+from projections.revocation.publisher import CRLPublisher, PublishingConfig, background_thread
+
+T = TypeVar("T")
+MAX_BODY_BYTES = 1024 * 1024
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+ALL_ROUTES: tuple[Routes, ...] = (
+    views_cas.routes,
+    views_certificates.issuing_routes,
+    views_certificates.routes,
+    views_public.routes,
+    views_revocation.routes,
+    views_audit.routes,
+    views_reports.routes,
+)
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+
+def create_app(
+    settings: Settings | None = None, *, clock: Clock = utc_now, run_projections: bool = True
+) -> Flask:
+    """An app serving the API on the configured storage (``PCA_*`` settings by default).
+
+    With ``run_projections`` the app keeps the read models up to date on a thread; among
+    several processes one holds the lease and the others stand by.
+    """
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions[EXTENSION] = _services(settings, clock, run_projections)
+    app.extensions["pca.routes"] = ALL_ROUTES
+    app.extensions["pca.metrics"] = registry_with(StoreCollector(_in_app(app, store_figures)))
+    instrument(app)
+    for blueprint in (
+        views_cas.blueprint,
+        views_certificates.issuing,
+        views_certificates.certificates,
+        views_public.blueprint,
+        views_revocation.blueprint,
+        views_audit.blueprint,
+        views_reports.blueprint,
+    ):
+        app.register_blueprint(blueprint)
+    register_error_handlers(app)
+    register_outage_handler(app)
+    install_issuance_limits(app)
+    app.before_request(_assign_request_id)
+    app.after_request(_decorate_response)
+    return app
+
+
+def _services(settings: Settings, clock: Clock, run_projections: bool) -> Services:
+    """The command side, the read models and, when asked, the threads that keep the read
+    models and the CRLs up to date. Every store is opened before a thread starts, so no
+    thread meets a file or table half-made."""
+    service = open_service(settings, clock=clock)
+    runner = RunnerHandle(settings) if run_projections else None
+    read_models = ReadModels.open(settings, nudge=runner.wake if runner else None)
+    config = PublishingConfig.from_env(os.environ)
+    crls = open_crl_store(settings)
+    publisher = CRLPublisher(service, read_models, crls, config)
+    publisher_thread = (
+        background_thread(settings, service, publisher, config, os.environ)
+        if run_projections
+        else None
+    )
+    for thread in (runner, publisher_thread):
+        if thread is not None:
+            thread.start()
+    responder = OCSPResponder(service, read_models, OCSPConfig.from_env(os.environ))
+    return Services(
+        settings, service, read_models, runner, crls, publisher, publisher_thread, responder
+    )
+
+
+def _in_app(app: Flask, read: Callable[[], T]) -> Callable[[], T]:
+    """``read`` run inside ``app``'s context (a scrape may come from any thread)."""
+
+    def run() -> T:
+        with app.app_context():
+            return read()
+
+    return run
+
+
+def _assign_request_id() -> None:
+    given = request.headers.get("X-Request-Id", "")
+    g.request_id = given if _REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
+
+
+def _decorate_response(response: Response) -> Response:
+    response.headers["X-Request-Id"] = g.get("request_id", "")
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    response.headers.setdefault("Cache-Control", "no-store")
+    return response

@@ -1,0 +1,51 @@
+"""Parsing query-string values into typed values, with errors that name the parameter."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import request
+
+from domain.model.errors import ValidationError
+
+
+def parse_instant(raw: str | None, name: str) -> dt.datetime | None:
+    """An ISO 8601 time (UTC when no offset is given), or None when absent."""
+    if raw is None:
+        return None
+    try:
+        moment = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValidationError(
+            f"{name} must be an ISO 8601 time such as 2027-01-31T00:00:00Z.", field=name
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def parse_count(raw: str | None, name: str, default: int) -> int:
+    """A whole number, or ``default`` when absent."""
+    if raw is None:
+        return default
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
+        raise ValidationError(f"{name} must be a whole number.", field=name)
+    return int(raw)
+
+
+MAX_IDEMPOTENCY_KEY = 255
+
+
+def idempotency_key() -> str | None:
+    """The request's ``Idempotency-Key`` header, checked, or None."""
+    return checked_key(request.headers.get("Idempotency-Key"), "Idempotency-Key")
+
+
+def checked_key(key: str | None, field: str = "idempotency_key") -> str | None:
+    """``key`` if it is 1 to 255 printable ASCII characters; ValidationError otherwise."""
+    if key is None:
+        return None
+    if not 1 <= len(key) <= MAX_IDEMPOTENCY_KEY or not key.isascii() or not key.isprintable():
+        raise ValidationError(
+            f"{field} must be 1 to {MAX_IDEMPOTENCY_KEY} printable ASCII characters.",
+            field=field,
+        )
+    return key

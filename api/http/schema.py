@@ -1,0 +1,289 @@
+"""A small schema language: one declaration both validates request data and describes it
+as JSON Schema (2020-12, as OpenAPI 3.1 uses), so the published document cannot drift from
+what the server accepts.
+
+Validation errors are ``domain.model.errors.ValidationError`` with ``field`` set to the JSON path
+of the offending value (``sans[2].value``), which the API turns into a 422 problem.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+from uuid import UUID
+
+from domain.model.errors import ValidationError
+
+JSON = dict[str, Any]
+
+
+class Spec(Protocol):
+    """A value's rules: ``parse`` checks and returns it, ``json_schema`` describes it."""
+
+    def parse(self, value: object, path: str) -> Any: ...
+
+    def json_schema(self) -> JSON: ...
+
+
+def _fail(path: str, message: str) -> ValidationError:
+    return ValidationError(f"{path or 'the body'} {message}", field=path or None)
+
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+DATE_TIME = "date-time"
+MAX_UUID_LENGTH = len("urn:uuid:3fa85f64-5717-4562-b3fc-2c963f66afa6")  # the longest form
+
+
+@dataclass(frozen=True)
+class Str:
+    """A string. ``pattern`` is searched as JSON Schema does (anchor it to match the whole
+    value); ``format="date-time"`` is enforced, other formats are only documented."""
+
+    description: str = ""
+    min_length: int = 0
+    max_length: int = 256
+    enum: tuple[str, ...] = ()
+    format: str = ""
+    example: str = ""
+    pattern: str = ""
+
+    def parse(self, value: object, path: str) -> str:
+        if not isinstance(value, str):
+            raise _fail(path, "must be a string.")
+        if _SURROGATE.search(value):
+            # JSON allows "\ud800" escapes that decode to no character; nothing can store them.
+            raise _fail(path, "must be valid Unicode text; remove the unpaired \\u surrogate.")
+        if self.enum and value not in self.enum:
+            raise _fail(path, f"must be one of {', '.join(self.enum)}; got {value[:40]!r}.")
+        if not self.min_length <= len(value) <= self.max_length:
+            raise _fail(path, f"must be {self.min_length} to {self.max_length} characters long.")
+        if self.pattern and not re.search(self.pattern, value):
+            raise _fail(path, f"must match {self.pattern}; got {value[:40]!r}.")
+        if self.format == DATE_TIME and not _is_instant(value):
+            raise _fail(path, "must be an ISO 8601 time such as 2027-01-31T00:00:00Z.")
+        return value
+
+    def json_schema(self) -> JSON:
+        schema: JSON = {"type": "string", "maxLength": self.max_length}
+        if self.min_length:
+            schema["minLength"] = self.min_length
+        if self.enum:
+            schema["enum"] = list(self.enum)
+        for key, value in (
+            ("format", self.format),
+            ("pattern", self.pattern),
+            ("description", self.description),
+            ("examples", [self.example] if self.example else None),
+        ):
+            if value:
+                schema[key] = value
+        return schema
+
+
+def _is_instant(text: str) -> bool:
+    """Whether ``text`` is an ISO 8601 time that exists in UTC (an offset may push the last
+    or first representable day out of range); without an offset it is read as UTC."""
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if moment.tzinfo is not None:
+            moment.astimezone(dt.UTC)
+    except (ValueError, OverflowError):
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Uuid:
+    description: str = ""
+
+    def parse(self, value: object, path: str) -> UUID:
+        if isinstance(value, str) and len(value) <= MAX_UUID_LENGTH:
+            try:
+                return UUID(value)
+            except ValueError:
+                pass
+        raise _fail(path, "must be a UUID such as 3fa85f64-5717-4562-b3fc-2c963f66afa6.")
+
+    def json_schema(self) -> JSON:
+        schema: JSON = {"type": "string", "format": "uuid", "maxLength": MAX_UUID_LENGTH}
+        if self.description:
+            schema["description"] = self.description
+        return schema
+
+
+@dataclass(frozen=True)
+class Int:
+    minimum: int
+    maximum: int
+    description: str = ""
+
+    def parse(self, value: object, path: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise _fail(path, f"must be an integer from {self.minimum} to {self.maximum}.")
+        if not self.minimum <= value <= self.maximum:
+            shown = value if abs(value) < 10**12 else "a huge number"
+            raise _fail(path, f"must be from {self.minimum} to {self.maximum}; got {shown}.")
+        return value
+
+    def json_schema(self) -> JSON:
+        schema: JSON = {"type": "integer", "minimum": self.minimum, "maximum": self.maximum}
+        if self.description:
+            schema["description"] = self.description
+        return schema
+
+
+@dataclass(frozen=True)
+class Bool:
+    description: str = ""
+
+    def parse(self, value: object, path: str) -> bool:
+        if not isinstance(value, bool):
+            raise _fail(path, "must be true or false.")
+        return value
+
+    def json_schema(self) -> JSON:
+        schema: JSON = {"type": "boolean"}
+        if self.description:
+            schema["description"] = self.description
+        return schema
+
+
+@dataclass(frozen=True)
+class Array:
+    items: Spec
+    max_items: int
+    description: str = ""
+
+    def parse(self, value: object, path: str) -> list[Any]:
+        if not isinstance(value, list):
+            raise _fail(path, "must be an array.")
+        if len(value) > self.max_items:
+            raise _fail(path, f"may hold at most {self.max_items} items; got {len(value)}.")
+        return [self.items.parse(item, f"{path}[{index}]") for index, item in enumerate(value)]
+
+    def json_schema(self) -> JSON:
+        schema: JSON = {
+            "type": "array",
+            "items": self.items.json_schema(),
+            "maxItems": self.max_items,
+        }
+        if self.description:
+            schema["description"] = self.description
+        return schema
+
+
+@dataclass(frozen=True)
+class Nullable:
+    inner: Spec
+
+    def parse(self, value: object, path: str) -> Any:
+        return None if value is None else self.inner.parse(value, path)
+
+    def json_schema(self) -> JSON:
+        return {"anyOf": [self.inner.json_schema(), {"type": "null"}]}
+
+
+@dataclass(frozen=True)
+class AnyObject:
+    """A JSON object whose fields are documented elsewhere (event payloads, reports)."""
+
+    description: str = ""
+
+    def parse(self, value: object, path: str) -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise _fail(path, "must be a JSON object.")
+        return value
+
+    def json_schema(self) -> JSON:
+        schema: JSON = {"type": "object"}
+        if self.description:
+            schema["description"] = self.description
+        return schema
+
+
+@dataclass(frozen=True)
+class Obj:
+    """A JSON object with known properties; unknown ones are refused (typos show up)."""
+
+    name: str
+    properties: Mapping[str, Spec]
+    required: frozenset[str] = field(default_factory=frozenset)
+    description: str = ""
+
+    def parse(self, value: object, path: str = "") -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise _fail(path, "must be a JSON object.")
+        unknown = sorted(set(value) - set(self.properties))
+        if unknown:
+            raise _fail(
+                _join(path, _shortened(unknown[0])),
+                f"is not a known field; allowed: {', '.join(self.properties)}.",
+            )
+        missing = sorted(self.required - set(value))
+        if missing:
+            raise _fail(_join(path, missing[0]), "is required.")
+        return {
+            key: self.properties[key].parse(item, _join(path, key)) for key, item in value.items()
+        }
+
+    def json_schema(self) -> JSON:
+        return {"$ref": f"#/components/schemas/{self.name}"}
+
+    def component(self) -> JSON:
+        """The full schema, for the document's ``components``."""
+        schema: JSON = {
+            "type": "object",
+            "properties": {key: spec.json_schema() for key, spec in self.properties.items()},
+            "additionalProperties": False,
+        }
+        if self.required:
+            schema["required"] = sorted(self.required)
+        if self.description:
+            schema["description"] = self.description
+        return schema
+
+    def nested(self) -> list[Obj]:
+        """This object and every object schema it contains, depth first."""
+        found: list[Obj] = [self]
+        for spec in self.properties.values():
+            found.extend(_objects_in(spec))
+        return found
+
+
+def _objects_in(spec: Spec) -> list[Obj]:
+    if isinstance(spec, Obj):
+        return spec.nested()
+    if isinstance(spec, Array):
+        return _objects_in(spec.items)
+    if isinstance(spec, Nullable):
+        return _objects_in(spec.inner)
+    return []
+
+
+def _join(path: str, key: str) -> str:
+    return f"{path}.{key}" if path else key
+
+
+def _shortened(key: str, limit: int = 64) -> str:
+    """An unknown key as an error names it: a client may send one of any length."""
+    return key if len(key) <= limit else key[: limit - 3] + "..."
+
+
+@dataclass(frozen=True)
+class PerItem(Obj):
+    """An object schema checked item by item by the view, not when the body is parsed.
+
+    A batch documents its items' schema but answers each bad item on its own, so the
+    body parser only checks that each item is an object; :meth:`parse_item` does the rest.
+    """
+
+    def parse(self, value: object, path: str = "") -> dict[str, Any]:
+        if not isinstance(value, dict):
+            raise _fail(path, "must be a JSON object.")
+        return value
+
+    def parse_item(self, value: object, path: str) -> dict[str, Any]:
+        return super().parse(value, path)

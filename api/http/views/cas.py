@@ -1,0 +1,183 @@
+"""CA lifecycle and quota: /api/v1/cas."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+from flask import Blueprint
+from flask.typing import ResponseReturnValue
+
+from api.deployment import request_context, services
+from api.http import bodies
+from api.http.consistency import wait_for_requested_position
+from api.http.params import idempotency_key
+from api.http.routing import Routes
+from api.presenters import ca_shape, ca_view_shape, pem
+from domain.application.commands import CAProfile
+from domain.application.service import Outcome
+from domain.model.errors import ValidationError
+from domain.model.tokens import Role
+from domain.model.values import KeyAlgorithm, RevocationReason, Subject
+from projections.readmodels.models import CAView
+
+blueprint = Blueprint("cas", __name__, url_prefix="/api/v1/cas")
+routes = Routes(blueprint, "CAs")
+ROOT_DEFAULTS = {"validity_years": 20, "service_days": 3650}
+INTERMEDIATE_DEFAULTS = {"validity_years": 10, "service_days": 365}
+
+
+def subject_from(body: dict[str, Any]) -> Subject:
+    """A Subject from a validated subject object."""
+    return Subject(**{key: value for key, value in body.items() if value is not None})
+
+
+def _shown(ca_id: UUID, outcome: Outcome | None = None, status: int = 200) -> ResponseReturnValue:
+    service = services().service
+    headers = {"X-Log-Position": str(outcome.position)} if outcome else {}
+    return ca_shape(service.get_ca(ca_id), service.clock()), status, headers
+
+
+def _profile(body: dict[str, Any], defaults: dict[str, int]) -> CAProfile:
+    return CAProfile(
+        subject_from(body["subject"]),
+        KeyAlgorithm(body.get("key_algorithm", "EC_P256")),
+        body.get("validity_years", defaults["validity_years"]),
+        body.get("service_days", defaults["service_days"]),
+    )
+
+
+@routes.route(
+    "POST",
+    "",
+    summary="Create a root or intermediate CA (pending)",
+    role=Role.ADMIN,
+    body=bodies.CREATE_CA,
+    status=201,
+    response=bodies.CA,
+)
+def create_ca(body: dict[str, Any]) -> ResponseReturnValue:
+    service, ctx = services().service, request_context()
+    if body["kind"] == "root":
+        included = body.get("included_certificates", 0)
+        profile = _profile(body, ROOT_DEFAULTS)
+        outcome = service.create_root(ctx, profile, included, idempotency_key())
+    else:
+        if "parent_id" not in body:
+            raise ValidationError(
+                "parent_id is required for an intermediate CA.", field="parent_id"
+            )
+        outcome = service.create_intermediate(
+            ctx, body["parent_id"], _profile(body, INTERMEDIATE_DEFAULTS), idempotency_key()
+        )
+    return _shown(outcome.id, outcome, 201)
+
+
+@routes.route(
+    "GET", "/<uuid:ca_id>", summary="One CA with its quota", role=Role.AUDITOR, response=bodies.CA
+)
+def get_ca(ca_id: UUID) -> ResponseReturnValue:
+    return _shown(ca_id)
+
+
+@routes.route(
+    "POST",
+    "/<uuid:ca_id>/enable",
+    role=Role.ADMIN,
+    response=bodies.CA,
+    summary="Enable; the first time this makes the CA's key and certificate",
+)
+def enable_ca(ca_id: UUID) -> ResponseReturnValue:
+    return _shown(ca_id, services().service.enable_ca(request_context(), ca_id))
+
+
+@routes.route(
+    "POST",
+    "/<uuid:ca_id>/disable",
+    summary="Stop a CA from issuing",
+    role=Role.ADMIN,
+    response=bodies.CA,
+)
+def disable_ca(ca_id: UUID) -> ResponseReturnValue:
+    return _shown(ca_id, services().service.disable_ca(request_context(), ca_id))
+
+
+@routes.route(
+    "POST",
+    "/<uuid:ca_id>/renew",
+    summary="Extend the service period",
+    role=Role.ADMIN,
+    body=bodies.RENEW_CA,
+    response=bodies.CA,
+)
+def renew_ca(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
+    outcome = services().service.renew_ca(request_context(), ca_id, body["service_days"])
+    return _shown(ca_id, outcome)
+
+
+@routes.route(
+    "POST",
+    "/<uuid:ca_id>/revoke",
+    summary="Revoke an intermediate (final)",
+    role=Role.ADMIN,
+    body=bodies.REVOKE,
+    response=bodies.CA,
+)
+def revoke_ca(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
+    reason = RevocationReason(body.get("reason", "unspecified"))
+    return _shown(ca_id, services().service.revoke_ca(request_context(), ca_id, reason))
+
+
+@routes.route(
+    "POST",
+    "/<uuid:ca_id>/quota/purchases",
+    summary="Add to a root's quota pool",
+    role=Role.ADMIN,
+    body=bodies.PURCHASE,
+    status=201,
+    response=bodies.CA,
+)
+def purchase_quota(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
+    outcome = services().service.purchase_quota(
+        request_context(), ca_id, body["count"], idempotency_key()
+    )
+    return _shown(ca_id, outcome, 201)
+
+
+@routes.route(
+    "POST",
+    "/<uuid:ca_id>/quota/assignments",
+    role=Role.ADMIN,
+    status=201,
+    summary="Set an intermediate's remaining quota from its root's pool",
+    body=bodies.ASSIGN,
+    response=bodies.CA,
+)
+def assign_quota(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
+    intermediate_id = body["intermediate_id"]
+    outcome = services().service.assign_quota(
+        request_context(), ca_id, intermediate_id, body["remaining"]
+    )
+    return _shown(intermediate_id, outcome, 201)
+
+
+@routes.route(
+    "GET",
+    "",
+    summary="Every CA with status, quota and certificate counts",
+    role=Role.AUDITOR,
+    query=bodies.NO_QUERY,
+    response=bodies.CA_LIST,
+)
+def list_cas(query: dict[str, Any]) -> ResponseReturnValue:
+    del query
+    wait_for_requested_position()
+    found = services()
+    views = found.read_models.list_cas(found.service.clock())
+    return {"items": [ca_view_shape(view, _certificate_pem(view)) for view in views]}
+
+
+def _certificate_pem(view: CAView) -> str | None:
+    if view.not_before is None:
+        return None
+    return pem(services().service.chain_der(view.id)[0])

@@ -1,0 +1,280 @@
+"""End-entity certificates: issue, read, download, revoke, delete."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+from uuid import UUID
+
+from flask import Blueprint, Response, g, request
+from flask.typing import ResponseReturnValue
+
+from api.deployment import request_context, services
+from api.http import bodies
+from api.http.consistency import wait_for_requested_position
+from api.http.errors import item_problem
+from api.http.params import checked_key, idempotency_key, parse_count, parse_instant
+from api.http.ratelimit import limit_issuance
+from api.http.routing import Routes
+from api.http.views.cas import subject_from
+from api.presenters import certificate_shape, certificate_summary, pem
+from domain.application.commands import CertificateRequest
+from domain.application.service import IssuedCertificate, Outcome
+from domain.model.certificate import Certificate
+from domain.model.errors import NotFoundError, PCAError
+from domain.model.tokens import Role
+from domain.model.validation import parse_san_list
+from domain.model.values import (
+    CertificateStatus,
+    CertificateType,
+    KeyAlgorithm,
+    RevocationReason,
+    Subject,
+)
+from domain.pki.formats import (
+    DownloadMaterial,
+    DownloadOptions,
+    carries_private_key,
+    parse_format,
+    render_download,
+)
+from projections.readmodels.models import CertificateFilter, CertificateViewStatus
+
+issuing = Blueprint("issuing", __name__, url_prefix="/api/v1/cas")
+certificates = Blueprint("certificates", __name__, url_prefix="/api/v1/certificates")
+issuing_routes = Routes(issuing, "Certificates")
+routes = Routes(certificates, "Certificates")
+DEFAULT_PAGE_SIZE = 50
+DOWNLOAD_MEDIA_TYPES = (
+    "application/x-pem-file",
+    "application/pkix-cert",
+    "application/x-pkcs7-certificates",
+    "application/x-pkcs12",
+    "application/x-java-keystore",
+    "application/zip",
+)
+
+
+def _shape(
+    certificate: Certificate, position: int | None = None, status: int = 200
+) -> ResponseReturnValue:
+    service = services().service
+    shape = certificate_shape(certificate, service.clock())
+    shape["chain_pem"] = _chain_pem(service.chain_der(certificate.ca_id))
+    headers = {"X-Log-Position": str(position)} if position is not None else {}
+    return shape, status, headers
+
+
+@functools.lru_cache(maxsize=64)
+def _chain_pem(chain: tuple[bytes, ...]) -> str:
+    """A CA chain's PEM; chains never change, and every issuance answer carries one."""
+    return "".join(pem(der) for der in chain)
+
+
+def _certificate_request(
+    body: dict[str, Any], idempotency_key: str | None = None
+) -> CertificateRequest:
+    extras = body.get("subject", {})
+    subject: Subject = subject_from({**extras, "common_name": body["common_name"]})
+    sans = parse_san_list([(san["type"], san["value"]) for san in body.get("sans", [])])
+    return CertificateRequest(
+        type=CertificateType(body["type"]),
+        subject=subject,
+        validity_days=body["validity_days"],
+        sans=tuple(sans),
+        key_algorithm=KeyAlgorithm(body["key_algorithm"]) if "key_algorithm" in body else None,
+        csr_pem=body.get("csr"),
+        name=body.get("name"),
+        include_crl=body.get("include_crl", True),
+        idempotency_key=idempotency_key,
+    )
+
+
+@issuing_routes.route(
+    "POST",
+    "/<uuid:ca_id>/certificates",
+    role=Role.OPERATOR,
+    status=201,
+    summary="Request a server or client certificate from an intermediate",
+    body=bodies.ISSUE,
+    response=bodies.CERTIFICATE,
+)
+def issue_certificate(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
+    limit_issuance(g.principal)
+    issued = services().service.issue_certificate(
+        request_context(), ca_id, _certificate_request(body, idempotency_key())
+    )
+    return _shape(issued.certificate, issued.position, 201)
+
+
+@issuing.before_request
+def _allow_large_batches() -> None:
+    if request.endpoint == "issuing.issue_certificates_batch":
+        request.max_content_length = bodies.MAX_BATCH_BYTES
+
+
+@issuing_routes.route(
+    "POST",
+    "/<uuid:ca_id>/certificates:batch",
+    role=Role.OPERATOR,
+    summary="Request up to 1000 certificates at once, each succeeding or failing alone",
+    body=bodies.ISSUE_BATCH,
+    response=bodies.BATCH_ANSWER,
+)
+def issue_certificates_batch(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
+    """Items are checked one by one: a bad item gets its own problem in ``results`` and
+    consumes no quota; the others are issued. Quota runs out item by item, in order."""
+    limit_issuance(g.principal, len(body["items"]))
+    service = services().service
+    parsed = [_batch_item(raw, index) for index, raw in enumerate(body["items"])]
+    requests = [item for item in parsed if isinstance(item, CertificateRequest)]
+    issued = iter(service.issue_certificates(request_context(), ca_id, requests))
+    outcomes = [next(issued) if isinstance(item, CertificateRequest) else item for item in parsed]
+    results = [_batch_result(index, outcome) for index, outcome in enumerate(outcomes)]
+    succeeded = sum(1 for outcome in outcomes if isinstance(outcome, IssuedCertificate))
+    position = max(
+        (outcome.position for outcome in outcomes if isinstance(outcome, IssuedCertificate)),
+        default=0,
+    )
+    answer = {
+        "succeeded": succeeded,
+        "failed": len(outcomes) - succeeded,
+        "chain_pem": _chain_pem(service.chain_der(ca_id)),
+        "results": results,
+    }
+    return answer, 200, {"X-Log-Position": str(position)} if succeeded else {}
+
+
+def _batch_item(raw: object, index: int) -> CertificateRequest | PCAError:
+    try:
+        item = bodies.BATCH_ITEM.parse_item(raw, f"items[{index}]")
+        return _certificate_request(item, checked_key(item.get("idempotency_key")))
+    except PCAError as error:
+        return error
+
+
+def _batch_result(index: int, outcome: IssuedCertificate | PCAError) -> dict[str, object]:
+    if isinstance(outcome, PCAError):
+        problem = item_problem(outcome)
+        if int(str(problem["status"])) >= 500:
+            raise outcome
+        return {"index": index, "status": problem["status"], "problem": problem}
+    now = services().service.clock()
+    return {
+        "index": index,
+        "status": 201,
+        "certificate": certificate_shape(outcome.certificate, now),
+    }
+
+
+@routes.route(
+    "GET",
+    "/<uuid:certificate_id>",
+    summary="One certificate",
+    role=Role.AUDITOR,
+    response=bodies.CERTIFICATE,
+)
+def get_certificate(certificate_id: UUID) -> ResponseReturnValue:
+    return _shape(_listed(certificate_id))
+
+
+def _listed(certificate_id: UUID) -> Certificate:
+    """The certificate unless deleted: deleted ones have left the list for good."""
+    certificate = services().service.get_certificate(certificate_id)
+    if certificate.status is CertificateStatus.DELETED:
+        raise NotFoundError(f"Certificate {certificate_id} was deleted.")
+    return certificate
+
+
+@routes.route(
+    "POST",
+    "/<uuid:certificate_id>/revoke",
+    summary="Revoke now (final)",
+    role=Role.OPERATOR,
+    body=bodies.REVOKE,
+    response=bodies.CERTIFICATE,
+)
+def revoke_certificate(certificate_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
+    reason = RevocationReason(body.get("reason", "unspecified"))
+    outcome: Outcome = services().service.revoke_certificate(
+        request_context(), certificate_id, reason
+    )
+    return _shape(services().service.get_certificate(certificate_id), outcome.position)
+
+
+@routes.route(
+    "DELETE",
+    "/<uuid:certificate_id>",
+    status=204,
+    role=Role.OPERATOR,
+    summary="Delete a revoked or expired certificate and destroy its key",
+)
+def delete_certificate(certificate_id: UUID) -> ResponseReturnValue:
+    outcome = services().service.delete_certificate(request_context(), certificate_id)
+    return "", 204, {"X-Log-Position": str(outcome.position)}
+
+
+@routes.route(
+    "POST",
+    "/<uuid:certificate_id>/download",
+    role=Role.OPERATOR,
+    summary="Download in the format a server needs",
+    body=bodies.DOWNLOAD,
+    response=DOWNLOAD_MEDIA_TYPES,
+)
+def download_certificate(certificate_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
+    """A format carrying the private key is an export: rendered, then recorded as a
+    ``PrivateKeyExported`` event with the caller, and only then handed over."""
+    service = services().service
+    certificate = _listed(certificate_id)
+    file_format = parse_format(body["format"])
+    exports_key = carries_private_key(file_format) and certificate.key_id is not None
+    key = service.keystore.get(certificate.key_id) if exports_key and certificate.key_id else None
+    material = DownloadMaterial(
+        certificate.name, certificate.certificate_der, service.chain_der(certificate.ca_id), key
+    )
+    options = DownloadOptions(body.get("password"), body.get("include_chain", True))
+    download = render_download(file_format, material, options)
+    headers = {
+        "Content-Disposition": f'attachment; filename="{download.filename}"',
+        "Cache-Control": "no-store",
+    }
+    if exports_key:
+        outcome = service.record_key_export(request_context(), certificate_id, file_format.value)
+        headers["X-Log-Position"] = str(outcome.position)
+    return Response(download.body, mimetype=download.content_type, headers=headers)
+
+
+@issuing_routes.route(
+    "GET",
+    "/<uuid:ca_id>/certificates",
+    role=Role.AUDITOR,
+    summary="The CA's certificates, newest first, filtered and paged",
+    query=bodies.CERTIFICATE_QUERY,
+    response=bodies.CERTIFICATE_PAGE,
+)
+def list_certificates(ca_id: UUID, query: dict[str, Any]) -> ResponseReturnValue:
+    wait_for_requested_position()
+    found = services()
+    found.read_models.get_ca(ca_id, found.service.clock())  # 404 for an unknown CA
+    page = found.read_models.list_certificates(
+        _filter(ca_id, query),
+        found.service.clock(),
+        parse_count(query.get("limit"), "limit", DEFAULT_PAGE_SIZE),
+        query.get("cursor"),
+    )
+    return {
+        "items": [certificate_summary(view) for view in page.items],
+        "next_cursor": page.next_cursor,
+    }
+
+
+def _filter(ca_id: UUID, query: dict[str, Any]) -> CertificateFilter:
+    status, kind = query.get("status"), query.get("type")
+    return CertificateFilter(
+        issuer_id=ca_id,
+        status=CertificateViewStatus(status) if status else None,
+        type=CertificateType(kind) if kind else None,
+        text=query.get("q"),
+        expiring_before=parse_instant(query.get("expires_before"), "expires_before"),
+    )

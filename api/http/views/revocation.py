@@ -1,0 +1,108 @@
+"""Public revocation status: CRLs at the URL written into every certificate, and OCSP."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from email.utils import format_datetime
+from urllib.parse import unquote
+from uuid import UUID
+
+from flask import Blueprint, Response, request
+from flask.typing import ResponseReturnValue
+
+from api.deployment import services
+from api.http.errors import NotReadyError
+from api.http.routing import Routes
+from projections.revocation.crlstore import BASE, DELTA, StoredCRL
+
+blueprint = Blueprint("revocation", __name__)
+routes = Routes(blueprint, "Revocation")
+CRL_TYPES = ("application/pkix-crl", "application/x-pem-file")
+OCSP_RESPONSE = "application/ocsp-response"
+# Clients revalidate every time (a 304 is cheap), so a revocation is visible at once.
+CRL_CACHE = "public, no-cache"
+
+
+def _served(ca_id: UUID, kind: str) -> StoredCRL:
+    found = services()
+    found.service.get_ca(ca_id)  # 404 for an unknown CA
+    crl = found.crls.get(ca_id, kind)
+    if crl is None:
+        raise NotReadyError(f"No CRL has been published for CA {ca_id} yet; retry shortly.")
+    return crl
+
+
+def _crl_response(crl: StoredCRL, body: bytes, mimetype: str) -> ResponseReturnValue:
+    response = Response(body, mimetype=mimetype)
+    response.set_etag(f"{crl.sha256}-{mimetype.rsplit('/', 1)[-1]}")
+    response.headers["Last-Modified"] = format_datetime(crl.this_update, usegmt=True)
+    response.headers["Cache-Control"] = CRL_CACHE
+    response.headers["Expires"] = format_datetime(crl.next_update, usegmt=True)
+    return response.make_conditional(request)
+
+
+@routes.route(
+    "GET",
+    "/crl/<uuid:ca_id>.crl",
+    summary="The CA's base CRL (DER), the CDP URL",
+    role=None,
+    response=CRL_TYPES[:1],
+)
+def crl_der(ca_id: UUID) -> ResponseReturnValue:
+    crl = _served(ca_id, BASE)
+    return _crl_response(crl, crl.der, CRL_TYPES[0])
+
+
+@routes.route(
+    "GET",
+    "/crl/<uuid:ca_id>-delta.crl",
+    role=None,
+    response=CRL_TYPES[:1],
+    summary="The CA's delta CRL (DER), the freshestCRL URL",
+)
+def delta_crl_der(ca_id: UUID) -> ResponseReturnValue:
+    crl = _served(ca_id, DELTA)
+    return _crl_response(crl, crl.der, CRL_TYPES[0])
+
+
+@routes.route(
+    "GET",
+    "/crl/<uuid:ca_id>.pem",
+    summary="The CA's base CRL (PEM)",
+    role=None,
+    response=CRL_TYPES[1:],
+)
+def crl_pem(ca_id: UUID) -> ResponseReturnValue:
+    crl = _served(ca_id, BASE)
+    encoded = base64.encodebytes(crl.der).decode("ascii")
+    body = f"-----BEGIN X509 CRL-----\n{encoded}-----END X509 CRL-----\n".encode()
+    return _crl_response(crl, body, CRL_TYPES[1])
+
+
+@routes.route(
+    "POST",
+    "/ocsp/<uuid:ca_id>",
+    summary="OCSP (RFC 6960), request in the body",
+    role=None,
+    response=(OCSP_RESPONSE,),
+)
+def ocsp_post(ca_id: UUID) -> ResponseReturnValue:
+    answer = services().ocsp.answer(ca_id, request.get_data(cache=False))
+    return Response(answer, mimetype=OCSP_RESPONSE, headers={"Cache-Control": "no-store"})
+
+
+@routes.route(
+    "GET",
+    "/ocsp/<uuid:ca_id>/<path:encoded>",
+    role=None,
+    summary="OCSP (RFC 6960), base64 request in the path",
+    response=(OCSP_RESPONSE,),
+)
+def ocsp_get(ca_id: UUID, encoded: str) -> ResponseReturnValue:
+    try:
+        request_der = base64.b64decode(unquote(encoded), validate=True)
+    except (binascii.Error, ValueError):
+        request_der = b""  # answered as malformedRequest, like any unreadable request
+    answer = services().ocsp.answer(ca_id, request_der)
+    return Response(answer, mimetype=OCSP_RESPONSE, headers={"Cache-Control": "no-store"})

@@ -1,0 +1,1 @@
+"""Infrastructure: the only package that touches sqlite3, psycopg or fcntl."""

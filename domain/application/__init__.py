@@ -1,0 +1,1 @@
+"""The application layer: the one service every face calls, and the ports it needs."""

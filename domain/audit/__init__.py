@@ -1,0 +1,1 @@
+"""Tamper evidence: the audit chain's maths, its verification and signed checkpoints."""

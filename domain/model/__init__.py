@@ -1,0 +1,1 @@
+"""Pure model: aggregates, events, values, rules and errors. Imports nothing outward."""

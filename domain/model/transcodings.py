@@ -1,0 +1,98 @@
+"""JSON transcodings for what events carry beyond eventsourcing's defaults (DESIGN §5)."""
+
+from __future__ import annotations
+
+import base64
+from enum import Enum
+from typing import Any
+
+from eventsourcing.persistence import JSONTranscoder, Transcoding
+
+from domain.model import topics
+from domain.model.tokens import Role
+from domain.model.values import (
+    SAN,
+    CAKind,
+    CAStatus,
+    CertificateStatus,
+    CertificateType,
+    KeyAlgorithm,
+    RevocationReason,
+    SANType,
+    Subject,
+)
+
+_ENUMS: tuple[type[Enum], ...] = (
+    Role,
+    CAKind,
+    CAStatus,
+    CertificateStatus,
+    CertificateType,
+    KeyAlgorithm,
+    RevocationReason,
+    SANType,
+)
+
+
+class BytesAsBase64(Transcoding):
+    type = bytes
+    name = "b64"
+
+    def encode(self, obj: bytes) -> str:
+        return base64.b64encode(obj).decode("ascii")
+
+    def decode(self, data: str) -> bytes:
+        return base64.b64decode(data)
+
+
+class SubjectAsDict(Transcoding):
+    type = Subject
+    name = "subject"
+
+    def encode(self, obj: Subject) -> dict[str, str | None]:
+        return {
+            "common_name": obj.common_name,
+            "organization": obj.organization,
+            "organizational_unit": obj.organizational_unit,
+            "locality": obj.locality,
+            "state": obj.state,
+            "country": obj.country,
+        }
+
+    def decode(self, data: dict[str, Any]) -> Subject:
+        return Subject(**data)
+
+
+class SANAsPair(Transcoding):
+    type = SAN
+    name = "san"
+
+    def encode(self, obj: SAN) -> list[str]:
+        return [obj.type.value, obj.value]
+
+    def decode(self, data: list[str]) -> SAN:
+        return SAN(SANType(data[0]), data[1])
+
+
+def _enum_transcoding(enum_class: type[Enum]) -> Transcoding:
+    class EnumAsValue(Transcoding):
+        type = enum_class
+        name = enum_class.__name__
+
+        def encode(self, obj: Enum) -> Any:
+            return obj.value
+
+        def decode(self, data: Any) -> Enum:
+            return enum_class(data)
+
+    return EnumAsValue()
+
+
+def register_all(transcoder: JSONTranscoder) -> None:
+    """Teach ``transcoder`` every value type our events and snapshots carry."""
+    topics.register_moved_modules()
+    transcoder.register(BytesAsBase64())
+    transcoder.register(SubjectAsDict())
+    transcoder.register(SANAsPair())
+    for enum_class in _ENUMS:
+        transcoder.register(_enum_transcoding(enum_class))

@@ -1,0 +1,423 @@
+"""Certificate downloads in the formats servers need, and the presets the reference product zips.
+
+``render_download`` turns one certificate, its chain and (when the service generated it) its
+private key into a single file: the body, a file name and a content type.
+
+Chain order, wherever a chain appears: the leaf first, then the issuing intermediate, then the
+root (``DownloadMaterial.chain_der`` is intermediate first, root last). ``include_chain`` adds
+the chain to every format but ``der``, which is always the leaf alone. PKCS#7 is the exception
+to the order: its certificates are a DER ``SET OF``, which sorts them. The server presets
+(``nginx``, ``apache``) send intermediates only: the root is the trust anchor clients hold
+already, and sending it costs bytes on every handshake while proving nothing.
+
+Key policy: no private key leaves the service unencrypted.
+
+* ``pkcs8``, ``pkcs12``, ``jks``, ``nginx`` and ``apache`` require a password of at least
+  8 printable ASCII characters (ASCII so OpenSSL, Java and Windows derive the same key from it).
+* ``tomcat`` and ``iis`` use the password given, or generate one, and put it in a ``.txt``
+  next to the keystore, as the reference product does.
+* The ``nginx`` and ``apache`` zips carry the key as encrypted PKCS#8 plus ``<name>.pass.txt``
+  holding the password alone on one line, for nginx's ``ssl_password_file`` or a
+  ``SSLPassPhraseDialog exec:`` script that prints it. nginx cannot prompt at start, so a key
+  without that file would not load; shipping it beside the key keeps the key encrypted at rest in
+  the archive while letting the operator decide where the password lives.
+* A certificate issued from a CSR has no key in the service: the formats above are refused and
+  ``pem``, ``der`` and ``pkcs7`` remain.
+
+Encryption: PKCS#8 keys use PBES2 with PBKDF2-HMAC-SHA256 (600,000 rounds) and AES-256-CBC.
+cryptography's ``BestAvailableEncryption`` picks the same algorithms but fixes PBKDF2 at OpenSSL's
+2,048 rounds, too few for a password a person chose, so the EncryptedPrivateKeyInfo (RFC 5958,
+RFC 8018) is assembled here from cryptography's primitives. PKCS#12 uses PBES2 AES-256-CBC for the
+key and certificates and an HMAC-SHA256 MAC; no RC2 or 3DES anywhere.
+
+JKS: a real JKS protects keys with Sun's proprietary XOR/SHA-1 scheme, which contradicts "AES, not
+RC2/3DES". The ``jks`` format is therefore a PKCS#12 keystore named ``.jks``: keytool has created
+PKCS#12 by default since Java 9 and detects the type from the content, so ``keytool -list
+-keystore x.jks`` and Tomcat's ``certificateKeystoreFile`` read it unchanged (Tomcat needs no
+``certificateKeystoreType``). The entry's alias is the sanitised name; Java lowercases it.
+
+Zip presets list their members in a fixed order with a fixed timestamp; key and password members
+carry Unix mode 0600, certificates 0644.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import re
+import secrets
+import zipfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from enum import Enum
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, padding
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    pkcs7,
+    pkcs12,
+)
+from cryptography.hazmat.primitives.serialization.pkcs12 import PBES
+
+from domain.model.errors import ValidationError
+from domain.pki.x509 import as_issuer_key, load_certificate
+
+PKCS12_KDF_ROUNDS = 100_000
+PKCS8_KDF_ROUNDS = 600_000
+MIN_PASSWORD_LENGTH = 8
+MAX_NAME_LENGTH = 64
+
+
+class DownloadFormat(Enum):
+    """The file formats ``POST /api/v1/certificates/{id}/download`` offers."""
+
+    PEM = "pem"
+    DER = "der"
+    PKCS8 = "pkcs8"
+    PKCS12 = "pkcs12"
+    JKS = "jks"
+    PKCS7 = "pkcs7"
+    NGINX = "nginx"
+    APACHE = "apache"
+    TOMCAT = "tomcat"
+    IIS = "iis"
+
+
+@dataclass(frozen=True)
+class DownloadMaterial:
+    """What a download is made of; ``private_key`` is None for a certificate issued from a CSR."""
+
+    name: str
+    certificate_der: bytes
+    chain_der: tuple[bytes, ...]
+    private_key: PrivateKeyTypes | None
+
+
+@dataclass(frozen=True)
+class DownloadOptions:
+    """The user's choices: a password for key formats, and whether to add the chain."""
+
+    password: str | None
+    include_chain: bool = True
+
+
+@dataclass(frozen=True)
+class Download:
+    """One file for the HTTP response: ``Content-Disposition`` name, ``Content-Type``, body."""
+
+    filename: str
+    content_type: str
+    body: bytes
+
+
+@dataclass(frozen=True)
+class _Certificates:
+    """The sanitised file stem, the leaf and the chain the user asked for (maybe empty)."""
+
+    name: str
+    leaf_der: bytes
+    chain_der: tuple[bytes, ...]
+
+    @property
+    def intermediates_der(self) -> tuple[bytes, ...]:
+        """The chain without its root (the last element)."""
+        return self.chain_der[:-1]
+
+
+@dataclass(frozen=True)
+class _Member:
+    """One file inside a zip preset; ``secret`` members get mode 0600."""
+
+    name: str
+    data: bytes
+    secret: bool
+
+
+_PublicRenderer = Callable[[_Certificates], Download]
+_KeyedRenderer = Callable[[_Certificates, PrivateKeyTypes, str], Download]
+
+_GENERATES_PASSWORD = frozenset({DownloadFormat.TOMCAT, DownloadFormat.IIS})
+_NO_KEY = (
+    "This certificate was issued from a CSR, so the service holds no key; choose pem, der or "
+    "pkcs7 (the key stays with you)."
+)
+_UNSAFE_NAME_CHARACTERS = re.compile(r"[^A-Za-z0-9._-]")
+_ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
+_SECRET_MODE = 0o100600
+_PUBLIC_MODE = 0o100644
+
+
+def parse_format(text: str) -> DownloadFormat:
+    """The format named by ``text`` (case-insensitive); ValidationError listing the choices."""
+    try:
+        return DownloadFormat(text.strip().lower())
+    except ValueError:
+        allowed = ", ".join(fmt.value for fmt in DownloadFormat)
+        raise ValidationError(
+            f"Unknown download format {text!r}; choose one of {allowed}.", field="format"
+        ) from None
+
+
+def render_download(
+    fmt: DownloadFormat, material: DownloadMaterial, options: DownloadOptions
+) -> Download:
+    """The file for ``fmt``; ValidationError when it needs a key the service lacks or a password.
+
+    A missing key is reported before a bad password: no password could fix it.
+    """
+    certificates = _Certificates(
+        safe_name(material.name),
+        material.certificate_der,
+        material.chain_der if options.include_chain else (),
+    )
+    public = _PUBLIC_RENDERERS.get(fmt)
+    if public is not None:
+        return public(certificates)
+    if material.private_key is None:
+        raise ValidationError(_NO_KEY, field="format")
+    password = _password_for(fmt, options.password)
+    return _KEYED_RENDERERS[fmt](certificates, material.private_key, password)
+
+
+def carries_private_key(fmt: DownloadFormat) -> bool:
+    """Whether ``fmt`` includes the private key (and so its download is an audited export)."""
+    return fmt not in _PUBLIC_RENDERERS
+
+
+def safe_name(name: str) -> str:
+    """``name`` as a file stem: only ``[A-Za-z0-9._-]``, no leading dot or dash, 64 at most."""
+    cleaned = _UNSAFE_NAME_CHARACTERS.sub("_", name).lstrip(".-")[:MAX_NAME_LENGTH]
+    return cleaned or "certificate"
+
+
+def check_password(password: str) -> None:
+    """ValidationError unless ``password`` has 8+ characters, all printable ASCII."""
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise ValidationError(
+            f"The password needs at least {MIN_PASSWORD_LENGTH} characters; "
+            f"this one has {len(password)}.",
+            field="password",
+        )
+    if not (password.isascii() and password.isprintable()):
+        raise ValidationError(
+            "The password may hold only printable ASCII (letters, digits, punctuation, spaces), "
+            "so OpenSSL, Java and Windows all derive the same key from it.",
+            field="password",
+        )
+
+
+def pkcs12_bundle(
+    key: PrivateKeyTypes,
+    certificate_der: bytes,
+    chain_der: Sequence[bytes],
+    password: str,
+    friendly_name: str = "server",
+) -> bytes:
+    """A PKCS#12 file with AES-256-CBC/PBKDF2 encryption and a SHA-256 MAC (no RC2/3DES)."""
+    encryption = (
+        PrivateFormat.PKCS12.encryption_builder()
+        .kdf_rounds(PKCS12_KDF_ROUNDS)
+        .key_cert_algorithm(PBES.PBESv2SHA256AndAES256CBC)
+        .hmac_hash(hashes.SHA256())
+        .build(password.encode("utf-8"))
+    )
+    return pkcs12.serialize_key_and_certificates(
+        friendly_name.encode("utf-8"),
+        as_issuer_key(key),
+        x509.load_der_x509_certificate(certificate_der),
+        [x509.load_der_x509_certificate(der) for der in chain_der],
+        encryption,
+    )
+
+
+def encrypted_pkcs8_pem(key: PrivateKeyTypes, password: str) -> bytes:
+    """``key`` as an 'ENCRYPTED PRIVATE KEY' PEM: PBES2, PBKDF2-HMAC-SHA256, AES-256-CBC."""
+    salt, iv = os.urandom(16), os.urandom(16)
+    kdf = PBKDF2HMAC(hashes.SHA256(), length=32, salt=salt, iterations=PKCS8_KDF_ROUNDS)
+    aes_key = kdf.derive(password.encode("utf-8"))
+    padder = padding.PKCS7(algorithms.AES.block_size).padder()
+    plain = key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+    padded = padder.update(plain) + padder.finalize()
+    encryptor = Cipher(algorithms.AES(aes_key), modes.CBC(iv)).encryptor()
+    ciphertext = encryptor.update(padded) + encryptor.finalize()
+    return _pem_block("ENCRYPTED PRIVATE KEY", _encrypted_private_key_info(salt, iv, ciphertext))
+
+
+def _password_for(fmt: DownloadFormat, given: str | None) -> str:
+    if given is not None:
+        check_password(given)
+        return given
+    if fmt in _GENERATES_PASSWORD:
+        return secrets.token_urlsafe(18)
+    raise ValidationError(
+        f"The {fmt.value} download holds the private key and leaves the service only encrypted: "
+        f'send "password" with at least {MIN_PASSWORD_LENGTH} characters.',
+        field="password",
+    )
+
+
+def _render_pem(certificates: _Certificates) -> Download:
+    body = _pem_certificates((certificates.leaf_der, *certificates.chain_der))
+    return Download(f"{certificates.name}.pem", "application/x-pem-file", body)
+
+
+def _render_der(certificates: _Certificates) -> Download:
+    return Download(f"{certificates.name}.cer", "application/pkix-cert", certificates.leaf_der)
+
+
+def _render_pkcs7(certificates: _Certificates) -> Download:
+    parsed = [load_certificate(der) for der in (certificates.leaf_der, *certificates.chain_der)]
+    body = pkcs7.serialize_certificates(parsed, Encoding.DER)
+    return Download(f"{certificates.name}.p7b", "application/x-pkcs7-certificates", body)
+
+
+def _render_pkcs8(certificates: _Certificates, key: PrivateKeyTypes, password: str) -> Download:
+    body = encrypted_pkcs8_pem(key, password)
+    return Download(f"{certificates.name}.key", "application/x-pem-file", body)
+
+
+def _render_pkcs12(certificates: _Certificates, key: PrivateKeyTypes, password: str) -> Download:
+    body = _keystore(certificates, key, password)
+    return Download(f"{certificates.name}.p12", "application/x-pkcs12", body)
+
+
+def _render_jks(certificates: _Certificates, key: PrivateKeyTypes, password: str) -> Download:
+    body = _keystore(certificates, key, password)
+    return Download(f"{certificates.name}.jks", "application/x-java-keystore", body)
+
+
+def _render_nginx(certificates: _Certificates, key: PrivateKeyTypes, password: str) -> Download:
+    name = certificates.name
+    fullchain = _pem_certificates((certificates.leaf_der, *certificates.intermediates_der))
+    return _zip_download(
+        f"{name}_nginx.zip",
+        [
+            _Member(f"{name}.pem", fullchain, secret=False),
+            _Member(f"{name}.key", encrypted_pkcs8_pem(key, password), secret=True),
+            _Member(f"{name}.pass.txt", _password_file(password), secret=True),
+        ],
+    )
+
+
+def _render_apache(certificates: _Certificates, key: PrivateKeyTypes, password: str) -> Download:
+    name = certificates.name
+    members = [_Member(f"{name}.crt", _pem_certificates([certificates.leaf_der]), secret=False)]
+    if certificates.intermediates_der:
+        chain = _pem_certificates(certificates.intermediates_der)
+        members.append(_Member(f"{name}_chain.crt", chain, secret=False))
+    members += [
+        _Member(f"{name}.key", encrypted_pkcs8_pem(key, password), secret=True),
+        _Member(f"{name}.pass.txt", _password_file(password), secret=True),
+    ]
+    return _zip_download(f"{name}_apache.zip", members)
+
+
+def _render_tomcat(certificates: _Certificates, key: PrivateKeyTypes, password: str) -> Download:
+    name = certificates.name
+    return _zip_download(
+        f"{name}_tomcat.zip",
+        [
+            _Member(f"{name}.jks", _keystore(certificates, key, password), secret=True),
+            _Member("jks-password.txt", _password_file(password), secret=True),
+        ],
+    )
+
+
+def _render_iis(certificates: _Certificates, key: PrivateKeyTypes, password: str) -> Download:
+    name = certificates.name
+    return _zip_download(
+        f"{name}_iis.zip",
+        [
+            _Member(f"{name}.pfx", _keystore(certificates, key, password), secret=True),
+            _Member("pfx-password.txt", _password_file(password), secret=True),
+        ],
+    )
+
+
+_PUBLIC_RENDERERS: dict[DownloadFormat, _PublicRenderer] = {
+    DownloadFormat.PEM: _render_pem,
+    DownloadFormat.DER: _render_der,
+    DownloadFormat.PKCS7: _render_pkcs7,
+}
+_KEYED_RENDERERS: dict[DownloadFormat, _KeyedRenderer] = {
+    DownloadFormat.PKCS8: _render_pkcs8,
+    DownloadFormat.PKCS12: _render_pkcs12,
+    DownloadFormat.JKS: _render_jks,
+    DownloadFormat.NGINX: _render_nginx,
+    DownloadFormat.APACHE: _render_apache,
+    DownloadFormat.TOMCAT: _render_tomcat,
+    DownloadFormat.IIS: _render_iis,
+}
+
+
+def _keystore(certificates: _Certificates, key: PrivateKeyTypes, password: str) -> bytes:
+    return pkcs12_bundle(
+        key, certificates.leaf_der, certificates.chain_der, password, certificates.name
+    )
+
+
+def _pem_certificates(ders: Sequence[bytes]) -> bytes:
+    return b"".join(load_certificate(der).public_bytes(Encoding.PEM) for der in ders)
+
+
+def _password_file(password: str) -> bytes:
+    return password.encode("ascii") + b"\n"
+
+
+def _zip_download(filename: str, members: Sequence[_Member]) -> Download:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for member in members:
+            info = zipfile.ZipInfo(member.name, date_time=_ZIP_TIMESTAMP)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.create_system = 3  # Unix, so unzip applies the mode below
+            info.external_attr = (_SECRET_MODE if member.secret else _PUBLIC_MODE) << 16
+            archive.writestr(info, member.data)
+    return Download(filename, "application/zip", buffer.getvalue())
+
+
+# DER encodings of the object identifiers RFC 8018 names for PBES2 with PBKDF2 and AES-256-CBC.
+_OID_PBES2 = bytes.fromhex("06092a864886f70d01050d")  # 1.2.840.113549.1.5.13
+_OID_PBKDF2 = bytes.fromhex("06092a864886f70d01050c")  # 1.2.840.113549.1.5.12
+_OID_HMAC_SHA256 = bytes.fromhex("06082a864886f70d0209")  # 1.2.840.113549.2.9
+_OID_AES256_CBC = bytes.fromhex("060960864801650304012a")  # 2.16.840.1.101.3.4.1.42
+_DER_NULL = b"\x05\x00"
+_SEQUENCE, _INTEGER, _OCTET_STRING = 0x30, 0x02, 0x04
+
+
+def _encrypted_private_key_info(salt: bytes, iv: bytes, ciphertext: bytes) -> bytes:
+    """RFC 5958 EncryptedPrivateKeyInfo with RFC 8018 PBES2 parameters."""
+    prf = _der(_SEQUENCE, _OID_HMAC_SHA256 + _DER_NULL)
+    pbkdf2_params = _der(
+        _SEQUENCE, _der(_OCTET_STRING, salt) + _der_integer(PKCS8_KDF_ROUNDS) + prf
+    )
+    key_derivation = _der(_SEQUENCE, _OID_PBKDF2 + pbkdf2_params)
+    encryption_scheme = _der(_SEQUENCE, _OID_AES256_CBC + _der(_OCTET_STRING, iv))
+    algorithm = _der(_SEQUENCE, _OID_PBES2 + _der(_SEQUENCE, key_derivation + encryption_scheme))
+    return _der(_SEQUENCE, algorithm + _der(_OCTET_STRING, ciphertext))
+
+
+def _der(tag: int, content: bytes) -> bytes:
+    length = len(content)
+    if length < 0x80:
+        return bytes([tag, length]) + content
+    size = length.to_bytes((length.bit_length() + 7) // 8, "big")
+    return bytes([tag, 0x80 | len(size)]) + size + content
+
+
+def _der_integer(value: int) -> bytes:
+    """A non-negative INTEGER, with the leading zero byte DER needs when the top bit is set."""
+    return _der(_INTEGER, value.to_bytes(value.bit_length() // 8 + 1, "big"))
+
+
+def _pem_block(label: str, der: bytes) -> bytes:
+    text = base64.b64encode(der).decode("ascii")
+    lines = [text[i : i + 64] for i in range(0, len(text), 64)]
+    return "\n".join([f"-----BEGIN {label}-----", *lines, f"-----END {label}-----", ""]).encode()

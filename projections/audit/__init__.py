@@ -1,0 +1,1 @@
+"""Audit history, point-in-time state and compliance reports over the raw log."""

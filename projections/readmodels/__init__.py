@@ -1,0 +1,1 @@
+"""Read models that follow the event log, and the queries over them."""

@@ -1,0 +1,361 @@
+"""The query side: every list and status the service shows, read from the read models.
+
+Nothing here loads an aggregate. Statuses that depend on the clock (expired) are derived
+from the ``now`` each query is given, so expiry needs no event.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as dt
+import json
+import time
+from collections.abc import Callable, Sequence
+from types import TracebackType
+from typing import Any, Self
+from uuid import UUID
+
+from domain.adapters.settings import Settings
+from domain.model.errors import NotFoundError, ValidationError
+from domain.model.values import (
+    SAN,
+    CAKind,
+    CAStatus,
+    CertificateStatus,
+    CertificateType,
+    KeyAlgorithm,
+    RevocationReason,
+    SANType,
+    Subject,
+)
+from projections.readmodels.models import (
+    CAView,
+    CAViewStatus,
+    CertificateCounts,
+    CertificateFilter,
+    CertificateView,
+    CertificateViewStatus,
+    IntermediateQuota,
+    Page,
+    RevocationEntry,
+    RootQuota,
+)
+from projections.readmodels.sql import from_micros, optional_instant, to_micros
+from projections.readmodels.store import open_view
+from projections.readmodels.view import ReadModelView
+
+MAX_PAGE_SIZE = 1000
+MAX_TEXT_LENGTH = 255
+_CURSOR_PREFIX = "rm1:"
+_WAIT_FIRST_SLEEP = 0.002
+_WAIT_MAX_SLEEP = 0.05
+
+
+class ReadModels:
+    """Queries over the read models of one deployment (see :meth:`open`)."""
+
+    def __init__(self, view: ReadModelView, *, nudge: Callable[[], None] | None = None) -> None:
+        self._view = view
+        self._nudge = nudge
+
+    @classmethod
+    def open(cls, settings: Settings, *, nudge: Callable[[], None] | None = None) -> ReadModels:
+        """The read models of ``settings`` (tables are created if missing).
+
+        ``nudge`` is called when a query starts waiting for a position; pass an in-process
+        runner's :meth:`~projections.readmodels.worker.RunnerHandle.wake` so it looks at the
+        log at once.
+        """
+        return cls(open_view(settings, pool_size=5), nudge=nudge)
+
+    def close(self) -> None:
+        self._view.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- consistency ----------------------------------------------------------------------
+
+    def position(self) -> int:
+        """The log position up to which the read models are complete (0 before any event)."""
+        return self._view.position()
+
+    def wait_for(self, position: int | None, timeout: float) -> bool:
+        """Wait at most ``timeout`` seconds until the read models have processed log
+        ``position`` (what a command returned); True once they have, False on timeout.
+        None needs no wait."""
+        if position is None or self.position() >= position:
+            return True
+        if self._nudge is not None:
+            self._nudge()
+        deadline = time.monotonic() + timeout
+        sleep = _WAIT_FIRST_SLEEP
+        while (remaining := deadline - time.monotonic()) > 0:
+            time.sleep(min(sleep, remaining))
+            if self.position() >= position:
+                return True
+            sleep = min(sleep * 2, _WAIT_MAX_SLEEP)
+        return False
+
+    # --- CAs ------------------------------------------------------------------------------
+
+    def list_cas(self, now: dt.datetime) -> list[CAView]:
+        """Every CA, oldest first, with its status and certificate counts as of ``now``."""
+        rows = self._view.fetch(self._view.sql.select_cas, (to_micros(now),))
+        return [_ca_view(row, now) for row in rows]
+
+    def get_ca(self, ca_id: UUID, now: dt.datetime) -> CAView:
+        """The CA ``ca_id`` as of ``now``; NotFoundError if the read models have none."""
+        rows = self._view.fetch(self._view.sql.select_ca, (to_micros(now), str(ca_id)))
+        if not rows:
+            raise NotFoundError(f"No CA with id {ca_id}.")
+        return _ca_view(rows[0], now)
+
+    # --- certificates ---------------------------------------------------------------------
+
+    def list_certificates(
+        self,
+        certificate_filter: CertificateFilter,
+        now: dt.datetime,
+        limit: int = 50,
+        cursor: str | None = None,
+    ) -> Page[CertificateView]:
+        """Certificates matching ``certificate_filter``, newest first, ``limit`` per page.
+
+        ``cursor`` is a previous page's ``next_cursor``. Pages are keyed by log position,
+        so certificates issued after the first page never shift later pages, and a deep
+        page costs what the first does. ValidationError on a bad limit, cursor or text.
+        """
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            raise ValidationError(
+                f"limit must be between 1 and {MAX_PAGE_SIZE}; got {limit}.", field="limit"
+            )
+        conditions, params = _conditions(certificate_filter, now)
+        if cursor is not None:
+            conditions.append("position < ?")
+            params.append(decode_cursor(cursor))
+        statement = self._view.sql.certificate_page(conditions)
+        rows = self._view.fetch(statement, (*params, limit + 1))
+        items = tuple(_certificate_view(row, now) for row in rows[:limit])
+        more = len(rows) > limit
+        return Page(items, encode_cursor(items[-1].position) if more else None)
+
+    def get_certificate(self, certificate_id: UUID, now: dt.datetime) -> CertificateView:
+        """The certificate as of ``now``; NotFoundError if unknown or deleted."""
+        rows = self._view.fetch(self._view.sql.select_certificate, (str(certificate_id),))
+        if not rows:
+            raise NotFoundError(f"No certificate with id {certificate_id}.")
+        return _certificate_view(rows[0], now)
+
+    # --- revocation index -----------------------------------------------------------------
+
+    def revoked_serials(self, issuer_id: UUID) -> list[RevocationEntry]:
+        """Every certificate ``issuer_id`` has revoked (for its CRL), deleted ones included,
+        sorted by serial number as text."""
+        rows = self._view.fetch(self._view.sql.select_revocations, (str(issuer_id),))
+        return [_revocation_entry(row) for row in rows]
+
+    def revocations_after(self, issuer_id: UUID, position: int) -> list[RevocationEntry]:
+        """``issuer_id``'s revocations logged after ``position``, in log order: what a CRL
+        published at ``position`` does not hold yet."""
+        rows = self._view.fetch(self._view.sql.select_revocations_after, (str(issuer_id), position))
+        return [_revocation_entry(row) for row in rows]
+
+    def is_issued(self, issuer_id: UUID, serial_number: str) -> bool:
+        """True if ``issuer_id`` issued a listed certificate (or intermediate CA) with this
+        serial; deleted certificates are not listed, but stay in the revocation index."""
+        serial = _canonical_serial(serial_number)
+        rows = self._view.fetch(
+            self._view.sql.select_issued_serial, (str(issuer_id), serial, str(issuer_id), serial)
+        )
+        return bool(rows)
+
+    def revocation_status(self, issuer_id: UUID, serial_number: str) -> RevocationEntry | None:
+        """The revocation of ``serial_number`` by ``issuer_id``, or None if it is not revoked
+        (for OCSP). The serial is hex in any case, with or without leading zeros or colons;
+        ValidationError (field "serial_number") if it is not hex."""
+        rows = self._view.fetch(
+            self._view.sql.select_revocation, (str(issuer_id), _canonical_serial(serial_number))
+        )
+        return _revocation_entry(rows[0]) if rows else None
+
+
+def encode_cursor(position: int) -> str:
+    """The opaque cursor for the page after the certificate at log ``position``."""
+    return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{position}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    """The log position in ``cursor``; ValidationError (field "cursor") if it is not ours."""
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+        if text.startswith(_CURSOR_PREFIX) and text[len(_CURSOR_PREFIX) :].isdigit():
+            return int(text[len(_CURSOR_PREFIX) :])
+    except (binascii.Error, UnicodeError, ValueError):
+        pass
+    raise ValidationError(
+        "cursor is not one this service handed out; use a page's next_cursor as given, "
+        "or leave it out to start from the newest certificate.",
+        field="cursor",
+    )
+
+
+def _canonical_serial(serial_number: str) -> str:
+    """The serial as the domain writes it: lower-case hex without leading zeros."""
+    try:
+        return format(int(serial_number.replace(":", ""), 16), "x")
+    except ValueError:
+        raise ValidationError(
+            f"serial_number must be hexadecimal; got {serial_number!r}.", field="serial_number"
+        ) from None
+
+
+def _conditions(
+    certificate_filter: CertificateFilter, now: dt.datetime
+) -> tuple[list[str], list[Any]]:
+    """SQL conditions (fixed fragments) and their parameters for ``certificate_filter``."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if certificate_filter.issuer_id is not None:
+        conditions.append("ca_id = ?")
+        params.append(str(certificate_filter.issuer_id))
+    if certificate_filter.status is not None:
+        conditions.extend(_STATUS_CONDITIONS[certificate_filter.status])
+        params.extend(_status_params(certificate_filter.status, now))
+    if certificate_filter.type is not None:
+        conditions.append("type = ?")
+        params.append(certificate_filter.type.value)
+    if certificate_filter.text is not None:
+        conditions.append("search_text LIKE ? ESCAPE '\\'")
+        params.append(_like_pattern(certificate_filter.text))
+    if certificate_filter.expiring_before is not None:
+        conditions.append("+not_after < ?")
+        params.append(to_micros(certificate_filter.expiring_before))
+    return conditions, params
+
+
+# Pages walk an index in position order and filter expiry on the way ("+not_after" keeps
+# the planner off the expiry index, which would find all matches and sort them: a cost
+# that grows with the list rather than with the page).
+_STATUS_CONDITIONS: dict[CertificateViewStatus, tuple[str, ...]] = {
+    CertificateViewStatus.ISSUED: ("status = ?", "+not_after > ?"),
+    CertificateViewStatus.EXPIRED: ("status = ?", "+not_after <= ?"),
+    CertificateViewStatus.REVOKED: ("status = ?",),
+}
+
+
+def _status_params(status: CertificateViewStatus, now: dt.datetime) -> list[Any]:
+    if status is CertificateViewStatus.REVOKED:
+        return [CertificateStatus.REVOKED.value]
+    return [CertificateStatus.ISSUED.value, to_micros(now)]
+
+
+def _like_pattern(text: str) -> str:
+    """A LIKE pattern for ``text`` anywhere, with LIKE's wildcards taken literally."""
+    if not 1 <= len(text) <= MAX_TEXT_LENGTH or not text.isprintable():
+        raise ValidationError(
+            f"The search text must be 1 to {MAX_TEXT_LENGTH} printable characters.",
+            field="q",
+        )
+    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _ca_view(row: Any, now: dt.datetime) -> CAView:
+    kind = CAKind(row["kind"])
+    expired = row["expired_certificates"]
+    quota: RootQuota | IntermediateQuota
+    if kind is CAKind.ROOT:
+        total, available = row["quota_total"], row["quota_available"]
+        quota = RootQuota(total=total, assigned=total - available, available=available)
+    else:
+        quota = IntermediateQuota(remaining=row["quota_remaining"], issued=row["quota_used"])
+    return CAView(
+        id=UUID(row["id"]),
+        kind=kind,
+        parent_id=None if row["parent_id"] is None else UUID(row["parent_id"]),
+        subject=Subject(**json.loads(row["subject"])),
+        key_algorithm=KeyAlgorithm(row["key_algorithm"]),
+        status=_ca_status(CAStatus(row["status"]), row["not_after"], now),
+        serial_number=row["serial_number"],
+        not_before=optional_instant(row["not_before"]),
+        not_after=optional_instant(row["not_after"]),
+        validity_years=row["validity_years"],
+        service_days=row["service_days"],
+        service_until=optional_instant(row["service_until"]),
+        quota=quota,
+        certificates=CertificateCounts(
+            issued=row["issued_certificates"] - expired,
+            revoked=row["revoked_certificates"],
+            expired=expired,
+            deleted=row["deleted_certificates"],
+        ),
+        revoked_at=optional_instant(row["revoked_at"]),
+        revocation_reason=_optional_reason(row["revocation_reason"]),
+        created_at=from_micros(row["created_at"]),
+        created_by=row["created_by"],
+    )
+
+
+def _ca_status(status: CAStatus, not_after: int | None, now: dt.datetime) -> CAViewStatus:
+    """Revoked and pending stay as they are; otherwise a CA past its certificate's end is
+    expired, whether enabled or disabled."""
+    live = status in (CAStatus.ENABLED, CAStatus.DISABLED)
+    if live and not_after is not None and not_after <= to_micros(now):
+        return CAViewStatus.EXPIRED
+    return CAViewStatus(status.value)
+
+
+def _certificate_view(row: Any, now: dt.datetime) -> CertificateView:
+    not_after = row["not_after"]
+    status = CertificateViewStatus(row["status"])
+    if status is CertificateViewStatus.ISSUED and not_after <= to_micros(now):
+        status = CertificateViewStatus.EXPIRED
+    return CertificateView(
+        id=UUID(row["id"]),
+        issuer_id=UUID(row["ca_id"]),
+        serial_number=row["serial_number"],
+        type=CertificateType(row["type"]),
+        name=row["name"],
+        common_name=row["common_name"],
+        sans=_sans(row["sans"]),
+        key_algorithm=KeyAlgorithm(row["key_algorithm"]),
+        not_before=from_micros(row["not_before"]),
+        not_after=from_micros(not_after),
+        status=status,
+        revoked_at=optional_instant(row["revoked_at"]),
+        revocation_reason=_optional_reason(row["revocation_reason"]),
+        requested_by=row["requested_by"],
+        issued_at=from_micros(row["issued_at"]),
+        position=row["position"],
+    )
+
+
+def _sans(encoded: str) -> tuple[SAN, ...]:
+    pairs: Sequence[Sequence[str]] = json.loads(encoded)
+    return tuple(SAN(SANType(kind), value) for kind, value in pairs)
+
+
+def _revocation_entry(row: Any) -> RevocationEntry:
+    return RevocationEntry(
+        issuer_id=UUID(row["issuer_id"]),
+        serial_number=row["serial_number"],
+        certificate_id=UUID(row["certificate_id"]),
+        revoked_at=from_micros(row["revoked_at"]),
+        reason=RevocationReason(row["reason"]),
+        not_after=from_micros(row["not_after"]),
+        position=row["position"],
+    )
+
+
+def _optional_reason(value: str | None) -> RevocationReason | None:
+    return None if value is None else RevocationReason(value)

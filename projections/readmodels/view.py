@@ -1,0 +1,226 @@
+"""The read models as eventsourcing materialised views: tracking recorders with our tables.
+
+Every write happens in :meth:`ReadModelView.transaction`, which records the tracking
+position first and commits the row changes of the whole batch with it, so a crash leaves
+either all of a batch or none of it. SQLite and PostgreSQL share the statements in
+:mod:`projections.readmodels.sql` and the writer in :mod:`projections.readmodels.writer`;
+the classes below only open transactions and run statements the way their backend wants.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager
+from types import TracebackType
+from typing import Any, Self
+
+from eventsourcing.persistence import IntegrityError, OperationalError, Tracking, TrackingRecorder
+from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
+from eventsourcing.sqlite import SQLiteTrackingRecorder
+from psycopg import Cursor
+from psycopg.rows import DictRow
+from psycopg.sql import SQL, Composed, Identifier
+
+from domain.application.service import PrivateCA
+from projections.errors import PositionMovedError
+from projections.readmodels.sql import SQLITE, TABLES, Statements, advisory_key, postgres_dialect
+from projections.readmodels.writer import ReadModelWriter
+
+LOG_NAME = PrivateCA.name
+"""The application whose log the read models follow, as named in tracking records."""
+
+
+class ReadModelView(TrackingRecorder, ABC):
+    """Read models (CAs, certificates, revocation index) plus how far they have followed."""
+
+    sql: Statements
+
+    @abstractmethod
+    def transaction(
+        self, tracking: Tracking, *, previous: int | None = None
+    ) -> AbstractContextManager[ReadModelWriter]:
+        """A writer whose changes commit together with ``tracking``, or not at all.
+
+        With ``previous`` given, the transaction first checks that the read models are
+        still at that position and raises PositionMovedError if not; without it, a
+        tracking position at or before the recorded one raises IntegrityError.
+        """
+
+    @abstractmethod
+    def fetch(self, statement: str, params: Sequence[Any]) -> Sequence[Any]:
+        """Rows of one query from :attr:`sql` (mapping-like, indexed by column name)."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Drop every read-model table, forget the position and create empty tables."""
+
+    @abstractmethod
+    def analyze(self) -> None:
+        """Refresh the query planner's statistics on the read-model tables (after a bulk
+        load such as a rebuild, which leaves fresh tables without any)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Close the view's connections."""
+
+    def position(self) -> int:
+        """The log position of the last event the read models have processed (0: none)."""
+        return self.max_tracking_id(LOG_NAME) or 0
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+_CREATE_ATTEMPTS = 5
+
+
+def _check_previous(current: int | None, previous: int | None) -> None:
+    if previous is not None and (current or 0) != previous:
+        raise PositionMovedError(
+            f"The read models are at position {current or 0}, not {previous}: another "
+            "runner wrote them; this batch was not applied."
+        )
+
+
+def _create_once(create_table: Callable[[], None]) -> None:
+    """Create the tables, tolerating processes that create them at the same moment.
+
+    eventsourcing looks for its tracking table before the creating transaction; when two
+    processes both see none, the second fails on the marker row the first wrote. SQLite
+    may also refuse a deferred transaction's upgrade to a write at once ("database is
+    locked") while another creates the tables. Either way a later attempt finds them.
+    """
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            create_table()
+        except (IntegrityError, OperationalError):
+            if attempt == _CREATE_ATTEMPTS - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+        else:
+            return
+
+
+class SQLiteReadModelView(SQLiteTrackingRecorder, ReadModelView):
+    """The read models in their own SQLite file (``readmodels.db``, WAL)."""
+
+    sql = Statements(SQLITE)
+
+    def construct_create_table_statements(self) -> list[str]:
+        return [*super().construct_create_table_statements(), *self.sql.create]
+
+    def create_table(self) -> None:
+        _create_once(super().create_table)
+
+    @contextmanager
+    def transaction(
+        self, tracking: Tracking, *, previous: int | None = None
+    ) -> Iterator[ReadModelWriter]:
+        with self.datastore.transaction(commit=True) as cursor:
+            # A stale read here makes SQLite refuse the write below (WAL snapshot), so the
+            # check cannot race with a second writer.
+            _check_previous(self._max_tracking_id(tracking.application_name, cursor), previous)
+            self._insert_tracking(cursor, tracking)
+            writer = ReadModelWriter(cursor, self.sql)
+            yield writer
+            writer.flush()
+
+    def fetch(self, statement: str, params: Sequence[Any]) -> Sequence[Any]:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(statement, params)
+            rows: Sequence[Any] = cursor.fetchall()
+            return rows
+
+    def reset(self) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            for statement in self.sql.drop:
+                cursor.execute(statement)
+            cursor.execute("DELETE FROM tracking WHERE application_name = ?", (LOG_NAME,))
+            for statement in self.sql.create:
+                cursor.execute(statement)
+
+    def analyze(self) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            for table in TABLES:
+                cursor.execute(f"ANALYZE {table}")
+
+    def close(self) -> None:
+        self.datastore.close()
+
+
+class PostgresReadModelView(PostgresTrackingRecorder, ReadModelView):
+    """The read models as ``rm_*`` tables next to the event store, in the same schema."""
+
+    def __init__(self, datastore: PostgresDatastore, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        self.sql = Statements(postgres_dialect(datastore.schema))
+        self.sql_create_statements.extend(
+            Composed([SQL(statement)]) for statement in self.sql.create
+        )
+        self._ddl_lock = advisory_key(f"pca-readmodels-ddl:{datastore.schema}")
+        self._write_lock = advisory_key(f"pca-readmodels-write:{datastore.schema}")
+
+    def create_table(self) -> None:
+        _create_once(super().create_table)
+
+    def _create_table(self, curs: Cursor[DictRow]) -> None:
+        # Several processes may open the view at once; CREATE ... IF NOT EXISTS can still
+        # collide in PostgreSQL's catalogue, so table creation takes turns.
+        curs.execute("SELECT pg_advisory_xact_lock(%s)", (self._ddl_lock,))
+        super()._create_table(curs)
+
+    @contextmanager
+    def transaction(
+        self, tracking: Tracking, *, previous: int | None = None
+    ) -> Iterator[ReadModelWriter]:
+        with self.datastore.transaction(commit=True) as cursor:
+            # Writers take turns, so the position read next is still current at commit.
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self._write_lock,))
+            _check_previous(self._max_tracking_id(tracking.application_name, cursor), previous)
+            self._insert_tracking(cursor, tracking)
+            writer = ReadModelWriter(cursor, self.sql)
+            yield writer
+            writer.flush()
+
+    def fetch(self, statement: str, params: Sequence[Any]) -> Sequence[Any]:
+        with self.datastore.get_connection() as connection, connection.cursor() as cursor:
+            cursor.execute(statement, params, prepare=True)
+            return cursor.fetchall()
+
+    def reset(self) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self._ddl_lock,))
+            for statement in self.sql.drop:
+                cursor.execute(statement)
+            cursor.execute(
+                SQL("DELETE FROM {0}.{1} WHERE application_name = %s").format(
+                    Identifier(self.datastore.schema), Identifier(self.tracking_table_name)
+                ),
+                (LOG_NAME,),
+            )
+            for statement in self.sql.create:
+                cursor.execute(statement)
+
+    def analyze(self) -> None:
+        # VACUUM also marks the pages all-visible, without which counts cannot be answered
+        # from an index alone; it cannot run in a transaction (pool connections autocommit).
+        with self.datastore.get_connection() as connection:
+            for table in TABLES:
+                connection.execute(
+                    SQL("VACUUM (ANALYZE) {0}.{1}").format(
+                        Identifier(self.datastore.schema), Identifier(table)
+                    )
+                )
+
+    def close(self) -> None:
+        self.datastore.close()

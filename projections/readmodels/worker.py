@@ -1,0 +1,313 @@
+"""Running the projection: follow the log, catch up, rebuild.
+
+Entry points (the ``pca`` command line wires the first and last):
+
+- :func:`run_forever` for ``pca projections run``: a worker process apart from the API.
+- :func:`run_in_thread` for the embedded default: the API process follows the log itself.
+- :func:`catch_up`: process what the log holds now, then return.
+- :func:`rebuild` for ``pca projections rebuild``: drop the read models and replay the log.
+
+Each holds the runner lease (:mod:`projections.readmodels.lease`) while it writes, and each resumes
+from the position recorded with the read models, so a restart, even after ``kill -9``,
+continues exactly after the last committed batch.
+
+The log is read in batches with :class:`PollingSubscription` (eventsourcing's SQLite
+recorder has no subscriptions); on PostgreSQL a ``LISTEN`` on the event store's channel
+wakes the poller as soon as events are committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from types import TracebackType
+from typing import Self
+
+from eventsourcing.persistence import ApplicationRecorder, Notification
+from eventsourcing.postgres import PostgresApplicationRecorder
+from psycopg.sql import SQL, Identifier
+
+from domain.adapters.settings import Settings
+from projections.errors import RunnerActiveError
+from projections.readmodels.lease import acquire_lease
+from projections.readmodels.projection import PositionedEvent, ReadModelProjection
+from projections.readmodels.store import open_event_log, open_view
+
+Progress = Callable[[int, int], None]
+"""Called as ``progress(position, end)`` after each batch: log positions, not counts."""
+
+DEFAULT_BATCH_SIZE = 500
+SQLITE_IDLE_WAIT = 0.05  # seconds between polls of an idle SQLite log
+POSTGRES_IDLE_WAIT = 1.0  # NOTIFY wakes the poller; this only bounds a missed one
+STANDBY_RETRY = 5.0  # seconds between attempts of a runner waiting for the lease
+_NOTIFY_TIMEOUT = 0.5
+
+logger = logging.getLogger(__name__)
+
+
+class PollingSubscription(Iterator[Sequence[Notification]]):
+    """Batches of notifications that follow position ``after`` in ``recorder``'s log.
+
+    Blocks while nothing new is there, polling every ``idle_wait`` seconds; :meth:`wake`
+    cuts a wait short. Iteration ends once ``stop`` is set.
+    """
+
+    def __init__(
+        self,
+        recorder: ApplicationRecorder,
+        after: int,
+        stop: threading.Event,
+        *,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        idle_wait: float = SQLITE_IDLE_WAIT,
+    ) -> None:
+        self.position = after
+        self._recorder = recorder
+        self._stop = stop
+        self._batch_size = batch_size
+        self._idle_wait = idle_wait
+        self._wakeup = threading.Event()
+
+    def wake(self) -> None:
+        """Look at the log now rather than at the next poll."""
+        self._wakeup.set()
+
+    def __next__(self) -> Sequence[Notification]:
+        while not self._stop.is_set():
+            batch = self._recorder.select_notifications(
+                start=self.position, limit=self._batch_size, inclusive_of_start=False
+            )
+            if batch:
+                self.position = batch[-1].id
+                return batch
+            self._wakeup.wait(self._idle_wait)
+            self._wakeup.clear()
+        raise StopIteration
+
+
+class Worker:
+    """The projection wired to the log and the read models of one ``Settings``."""
+
+    def __init__(self, settings: Settings, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
+        self._log = open_event_log(settings)
+        self._view = open_view(settings)
+        self._projection = ReadModelProjection(self._view)
+        self._batch_size = batch_size
+        self._idle_wait = POSTGRES_IDLE_WAIT if settings.uses_postgres else SQLITE_IDLE_WAIT
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        self._view.close()
+        self._log.close()
+
+    def reset(self) -> None:
+        """Empty the read models and forget their position."""
+        self._view.reset()
+
+    def analyze(self) -> None:
+        """Refresh the planner's statistics, which fresh tables lack."""
+        self._view.analyze()
+
+    def catch_up(self, progress: Progress | None = None, limit: int | None = None) -> int:
+        """Apply the log up to its current end (at most ``limit`` events); the count."""
+        end = self._log.recorder.max_notification_id() or 0
+        position = self._view.position()
+        processed = 0
+        if progress is not None:
+            progress(position, end)
+        while position < end and (limit is None or processed < limit):
+            size = self._batch_size if limit is None else min(self._batch_size, limit - processed)
+            batch = self._log.recorder.select_notifications(
+                start=position, limit=size, inclusive_of_start=False
+            )
+            if not batch:
+                break
+            self._apply(batch, position)
+            position = batch[-1].id
+            processed += len(batch)
+            if progress is not None:
+                progress(position, max(end, position))
+        return processed
+
+    def follow(
+        self, stop: threading.Event, on_subscribed: Callable[[PollingSubscription], None]
+    ) -> None:
+        """Apply the log as it grows until ``stop`` is set."""
+        subscription = PollingSubscription(
+            self._log.recorder,
+            self._view.position(),
+            stop,
+            batch_size=self._batch_size,
+            idle_wait=self._idle_wait,
+        )
+        on_subscribed(subscription)
+        logger.info("read models follow the log from position %d", subscription.position)
+        with _NotifyListener(self._log.recorder, subscription.wake):
+            previous = subscription.position
+            for batch in subscription:
+                self._apply(batch, previous)
+                previous = batch[-1].id
+
+    def _apply(self, batch: Sequence[Notification], previous: int) -> None:
+        mapper = self._log.mapper
+        events: list[PositionedEvent] = [(mapper.to_domain_event(n), n.id) for n in batch]
+        self._projection.process_batch(events, previous)
+
+
+class _NotifyListener:
+    """On PostgreSQL, calls ``wake`` whenever the event store announces new events."""
+
+    def __init__(self, recorder: ApplicationRecorder, wake: Callable[[], None]) -> None:
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        if isinstance(recorder, PostgresApplicationRecorder):
+            self._thread = threading.Thread(
+                target=self._listen,
+                args=(recorder, wake),
+                name="pca-readmodels-listen",
+                daemon=True,
+            )
+
+    def __enter__(self) -> Self:
+        if self._thread is not None:
+            self._thread.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        self._done.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _listen(self, recorder: PostgresApplicationRecorder, wake: Callable[[], None]) -> None:
+        try:
+            with recorder.datastore.get_connection() as connection:
+                connection.execute(SQL("LISTEN {0}").format(Identifier(recorder.channel_name)))
+                while not self._done.is_set():
+                    for _ in connection.notifies(timeout=_NOTIFY_TIMEOUT, stop_after=1):
+                        wake()
+        except Exception:
+            # Polling still finds new events, only later; say why wake-ups stopped.
+            logger.exception("LISTEN for new events failed; falling back to polling")
+
+
+def catch_up(
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    limit: int | None = None,
+) -> int:
+    """Bring the read models up to the end of the log as it is now; return the number of
+    events processed (at most ``limit``). Raises RunnerActiveError while a runner is active.
+    """
+    with acquire_lease(settings), Worker(settings, batch_size=batch_size) as worker:
+        return worker.catch_up(progress, limit)
+
+
+def rebuild(settings: Settings, progress: Progress | None = None) -> int:
+    """Drop the read models and rebuild them from the start of the log; return the number
+    of events processed. ``progress(position, end)`` follows each batch.
+
+    Needs the runner stopped (RunnerActiveError otherwise): stop ``pca projections run``,
+    or the API when it runs the projection in-process. Queries during a rebuild see the
+    read models as far as it has come (:meth:`ReadModels.position` says how far). The
+    planner's statistics are refreshed at the end.
+    """
+    with acquire_lease(settings), Worker(settings) as worker:
+        worker.reset()
+        processed = worker.catch_up(progress)
+        worker.analyze()
+        return processed
+
+
+def run_forever(
+    settings: Settings, stop: threading.Event, *, batch_size: int = DEFAULT_BATCH_SIZE
+) -> None:
+    """Keep the read models up to date until ``stop`` is set (``pca projections run``);
+    returns within a second of it.
+
+    Raises RunnerActiveError at once if another runner serves these read models; any
+    other error ends the run too, for the process supervisor to restart it, and the
+    restart resumes after the last committed batch.
+    """
+    with acquire_lease(settings), Worker(settings, batch_size=batch_size) as worker:
+        worker.follow(stop, lambda _: None)
+
+
+class RunnerHandle:
+    """A projection runner on a thread of this process (see :func:`run_in_thread`)."""
+
+    def __init__(self, settings: Settings, *, standby_retry: float = STANDBY_RETRY) -> None:
+        self._settings = settings
+        self._standby_retry = standby_retry
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._subscription: PollingSubscription | None = None
+        self._thread = threading.Thread(target=self._serve, name="pca-readmodels", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def is_serving(self) -> bool:
+        """True while this runner holds the lease and follows the log."""
+        return self._subscription is not None
+
+    def wake(self) -> None:
+        """Look at the log now (after a command) rather than at the next poll."""
+        with self._lock:
+            if self._subscription is not None:
+                self._subscription.wake()
+
+    def stop(self, timeout: float | None = 30.0) -> None:
+        """Stop after the batch in progress and wait for the thread to end."""
+        self._stop.set()
+        self.wake()
+        self._thread.join(timeout)
+
+    def _serve(self) -> None:
+        standing_by = False
+        while not self._stop.is_set():
+            try:
+                with acquire_lease(self._settings), Worker(self._settings) as worker:
+                    standing_by = False
+                    worker.follow(self._stop, self._subscribed)
+            except RunnerActiveError:
+                if not standing_by:  # said once, not at every retry
+                    logger.info("another runner serves the read models; standing by")
+                standing_by = True
+            except Exception:
+                logger.exception("the read-model runner failed; retrying")
+            finally:
+                self._subscribed(None)
+            self._stop.wait(self._standby_retry)
+
+    def _subscribed(self, subscription: PollingSubscription | None) -> None:
+        with self._lock:
+            self._subscription = subscription
+
+
+def run_in_thread(settings: Settings, *, standby_retry: float = STANDBY_RETRY) -> RunnerHandle:
+    """Start following the log on a daemon thread of this process; ``stop()`` ends it.
+
+    For the embedded default, so one command serves the API and keeps its read models.
+    If another runner holds the lease (a ``pca projections run`` process, or a sibling
+    API process), this one stands by and retries every ``standby_retry`` seconds, taking
+    over when the other stops. Errors are logged and retried the same way.
+    """
+    handle = RunnerHandle(settings, standby_retry=standby_retry)
+    handle.start()
+    return handle

@@ -1,0 +1,1 @@
+"""Revocation publishing: CRLs and OCSP answers from the revocation index."""

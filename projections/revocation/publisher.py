@@ -1,0 +1,326 @@
+"""Publishing revocations: base and delta CRLs per CA, signed from the revocation index.
+
+Each CA's CRL state lives in memory as encoded entries (:class:`EncodedRevocationList`), so
+one more revocation costs a re-signature of the kept bytes, not a rebuild. A publication:
+
+* a new **base** CRL (all revoked, unexpired-or-within-grace entries) when there is none yet
+  in this process, when the base is half-way to its nextUpdate (so it is re-signed in time
+  even when nothing changed), or when the delta has grown past :class:`RecutPolicy`'s limits;
+  every base is followed by an empty delta against it;
+* otherwise a **delta** CRL holding every revocation since the base (deltaCRLIndicator).
+
+Base and delta share one CRLNumber sequence per CA, kept by the CA's ``Publication``
+aggregate: each CRL is a ``CRLPublished`` event (number, thisUpdate, nextUpdate, entries,
+SHA-256) saved before the DER is served, and two publishers that pick the same number
+conflict on that save, so numbers strictly increase across processes and restarts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from uuid import UUID
+
+from eventsourcing.persistence import IntegrityError
+
+from domain.adapters.settings import Settings
+from domain.application.service import PrivateCA
+from domain.audit.verify import AuditLog
+from domain.model.values import RequestContext
+from domain.pki.crl import EncodedRevocationList, RecutPolicy, RevokedEntry, build_crl
+from domain.pki.x509 import PublicationURLs
+from projections.errors import RunnerActiveError
+from projections.readmodels.lease import acquire_lease
+from projections.readmodels.models import RevocationEntry
+from projections.readmodels.queries import ReadModels
+from projections.revocation.crlstore import BASE, DELTA, CRLStore, StoredCRL
+
+logger = logging.getLogger(__name__)
+PUBLISHER = "crl-publisher"
+MAX_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class PublishingConfig:
+    """How often and for how long CRLs are published (see ``PCA_CRL_*`` in the docs)."""
+
+    validity: dt.timedelta = dt.timedelta(hours=24)
+    debounce: dt.timedelta = dt.timedelta(milliseconds=500)
+    expired_grace: dt.timedelta = dt.timedelta(days=7)
+    max_delta_entries: int = 10_000
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> PublishingConfig:
+        """``PCA_CRL_VALIDITY_HOURS``, ``PCA_CRL_DEBOUNCE_MS``, ``PCA_CRL_EXPIRED_GRACE_DAYS``
+        and ``PCA_CRL_MAX_DELTA_ENTRIES``, each optional."""
+        defaults = cls()
+        return cls(
+            validity=dt.timedelta(
+                hours=float(
+                    environ.get("PCA_CRL_VALIDITY_HOURS", defaults.validity / dt.timedelta(hours=1))
+                )
+            ),
+            debounce=dt.timedelta(
+                milliseconds=float(
+                    environ.get(
+                        "PCA_CRL_DEBOUNCE_MS", defaults.debounce / dt.timedelta(milliseconds=1)
+                    )
+                )
+            ),
+            expired_grace=dt.timedelta(
+                days=float(environ.get("PCA_CRL_EXPIRED_GRACE_DAYS", defaults.expired_grace.days))
+            ),
+            max_delta_entries=int(
+                environ.get("PCA_CRL_MAX_DELTA_ENTRIES", defaults.max_delta_entries)
+            ),
+        )
+
+    @property
+    def policy(self) -> RecutPolicy:
+        return RecutPolicy(max_delta_entries=self.max_delta_entries, max_base_age=self.validity / 2)
+
+
+@dataclass
+class _IssuerState:
+    """One CA's CRLs as this process last signed them."""
+
+    base: EncodedRevocationList = field(default_factory=EncodedRevocationList)
+    not_after: dict[int, dt.datetime] = field(default_factory=dict)  # of entries in base
+    delta: EncodedRevocationList = field(default_factory=EncodedRevocationList)
+    delta_entries: list[RevocationEntry] = field(default_factory=list)
+    pending: list[RevocationEntry] = field(default_factory=list)
+    base_number: int | None = None
+    base_cut_at: dt.datetime | None = None
+    position: int = 0
+
+
+@dataclass(frozen=True)
+class Published:
+    """One CRL just published."""
+
+    ca_id: UUID
+    kind: str
+    number: int
+    entries: int
+
+
+class CRLPublisher:
+    """Signs and stores the CRLs of every CA whose revocation index changed."""
+
+    def __init__(
+        self,
+        service: PrivateCA,
+        read_models: ReadModels,
+        store: CRLStore,
+        config: PublishingConfig | None = None,
+    ) -> None:
+        self._service = service
+        self._read_models = read_models
+        self._store = store
+        self._config = config or PublishingConfig()
+        self._states: dict[UUID, _IssuerState] = {}
+        self._issuers_cache: list[tuple[UUID, dt.datetime]] = []
+        self._issuers_position = -1
+        self._context = RequestContext("crl-publisher (system)", f"publisher-{uuid.uuid4()}")
+
+    def publish_due(self) -> list[Published]:
+        """Publish for every CA with news, or whose base CRL needs re-signing."""
+        published: list[Published] = []
+        now = self._service.clock()
+        for ca_id, not_after in self._issuers():
+            if now < not_after:
+                published += self.publish(ca_id)
+        return published
+
+    def _issuers(self) -> list[tuple[UUID, dt.datetime]]:
+        """The CAs that have a certificate, with its end; listed again only when the read
+        models moved (this runs twice a second, and the CA list counts expired leaves)."""
+        position = self._read_models.position()
+        if position != self._issuers_position:
+            views = self._read_models.list_cas(self._service.clock())
+            self._issuers_cache = [
+                (view.id, view.not_after) for view in views if view.not_after is not None
+            ]
+            self._issuers_position = position
+        return self._issuers_cache
+
+    def publish(self, ca_id: UUID, *, force_base: bool = False) -> list[Published]:
+        """Publish what is due for ``ca_id``: a base (and an empty delta), a delta, or nothing.
+
+        If publishing fails (storage gone mid-way), the CA's state is forgotten: what it
+        had taken in may be signed but not served, so the next round starts from a base.
+        """
+        try:
+            return self._publish(ca_id, force_base)
+        except BaseException:
+            self._states.pop(ca_id, None)
+            raise
+
+    def _publish(self, ca_id: UUID, force_base: bool) -> list[Published]:
+        state = self._states.setdefault(ca_id, _IssuerState())
+        now = self._service.clock()
+        if state.base_number is None:
+            return self._publish_base(ca_id, state, now, self._read_models.revoked_serials(ca_id))
+        state.pending += self._read_models.revocations_after(ca_id, state.position)
+        if force_base or self._base_due(state, now):
+            entries, state.delta_entries = [*state.delta_entries, *state.pending], []
+            return self._publish_base(ca_id, state, now, entries)
+        if state.pending:
+            return [self._publish_delta(ca_id, state)]
+        return []
+
+    def _base_due(self, state: _IssuerState, now: dt.datetime) -> bool:
+        assert state.base_cut_at is not None
+        delta_size = len(state.delta_entries) + len(state.pending)
+        return self._config.policy.base_due(len(state.base), delta_size, now - state.base_cut_at)
+
+    def _publish_base(
+        self, ca_id: UUID, state: _IssuerState, now: dt.datetime, entries: list[RevocationEntry]
+    ) -> list[Published]:
+        cutoff = now - self._config.expired_grace
+        for entry in entries:
+            serial = int(entry.serial_number, 16)
+            if entry.not_after >= cutoff and serial not in state.base:
+                state.base.add(_revoked(entry))
+                state.not_after[serial] = entry.not_after
+        self._drop_expired(state, cutoff)
+        state.position = max([state.position, *(entry.position for entry in entries)])
+        state.pending, state.delta = [], EncodedRevocationList()
+        base = self._sign(ca_id, BASE, state.base, None, state.position)
+        state.base_number, state.base_cut_at = base.number, now
+        delta = self._sign(ca_id, DELTA, state.delta, base.number, state.position)
+        return [base, delta]
+
+    def _publish_delta(self, ca_id: UUID, state: _IssuerState) -> Published:
+        for entry in state.pending:
+            state.delta.add(_revoked(entry))
+        state.delta_entries += state.pending
+        state.position = max(entry.position for entry in state.pending)
+        state.pending = []
+        return self._sign(ca_id, DELTA, state.delta, state.base_number, state.position)
+
+    def _drop_expired(self, state: _IssuerState, cutoff: dt.datetime) -> None:
+        """Entries whose certificate expired more than the grace ago leave the base CRL
+        (RFC 5280 §3.3 allows it); the revocation index keeps them."""
+        for serial, not_after in list(state.not_after.items()):
+            if not_after < cutoff:
+                state.base.remove(serial)
+                del state.not_after[serial]
+
+    def _sign(
+        self,
+        ca_id: UUID,
+        kind: str,
+        entries: EncodedRevocationList,
+        delta_of: int | None,
+        position: int,
+    ) -> Published:
+        for _ in range(MAX_ATTEMPTS):
+            try:
+                return self._sign_once(ca_id, kind, entries, delta_of, position)
+            except IntegrityError:
+                logger.info("another publisher took a CRL number for %s; retrying", ca_id)
+        raise RunnerActiveError(f"CRL publishing for CA {ca_id} keeps conflicting.")
+
+    def _sign_once(
+        self,
+        ca_id: UUID,
+        kind: str,
+        entries: EncodedRevocationList,
+        delta_of: int | None,
+        position: int,
+    ) -> Published:
+        publication = self._service.publication(self._context, ca_id)
+        number = publication.next_number
+        issuer, key = self._service.signing_material(ca_id)
+        now = self._service.clock()
+        window = (now, now + self._config.validity)
+        urls = PublicationURLs.for_issuer(self._service.public_url, str(ca_id))
+        der = build_crl(
+            issuer,
+            key,
+            entries,
+            number,
+            *window,
+            delta_of=delta_of,
+            freshest_url=urls.delta_crl if delta_of is None else None,
+        )
+        digest = hashlib.sha256(der).hexdigest()
+        publication.record_crl(self._context, window, len(entries), digest, delta_of, position)
+        self._service.save(publication)
+        self._store.put(StoredCRL(ca_id, kind, number, der, digest, *window))
+        return Published(ca_id, kind, number, len(entries))
+
+
+def _revoked(entry: RevocationEntry) -> RevokedEntry:
+    return RevokedEntry(int(entry.serial_number, 16), entry.revoked_at, entry.reason)
+
+
+class PublisherThread:
+    """A publisher on a daemon thread: while it holds the publisher lease it publishes what
+    is due every ``debounce`` (and runs ``also``, other periodic upkeep such as audit
+    checkpoints); otherwise it stands by and retries, like the read-model runner, so that
+    one process of a deployment publishes."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        publisher: CRLPublisher,
+        config: PublishingConfig,
+        standby_retry: float = 2.0,
+        also: Callable[[], object] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._publisher = publisher
+        self._also = also
+        self._interval = config.debounce.total_seconds()
+        self._standby_retry = standby_retry
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="pca-crl-publisher", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._thread.join(timeout)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with acquire_lease(self._settings, PUBLISHER):
+                    self._publish_until_stopped()
+            except RunnerActiveError:
+                logger.debug("another process publishes CRLs; standing by")
+            except Exception:
+                logger.exception("CRL publishing failed; retrying")
+            self._stop.wait(self._standby_retry)
+
+    def _publish_until_stopped(self) -> None:
+        while not self._stop.is_set():
+            self._publisher.publish_due()
+            if self._also is not None:
+                self._also()
+            self._stop.wait(self._interval)
+
+
+def background_thread(
+    settings: Settings,
+    service: PrivateCA,
+    publisher: CRLPublisher,
+    config: PublishingConfig,
+    environ: Mapping[str, str],
+) -> PublisherThread:
+    """The publisher's thread as every process runs it: it also signs an audit checkpoint
+    every ``PCA_AUDIT_CHECKPOINT_MINUTES`` (default 60) while the log moves."""
+    every = 60 * float(environ.get("PCA_AUDIT_CHECKPOINT_MINUTES", "60"))
+
+    def checkpoint() -> object:
+        return AuditLog.of(service).publish_checkpoint_if_due(every, service.clock())
+
+    return PublisherThread(settings, publisher, config, also=checkpoint)
