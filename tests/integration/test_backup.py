@@ -36,10 +36,10 @@ from projections.readmodels.worker import catch_up
 from projections.revocation.crlstore import BASE, DELTA, StoredCRL, open_crl_store
 from projections.revocation.publisher import CRLPublisher
 from tests.builders import ADMIN, enabled_intermediate, issue, server_request
+from tests.cli_runner import pca, pca_json
 from tests.conftest import PUBLIC_URL, STORES, SettableClock
 from tests.pgserver import create_schema, drop_schema
 from tests.projection_helpers import write_history
-from tests.test_cli import pca, pca_json
 
 
 @dataclass(frozen=True)

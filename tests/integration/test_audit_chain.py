@@ -26,7 +26,7 @@ from domain.adapters.keystore import KeyStore
 from domain.adapters.settings import Settings, open_service
 from domain.application.service import PrivateCA
 from domain.audit import chain as audit_chain
-from domain.audit.chain import GENESIS, AuditChainError, canonical_bytes
+from domain.audit.chain import GENESIS, AuditChainError
 from domain.audit.verify import AuditLog, ChainProblem, ChainReport, verify_chain
 from domain.model.tokens import Role
 from tests.builders import ADMIN, enabled_intermediate, enabled_root, issue
@@ -135,21 +135,6 @@ def verify(service: PrivateCA) -> ChainReport:
 
 
 # --- the chain ------------------------------------------------------------------------------
-
-
-def test_canonical_bytes_are_length_prefixed_big_endian_fields() -> None:
-    originator = UUID("12345678-1234-5678-1234-567812345678")
-    assert canonical_bytes(7, originator, 2, "t", b"\x00\x01") == (
-        (7).to_bytes(8, "big")
-        + (36).to_bytes(8, "big")
-        + b"12345678-1234-5678-1234-567812345678"
-        + (2).to_bytes(8, "big")
-        + (1).to_bytes(8, "big")
-        + b"t"
-        + (2).to_bytes(8, "big")
-        + b"\x00\x01"
-    )
-    assert hashlib.sha256(b"pca-audit-chain/v1 genesis").digest() == GENESIS
 
 
 def test_every_event_is_stored_with_the_documented_link(

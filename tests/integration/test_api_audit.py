@@ -11,7 +11,7 @@ from typing import Any
 from domain.adapters.settings import Settings
 from domain.model.tokens import Role
 from tests.api_client import ApiClient
-from tests.test_cli import pca
+from tests.cli_runner import pca
 
 ROOT = {"kind": "root", "subject": {"common_name": "Audit Root"}, "included_certificates": 5}
 

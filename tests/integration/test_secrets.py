@@ -36,10 +36,10 @@ from tests.conftest import (
     key_texts,
     log_file_sources,
 )
+from tests.integration.test_key_custody import _everything_stored
 from tests.live import LiveServer
-from tests.test_key_custody import _everything_stored
 
-REPOSITORY = Path(__file__).resolve().parents[1]
+REPOSITORY = Path(__file__).resolve().parents[2]
 PEM_KEY = "-----BEGIN PRIVATE KEY-----\nMIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQg\n"
 
 
