@@ -14,17 +14,17 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from domain.pki.formats import Download, DownloadFormat
-from tests.unit.test_formats import NAME, PASSWORD, Chain, _build_chain, _render
+from tests.unit.test_formats import NAME, PASSWORD, Chain, build_chain, render
 
 
 @pytest.fixture(scope="module")
 def ec_chain() -> Chain:
-    return _build_chain(ec.generate_private_key(ec.SECP256R1()))
+    return build_chain(ec.generate_private_key(ec.SECP256R1()))
 
 
 @pytest.fixture(scope="module")
 def rsa_chain() -> Chain:
-    return _build_chain(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    return build_chain(rsa.generate_private_key(public_exponent=65537, key_size=2048))
 
 
 @pytest.fixture(params=["ec", pytest.param("rsa", marks=pytest.mark.slow)])
@@ -74,7 +74,7 @@ def _key_public_key(key_file: Path, passin: str) -> str:
 def test_pem_lists_leaf_then_intermediate_then_root_and_verifies(
     ec_chain: Chain, tmp_path: Path
 ) -> None:
-    download = _render(DownloadFormat.PEM, ec_chain, password=None)
+    download = render(DownloadFormat.PEM, ec_chain, password=None)
 
     certificates = x509.load_pem_x509_certificates(download.body)
     assert certificates == [ec_chain.leaf, ec_chain.intermediate, ec_chain.root]
@@ -86,7 +86,7 @@ def test_pem_lists_leaf_then_intermediate_then_root_and_verifies(
 
 @pytest.mark.slow
 def test_der_is_the_leaf_alone_even_when_the_chain_is_asked_for(ec_chain: Chain) -> None:
-    download = _render(DownloadFormat.DER, ec_chain, include_chain=True)
+    download = render(DownloadFormat.DER, ec_chain, include_chain=True)
 
     printed = _run("openssl", "x509", "-inform", "DER", "-noout", "-subject", stdin=download.body)
     assert printed.strip() == f"subject=CN = {NAME}"
@@ -101,7 +101,7 @@ def test_der_is_the_leaf_alone_even_when_the_chain_is_asked_for(ec_chain: Chain)
 def test_pkcs7_holds_the_leaf_and_the_chain_when_asked(
     ec_chain: Chain, include_chain: bool, expected: list[str]
 ) -> None:
-    download = _render(DownloadFormat.PKCS7, ec_chain, include_chain=include_chain)
+    download = render(DownloadFormat.PKCS7, ec_chain, include_chain=include_chain)
 
     printed = _run("openssl", "pkcs7", "-inform", "DER", "-print_certs", stdin=download.body)
     # certificates is a DER SET OF, sorted by encoding: the order carries no meaning
@@ -112,7 +112,7 @@ def test_pkcs7_holds_the_leaf_and_the_chain_when_asked(
 def test_pkcs8_key_opens_with_the_password_and_matches_the_certificate(
     chain: Chain, tmp_path: Path
 ) -> None:
-    download = _render(DownloadFormat.PKCS8, chain)
+    download = render(DownloadFormat.PKCS8, chain)
 
     key_file = _write(tmp_path / download.filename, download.body)
     assert download.body.startswith(b"-----BEGIN ENCRYPTED PRIVATE KEY-----\n")
@@ -123,7 +123,7 @@ def test_pkcs8_key_opens_with_the_password_and_matches_the_certificate(
 def test_pkcs8_key_uses_pbes2_with_pbkdf2_sha256_and_aes_256(
     ec_chain: Chain, tmp_path: Path
 ) -> None:
-    download = _render(DownloadFormat.PKCS8, ec_chain)
+    download = render(DownloadFormat.PKCS8, ec_chain)
 
     parsed = _run("openssl", "asn1parse", "-in", _write(tmp_path / "k.pem", download.body))
     for algorithm in (":PBES2", ":PBKDF2", ":hmacWithSHA256", ":aes-256-cbc"):
@@ -133,7 +133,7 @@ def test_pkcs8_key_uses_pbes2_with_pbkdf2_sha256_and_aes_256(
 
 @pytest.mark.slow
 def test_pkcs8_key_does_not_open_with_another_password(ec_chain: Chain, tmp_path: Path) -> None:
-    download = _render(DownloadFormat.PKCS8, ec_chain)
+    download = render(DownloadFormat.PKCS8, ec_chain)
 
     key_file = _write(tmp_path / "k.pem", download.body)
     done = subprocess.run(
@@ -149,7 +149,7 @@ def test_pkcs8_key_does_not_open_with_another_password(ec_chain: Chain, tmp_path
 def test_pkcs12_uses_aes_256_and_a_sha256_mac_and_no_legacy_cipher(
     chain: Chain, tmp_path: Path
 ) -> None:
-    download = _render(DownloadFormat.PKCS12, chain)
+    download = render(DownloadFormat.PKCS12, chain)
 
     p12 = _write(tmp_path / download.filename, download.body)
     info = _run("openssl", "pkcs12", "-info", "-noout", "-in", p12, "-passin", f"pass:{PASSWORD}")
@@ -165,7 +165,7 @@ def test_pkcs12_uses_aes_256_and_a_sha256_mac_and_no_legacy_cipher(
 def test_pkcs12_holds_the_key_for_the_leaf_and_the_chain_when_asked(
     chain: Chain, tmp_path: Path, include_chain: bool, count: int
 ) -> None:
-    download = _render(DownloadFormat.PKCS12, chain, include_chain=include_chain)
+    download = render(DownloadFormat.PKCS12, chain, include_chain=include_chain)
 
     p12 = _write(tmp_path / download.filename, download.body)
     certificates = _run("openssl", "pkcs12", "-in", p12, "-nokeys", "-passin", f"pass:{PASSWORD}")
@@ -180,7 +180,7 @@ def test_pkcs12_holds_the_key_for_the_leaf_and_the_chain_when_asked(
 def test_jks_lists_a_private_key_entry_with_its_chain_in_keytool(
     chain: Chain, tmp_path: Path, include_chain: bool, length: int
 ) -> None:
-    download = _render(DownloadFormat.JKS, chain, include_chain=include_chain)
+    download = render(DownloadFormat.JKS, chain, include_chain=include_chain)
 
     jks = _write(tmp_path / download.filename, download.body)
     listing = _run("keytool", "-list", "-v", "-keystore", jks, "-storepass", PASSWORD)
@@ -194,7 +194,7 @@ def test_jks_lists_a_private_key_entry_with_its_chain_in_keytool(
 def test_nginx_zip_holds_a_full_chain_without_root_and_an_encrypted_key_with_its_password(
     ec_chain: Chain, tmp_path: Path
 ) -> None:
-    download = _render(DownloadFormat.NGINX, ec_chain)
+    download = render(DownloadFormat.NGINX, ec_chain)
 
     members = _extract(download, tmp_path)
     assert members == [f"{NAME}.pem", f"{NAME}.key", f"{NAME}.pass.txt"]
@@ -213,7 +213,7 @@ def test_nginx_zip_holds_a_full_chain_without_root_and_an_encrypted_key_with_its
 def test_apache_zip_holds_certificate_chain_and_encrypted_key_with_its_password(
     ec_chain: Chain, tmp_path: Path
 ) -> None:
-    download = _render(DownloadFormat.APACHE, ec_chain)
+    download = render(DownloadFormat.APACHE, ec_chain)
 
     members = _extract(download, tmp_path)
     assert members == [f"{NAME}.crt", f"{NAME}_chain.crt", f"{NAME}.key", f"{NAME}.pass.txt"]
@@ -231,7 +231,7 @@ def test_apache_zip_holds_certificate_chain_and_encrypted_key_with_its_password(
 def test_tomcat_zip_generates_a_password_when_none_is_given_and_keytool_opens_the_keystore(
     ec_chain: Chain, tmp_path: Path
 ) -> None:
-    download = _render(DownloadFormat.TOMCAT, ec_chain, password=None)
+    download = render(DownloadFormat.TOMCAT, ec_chain, password=None)
 
     members = _extract(download, tmp_path)
     assert members == [f"{NAME}.jks", "jks-password.txt"]
@@ -248,7 +248,7 @@ def test_tomcat_zip_generates_a_password_when_none_is_given_and_keytool_opens_th
 def test_iis_zip_holds_a_pfx_that_opens_with_the_generated_password(
     ec_chain: Chain, tmp_path: Path
 ) -> None:
-    download = _render(DownloadFormat.IIS, ec_chain, password=None)
+    download = render(DownloadFormat.IIS, ec_chain, password=None)
 
     members = _extract(download, tmp_path)
     assert members == [f"{NAME}.pfx", "pfx-password.txt"]

@@ -109,7 +109,8 @@ def _certificate(
     return builder.sign(issuer_key, hashes.SHA256())
 
 
-def _build_chain(leaf_key: CertificateIssuerPrivateKeyTypes) -> Chain:
+def build_chain(leaf_key: CertificateIssuerPrivateKeyTypes) -> Chain:
+    """EC root and intermediate CAs above a leaf for ``leaf_key``, valid from now."""
     root_key = ec.generate_private_key(ec.SECP256R1())
     intermediate_key = ec.generate_private_key(ec.SECP256R1())
     root = _certificate("Test Root", root_key.public_key(), "Test Root", root_key, ca=True)
@@ -122,12 +123,12 @@ def _build_chain(leaf_key: CertificateIssuerPrivateKeyTypes) -> Chain:
 
 @pytest.fixture(scope="module")
 def ec_chain() -> Chain:
-    return _build_chain(ec.generate_private_key(ec.SECP256R1()))
+    return build_chain(ec.generate_private_key(ec.SECP256R1()))
 
 
 @pytest.fixture(scope="module")
 def rsa_chain() -> Chain:
-    return _build_chain(rsa.generate_private_key(public_exponent=65537, key_size=2048))
+    return build_chain(rsa.generate_private_key(public_exponent=65537, key_size=2048))
 
 
 @pytest.fixture(params=["ec", pytest.param("rsa", marks=pytest.mark.slow)])
@@ -137,13 +138,14 @@ def chain(request: pytest.FixtureRequest) -> Chain:
     return found
 
 
-def _render(
+def render(
     fmt: DownloadFormat,
     chain: Chain,
     *,
     password: str | None = PASSWORD,
     include_chain: bool = True,
 ) -> Download:
+    """``fmt`` for the chain's leaf and its key, as a download with these options."""
     return render_download(fmt, chain.material(), DownloadOptions(password, include_chain))
 
 
@@ -160,7 +162,7 @@ def _mode(info: zipfile.ZipInfo) -> int:
 
 
 def test_pem_without_chain_holds_the_leaf_alone(ec_chain: Chain) -> None:
-    download = _render(DownloadFormat.PEM, ec_chain, include_chain=False)
+    download = render(DownloadFormat.PEM, ec_chain, include_chain=False)
 
     assert x509.load_pem_x509_certificates(download.body) == [ec_chain.leaf]
     assert b"PRIVATE KEY" not in download.body
@@ -179,7 +181,7 @@ def test_certificate_only_formats_need_no_key_and_no_password(
 
 
 def test_apache_zip_leaves_out_the_chain_file_when_no_chain_is_asked_for(ec_chain: Chain) -> None:
-    download = _render(DownloadFormat.APACHE, ec_chain, include_chain=False)
+    download = render(DownloadFormat.APACHE, ec_chain, include_chain=False)
 
     assert list(_unzip(download)) == [f"{NAME}.crt", f"{NAME}.key", f"{NAME}.pass.txt"]
 
@@ -191,7 +193,7 @@ def test_apache_zip_leaves_out_the_chain_file_when_no_chain_is_asked_for(ec_chai
 def test_tomcat_and_iis_zips_use_the_password_given(
     ec_chain: Chain, fmt: DownloadFormat, password_file: str
 ) -> None:
-    download = _render(fmt, ec_chain)
+    download = render(fmt, ec_chain)
 
     with zipfile.ZipFile(io.BytesIO(download.body)) as archive:
         assert archive.read(password_file) == f"{PASSWORD}\n".encode()
@@ -203,7 +205,7 @@ def test_tomcat_and_iis_zips_use_the_password_given(
 def test_zip_members_holding_keys_or_passwords_are_mode_0600_with_a_fixed_timestamp(
     ec_chain: Chain, fmt: DownloadFormat
 ) -> None:
-    members = _unzip(_render(fmt, ec_chain))
+    members = _unzip(render(fmt, ec_chain))
 
     for name, info in members.items():
         secret = name.endswith((".key", ".txt", ".jks", ".pfx"))
@@ -232,7 +234,7 @@ def test_zip_members_holding_keys_or_passwords_are_mode_0600_with_a_fixed_timest
 def test_each_format_has_its_file_name_and_content_type(
     ec_chain: Chain, fmt: DownloadFormat, filename: str, content_type: str
 ) -> None:
-    download = _render(fmt, ec_chain)
+    download = render(fmt, ec_chain)
 
     assert (download.filename, download.content_type) == (filename, content_type)
 
@@ -284,7 +286,7 @@ def test_formats_holding_a_key_refuse_to_go_without_a_password(
     ec_chain: Chain, fmt: DownloadFormat
 ) -> None:
     with pytest.raises(ValidationError, match='send "password"') as raised:
-        _render(fmt, ec_chain, password=None)
+        render(fmt, ec_chain, password=None)
     assert raised.value.field == "password"
 
 
@@ -302,5 +304,5 @@ def test_unusable_passwords_are_refused(
     ec_chain: Chain, fmt: DownloadFormat, password: str, reason: str
 ) -> None:
     with pytest.raises(ValidationError, match=reason) as raised:
-        _render(fmt, ec_chain, password=password)
+        render(fmt, ec_chain, password=password)
     assert raised.value.field == "password"
