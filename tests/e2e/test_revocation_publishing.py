@@ -12,14 +12,11 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
-from uuid import UUID
 
 import pytest
 from cryptography import x509
-from cryptography.x509 import ocsp as x509_ocsp
 
 from domain.adapters.settings import Settings
-from tests.api_client import ApiClient
 from tests.live import LiveServer
 
 
@@ -214,46 +211,6 @@ def test_crl_numbers_keep_increasing_across_restarts(settings: Settings, tmp_pat
                 break
             assert time.monotonic() < deadline
             time.sleep(0.05)
-
-
-def test_crls_carry_caching_headers_and_answer_304(api: ApiClient) -> None:
-    root = api.call(
-        "POST", "/api/v1/cas", json={"kind": "root", "subject": {"common_name": "Cache Root"}}
-    )
-    root_id = root.get_json()["id"]
-    api.call("POST", f"/api/v1/cas/{root_id}/enable")
-    services = api.app.extensions["pca"]
-    services.read_models.wait_for(services.service.recorder.max_notification_id(), 5)
-    services.publisher.publish(UUID(root_id))
-    response = api.call("GET", f"/crl/{root_id}.crl", role=None)
-    assert response.mimetype == "application/pkix-crl"
-    assert response.headers["Cache-Control"] == "public, no-cache"
-    again = api.client.get(
-        f"/crl/{root_id}.crl", headers={"If-None-Match": response.headers["ETag"]}
-    )
-    assert again.status_code == 304
-    pem = api.call("GET", f"/crl/{root_id}.pem", role=None)
-    assert pem.data.startswith(b"-----BEGIN X509 CRL-----")
-
-
-def test_malformed_ocsp_requests_get_malformed_request(api: ApiClient) -> None:
-    root = api.call(
-        "POST", "/api/v1/cas", json={"kind": "root", "subject": {"common_name": "OCSP Root"}}
-    )
-    response = api.call(
-        "POST",
-        f"/ocsp/{root.get_json()['id']}",
-        role=None,
-        data=b"garbage",
-        headers={"Content-Type": "application/ocsp-request"},
-    )
-    assert response.status_code == 200
-    parsed = x509_ocsp.load_der_ocsp_response(response.data)
-    assert parsed.response_status is x509_ocsp.OCSPResponseStatus.MALFORMED_REQUEST
-    bad_get = api.call("GET", f"/ocsp/{root.get_json()['id']}/%%%not-base64", role=None)
-    assert x509_ocsp.load_der_ocsp_response(bad_get.data).response_status is (
-        x509_ocsp.OCSPResponseStatus.MALFORMED_REQUEST
-    )
 
 
 @pytest.mark.slow

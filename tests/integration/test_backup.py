@@ -39,7 +39,6 @@ from tests.builders import ADMIN, enabled_intermediate, issue, server_request
 from tests.conftest import PUBLIC_URL, STORES, SettableClock
 from tests.pgserver import create_schema, drop_schema
 from tests.projection_helpers import write_history
-from tests.test_cli import pca, pca_json
 
 
 @dataclass(frozen=True)
@@ -349,25 +348,3 @@ def test_a_backup_never_overwrites_a_file_and_needs_a_store(
         create_backup(nowhere, tmp_path / "none.backup", clock())
     assert sorted(os.listdir(nowhere.data_dir)) == [MASTER_KEYS_FILE]
     assert not (tmp_path / "none.backup").exists()
-
-
-@pytest.mark.slow
-def test_pca_backup_and_restore_from_the_command_line(tmp_path: Path) -> None:
-    source, restored = tmp_path / "source", tmp_path / "restored"
-    pca(source, "quickstart", "--out", str(tmp_path / "quickstart"))
-    backup = tmp_path / "pca.backup"
-
-    written = pca_json(source, "backup", str(backup))
-    restored.mkdir(mode=0o700)
-    shutil.copy2(source / MASTER_KEYS_FILE, restored / MASTER_KEYS_FILE)
-    result = pca_json(restored, "restore", str(backup))
-    again = pca(restored, "restore", str(backup), check=False)
-
-    assert backup.stat().st_mode & 0o777 == 0o600
-    assert result["head_position"] == written["head_position"]
-    assert result["audit_chain_ok"] is True
-    assert pca_json(restored, "audit", "verify")["ok"] is True
-    assert pca(restored, "ca", "list").stdout == pca(source, "ca", "list").stdout
-    assert again.returncode == 2
-    assert "is not empty" in again.stderr
-    assert "Nothing was changed" in again.stderr

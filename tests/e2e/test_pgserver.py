@@ -14,7 +14,7 @@ from psycopg import sql
 
 from tests.pgserver import PostgresServer, create_schema, drop_schema, find_pg_bin
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 pytestmark = pytest.mark.slow
 

@@ -3,11 +3,7 @@ runner at a time, the in-process runner and read-your-writes; on SQLite and Post
 
 from __future__ import annotations
 
-import os
-import signal
 import stat
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -35,22 +31,7 @@ from projections.readmodels.worker import (
 )
 from tests.builders import enabled_intermediate, enabled_root, issue
 from tests.conftest import SettableClock, make_settings
-from tests.projection_helpers import issue_many, read_everything, worker_env, write_history
-
-_KILLABLE_WORKER = """
-import sys, time
-from domain.adapters.settings import Settings
-from projections.readmodels.worker import catch_up
-
-pause_at = int(sys.argv[1])
-
-def progress(position: int, end: int) -> None:
-    if position >= pause_at:
-        print(position, flush=True)
-        time.sleep(600)  # the test kills us here, between two batches
-
-catch_up(Settings.from_env(), progress=progress, batch_size=4)
-"""
+from tests.projection_helpers import issue_many, read_everything, write_history
 
 
 def test_a_rebuild_equals_the_incrementally_built_read_models(
@@ -82,32 +63,6 @@ def test_a_runner_stopped_between_batches_resumes_exactly(
     assert resumed.position == history.last_position
     rebuild(settings)
     assert read_everything(settings, clock.now) == resumed
-
-
-@pytest.mark.slow
-def test_a_worker_killed_between_batches_resumes_exactly(
-    service: PrivateCA, settings: Settings, clock: SettableClock
-) -> None:
-    history = write_history(service)
-    worker = subprocess.Popen(
-        [sys.executable, "-c", _KILLABLE_WORKER, "10"],
-        env=worker_env(settings),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert worker.stdout is not None
-    paused_at = worker.stdout.readline()
-    os.kill(worker.pid, signal.SIGKILL)
-    _, errors = worker.communicate(timeout=30)
-    assert paused_at, errors
-    with ReadModels.open(settings) as read_models:
-        assert read_models.position() == int(paused_at) < history.last_position
-    catch_up(settings)
-    resumed = read_everything(settings, clock.now)
-    rebuild(settings)
-    assert read_everything(settings, clock.now) == resumed
-    assert resumed.position == history.last_position
 
 
 def test_a_batch_that_does_not_start_at_the_recorded_position_changes_nothing(

@@ -1,16 +1,13 @@
 """OCSP requests and responses (RFC 6960) and the delegated responder certificate.
 
-Requests come from ``openssl ocsp`` (and cryptography's request builder); responses are read
-back with cryptography and verified by ``openssl ocsp -respin`` against the root, through the
-intermediate, with the responder certificate carried in the response.
+Requests come from cryptography's request builder and responses are read back with
+cryptography; tests/integration/test_ocsp_openssl.py does both with openssl.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import subprocess
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -24,7 +21,7 @@ from domain.model.values import KeyAlgorithm, RevocationReason, Subject
 from domain.pki import ocsp
 from domain.pki import x509 as certs
 from domain.pki.ocsp import Good, MalformedOCSPRequest, OCSPQuery, Revoked, Unknown
-from tests.pki import Pki, make_pki, write_pem
+from tests.pki import Pki, make_pki
 
 # openssl checks a response's thisUpdate/nextUpdate against the real clock (-attime does not
 # reach OCSP_check_validity), so this chain lives around the present.
@@ -49,6 +46,11 @@ def pki() -> Pki:
 
 @pytest.fixture(scope="module")
 def responder(pki: Pki) -> Responder:
+    return delegated_responder(pki)
+
+
+def delegated_responder(pki: Pki) -> Responder:
+    """A responder certificate valid around NOW, issued by the PKI's intermediate."""
     key = ec.generate_private_key(ec.SECP256R1())
     cert = ocsp.build_responder_certificate(
         pki.intermediate,
@@ -58,30 +60,6 @@ def responder(pki: Pki) -> Responder:
         NOW + dt.timedelta(days=29),
     )
     return Responder(cert, key)
-
-
-@pytest.fixture(scope="module")
-def files(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A directory holding root.pem, intermediate.pem, revoked.pem and fine.pem."""
-    directory = tmp_path_factory.mktemp("ocsp")
-    write_pem(directory / "root.pem", pki.root)
-    write_pem(directory / "intermediate.pem", pki.intermediate)
-    write_pem(directory / "revoked.pem", pki.leaves[0])
-    write_pem(directory / "fine.pem", pki.leaves[1])
-    return directory
-
-
-def openssl(*args: str | Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["openssl", *map(str, args)], capture_output=True, text=True, check=False)
-
-
-def openssl_request(files: Path, *leaves: str) -> bytes:
-    """An OCSP request made by openssl (SHA-1 CertIDs, a 16-octet nonce) for ``leaves``."""
-    out = files / "request.der"
-    cert_args = [arg for leaf in leaves for arg in ("-cert", files / leaf)]
-    result = openssl("ocsp", "-issuer", files / "intermediate.pem", *cert_args, "-reqout", out)
-    assert result.returncode == 0, result.stderr
-    return out.read_bytes()
 
 
 def query_for(
@@ -112,16 +90,6 @@ def answer(
 # --- Requests ---------------------------------------------------------------------------------
 
 
-@pytest.mark.slow
-def test_parses_an_openssl_request_with_its_nonce(pki: Pki, files: Path) -> None:
-    query = ocsp.parse_request(openssl_request(files, "revoked.pem"))
-    assert query.serial_number == pki.leaves[0].serial_number
-    assert isinstance(query.hash_algorithm, hashes.SHA1)
-    assert query.nonce is not None
-    assert len(query.nonce) == 16
-    assert ocsp.asks_about(query, pki.intermediate)
-
-
 @pytest.mark.parametrize(
     "algorithm", [pytest.param(KeyAlgorithm.RSA_2048, marks=pytest.mark.slow), KeyAlgorithm.EC_P384]
 )
@@ -137,20 +105,6 @@ def test_recognises_its_issuer_whatever_the_key_and_certid_hash(
     assert ocsp.asks_about(query, other.intermediate)
     assert not ocsp.asks_about(query, pki.intermediate)
     assert not ocsp.asks_about(query, other.root)
-
-
-@pytest.mark.slow
-def test_unreadable_requests_are_malformed(pki: Pki, files: Path) -> None:
-    valid = openssl_request(files, "revoked.pem")
-    for garbage in (b"", b"\x30\x03\x02\x01", b"GET / HTTP/1.1\r\n", valid[:-3], valid + b"\x00"):
-        with pytest.raises(MalformedOCSPRequest, match="cannot be read"):
-            ocsp.parse_request(garbage)
-
-
-@pytest.mark.slow
-def test_a_request_for_several_certificates_is_malformed(files: Path) -> None:
-    with pytest.raises(MalformedOCSPRequest):
-        ocsp.parse_request(openssl_request(files, "revoked.pem", "fine.pem"))
 
 
 @pytest.mark.parametrize("nonce", [b"", b"n" * 33])
@@ -257,101 +211,6 @@ def test_error_responses_carry_only_their_status(status: x509_ocsp.OCSPResponseS
 def test_successful_is_not_an_error_status() -> None:
     with pytest.raises(ValueError, match="SUCCESSFUL"):
         ocsp.error_response(x509_ocsp.OCSPResponseStatus.SUCCESSFUL)
-
-
-# --- openssl reads and verifies the responses -------------------------------------------------
-
-
-def _openssl_check(files: Path, leaf: str, response: bytes) -> str:
-    """openssl's verdict on ``response`` for ``leaf``: signature, chain, status and times."""
-    (files / "response.der").write_bytes(response)
-    result = openssl(
-        "ocsp",
-        "-respin",
-        files / "response.der",
-        "-CAfile",
-        files / "root.pem",
-        "-verify_other",
-        files / "intermediate.pem",
-        "-issuer",
-        files / "intermediate.pem",
-        "-cert",
-        files / leaf,
-        "-no_nonce",
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout + result.stderr
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("leaf", "status", "verdict"),
-    [
-        ("revoked.pem", Revoked(REVOKED_AT, RevocationReason.KEY_COMPROMISE), "revoked"),
-        ("fine.pem", Good(), "good"),
-        ("fine.pem", Unknown(), "unknown"),
-    ],
-)
-def test_openssl_verifies_the_delegated_response(
-    pki: Pki,
-    responder: Responder,
-    files: Path,
-    leaf: str,
-    status: ocsp.CertStatusAnswer,
-    verdict: str,
-) -> None:
-    query = ocsp.parse_request(openssl_request(files, leaf))
-    response = ocsp.respond(
-        query, status, pki.intermediate, responder.cert, responder.key, THIS_UPDATE, NEXT_UPDATE
-    )
-    output = _openssl_check(files, leaf, response)
-    assert "Response verify OK" in output
-    assert f"{files / leaf}: {verdict}\n" in output
-    assert "WARNING" not in output
-    if verdict == "revoked":
-        assert "Reason: keyCompromise" in output
-
-
-@pytest.mark.slow
-def test_openssl_matches_the_nonce_of_its_own_request(
-    pki: Pki, responder: Responder, files: Path
-) -> None:
-    request = openssl_request(files, "fine.pem")
-    response = ocsp.respond(
-        ocsp.parse_request(request),
-        Good(),
-        pki.intermediate,
-        responder.cert,
-        responder.key,
-        THIS_UPDATE,
-        NEXT_UPDATE,
-    )
-    (files / "response.der").write_bytes(response)
-    result = openssl(
-        "ocsp",
-        "-reqin",
-        files / "request.der",
-        "-respin",
-        files / "response.der",
-        "-CAfile",
-        files / "root.pem",
-        "-verify_other",
-        files / "intermediate.pem",
-    )
-    assert result.returncode == 0, result.stderr
-    assert "Response verify OK" in result.stderr
-    assert "nonce" not in (result.stdout + result.stderr).lower()
-
-
-@pytest.mark.slow
-def test_openssl_reads_a_malformed_request_answer() -> None:
-    result = subprocess.run(
-        ["openssl", "ocsp", "-respin", "/dev/stdin", "-resp_text", "-noverify"],
-        input=ocsp.error_response(x509_ocsp.OCSPResponseStatus.MALFORMED_REQUEST),
-        capture_output=True,
-        check=False,
-    )
-    assert b"malformedrequest (1)" in result.stdout.lower()
 
 
 # --- The responder certificate ----------------------------------------------------------------

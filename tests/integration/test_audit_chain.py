@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import hashlib
-import multiprocessing
 import sqlite3
 import struct
 import subprocess
@@ -26,7 +25,7 @@ from domain.adapters.keystore import KeyStore
 from domain.adapters.settings import Settings, open_service
 from domain.application.service import PrivateCA
 from domain.audit import chain as audit_chain
-from domain.audit.chain import GENESIS, AuditChainError, canonical_bytes
+from domain.audit.chain import GENESIS, AuditChainError
 from domain.audit.verify import AuditLog, ChainProblem, ChainReport, verify_chain
 from domain.model.tokens import Role
 from tests.builders import ADMIN, enabled_intermediate, enabled_root, issue
@@ -135,21 +134,6 @@ def verify(service: PrivateCA) -> ChainReport:
 
 
 # --- the chain ------------------------------------------------------------------------------
-
-
-def test_canonical_bytes_are_length_prefixed_big_endian_fields() -> None:
-    originator = UUID("12345678-1234-5678-1234-567812345678")
-    assert canonical_bytes(7, originator, 2, "t", b"\x00\x01") == (
-        (7).to_bytes(8, "big")
-        + (36).to_bytes(8, "big")
-        + b"12345678-1234-5678-1234-567812345678"
-        + (2).to_bytes(8, "big")
-        + (1).to_bytes(8, "big")
-        + b"t"
-        + (2).to_bytes(8, "big")
-        + b"\x00\x01"
-    )
-    assert hashlib.sha256(b"pca-audit-chain/v1 genesis").digest() == GENESIS
 
 
 def test_every_event_is_stored_with_the_documented_link(
@@ -356,57 +340,6 @@ def keystore_only(sqlite_settings: Settings) -> Iterator[KeyStore]:
 
 # --- concurrency ----------------------------------------------------------------------------
 
-PROCESSES, THREADS, SAVES_PER_THREAD = 2, 4, 25
-
-
-def _write_concurrently(settings: Settings, root_id: UUID) -> None:
-    """One process: THREADS threads, each saving tokens and contending for the root."""
-    service = open_service(settings)
-    errors: list[BaseException] = []
-
-    def work(thread: int) -> None:
-        try:
-            for n in range(SAVES_PER_THREAD):
-                service.create_token(ADMIN, f"t{thread}-{n}", Role.AUDITOR)
-                if n % 5 == 0:
-                    service.purchase_quota(ADMIN, root_id, 1)  # conflicts across processes
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=work, args=(t,)) for t in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    service.close()
-    service.keystore.close()
-    if errors:
-        raise errors[0]
-
-
-@pytest.mark.slow
-def test_concurrent_writers_in_several_processes_keep_one_chain(
-    settings: Settings, service: PrivateCA, raw: RawStore
-) -> None:
-    root_id = enabled_root(service, quota=0)
-    context = multiprocessing.get_context("spawn")
-    workers = [
-        context.Process(target=_write_concurrently, args=(settings, root_id))
-        for _ in range(PROCESSES)
-    ]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=300)
-    assert [worker.exitcode for worker in workers] == [0] * PROCESSES
-
-    report = verify(service)
-    tokens = PROCESSES * THREADS * SAVES_PER_THREAD
-    purchases = PROCESSES * THREADS * len(range(0, SAVES_PER_THREAD, 5))
-    assert report.ok, report.detail
-    assert report.checked == 2 + tokens + purchases  # + the root's creation and enabling
-    assert [p for p, _ in raw.links()] == raw.positions()
-
 
 def test_verification_ignores_events_committed_while_it_runs(service: PrivateCA) -> None:
     service.create_token(ADMIN, "first", Role.AUDITOR)
@@ -425,34 +358,6 @@ def test_verification_ignores_events_committed_while_it_runs(service: PrivateCA)
     writer.join()
     assert reports
     assert [r.detail for r in reports if not r.ok] == []
-
-
-STARTERS = 6
-
-
-def _start_after(barrier: Any, settings: Settings) -> None:
-    barrier.wait(timeout=60)
-    service = open_service(settings)
-    service.close()
-    service.keystore.close()
-
-
-@pytest.mark.slow
-def test_processes_starting_together_on_an_existing_store_all_start(
-    settings: Settings, service: PrivateCA
-) -> None:
-    service.create_token(ADMIN, "before", Role.AUDITOR)
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(STARTERS)
-    starters = [
-        context.Process(target=_start_after, args=(barrier, settings)) for _ in range(STARTERS)
-    ]
-    for starter in starters:
-        starter.start()
-    for starter in starters:
-        starter.join(timeout=120)
-    assert [starter.exitcode for starter in starters] == [0] * STARTERS
-    assert verify(service).ok
 
 
 # --- checkpoints ----------------------------------------------------------------------------

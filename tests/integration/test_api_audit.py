@@ -1,17 +1,16 @@
-"""The audit trail as reviewers use it over HTTP and from the command line."""
+"""The audit trail as reviewers use it over HTTP (the same from the command line:
+tests/e2e/test_audit_cli.py)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import sqlite3
-from pathlib import Path
 from typing import Any
 
 from domain.adapters.settings import Settings
 from domain.model.tokens import Role
 from tests.api_client import ApiClient
-from tests.test_cli import pca
 
 ROOT = {"kind": "root", "subject": {"common_name": "Audit Root"}, "included_certificates": 5}
 
@@ -56,7 +55,7 @@ def test_verify_reports_a_clean_chain_then_the_altered_position(api: ApiClient) 
     assert clean["ok"] is True
     settings: Settings = api.app.extensions["pca"].settings
     if settings.uses_postgres:
-        return  # direct tampering on PostgreSQL is covered in tests/test_audit_chain.py
+        return  # direct tampering on PostgreSQL is covered in tests/integration/test_audit_chain.py
     with sqlite3.connect(settings.data_dir / "events.db") as connection:
         connection.execute("UPDATE stored_events SET state = CAST('{}' AS BLOB) WHERE rowid = 2")
     tampered = api.call("GET", "/api/v1/audit/verify", role=Role.AUDITOR).get_json()
@@ -71,19 +70,6 @@ def test_checkpoints_are_signed_and_exported(api: ApiClient) -> None:
     assert exported["items"][-1]["position"] == made.get_json()["position"]
     assert exported["public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
     assert api.call("POST", "/api/v1/audit/checkpoints", role=Role.AUDITOR).status_code == 403
-
-
-def test_the_audit_commands_show_history_and_verify(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    pca(data, "ca", "create-root", "--cn", "CLI Audit Root")
-    events = json.loads(pca(data, "--json", "audit", "events").stdout)
-    assert events["type"] == "CACreated"
-    assert events["actor"].endswith("(cli)")
-    verified = json.loads(pca(data, "--json", "audit", "verify").stdout)
-    assert verified["ok"] is True
-    pca(data, "audit", "checkpoint")
-    exported = json.loads(pca(data, "--json", "audit", "checkpoints").stdout)
-    assert exported["algorithm"] == "Ed25519"
 
 
 def test_state_at_a_position_and_reports_with_their_manifest(api: ApiClient) -> None:
@@ -106,18 +92,6 @@ def test_state_at_a_position_and_reports_with_their_manifest(api: ApiClient) -> 
     assert again.data == body.data
     bad = api.call("GET", "/api/v1/reports/nonsense", role=Role.AUDITOR)
     assert (bad.status_code, bad.get_json()["field"]) == (422, "kind")
-
-
-def test_pca_report_writes_the_export_and_its_manifest(tmp_path: Path) -> None:
-    data = tmp_path / "data"
-    pca(data, "quickstart", "--out", str(tmp_path / "qs"))
-    out = tmp_path / "inventory.csv"
-    written = json.loads(pca(data, "--json", "report", "inventory", "--out", str(out)).stdout)
-    assert written["rows"] == 2
-    manifest = json.loads((tmp_path / "inventory.csv.manifest.json").read_text())
-    assert manifest["sha256"] == hashlib.sha256(out.read_bytes()).hexdigest()
-    state = json.loads(pca(data, "audit", "replay").stdout)
-    assert len(state["cas"]) == 2
 
 
 def test_a_private_key_download_is_recorded_as_an_export_and_a_public_one_is_not(
