@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -18,16 +19,16 @@ from werkzeug.test import TestResponse
 from api.http.app import SECURITY_HEADERS, create_app
 from api.http.auth import EXTENSION as FAILURES_EXTENSION
 from api.http.auth import FailedAuthentications, require_role
-from api.http.ratelimit import (
+from api.http.bodies import MAX_BATCH_ITEMS
+from api.http.ratelimit import TokenBuckets, limit_issuance
+from domain.adapters.settings import (
     BURST_ENV,
-    DEFAULT_BURST,
-    DEFAULT_RATE,
+    DEFAULT_ISSUANCE_BURST,
+    DEFAULT_ISSUANCE_RATE,
     RATE_ENV,
     IssuanceLimit,
-    TokenBuckets,
-    limit_issuance,
+    Settings,
 )
-from domain.adapters.settings import Settings
 from domain.model.tokens import Role, new_token, token_fingerprint
 from tests.api_client import SETUP
 from tests.conftest import SettableClock
@@ -97,14 +98,20 @@ def test_a_batch_waits_until_the_bucket_holds_its_cost() -> None:
 
 
 def test_a_rate_of_zero_switches_the_limit_off() -> None:
-    buckets = TokenBuckets(IssuanceLimit.from_env({RATE_ENV: "0", BURST_ENV: "1"}))
+    buckets = TokenBuckets(Settings.from_env({RATE_ENV: "0", BURST_ENV: "1"}).issuance)
     token = uuid4()
     assert all(buckets.take(token, 1000) is None for _ in range(100))
 
 
 def test_limits_come_from_the_environment_with_generous_defaults() -> None:
-    assert IssuanceLimit.from_env({}) == IssuanceLimit(DEFAULT_RATE, DEFAULT_BURST)
-    assert IssuanceLimit.from_env({RATE_ENV: "0.5", BURST_ENV: "20"}) == IssuanceLimit(0.5, 20)
+    assert Settings.from_env({}).issuance == IssuanceLimit(
+        DEFAULT_ISSUANCE_RATE, DEFAULT_ISSUANCE_BURST
+    )
+    assert Settings.from_env({RATE_ENV: "0.5", BURST_ENV: "20"}).issuance == IssuanceLimit(0.5, 20)
+
+
+def test_the_default_burst_admits_one_full_batch() -> None:
+    assert IssuanceLimit().burst == MAX_BATCH_ITEMS
 
 
 @pytest.mark.parametrize(
@@ -122,19 +129,18 @@ def test_a_bad_limit_setting_is_refused_naming_the_variable(
     environ: dict[str, str], named: str
 ) -> None:
     with pytest.raises(ValueError, match=named):
-        IssuanceLimit.from_env(environ)
+        Settings.from_env(environ)
 
 
 # --- Over HTTP -----------------------------------------------------------------------------
 
 
 @pytest.fixture
-def probe_app(sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+def probe_app(sqlite_settings: Settings) -> Iterator[Flask]:
     """The real app, plus a route that spends ``?cost=`` issuances as the issuing routes
     do, with a limit of 2 at once and one every two seconds."""
-    monkeypatch.setenv(RATE_ENV, "0.5")
-    monkeypatch.setenv(BURST_ENV, "2")
-    app = create_app(sqlite_settings, clock=SettableClock(), run_projections=False)
+    settings = dataclasses.replace(sqlite_settings, issuance=IssuanceLimit(rate=0.5, burst=2))
+    app = create_app(settings, clock=SettableClock(), run_projections=False)
 
     def spend() -> ResponseReturnValue:
         limit_issuance(require_role(Role.OPERATOR), int(request.args.get("cost", "1")))
