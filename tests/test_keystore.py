@@ -21,14 +21,9 @@ from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from psycopg import sql
 
-from domain.adapters.keystore import (
-    MASTER_KEYS_FILE,
-    KeyStore,
-    MasterKeyring,
-    PostgresKeyStore,
-    SQLiteKeyStore,
-    master_key_id,
-)
+from domain.adapters.keystore import KeyStore
+from domain.adapters.keystore_backends import PostgresKeyStore, SQLiteKeyStore
+from domain.adapters.masterkeys import MASTER_KEYS_FILE, MasterKeyring, master_key_id
 from domain.model.errors import KeyCustodyError, NotFoundError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -494,7 +489,8 @@ _WORKER = textwrap.dedent(
     import sys
     from pathlib import Path
     from cryptography.hazmat.primitives.asymmetric import ec
-    from domain.adapters.keystore import MasterKeyring, SQLiteKeyStore
+    from domain.adapters.keystore_backends import SQLiteKeyStore
+    from domain.adapters.masterkeys import MasterKeyring
 
     data_dir, worker = Path(sys.argv[1]), sys.argv[2]
     ring = MasterKeyring.load(data_dir, None)

@@ -43,7 +43,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from domain.adapters.keystore import KeyStore, MasterKeyring, PostgresKeyStore, SQLiteKeyStore
+from domain.adapters.keystore import KeyStore
+from domain.adapters.keystore_backends import PostgresKeyStore, SQLiteKeyStore
+from domain.adapters.masterkeys import MasterKeyring
 from domain.application.service import Clock, PrivateCA, utc_now
 from domain.audit.chain import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
 from domain.model.errors import PCAError, StorageNotDurableError
