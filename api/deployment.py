@@ -1,27 +1,36 @@
-"""The long-lived services one app instance holds (in ``app.extensions``)."""
+"""The composition root: one deployment opened from :class:`Settings`, closed by one call.
+
+Every face opens its stores here and nowhere else: the app factory (one deployment per
+app, kept in ``app.extensions``), ``pca serve`` before its workers start, and each `pca`
+command. Whoever opens a resource registers its close on one ``ExitStack``, so
+:meth:`Deployment.close` stops the threads first and closes the stores in the reverse
+order of opening, and a failure half-way through opening closes what was opened.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from contextlib import ExitStack
+from dataclasses import dataclass, field
 
 from flask import current_app, g
 
-from domain.adapters.settings import Settings
-from domain.application.service import PrivateCA
+from domain.adapters.settings import Settings, open_service
+from domain.application.service import Clock, PrivateCA, utc_now
 from domain.model.tokens import ApiToken
 from domain.model.values import RequestContext
 from projections.readmodels.queries import ReadModels
 from projections.readmodels.worker import RunnerHandle
-from projections.revocation.crlstore import CRLStore
+from projections.revocation.crlstore import CRLStore, open_crl_store
 from projections.revocation.ocsp_responder import OCSPResponder
-from projections.revocation.publisher import CRLPublisher, PublisherThread
+from projections.revocation.publisher import CRLPublisher, background_thread
 
 EXTENSION = "pca"
 
 
-@dataclass
-class Services:
-    """What views call: the command side, the query side and the in-process runner."""
+@dataclass(frozen=True)
+class Deployment:
+    """What faces call: the command side, the query side, CRLs and OCSP, and the
+    background threads this process runs (``runner`` is None without one)."""
 
     settings: Settings
     service: PrivateCA
@@ -29,24 +38,55 @@ class Services:
     runner: RunnerHandle | None
     crls: CRLStore
     publisher: CRLPublisher
-    publisher_thread: PublisherThread | None
     ocsp: OCSPResponder
+    _resources: ExitStack = field(repr=False)
+
+    @classmethod
+    def open(
+        cls,
+        settings: Settings,
+        *,
+        run_projections: bool = False,
+        publish: bool = False,
+        clock: Clock = utc_now,
+    ) -> Deployment:
+        """Open every store of ``settings``; with ``run_projections`` keep the read models
+        up to date on a thread, with ``publish`` publish CRLs and audit checkpoints on
+        another. Among several processes one holds each lease and the others stand by.
+        Every store is opened before a thread starts, so no thread meets a file or table
+        half-made."""
+        with ExitStack() as resources:
+            service = open_service(settings, clock=clock)
+            resources.callback(service.keystore.close)
+            resources.callback(service.close)
+            runner = RunnerHandle(settings) if run_projections else None
+            read_models = resources.enter_context(
+                ReadModels.open(settings, nudge=runner.wake if runner else None)
+            )
+            crls = open_crl_store(settings)
+            resources.callback(crls.close)
+            publisher = CRLPublisher(service, read_models, crls, settings.publishing)
+            if runner is not None:
+                runner.start()
+                resources.callback(runner.stop)
+            if publish:
+                thread = background_thread(settings, service, publisher)
+                thread.start()
+                resources.callback(thread.stop)
+            ocsp = OCSPResponder(service, read_models, settings.ocsp)
+            return cls(
+                settings, service, read_models, runner, crls, publisher, ocsp, resources.pop_all()
+            )
 
     def close(self) -> None:
-        if self.publisher_thread is not None:
-            self.publisher_thread.stop()
-        if self.runner is not None:
-            self.runner.stop()
-        self.crls.close()
-        self.read_models.close()
-        self.service.close()
-        self.service.keystore.close()
+        """Stop the threads, then close every store, last opened first."""
+        self._resources.close()
 
 
-def services() -> Services:
-    """The services of the app handling the current request."""
+def services() -> Deployment:
+    """The deployment of the app handling the current request."""
     found = current_app.extensions[EXTENSION]
-    assert isinstance(found, Services)
+    assert isinstance(found, Deployment)
     return found
 
 

@@ -8,8 +8,7 @@ and the metrics module must be imported only after ``PROMETHEUS_MULTIPROC_DIR`` 
 Background jobs (the read-model runner, the CRL publisher, audit checkpoints) run on
 threads of every worker by default; one worker of the deployment holds each lease and the
 others stand by. ``--api-only`` (or ``PCA_API_ONLY=1``) leaves them out of the workers,
-for deployments that run them in one ``pca projections run`` process apart
-(:func:`background_publishing` is what that process adds to the read-model runner).
+for deployments that run them in one ``pca projections run`` process apart.
 """
 
 from __future__ import annotations
@@ -18,23 +17,17 @@ import logging
 import os
 import shutil
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import closing
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 from gunicorn.util import import_app
 from prometheus_client import multiprocess, values
 
-from domain.adapters.settings import Settings, open_service
-from domain.application.service import PrivateCA
-from projections.readmodels.queries import ReadModels
-from projections.revocation.crlstore import open_crl_store
-from projections.revocation.publisher import CRLPublisher, PublishingConfig, background_thread
+from api.deployment import Deployment
+from domain.adapters.settings import Settings
 
 logger = logging.getLogger(__name__)
-API_ONLY_ENV = "PCA_API_ONLY"
-_FLAG_VALUES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
 class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
@@ -55,51 +48,12 @@ class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type 
 
 def initialise(settings: Settings) -> None:
     """Create the stores, tables and keys of an empty deployment, once, before any worker."""
-    ReadModels.open(settings).close()
-    open_crl_store(settings).close()
-    service = open_service(settings)
-    try:
-        if not service.recorder.max_notification_id():
+    with closing(Deployment.open(settings)) as deployment:
+        if not deployment.service.recorder.max_notification_id():
             sys.stderr.write(
                 "pca: this is a new deployment; create the first token with\n"
                 "  pca tokens create --role admin --name YOUR-NAME\n"
             )
-    finally:
-        service.close()
-        service.keystore.close()
-
-
-@contextmanager
-def background_publishing(settings: Settings, service: PrivateCA) -> Iterator[None]:
-    """The CRL publisher and audit checkpoints on a thread while the block runs.
-
-    For ``pca projections run``, so that the process apart from ``--api-only`` workers does
-    every background job, not only the read models. The thread takes the publisher lease
-    or stands by, exactly as it does inside an API worker.
-    """
-    config = PublishingConfig.from_env(os.environ)
-    with ReadModels.open(settings) as read_models:
-        crls = open_crl_store(settings)
-        publisher = CRLPublisher(service, read_models, crls, config)
-        thread = background_thread(settings, service, publisher, config, os.environ)
-        thread.start()
-        try:
-            yield
-        finally:
-            thread.stop()
-            crls.close()
-
-
-def _api_only_requested(environ: Mapping[str, str]) -> bool:
-    """Whether ``PCA_API_ONLY`` asks for workers without background jobs; a value that is
-    neither yes nor no stops the start rather than guess which deployment was meant."""
-    raw = environ.get(API_ONLY_ENV, "").strip().lower()
-    if raw == "":
-        return False
-    if raw not in _FLAG_VALUES:
-        sys.stderr.write(f"pca: error [{API_ONLY_ENV}]: use 1 or 0 (true/false, yes/no).\n")
-        raise SystemExit(2)
-    return _FLAG_VALUES[raw]
 
 
 def _metrics_directory(settings: Settings) -> None:
@@ -127,12 +81,13 @@ def serve(
     *,
     api_only: bool = False,
 ) -> None:
-    """Run the API until interrupted; ``settings`` must be the ``PCA_*`` environment's.
+    """Run the API until interrupted; ``settings`` must be the ``PCA_*`` environment's,
+    which each worker reads again to open its own deployment.
 
-    With ``api_only`` (or ``PCA_API_ONLY=1``) the workers only answer requests: queries
+    With ``api_only`` (or ``settings.api_only``) the workers only answer requests: queries
     see the read models as far as a ``pca projections run`` process has brought them.
     """
-    api_only = api_only or _api_only_requested(os.environ)
+    api_only = api_only or settings.api_only
     os.umask(0o077)  # whatever the server and its libraries write is the owner's alone
     initialise(settings)
     _metrics_directory(settings)

@@ -23,7 +23,7 @@ import pytest
 from flask import Flask
 
 from api.http.app import create_app
-from domain.adapters.keystore import MASTER_KEYS_FILE, MasterKeyring
+from domain.adapters.masterkeys import MASTER_KEYS_FILE, MasterKeyring
 from domain.adapters.settings import Settings, open_service
 from domain.application.service import PrivateCA
 from domain.model.tokens import TOKEN_PREFIX

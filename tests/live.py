@@ -19,7 +19,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from domain.adapters.settings import Settings
+from domain.adapters.settings import API_ONLY_ENV, Settings
 
 LOG_FILES: list[Path] = []
 SENT_PASSWORDS: set[str] = set()
@@ -42,6 +42,10 @@ def settings_env(settings: Settings, port: int) -> dict[str, str]:
     if settings.database_url:
         env["PCA_DATABASE_URL"] = settings.database_url
         env["PCA_DATABASE_SCHEMA"] = settings.database_schema
+    if settings.master_key:
+        env["PCA_MASTER_KEY"] = settings.master_key
+    if settings.api_only:
+        env[API_ONLY_ENV] = "1"
     return env
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from uuid import UUID
 
 from api.cli.output import Row
+from api.deployment import Deployment
 from api.presenters import ca_shape, certificate_shape
 from domain.adapters.settings import Settings
 from domain.application.commands import CAProfile, CertificateRequest
@@ -28,11 +29,18 @@ from domain.pki.formats import DownloadMaterial, DownloadOptions, parse_format, 
 
 @dataclass(frozen=True)
 class Session:
-    """The service and who is acting, for one command."""
+    """The deployment and who is acting, for one command."""
 
-    service: PrivateCA
+    deployment: Deployment
     context: RequestContext
-    settings: Settings
+
+    @property
+    def service(self) -> PrivateCA:
+        return self.deployment.service
+
+    @property
+    def settings(self) -> Settings:
+        return self.deployment.settings
 
 
 def _subject(args: argparse.Namespace) -> Subject:

@@ -1,6 +1,6 @@
 """The `pca` command line: operator commands that mirror the reference console's steps.
 
-Commands act on the service configured by the ``PCA_*`` environment (see
+Commands act on the deployment configured by the ``PCA_*`` environment (see
 ``domain.adapters.settings``): SQLite in ``PCA_DATA_DIR`` by default.
 """
 
@@ -11,15 +11,17 @@ import getpass
 import sys
 import uuid
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.cli import audit, commands, lists
+from api.cli import audit, commands, lists, runners
 from api.cli.output import Row, emit
 from api.cli.quickstart import run_quickstart
+from api.deployment import Deployment
 from api.serve import serve
-from domain.adapters.settings import Settings, open_service
-from domain.application.service import PrivateCA, utc_now
+from domain.adapters.settings import Settings
+from domain.application.service import utc_now
 from domain.model.errors import PCAError
 from domain.model.tokens import Role
 from domain.model.values import CertificateType, KeyAlgorithm, RequestContext, RevocationReason
@@ -39,6 +41,7 @@ class Command:
     help: str
     bare: str | None = None  # print only this field of the single row (unless --json)
     prints: bool = False  # the handler writes its own output (JSON documents)
+    publishes: bool = False  # CRLs and audit checkpoints are published while it runs
 
 
 def _subject_args(parser: argparse.ArgumentParser) -> None:
@@ -192,8 +195,8 @@ GROUPS: dict[str, dict[str, Command]] = {
         "list": Command(lists.list_tokens, _no_args, "every token: id, name, role, status"),
     },
     "crl": {
-        "publish": Command(lists.publish_crl, _id_arg, "publish a new base CRL for a CA now"),
-        "show": Command(lists.show_crl, _id_arg, "the CRLs served for a CA"),
+        "publish": Command(runners.publish_crl, _id_arg, "publish a new base CRL for a CA now"),
+        "show": Command(runners.show_crl, _id_arg, "the CRLs served for a CA"),
     },
     "audit": {
         "events": Command(audit.events, audit.declare_events, "the event history"),
@@ -208,9 +211,14 @@ GROUPS: dict[str, dict[str, Command]] = {
         ),
     },
     "projections": {
-        "run": Command(lists.run_projections, _no_args, "keep the read models up to date"),
+        "run": Command(
+            runners.run_projections,
+            _no_args,
+            "keep the read models up to date, publish CRLs and checkpoints",
+            publishes=True,
+        ),
         "rebuild": Command(
-            lists.rebuild_projections,
+            runners.rebuild_projections,
             _no_args,
             "rebuild the read models from the log (runner stopped)",
         ),
@@ -229,13 +237,14 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every `pca` command."""
     parser = argparse.ArgumentParser(prog="pca", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    parser.set_defaults(bare=None, prints=False, publishes=False)
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     quickstart = groups.add_parser("quickstart", help="walk the initial configuration once")
     _quickstart_args(quickstart)
-    quickstart.set_defaults(handler=run_quickstart, bare=None, prints=False)
+    quickstart.set_defaults(handler=run_quickstart)
     report_parser = groups.add_parser("report", help="a compliance export with a signed manifest")
     audit.declare_report(report_parser)
-    report_parser.set_defaults(handler=audit.report, bare=None, prints=False)
+    report_parser.set_defaults(handler=audit.report)
     serve_parser = groups.add_parser("serve", help="serve the HTTP API")
     serve_parser.add_argument("--host", default="127.0.0.1")
     serve_parser.add_argument("--port", type=int, default=8080)
@@ -247,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="no read models, CRLs or checkpoints in the workers (also PCA_API_ONLY=1); "
         "run 'pca projections run' apart",
     )
+    serve_parser.set_defaults(prints=True)  # the server's log is its output
     backup_parser = groups.add_parser("backup", help="a consistent backup, while serving")
     backup_parser.add_argument("path", type=Path, help="the new backup file (mode 0600)")
     restore_parser = groups.add_parser("restore", help="restore a backup into an empty store")
@@ -257,40 +267,25 @@ def build_parser() -> argparse.ArgumentParser:
         for name, command in members.items():
             sub = actions.add_parser(name, help=command.help)
             command.declare(sub)
-            sub.set_defaults(handler=command.handler, bare=command.bare, prints=command.prints)
+            sub.set_defaults(
+                handler=command.handler,
+                bare=command.bare,
+                prints=command.prints,
+                publishes=command.publishes,
+            )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run one command; domain errors print their advice and exit with status 2."""
+    """Run one command; domain errors (a bad ``PCA_*`` setting among them) print their
+    advice and exit with status 2."""
     args = build_parser().parse_args(argv)
-    if args.group == "serve":
-        serve(
-            Settings.from_env(),
-            args.host,
-            args.port,
-            args.workers,
-            args.threads,
-            api_only=args.api_only,
-        )
-        return 0
-    if args.group in ("backup", "restore"):
-        return _backup_or_restore(args)
-    actor = f"{getpass.getuser()} (cli)"
-    context = RequestContext(actor=actor, request_id=f"cli-{uuid.uuid4()}")
-    settings = Settings.from_env()
-    service: PrivateCA | None = None
     try:
-        service = open_service(settings)
-        rows = args.handler(commands.Session(service, context, settings), args)
+        rows = _execute(Settings.from_env(), args)
     except PCAError as error:
         where = f" [{error.field}]" if error.field else ""
         sys.stderr.write(f"pca: error{where}: {error.detail}\n")
         return 2
-    finally:
-        if service is not None:
-            service.close()
-            service.keystore.close()
     if args.prints:
         return 0
     if args.bare and not args.json:
@@ -300,21 +295,27 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-def _backup_or_restore(args: argparse.Namespace) -> int:
-    """`pca backup` and `pca restore` act on the stores without opening the service, which
-    would create a store and a master key where there should be none (see docs/BACKUP.md)."""
-    settings = Settings.from_env()
-    try:
-        if args.group == "backup":
-            row = create_backup(settings, args.path, utc_now()).to_row()
-        else:
-            row = restore_backup(settings, args.path).to_row()
-    except PCAError as error:
-        where = f" [{error.field}]" if error.field else ""
-        sys.stderr.write(f"pca: error{where}: {error.detail}\n")
-        return 2
-    emit([row], as_json=args.json)
-    return 0
+def _execute(settings: Settings, args: argparse.Namespace) -> list[Row]:
+    """The command's rows: run on a deployment opened for it, publishing CRLs meanwhile
+    if it asks; `serve`, `backup` and `restore` open what they need themselves."""
+    if args.group == "serve":
+        serve(settings, args.host, args.port, args.workers, args.threads, api_only=args.api_only)
+        return []
+    if args.group in ("backup", "restore"):
+        return [_backup_or_restore(settings, args)]
+    context = RequestContext(actor=f"{getpass.getuser()} (cli)", request_id=f"cli-{uuid.uuid4()}")
+    with closing(Deployment.open(settings, publish=args.publishes)) as deployment:
+        rows: list[Row] = args.handler(commands.Session(deployment, context), args)
+        return rows
+
+
+def _backup_or_restore(settings: Settings, args: argparse.Namespace) -> Row:
+    """`pca backup` and `pca restore` act on the stores without opening the deployment,
+    which would create a store and a master key where there should be none (see
+    docs/BACKUP.md)."""
+    if args.group == "backup":
+        return create_backup(settings, args.path, utc_now()).to_row()
+    return restore_backup(settings, args.path).to_row()
 
 
 if __name__ == "__main__":

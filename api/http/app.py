@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 import uuid
 from collections.abc import Callable
@@ -10,7 +9,7 @@ from typing import TypeVar
 
 from flask import Flask, Response, g, request
 
-from api.deployment import EXTENSION, Services
+from api.deployment import EXTENSION, Deployment
 from api.http.errors import register_error_handlers
 from api.http.metrics import StoreCollector, instrument, registry_with
 from api.http.outage import register_outage_handler
@@ -23,13 +22,8 @@ from api.http.views import public as views_public
 from api.http.views import reports as views_reports
 from api.http.views import revocation as views_revocation
 from api.http.views.public import store_figures
-from domain.adapters.settings import Settings, open_service
+from domain.adapters.settings import Settings
 from domain.application.service import Clock, utc_now
-from projections.readmodels.queries import ReadModels
-from projections.readmodels.worker import RunnerHandle
-from projections.revocation.crlstore import open_crl_store
-from projections.revocation.ocsp_responder import OCSPConfig, OCSPResponder
-from projections.revocation.publisher import CRLPublisher, PublishingConfig, background_thread
 
 T = TypeVar("T")
 MAX_BODY_BYTES = 1024 * 1024
@@ -55,16 +49,21 @@ SECURITY_HEADERS = {
 def create_app(
     settings: Settings | None = None, *, clock: Clock = utc_now, run_projections: bool = True
 ) -> Flask:
-    """An app serving the API on the configured storage (``PCA_*`` settings by default).
+    """An app serving the API on the deployment ``settings`` describe (the ``PCA_*``
+    environment's by default); ``app.extensions["pca"].close()`` closes it.
 
-    With ``run_projections`` the app keeps the read models up to date on a thread; among
-    several processes one holds the lease and the others stand by.
+    With ``run_projections`` the app keeps the read models up to date and publishes CRLs
+    and audit checkpoints on threads; among several processes one holds each lease and
+    the others stand by.
     """
     settings = settings or Settings.from_env()
+    deployment = Deployment.open(
+        settings, run_projections=run_projections, publish=run_projections, clock=clock
+    )
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions[EXTENSION] = _services(settings, clock, run_projections)
+    app.extensions[EXTENSION] = deployment
     app.extensions["pca.routes"] = ALL_ROUTES
     app.extensions["pca.metrics"] = registry_with(StoreCollector(_in_app(app, store_figures)))
     instrument(app)
@@ -80,34 +79,10 @@ def create_app(
         app.register_blueprint(blueprint)
     register_error_handlers(app)
     register_outage_handler(app)
-    install_issuance_limits(app)
+    install_issuance_limits(app, settings.issuance)
     app.before_request(_assign_request_id)
     app.after_request(_decorate_response)
     return app
-
-
-def _services(settings: Settings, clock: Clock, run_projections: bool) -> Services:
-    """The command side, the read models and, when asked, the threads that keep the read
-    models and the CRLs up to date. Every store is opened before a thread starts, so no
-    thread meets a file or table half-made."""
-    service = open_service(settings, clock=clock)
-    runner = RunnerHandle(settings) if run_projections else None
-    read_models = ReadModels.open(settings, nudge=runner.wake if runner else None)
-    config = PublishingConfig.from_env(os.environ)
-    crls = open_crl_store(settings)
-    publisher = CRLPublisher(service, read_models, crls, config)
-    publisher_thread = (
-        background_thread(settings, service, publisher, config, os.environ)
-        if run_projections
-        else None
-    )
-    for thread in (runner, publisher_thread):
-        if thread is not None:
-            thread.start()
-    responder = OCSPResponder(service, read_models, OCSPConfig.from_env(os.environ))
-    return Services(
-        settings, service, read_models, runner, crls, publisher, publisher_thread, responder
-    )
 
 
 def _in_app(app: Flask, read: Callable[[], T]) -> Callable[[], T]:

@@ -25,24 +25,19 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from uuid import UUID
 
 from flask import Flask, Response, after_this_request, current_app, has_request_context
 from prometheus_client import Counter
 
-from api.http.bodies import MAX_BATCH_ITEMS
 from api.http.errors import HTTPProblemError
+from domain.adapters.settings import BURST_ENV, RATE_ENV, IssuanceLimit
 from domain.model.tokens import ApiToken
 
-RATE_ENV = "PCA_ISSUANCE_RATE_PER_SECOND"
-BURST_ENV = "PCA_ISSUANCE_BURST"
-DEFAULT_RATE = 100.0
-DEFAULT_BURST = MAX_BATCH_ITEMS
 EXTENSION = "pca.issuance_limits"
 THROTTLED = Counter("pca_issuance_throttled", "Issuance requests refused by the per-token limit")
 logger = logging.getLogger(__name__)
@@ -65,41 +60,6 @@ class TooManyRequestsError(HTTPProblemError):
     def _add_retry_after(self, response: Response) -> Response:
         response.headers["Retry-After"] = str(self.retry_after)
         return response
-
-
-@dataclass(frozen=True)
-class IssuanceLimit:
-    """How many certificates one token may ask for: ``rate`` per second (0: no limit),
-    and at most ``burst`` at once."""
-
-    rate: float = DEFAULT_RATE
-    burst: int = DEFAULT_BURST
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> IssuanceLimit:
-        """The limit from ``PCA_ISSUANCE_*``; ValueError naming the variable if one is bad."""
-        rate = _number(environ, RATE_ENV, DEFAULT_RATE)
-        burst = _number(environ, BURST_ENV, DEFAULT_BURST)
-        if burst < 1 or not burst.is_integer():
-            raise ValueError(f"{BURST_ENV} must be a whole number >= 1; got {burst:g}.")
-        return cls(rate, int(burst))
-
-    @property
-    def unlimited(self) -> bool:
-        return self.rate == 0
-
-
-def _number(environ: Mapping[str, str], name: str, default: float) -> float:
-    raw = environ.get(name, "").strip()
-    if not raw:
-        return float(default)
-    try:
-        value = float(raw)
-    except ValueError:
-        value = math.nan
-    if not 0 <= value < math.inf:
-        raise ValueError(f"{name} must be a number >= 0; got {raw!r}.")
-    return value
 
 
 @dataclass
@@ -149,17 +109,13 @@ class TokenBuckets:
             return refusal
 
 
-def install_issuance_limits(app: Flask, environ: Mapping[str, str] = os.environ) -> None:
-    """Give ``app`` its buckets, configured from ``environ``. Called from the app factory,
-    a bad ``PCA_ISSUANCE_*`` value stops the start rather than the first issuance;
-    without that call the first issuance installs them."""
-    app.extensions[EXTENSION] = TokenBuckets(IssuanceLimit.from_env(environ))
+def install_issuance_limits(app: Flask, limit: IssuanceLimit) -> None:
+    """Give ``app`` its buckets under ``limit``; called once from the app factory."""
+    app.extensions[EXTENSION] = TokenBuckets(limit)
 
 
 def _buckets() -> TokenBuckets:
-    found = current_app.extensions.get(EXTENSION)
-    if found is None:
-        found = current_app.extensions.setdefault(EXTENSION, TokenBuckets(IssuanceLimit.from_env()))
+    found = current_app.extensions[EXTENSION]
     assert isinstance(found, TokenBuckets)
     return found
 

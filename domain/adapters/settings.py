@@ -1,4 +1,5 @@
-"""Configuration from the environment, and the one place that wires the service together.
+"""Configuration from the environment: the one reader of ``PCA_*``, and the one place that
+wires the service together.
 
 Settings (all optional):
 
@@ -11,23 +12,43 @@ Settings (all optional):
                        (default ``http://127.0.0.1:8080``).
 ``PCA_MASTER_KEY``     comma-separated base64 AES-256 master keys, first active; without it a
                        key file is created in the data directory on first start.
+``PCA_CRL_VALIDITY_HOURS``  a CRL's nextUpdate after its thisUpdate (default 24).
+``PCA_CRL_DEBOUNCE_MS``     how often the publisher looks for revocations (default 500).
+``PCA_CRL_EXPIRED_GRACE_DAYS`` how long an expired certificate stays on the base CRL (7).
+``PCA_CRL_MAX_DELTA_ENTRIES``  a delta CRL longer than this is cut as a new base (10000).
+``PCA_AUDIT_CHECKPOINT_MINUTES`` how often an audit checkpoint is signed while the log
+                       moves (default 60).
+``PCA_OCSP_VALIDITY_MINUTES``  an OCSP answer's nextUpdate after its thisUpdate (default 60).
+``PCA_OCSP_RESPONDER_DAYS``    lifetime of a CA's delegated OCSP responder certificate (30).
+``PCA_ISSUANCE_RATE_PER_SECOND`` certificates per second per API token and process
+                       (default 100; 0 switches the limit off).
+``PCA_ISSUANCE_BURST``  certificates one token may ask for at once (default 1000).
+``PCA_API_ONLY``       ``1``: API workers run no read-model runner, CRL publisher or
+                       checkpoints (``pca projections run`` does, apart).
+
+A value that cannot be used stops the start with a :class:`SettingsError` naming the
+variable. ``PCA_DOWNLOAD_PASSWORD`` is no setting: it is one `pca cert download`'s input.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import math
 import os
 import sqlite3
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
-from domain.adapters.keystore import KeyStore, MasterKeyring, PostgresKeyStore, SQLiteKeyStore
+from domain.adapters.keystore import KeyStore
+from domain.adapters.keystore_backends import PostgresKeyStore, SQLiteKeyStore
+from domain.adapters.masterkeys import MasterKeyring
 from domain.application.service import Clock, PrivateCA, utc_now
 from domain.audit.chain import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
-from domain.model.errors import StorageNotDurableError
+from domain.model.errors import PCAError, StorageNotDurableError
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 EVENTS_FILE = "events.db"
@@ -41,27 +62,81 @@ _WAL_ATTEMPTS = 10
 # within a client's usual 30 s; in normal operation neither wait comes near these bounds.
 SQLITE_LOCK_TIMEOUT_S = 10
 POSTGRES_POOL_TIMEOUT_S = 1
+API_ONLY_ENV = "PCA_API_ONLY"
+RATE_ENV = "PCA_ISSUANCE_RATE_PER_SECOND"
+BURST_ENV = "PCA_ISSUANCE_BURST"
+DEFAULT_ISSUANCE_RATE = 100.0
+DEFAULT_ISSUANCE_BURST = 1000  # one full batch (api.http.bodies.MAX_BATCH_ITEMS)
+_FLAG_VALUES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
+
+
+class SettingsError(PCAError, ValueError):
+    """Raised when a ``PCA_*`` variable cannot be used; ``field`` names it."""
+
+
+@dataclass(frozen=True)
+class PublishingSettings:
+    """How often and for how long CRLs are published, and how often the same background
+    thread signs an audit checkpoint (``PCA_CRL_*``, ``PCA_AUDIT_CHECKPOINT_MINUTES``)."""
+
+    validity: dt.timedelta = dt.timedelta(hours=24)
+    debounce: dt.timedelta = dt.timedelta(milliseconds=500)
+    expired_grace: dt.timedelta = dt.timedelta(days=7)
+    max_delta_entries: int = 10_000
+    checkpoint_every: dt.timedelta = dt.timedelta(minutes=60)
+
+
+@dataclass(frozen=True)
+class OCSPSettings:
+    """Response validity and responder certificate lifetime (``PCA_OCSP_*``)."""
+
+    validity: dt.timedelta = dt.timedelta(hours=1)
+    responder_lifetime: dt.timedelta = dt.timedelta(days=30)
+
+
+@dataclass(frozen=True)
+class IssuanceLimit:
+    """How many certificates one token may ask for: ``rate`` per second (0: no limit),
+    and at most ``burst`` at once (``PCA_ISSUANCE_*``)."""
+
+    rate: float = DEFAULT_ISSUANCE_RATE
+    burst: int = DEFAULT_ISSUANCE_BURST
+
+    @property
+    def unlimited(self) -> bool:
+        return self.rate == 0
 
 
 @dataclass(frozen=True)
 class Settings:
-    """Where the service keeps its data and how it names itself to relying parties."""
+    """Where the service keeps its data, how it names itself to relying parties, and how
+    its background jobs and limits are tuned."""
 
     data_dir: Path
     public_url: str = DEFAULT_PUBLIC_URL
-    database_url: str | None = None
+    database_url: str | None = field(default=None, repr=False)  # may hold a password
     database_schema: str = ""
-    master_key: str | None = None
+    master_key: str | None = field(default=None, repr=False)
+    publishing: PublishingSettings = PublishingSettings()
+    ocsp: OCSPSettings = OCSPSettings()
+    issuance: IssuanceLimit = IssuanceLimit()
+    api_only: bool = False
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
-        """Settings from ``PCA_*`` variables (see the module docstring)."""
+        """Settings from ``PCA_*`` variables (see the module docstring); SettingsError
+        naming the variable if one cannot be used."""
+        variables = _Variables(environ)
         return cls(
             data_dir=Path(environ.get("PCA_DATA_DIR", "pca-data")).absolute(),
             public_url=environ.get("PCA_PUBLIC_URL", DEFAULT_PUBLIC_URL),
             database_url=environ.get("PCA_DATABASE_URL") or None,
             database_schema=environ.get("PCA_DATABASE_SCHEMA", ""),
             master_key=environ.get("PCA_MASTER_KEY") or None,
+            publishing=_publishing(variables),
+            ocsp=_ocsp(variables),
+            issuance=_issuance(variables),
+            api_only=variables.flag(API_ONLY_ENV),
         )
 
     @property
@@ -112,6 +187,89 @@ def open_service(settings: Settings, *, clock: Clock = utc_now) -> PrivateCA:
         public_url=settings.public_url,
         clock=clock,
     )
+
+
+class _Variables:
+    """Typed reads of ``PCA_*`` variables; a blank or unset one takes its default, and each
+    error names the variable and what it takes."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+
+    def number(self, name: str, default: float) -> float:
+        """A finite number >= 0."""
+        raw = self._environ.get(name, "").strip()
+        if not raw:
+            return float(default)
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not 0 <= value < math.inf:
+            raise SettingsError(f"{name} must be a number >= 0; got {raw!r}.", field=name)
+        return value
+
+    def whole(self, name: str, default: int, minimum: int) -> int:
+        value = self.number(name, default)
+        if value < minimum or not value.is_integer():
+            raise SettingsError(
+                f"{name} must be a whole number >= {minimum}; got {value:g}.", field=name
+            )
+        return int(value)
+
+    def duration(
+        self, name: str, default: dt.timedelta, unit: dt.timedelta, *, allow_zero: bool = False
+    ) -> dt.timedelta:
+        """``name`` counted in ``unit``s; zero only where it means "every time"."""
+        value = self.number(name, default / unit)
+        if value == 0 and not allow_zero:
+            raise SettingsError(f"{name} must be a number > 0; got 0.", field=name)
+        return unit * value
+
+    def flag(self, name: str) -> bool:
+        """A yes or no; anything else stops the start rather than guess what was meant."""
+        raw = self._environ.get(name, "").strip().lower()
+        if raw == "":
+            return False
+        if raw not in _FLAG_VALUES:
+            raise SettingsError("use 1 or 0 (true/false, yes/no).", field=name)
+        return _FLAG_VALUES[raw]
+
+
+_HOUR, _MINUTE, _DAY = dt.timedelta(hours=1), dt.timedelta(minutes=1), dt.timedelta(days=1)
+_MILLISECOND = dt.timedelta(milliseconds=1)
+
+
+def _publishing(variables: _Variables) -> PublishingSettings:
+    defaults = PublishingSettings()
+    return PublishingSettings(
+        validity=variables.duration("PCA_CRL_VALIDITY_HOURS", defaults.validity, _HOUR),
+        debounce=variables.duration("PCA_CRL_DEBOUNCE_MS", defaults.debounce, _MILLISECOND),
+        expired_grace=variables.duration(
+            "PCA_CRL_EXPIRED_GRACE_DAYS", defaults.expired_grace, _DAY, allow_zero=True
+        ),
+        max_delta_entries=variables.whole(
+            "PCA_CRL_MAX_DELTA_ENTRIES", defaults.max_delta_entries, minimum=0
+        ),
+        checkpoint_every=variables.duration(
+            "PCA_AUDIT_CHECKPOINT_MINUTES", defaults.checkpoint_every, _MINUTE, allow_zero=True
+        ),
+    )
+
+
+def _ocsp(variables: _Variables) -> OCSPSettings:
+    defaults = OCSPSettings()
+    return OCSPSettings(
+        validity=variables.duration("PCA_OCSP_VALIDITY_MINUTES", defaults.validity, _MINUTE),
+        responder_lifetime=variables.duration(
+            "PCA_OCSP_RESPONDER_DAYS", defaults.responder_lifetime, _DAY
+        ),
+    )
+
+
+def _issuance(variables: _Variables) -> IssuanceLimit:
+    rate = variables.number(RATE_ENV, DEFAULT_ISSUANCE_RATE)
+    return IssuanceLimit(rate, variables.whole(BURST_ENV, DEFAULT_ISSUANCE_BURST, minimum=1))
 
 
 def prepare_sqlite_file(path: Path) -> None:

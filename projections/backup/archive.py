@@ -37,7 +37,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import IO, Any, Self
 
-from domain.adapters.keystore import MasterKeyring
+from domain.adapters.masterkeys import MasterKeyring
 from domain.model.errors import KeyCustodyError, NotFoundError, ValidationError
 
 __all__ = [

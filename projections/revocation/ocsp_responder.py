@@ -6,13 +6,12 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import uuid
-from collections.abc import Mapping
-from dataclasses import dataclass
 from uuid import UUID
 
 from cryptography import x509
 from cryptography.x509 import ocsp as x509_ocsp
 
+from domain.adapters.settings import OCSPSettings
 from domain.application.service import PrivateCA
 from domain.model.errors import PCAError
 from domain.model.values import RequestContext
@@ -22,31 +21,15 @@ from domain.pki.x509 import as_issuer_key, load_certificate
 from projections.readmodels.queries import ReadModels
 
 
-@dataclass(frozen=True)
-class OCSPConfig:
-    """Response validity and responder certificate lifetime (see ``PCA_OCSP_*``)."""
-
-    validity: dt.timedelta = dt.timedelta(hours=1)
-    responder_lifetime: dt.timedelta = dt.timedelta(days=30)
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> OCSPConfig:
-        """``PCA_OCSP_VALIDITY_MINUTES`` and ``PCA_OCSP_RESPONDER_DAYS``, each optional."""
-        return cls(
-            validity=dt.timedelta(minutes=float(environ.get("PCA_OCSP_VALIDITY_MINUTES", 60))),
-            responder_lifetime=dt.timedelta(days=float(environ.get("PCA_OCSP_RESPONDER_DAYS", 30))),
-        )
-
-
 class OCSPResponder:
     """Answers OCSP requests for every CA of the service."""
 
     def __init__(
-        self, service: PrivateCA, read_models: ReadModels, config: OCSPConfig | None = None
+        self, service: PrivateCA, read_models: ReadModels, config: OCSPSettings | None = None
     ) -> None:
         self._service = service
         self._read_models = read_models
-        self._config = config or OCSPConfig()
+        self._config = config or OCSPSettings()
         self._lock = threading.Lock()
         self._signers: dict[UUID, tuple[x509.Certificate, IssuerKey]] = {}
         self._context = RequestContext("ocsp-responder (system)", f"ocsp-{uuid.uuid4()}")

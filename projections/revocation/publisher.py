@@ -22,13 +22,13 @@ import hashlib
 import logging
 import threading
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from uuid import UUID
 
 from eventsourcing.persistence import IntegrityError
 
-from domain.adapters.settings import Settings
+from domain.adapters.settings import PublishingSettings, Settings
 from domain.application.service import PrivateCA
 from domain.audit.verify import AuditLog
 from domain.model.values import RequestContext
@@ -43,46 +43,6 @@ from projections.revocation.crlstore import BASE, DELTA, CRLStore, StoredCRL
 logger = logging.getLogger(__name__)
 PUBLISHER = "crl-publisher"
 MAX_ATTEMPTS = 5
-
-
-@dataclass(frozen=True)
-class PublishingConfig:
-    """How often and for how long CRLs are published (see ``PCA_CRL_*`` in the docs)."""
-
-    validity: dt.timedelta = dt.timedelta(hours=24)
-    debounce: dt.timedelta = dt.timedelta(milliseconds=500)
-    expired_grace: dt.timedelta = dt.timedelta(days=7)
-    max_delta_entries: int = 10_000
-
-    @classmethod
-    def from_env(cls, environ: Mapping[str, str]) -> PublishingConfig:
-        """``PCA_CRL_VALIDITY_HOURS``, ``PCA_CRL_DEBOUNCE_MS``, ``PCA_CRL_EXPIRED_GRACE_DAYS``
-        and ``PCA_CRL_MAX_DELTA_ENTRIES``, each optional."""
-        defaults = cls()
-        return cls(
-            validity=dt.timedelta(
-                hours=float(
-                    environ.get("PCA_CRL_VALIDITY_HOURS", defaults.validity / dt.timedelta(hours=1))
-                )
-            ),
-            debounce=dt.timedelta(
-                milliseconds=float(
-                    environ.get(
-                        "PCA_CRL_DEBOUNCE_MS", defaults.debounce / dt.timedelta(milliseconds=1)
-                    )
-                )
-            ),
-            expired_grace=dt.timedelta(
-                days=float(environ.get("PCA_CRL_EXPIRED_GRACE_DAYS", defaults.expired_grace.days))
-            ),
-            max_delta_entries=int(
-                environ.get("PCA_CRL_MAX_DELTA_ENTRIES", defaults.max_delta_entries)
-            ),
-        )
-
-    @property
-    def policy(self) -> RecutPolicy:
-        return RecutPolicy(max_delta_entries=self.max_delta_entries, max_base_age=self.validity / 2)
 
 
 @dataclass
@@ -117,12 +77,15 @@ class CRLPublisher:
         service: PrivateCA,
         read_models: ReadModels,
         store: CRLStore,
-        config: PublishingConfig | None = None,
+        config: PublishingSettings | None = None,
     ) -> None:
         self._service = service
         self._read_models = read_models
         self._store = store
-        self._config = config or PublishingConfig()
+        self._config = config or PublishingSettings()
+        self._policy = RecutPolicy(
+            max_delta_entries=self._config.max_delta_entries, max_base_age=self._config.validity / 2
+        )
         self._states: dict[UUID, _IssuerState] = {}
         self._issuers_cache: list[tuple[UUID, dt.datetime]] = []
         self._issuers_position = -1
@@ -177,7 +140,7 @@ class CRLPublisher:
     def _base_due(self, state: _IssuerState, now: dt.datetime) -> bool:
         assert state.base_cut_at is not None
         delta_size = len(state.delta_entries) + len(state.pending)
-        return self._config.policy.base_due(len(state.base), delta_size, now - state.base_cut_at)
+        return self._policy.base_due(len(state.base), delta_size, now - state.base_cut_at)
 
     def _publish_base(
         self, ca_id: UUID, state: _IssuerState, now: dt.datetime, entries: list[RevocationEntry]
@@ -271,14 +234,13 @@ class PublisherThread:
         self,
         settings: Settings,
         publisher: CRLPublisher,
-        config: PublishingConfig,
         standby_retry: float = 2.0,
         also: Callable[[], object] | None = None,
     ) -> None:
         self._settings = settings
         self._publisher = publisher
         self._also = also
-        self._interval = config.debounce.total_seconds()
+        self._interval = settings.publishing.debounce.total_seconds()
         self._standby_retry = standby_retry
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="pca-crl-publisher", daemon=True)
@@ -310,17 +272,13 @@ class PublisherThread:
 
 
 def background_thread(
-    settings: Settings,
-    service: PrivateCA,
-    publisher: CRLPublisher,
-    config: PublishingConfig,
-    environ: Mapping[str, str],
+    settings: Settings, service: PrivateCA, publisher: CRLPublisher
 ) -> PublisherThread:
     """The publisher's thread as every process runs it: it also signs an audit checkpoint
-    every ``PCA_AUDIT_CHECKPOINT_MINUTES`` (default 60) while the log moves."""
-    every = 60 * float(environ.get("PCA_AUDIT_CHECKPOINT_MINUTES", "60"))
+    every ``settings.publishing.checkpoint_every`` while the log moves."""
+    every = settings.publishing.checkpoint_every.total_seconds()
 
     def checkpoint() -> object:
         return AuditLog.of(service).publish_checkpoint_if_due(every, service.clock())
 
-    return PublisherThread(settings, publisher, config, also=checkpoint)
+    return PublisherThread(settings, publisher, also=checkpoint)

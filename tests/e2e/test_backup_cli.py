@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from domain.adapters.keystore import MASTER_KEYS_FILE
+from domain.adapters.masterkeys import MASTER_KEYS_FILE
 from tests.cli_runner import pca, pca_json
 
 

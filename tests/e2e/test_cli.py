@@ -215,7 +215,7 @@ def test_downloads_write_server_bundles_with_private_modes(tmp_path: Path) -> No
 def test_a_token_can_be_made_with_a_lifetime(tmp_path: Path) -> None:
     data = tmp_path / "data"
     token = pca(data, "tokens", "create", "--role", "auditor", "--name", "ci", "--valid-days", "30")
-    service = open_service(Settings.from_env({"PCA_DATA_DIR": str(data)}))
+    service = open_service(Settings(data_dir=data))
     try:
         record = service.authenticate(token.stdout.strip())
         assert record is not None

@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from domain.adapters.keystore import (
-    MasterKeyring,
-    SQLiteKeyStore,
-)
+from domain.adapters.keystore_backends import SQLiteKeyStore
+from domain.adapters.masterkeys import MasterKeyring
 from domain.model.errors import NotFoundError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -25,7 +23,8 @@ _WORKER = textwrap.dedent(
     import sys
     from pathlib import Path
     from cryptography.hazmat.primitives.asymmetric import ec
-    from domain.adapters.keystore import MasterKeyring, SQLiteKeyStore
+    from domain.adapters.keystore_backends import SQLiteKeyStore
+    from domain.adapters.masterkeys import MasterKeyring
 
     data_dir, worker = Path(sys.argv[1]), sys.argv[2]
     ring = MasterKeyring.load(data_dir, None)

@@ -31,8 +31,7 @@ from typing import Any
 import pytest
 from cryptography import x509
 
-from api.serve import API_ONLY_ENV
-from domain.adapters.settings import Settings
+from domain.adapters.settings import API_ONLY_ENV, Settings
 from tests.conftest import make_settings
 from tests.live import LiveServer, free_port, settings_env
 
@@ -208,9 +207,9 @@ def test_three_workers_never_oversell_quota_over_http(settings: Settings) -> Non
 
 @pytest.mark.slow
 def test_api_only_workers_leave_reads_crls_and_checkpoints_to_one_process_apart(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
+    settings: Settings,
 ) -> None:
-    monkeypatch.setenv(API_ONLY_ENV, "1")
+    settings = dataclasses.replace(settings, api_only=True)
     with LiveServer(settings, workers=WORKERS) as live:
         deployment = _setup(live)
         intermediate, admin = deployment.intermediate_id, deployment.admin
@@ -241,11 +240,13 @@ def test_api_only_workers_leave_reads_crls_and_checkpoints_to_one_process_apart(
 
 @pytest.mark.slow
 def test_two_api_hosts_on_one_postgresql_never_oversell_quota(
-    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     # What hosts share: the database and schema, and the master key (no master.keys file).
-    monkeypatch.setenv("PCA_MASTER_KEY", base64.b64encode(os.urandom(32)).decode())
-    host_a = make_settings("postgres", request, tmp_path / "host-a")
+    host_a = dataclasses.replace(
+        make_settings("postgres", request, tmp_path / "host-a"),
+        master_key=base64.b64encode(os.urandom(32)).decode(),
+    )
     host_b = dataclasses.replace(host_a, data_dir=tmp_path / "host-b")
     with LiveServer(host_a, workers=2) as live_a, LiveServer(host_b, workers=2) as live_b:
         deployment = _setup(live_a, live_b)

@@ -3,6 +3,7 @@ authentication logged and slowed (the buckets themselves: tests/unit/test_token_
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -18,12 +19,13 @@ from werkzeug.test import TestResponse
 from api.http.app import SECURITY_HEADERS, create_app
 from api.http.auth import EXTENSION as FAILURES_EXTENSION
 from api.http.auth import FailedAuthentications, require_role
-from api.http.ratelimit import (
+from api.http.ratelimit import limit_issuance
+from domain.adapters.settings import (
     BURST_ENV,
     RATE_ENV,
-    limit_issuance,
+    IssuanceLimit,
+    Settings,
 )
-from domain.adapters.settings import Settings
 from domain.model.tokens import Role, new_token, token_fingerprint
 from tests.api_client import SETUP
 from tests.conftest import SettableClock
@@ -37,12 +39,11 @@ def _metric(name: str) -> float:
 
 
 @pytest.fixture
-def probe_app(sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterator[Flask]:
+def probe_app(sqlite_settings: Settings) -> Iterator[Flask]:
     """The real app, plus a route that spends ``?cost=`` issuances as the issuing routes
     do, with a limit of 2 at once and one every two seconds."""
-    monkeypatch.setenv(RATE_ENV, "0.5")
-    monkeypatch.setenv(BURST_ENV, "2")
-    app = create_app(sqlite_settings, clock=SettableClock(), run_projections=False)
+    settings = dataclasses.replace(sqlite_settings, issuance=IssuanceLimit(rate=0.5, burst=2))
+    app = create_app(settings, clock=SettableClock(), run_projections=False)
 
     def spend() -> ResponseReturnValue:
         limit_issuance(require_role(Role.OPERATOR), int(request.args.get("cost", "1")))

@@ -22,7 +22,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from domain.adapters.keystore import MASTER_KEYS_FILE
+from domain.adapters.masterkeys import MASTER_KEYS_FILE
 from domain.adapters.settings import Settings, open_service
 from domain.application.service import PrivateCA
 from domain.audit.verify import AuditLog

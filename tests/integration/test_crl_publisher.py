@@ -10,17 +10,17 @@ from uuid import UUID
 import pytest
 from cryptography import x509
 
-from domain.adapters.settings import Settings
+from domain.adapters.settings import PublishingSettings, Settings
 from domain.application.service import PrivateCA
 from domain.model.values import RevocationReason
 from projections.readmodels.queries import ReadModels
 from projections.readmodels.worker import catch_up
 from projections.revocation.crlstore import BASE, DELTA, CRLStore, open_crl_store
-from projections.revocation.publisher import CRLPublisher, PublishingConfig
+from projections.revocation.publisher import CRLPublisher
 from tests.builders import OPERATOR, enabled_intermediate, enabled_root, issue, server_request
 from tests.conftest import SettableClock
 
-CONFIG = PublishingConfig(validity=dt.timedelta(hours=24), expired_grace=dt.timedelta(days=2))
+CONFIG = PublishingSettings(validity=dt.timedelta(hours=24), expired_grace=dt.timedelta(days=2))
 
 
 @pytest.fixture

@@ -17,13 +17,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from psycopg import sql
 
-from domain.adapters.keystore import (
-    MASTER_KEYS_FILE,
-    KeyStore,
-    MasterKeyring,
-    PostgresKeyStore,
-    SQLiteKeyStore,
-)
+from domain.adapters.keystore import KeyStore
+from domain.adapters.keystore_backends import PostgresKeyStore, SQLiteKeyStore
+from domain.adapters.masterkeys import MASTER_KEYS_FILE, MasterKeyring
 from domain.model.errors import KeyCustodyError, NotFoundError
 from tests.unit.test_master_keyring import keyring_of, pkcs8
 

@@ -18,7 +18,8 @@ from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from domain.adapters.keystore import MasterKeyring, SQLiteKeyStore
+from domain.adapters.keystore_backends import SQLiteKeyStore
+from domain.adapters.masterkeys import MasterKeyring
 from domain.application.service import PrivateCA
 from domain.model.certificate import Certificate
 from domain.model.errors import CANotEnabledError, CAStateError, QuotaError

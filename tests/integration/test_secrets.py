@@ -16,7 +16,7 @@ from werkzeug.test import TestResponse
 from api.http.app import ALL_ROUTES, MAX_BODY_BYTES, SECURITY_HEADERS, create_app
 from api.http.auth import EXTENSION as FAILURES_EXTENSION
 from api.http.auth import FailedAuthentications
-from domain.adapters.keystore import MasterKeyring
+from domain.adapters.masterkeys import MasterKeyring
 from domain.adapters.settings import Settings
 from domain.application.service import PrivateCA
 from domain.model.tokens import Role, new_token, token_fingerprint, token_hash

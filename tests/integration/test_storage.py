@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from domain.adapters.keystore import MasterKeyring, SQLiteKeyStore
+from domain.adapters.keystore_backends import SQLiteKeyStore
+from domain.adapters.masterkeys import MasterKeyring
 from domain.adapters.settings import Settings, open_service
 from domain.application.service import PrivateCA
 from domain.model.errors import StorageNotDurableError

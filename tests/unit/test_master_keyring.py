@@ -14,12 +14,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
-from domain.adapters.keystore import (
-    MASTER_KEYS_FILE,
-    MasterKeyring,
-    SQLiteKeyStore,
-    master_key_id,
-)
+from domain.adapters.keystore_backends import SQLiteKeyStore
+from domain.adapters.masterkeys import MASTER_KEYS_FILE, MasterKeyring, master_key_id
 from domain.model.errors import KeyCustodyError
 
 

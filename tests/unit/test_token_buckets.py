@@ -6,13 +6,15 @@ from uuid import uuid4
 
 import pytest
 
-from api.http.ratelimit import (
+from api.http.bodies import MAX_BATCH_ITEMS
+from api.http.ratelimit import TokenBuckets
+from domain.adapters.settings import (
     BURST_ENV,
-    DEFAULT_BURST,
-    DEFAULT_RATE,
+    DEFAULT_ISSUANCE_BURST,
+    DEFAULT_ISSUANCE_RATE,
     RATE_ENV,
     IssuanceLimit,
-    TokenBuckets,
+    Settings,
 )
 
 
@@ -71,14 +73,20 @@ def test_a_batch_waits_until_the_bucket_holds_its_cost() -> None:
 
 
 def test_a_rate_of_zero_switches_the_limit_off() -> None:
-    buckets = TokenBuckets(IssuanceLimit.from_env({RATE_ENV: "0", BURST_ENV: "1"}))
+    buckets = TokenBuckets(Settings.from_env({RATE_ENV: "0", BURST_ENV: "1"}).issuance)
     token = uuid4()
     assert all(buckets.take(token, 1000) is None for _ in range(100))
 
 
 def test_limits_come_from_the_environment_with_generous_defaults() -> None:
-    assert IssuanceLimit.from_env({}) == IssuanceLimit(DEFAULT_RATE, DEFAULT_BURST)
-    assert IssuanceLimit.from_env({RATE_ENV: "0.5", BURST_ENV: "20"}) == IssuanceLimit(0.5, 20)
+    assert Settings.from_env({}).issuance == IssuanceLimit(
+        DEFAULT_ISSUANCE_RATE, DEFAULT_ISSUANCE_BURST
+    )
+    assert Settings.from_env({RATE_ENV: "0.5", BURST_ENV: "20"}).issuance == IssuanceLimit(0.5, 20)
+
+
+def test_the_default_burst_admits_one_full_batch() -> None:
+    assert IssuanceLimit().burst == MAX_BATCH_ITEMS
 
 
 @pytest.mark.parametrize(
@@ -96,4 +104,4 @@ def test_a_bad_limit_setting_is_refused_naming_the_variable(
     environ: dict[str, str], named: str
 ) -> None:
     with pytest.raises(ValueError, match=named):
-        IssuanceLimit.from_env(environ)
+        Settings.from_env(environ)

@@ -1,0 +1,231 @@
+"""The key store's two backends: one SQLite file, or a PostgreSQL table through a pool."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+from psycopg_pool import ConnectionPool
+
+from domain.adapters.keystore import KeyStore, Rewrapper, SealedKey
+from domain.adapters.masterkeys import MasterKeyring
+from domain.model.errors import KeyCustodyError
+
+__all__ = ["PostgresKeyStore", "SQLiteKeyStore"]
+
+logger = logging.getLogger(__name__)
+
+_SQLITE_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pca_keys (
+    key_id TEXT PRIMARY KEY,
+    master_key_id TEXT NOT NULL,
+    blob BLOB NOT NULL,
+    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+)
+"""
+
+
+class SQLiteKeyStore(KeyStore):
+    """A key store in one SQLite file (WAL, mode 0600), shareable by threads and processes.
+
+    Deleted rows are zeroed (secure_delete) and the WAL is truncated after a destroy
+    or rewrap, so neither a destroyed key nor an old wrapping lingers in the files.
+    """
+
+    def __init__(self, path: Path, keyring: MasterKeyring) -> None:
+        """Open (creating if missing, mode 0600, parent 0700) the store at ``path``."""
+        super().__init__(keyring)
+        self._path = path
+        self._db_lock = threading.Lock()
+        self._conn = _open_sqlite(path)
+
+    def close(self) -> None:
+        """Close the connection."""
+        with self._db_lock:
+            self._conn.close()
+
+    def _insert_many(self, sealed: Sequence[SealedKey]) -> None:
+        with self._db_lock:
+            try:
+                with self._transaction():
+                    self._conn.executemany(
+                        "INSERT INTO pca_keys (key_id, master_key_id, blob) VALUES (?, ?, ?)",
+                        [(key.key_id, key.master_key_id, key.blob) for key in sealed],
+                    )
+            except sqlite3.IntegrityError:
+                raise self._duplicate(sealed) from None
+
+    def _select(self, key_id: str) -> tuple[str, bytes] | None:
+        with self._db_lock:
+            row = self._conn.execute(
+                "SELECT master_key_id, blob FROM pca_keys WHERE key_id = ?", (key_id,)
+            ).fetchone()
+        return None if row is None else (str(row[0]), bytes(row[1]))
+
+    def _delete(self, key_id: str) -> bool:
+        with self._db_lock:
+            cursor = self._conn.execute("DELETE FROM pca_keys WHERE key_id = ?", (key_id,))
+            existed = cursor.rowcount > 0
+            if existed:
+                self._truncate_wal()
+        return existed
+
+    def _rewrap(self, active_id: str, rewrap: Rewrapper) -> int:
+        with self._db_lock:
+            with self._transaction():
+                rows = self._conn.execute(
+                    "SELECT key_id, master_key_id, blob FROM pca_keys WHERE master_key_id <> ?",
+                    (active_id,),
+                ).fetchall()
+                for key_id, master_id, blob in rows:
+                    new_id, new_blob = rewrap(key_id, master_id, blob)
+                    self._conn.execute(
+                        "UPDATE pca_keys SET master_key_id = ?, blob = ? WHERE key_id = ?",
+                        (new_id, new_blob, key_id),
+                    )
+            if rows:
+                self._truncate_wal()
+        return len(rows)
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[None]:
+        """A write transaction taken up front (BEGIN IMMEDIATE); caller holds _db_lock."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+
+    def _truncate_wal(self) -> None:
+        """Copy the WAL into the database and empty it; caller holds _db_lock."""
+        busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if busy:
+            logger.warning(
+                "%s: WAL not truncated after a delete because another connection was busy;"
+                " old pages leave the WAL at its next reset",
+                self._path,
+            )
+
+
+def _open_sqlite(path: Path) -> sqlite3.Connection:
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
+    conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
+    try:
+        for pragma in ("busy_timeout = 10000", "secure_delete = ON", "synchronous = FULL"):
+            conn.execute(f"PRAGMA {pragma}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise KeyCustodyError(f"{path}: SQLite refused WAL mode (got {mode}); use a local disk")
+        conn.execute(_SQLITE_SCHEMA)
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+OUTAGE_WAIT_SECONDS = 2.0
+_PG_DDL_LOCK = 0x70636B657973  # "pckeys": serialises concurrent table creation
+
+
+class PostgresKeyStore(KeyStore):
+    """A key store in PostgreSQL table ``<schema>.pca_keys``, through a small pool.
+
+    A destroyed row is deleted; PostgreSQL may keep its (encrypted) bytes in dead
+    tuples, WAL or backups until vacuumed, so to shred keys for good rotate the
+    master key, rewrap_all() and then drop the old master key.
+    """
+
+    def __init__(
+        self,
+        conninfo: str,
+        keyring: MasterKeyring,
+        schema: str = "public",
+        *,
+        pool_size: int = 4,
+    ) -> None:
+        """Connect (waiting up to 10 s) and create the schema and table if missing."""
+        super().__init__(keyring)
+        self._table = sql.Identifier(schema, "pca_keys")
+        # During a database outage a request waits at most OUTAGE_WAIT_SECONDS for a
+        # connection, then fails (503 with Retry-After) instead of hanging for half a minute.
+        self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
+            conninfo,
+            min_size=1,
+            max_size=pool_size,
+            timeout=OUTAGE_WAIT_SECONDS,
+            kwargs={"autocommit": True, "connect_timeout": round(OUTAGE_WAIT_SECONDS)},
+            open=True,
+        )
+        try:
+            self._pool.wait(timeout=10.0)
+            self._create_table(schema)
+        except BaseException:
+            self._pool.close()
+            raise
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._pool.close()
+
+    def _create_table(self, schema: str) -> None:
+        with self._pool.connection() as conn, conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_DDL_LOCK,))
+            exists = conn.execute(
+                "SELECT count(*) FROM pg_namespace WHERE nspname = %s", (schema,)
+            ).fetchone()
+            if not (exists and exists[0]):
+                conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE IF NOT EXISTS {} (key_id text PRIMARY KEY,"
+                    " master_key_id text NOT NULL, blob bytea NOT NULL,"
+                    " created_at timestamptz NOT NULL DEFAULT now())"
+                ).format(self._table)
+            )
+
+    def _insert_many(self, sealed: Sequence[SealedKey]) -> None:
+        query = sql.SQL("INSERT INTO {} (key_id, master_key_id, blob) VALUES (%s, %s, %s)")
+        try:
+            with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
+                cursor.executemany(
+                    query.format(self._table),
+                    [(key.key_id, key.master_key_id, key.blob) for key in sealed],
+                )
+        except psycopg.errors.UniqueViolation:
+            raise self._duplicate(sealed) from None
+
+    def _select(self, key_id: str) -> tuple[str, bytes] | None:
+        query = sql.SQL("SELECT master_key_id, blob FROM {} WHERE key_id = %s")
+        with self._pool.connection() as conn:
+            row = conn.execute(query.format(self._table), (key_id,)).fetchone()
+        return None if row is None else (str(row[0]), bytes(row[1]))
+
+    def _delete(self, key_id: str) -> bool:
+        query = sql.SQL("DELETE FROM {} WHERE key_id = %s")
+        with self._pool.connection() as conn:
+            return conn.execute(query.format(self._table), (key_id,)).rowcount > 0
+
+    def _rewrap(self, active_id: str, rewrap: Rewrapper) -> int:
+        select = sql.SQL(
+            "SELECT key_id, master_key_id, blob FROM {} WHERE master_key_id <> %s FOR UPDATE"
+        ).format(self._table)
+        update = sql.SQL("UPDATE {} SET master_key_id = %s, blob = %s WHERE key_id = %s").format(
+            self._table
+        )
+        with self._pool.connection() as conn, conn.transaction():
+            rows = conn.execute(select, (active_id,)).fetchall()
+            for key_id, master_id, blob in rows:
+                new_id, new_blob = rewrap(str(key_id), str(master_id), bytes(blob))
+                conn.execute(update, (new_id, new_blob, key_id))
+        return len(rows)
