@@ -25,8 +25,8 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from domain.adapters.keystore import KeyStore, MasterKeyring, PostgresKeyStore, SQLiteKeyStore
+from domain.adapters.recorders import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
 from domain.application.service import Clock, PrivateCA, utc_now
-from domain.audit.chain import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
 from domain.model.errors import StorageNotDurableError
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
