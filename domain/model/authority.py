@@ -31,7 +31,7 @@ from domain.model.values import (
     RevocationReason,
     Subject,
 )
-from domain.pki.x509 import load_certificate
+from domain.pki.x509 import certificate_facts
 
 ONE_YEAR_DAYS = 365
 MAX_LEAF_DAYS = 36525  # 100 years
@@ -254,14 +254,14 @@ class CertificateAuthority(Aggregate):
         """Start of the CA certificate's validity, once it exists."""
         if self.certificate_der is None:
             return None
-        return load_certificate(self.certificate_der).not_valid_before_utc
+        return certificate_facts(self.certificate_der).not_before
 
     @property
     def not_after(self) -> dt.datetime | None:
         """End of the CA certificate's validity, once it exists."""
         if self.certificate_der is None:
             return None
-        return load_certificate(self.certificate_der).not_valid_after_utc
+        return certificate_facts(self.certificate_der).not_after
 
     @property
     def needs_certificate(self) -> bool:

@@ -237,6 +237,27 @@ def load_certificate(der: bytes) -> x509.Certificate:
     return x509.load_der_x509_certificate(der)
 
 
+@dataclass(frozen=True)
+class CertificateFacts:
+    """What readers of a CA's certificate take from it: the serial number in lower-case
+    hex (as events carry serials) and the validity window."""
+
+    serial_number: str
+    not_before: dt.datetime
+    not_after: dt.datetime
+
+
+def certificate_facts(der: bytes) -> CertificateFacts:
+    """The serial number and validity of the certificate ``der`` (the aggregate, the read
+    models, point-in-time state and reports all read a CA's certificate through this)."""
+    certificate = load_certificate(der)
+    return CertificateFacts(
+        format(certificate.serial_number, "x"),
+        certificate.not_valid_before_utc,
+        certificate.not_valid_after_utc,
+    )
+
+
 def _ca_builder(
     subject: x509.Name,
     issuer: x509.Name,

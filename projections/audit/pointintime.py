@@ -19,12 +19,11 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
-from cryptography import x509
-
 from domain.adapters.settings import Settings
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
 from domain.model.values import CAKind, CAStatus, KeyAlgorithm, RevocationReason, Subject
+from domain.pki.x509 import certificate_facts
 from projections.audit.logcut import At, Cut, LogReader, iso
 from projections.readmodels.models import (
     CAView,
@@ -218,10 +217,10 @@ class _Fold:
         ca = self._cas[event.originator_id]
         ca.status = CAStatus.ENABLED
         if event.certificate_der is not None:
-            certificate = x509.load_der_x509_certificate(event.certificate_der)
-            ca.serial_number = format(certificate.serial_number, "x")
-            ca.not_before = certificate.not_valid_before_utc
-            ca.not_after = certificate.not_valid_after_utc
+            certificate = certificate_facts(event.certificate_der)
+            ca.serial_number = certificate.serial_number
+            ca.not_before = certificate.not_before
+            ca.not_after = certificate.not_after
             ca.service_until = event.service_until
 
     def _ca_disabled(self, event: CA.CADisabled) -> None:

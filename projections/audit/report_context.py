@@ -17,12 +17,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
-from cryptography import x509
-
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
 from domain.model.errors import ValidationError
 from domain.model.values import CAKind, Subject
+from domain.pki.x509 import certificate_facts
 from projections.audit.logcut import Cut, LogReader
 
 CA = CertificateAuthority
@@ -126,10 +125,10 @@ class Context:
         if isinstance(event, CA.CACreated):
             self.cas[event.originator_id] = CAInfo(event.kind, event.parent_id, event.subject)
         elif isinstance(event, CA.CAEnabled) and event.certificate_der is not None:
-            certificate = x509.load_der_x509_certificate(event.certificate_der)
+            certificate = certificate_facts(event.certificate_der)
             ca = self.cas[event.originator_id]
-            ca.serial_number = format(certificate.serial_number, "x")
-            ca.not_after = certificate.not_valid_after_utc
+            ca.serial_number = certificate.serial_number
+            ca.not_after = certificate.not_after
         elif isinstance(event, CA.CARevoked):
             self.revocations.append((position, event))
         elif isinstance(event, Certificate.CertificateRevoked):

@@ -17,11 +17,10 @@ from dataclasses import asdict, dataclass, fields
 from operator import attrgetter
 from typing import Any, Protocol
 
-from cryptography import x509
-
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
 from domain.model.values import CAStatus, CertificateStatus
+from domain.pki.x509 import certificate_facts
 from projections.readmodels.sql import Statements, optional_micros, to_micros
 
 
@@ -114,13 +113,13 @@ class ReadModelWriter:
         ca_id = str(event.originator_id)
         self._execute(self._sql.set_ca_status, (CAStatus.ENABLED.value, ca_id))
         if event.certificate_der is not None:
-            certificate = x509.load_der_x509_certificate(event.certificate_der)
+            certificate = certificate_facts(event.certificate_der)
             self._execute(
                 self._sql.certify_ca,
                 (
-                    format(certificate.serial_number, "x"),
-                    to_micros(certificate.not_valid_before_utc),
-                    to_micros(certificate.not_valid_after_utc),
+                    certificate.serial_number,
+                    to_micros(certificate.not_before),
+                    to_micros(certificate.not_after),
                     optional_micros(event.service_until),
                     ca_id,
                 ),
