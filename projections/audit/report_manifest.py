@@ -13,12 +13,11 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
     load_pem_public_key,
 )
 
 from domain.audit.checkpoints import AUDIT_KEY_ID
+from domain.pki.x509 import public_key_pem
 from projections.audit.logcut import Cut, iso
 from projections.audit.report_formats import ReportFormat
 from projections.audit.report_kinds import ReportKind
@@ -127,7 +126,6 @@ def sign_manifest(
     """The manifest of a body of ``row_count`` rows hashing to ``sha256`` (hex), read up
     to ``cut``, signed by ``signer``."""
     message = manifest_message(kind, fmt, parameters, cut.position, cut.time, row_count, sha256)
-    public_pem = signer.public_key().public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
     return ReportManifest(
         kind=kind,
         format=fmt,
@@ -139,5 +137,5 @@ def sign_manifest(
         sha256=sha256,
         signature_b64=base64.b64encode(signer.sign(message)).decode("ascii"),
         key_id=AUDIT_KEY_ID,
-        public_key_pem=public_pem.decode("ascii"),
+        public_key_pem=public_key_pem(signer.public_key()),
     )
