@@ -24,6 +24,7 @@ from projections.audit.statefold import (
     CertificateState,
     StateFold,
 )
+from projections.fold import apply_event
 from projections.readmodels.models import CAView, RevocationEntry
 
 __all__ = [
@@ -49,7 +50,7 @@ def fold(reader: LogReader, cut: Cut) -> AuditState:
     """Fold every event up to ``cut`` into the state it leaves."""
     folding = StateFold()
     for event, position in reader.events(cut):
-        folding.apply(event, position)
+        apply_event(folding, event, position)
     return folding.finish(cut)
 
 

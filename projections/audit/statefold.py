@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
 from uuid import UUID
 
 from domain.model.authority import CertificateAuthority
@@ -96,36 +95,13 @@ class _CARecord:
 
 
 class StateFold:
-    """Applies events in log order; ``finish`` judges expiry and freezes the result."""
+    """The :class:`~projections.fold.EventFold` of point-in-time state, in memory;
+    ``finish`` judges expiry and freezes the result."""
 
     def __init__(self) -> None:
         self._cas: dict[UUID, _CARecord] = {}
         self._certificates: dict[UUID, CertificateState] = {}
         self._revoked: dict[UUID, list[RevocationEntry]] = {}
-        self._position = 0  # of the event being applied
-        self._handlers: dict[type[Any], Callable[[Any], None]] = {
-            CA.CACreated: self._ca_created,
-            CA.CAEnabled: self._ca_enabled,
-            CA.CADisabled: self._ca_disabled,
-            CA.CAServiceRenewed: self._ca_renewed,
-            CA.CARevoked: self._ca_revoked,
-            CA.QuotaPurchased: self._quota_purchased,
-            CA.QuotaAssigned: self._quota_assigned,
-            CA.QuotaReceived: self._quota_received,
-            CA.QuotaConsumed: self._quota_consumed,
-            CA.QuotaSpent: self._quota_spent,
-            Certificate.CertificateIssued: self._certificate_issued,
-            Certificate.CertificateRevoked: self._certificate_revoked,
-            Certificate.CertificateDeleted: self._certificate_deleted,
-        }
-
-    def apply(self, event: Any, position: int) -> None:
-        """Apply the event at ``position``; events no state shows (claims, tokens) change
-        nothing."""
-        handler = self._handlers.get(type(event))
-        if handler is not None:
-            self._position = position
-            handler(event)
 
     def finish(self, cut: Cut) -> AuditState:
         certificates = tuple(self._judged(c, cut.time) for c in self._certificates.values())
@@ -151,7 +127,7 @@ class StateFold:
 
     # --- CAs ------------------------------------------------------------------------------
 
-    def _ca_created(self, event: CA.CACreated) -> None:
+    def add_ca(self, event: CA.CACreated, position: int) -> None:
         self._cas[event.originator_id] = _CARecord(
             id=event.originator_id,
             kind=event.kind,
@@ -166,7 +142,7 @@ class StateFold:
             quota_available=event.included_certificates,
         )
 
-    def _ca_enabled(self, event: CA.CAEnabled) -> None:
+    def enable_ca(self, event: CA.CAEnabled) -> None:
         ca = self._cas[event.originator_id]
         ca.status = CAStatus.ENABLED
         if event.certificate_der is not None:
@@ -176,15 +152,15 @@ class StateFold:
             ca.not_after = certificate.not_after
             ca.service_until = event.service_until
 
-    def _ca_disabled(self, event: CA.CADisabled) -> None:
+    def disable_ca(self, event: CA.CADisabled) -> None:
         self._cas[event.originator_id].status = CAStatus.DISABLED
 
-    def _ca_renewed(self, event: CA.CAServiceRenewed) -> None:
+    def renew_ca(self, event: CA.CAServiceRenewed) -> None:
         ca = self._cas[event.originator_id]
         ca.service_days = event.service_days
         ca.service_until = event.service_until
 
-    def _ca_revoked(self, event: CA.CARevoked) -> None:
+    def revoke_ca(self, event: CA.CARevoked, position: int) -> None:
         """Revoked; the CA's certificate enters its parent's revoked list."""
         ca = self._cas[event.originator_id]
         ca.status = CAStatus.REVOKED
@@ -200,37 +176,31 @@ class StateFold:
                     revoked_at=event.revoked_at,
                     reason=event.reason,
                     not_after=ca.not_after,
-                    position=self._position,
+                    position=position,
                 )
             )
 
     # --- quota ----------------------------------------------------------------------------
 
-    def _quota_purchased(self, event: CA.QuotaPurchased) -> None:
+    def purchase_quota(self, event: CA.QuotaPurchased) -> None:
         ca = self._cas[event.originator_id]
         ca.quota_total += event.count
         ca.quota_available += event.count
 
-    def _quota_assigned(self, event: CA.QuotaAssigned) -> None:
+    def assign_quota(self, event: CA.QuotaAssigned) -> None:
         self._cas[event.originator_id].quota_available -= event.remaining - event.previous_remaining
 
-    def _quota_received(self, event: CA.QuotaReceived) -> None:
+    def receive_quota(self, event: CA.QuotaReceived) -> None:
         self._cas[event.originator_id].quota_remaining = event.remaining
 
-    def _quota_consumed(self, event: CA.QuotaConsumed) -> None:
-        self._spend(event.originator_id, 1)
-
-    def _quota_spent(self, event: CA.QuotaSpent) -> None:
-        self._spend(event.originator_id, len(event.certificate_ids))
-
-    def _spend(self, ca_id: UUID, units: int) -> None:
+    def consume_quota(self, ca_id: UUID, units: int) -> None:
         ca = self._cas[ca_id]
         ca.quota_remaining -= units
         ca.quota_used += units
 
     # --- certificates ---------------------------------------------------------------------
 
-    def _certificate_issued(self, event: Certificate.CertificateIssued) -> None:
+    def add_certificate(self, event: Certificate.CertificateIssued, position: int) -> None:
         issuer = self._cas[event.ca_id]
         issuer.issued += 1
         self._certificates[event.originator_id] = CertificateState(
@@ -241,7 +211,7 @@ class StateFold:
             not_after=event.not_after,
         )
 
-    def _certificate_revoked(self, event: Certificate.CertificateRevoked) -> None:
+    def revoke_certificate(self, event: Certificate.CertificateRevoked, position: int) -> None:
         """Revoked; the certificate enters its issuer's revoked list."""
         certificate = self._certificates[event.originator_id]
         issuer = self._cas[certificate.issuer_id]
@@ -261,11 +231,11 @@ class StateFold:
                 revoked_at=event.revoked_at,
                 reason=event.reason,
                 not_after=certificate.not_after,
-                position=self._position,
+                position=position,
             )
         )
 
-    def _certificate_deleted(self, event: Certificate.CertificateDeleted) -> None:
+    def delete_certificate(self, event: Certificate.CertificateDeleted) -> None:
         """Off the lists; its revoked-list entry, if any, stays."""
         certificate = self._certificates[event.originator_id]
         issuer = self._cas[certificate.issuer_id]

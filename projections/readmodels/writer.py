@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from operator import attrgetter
 from typing import Any, Protocol
+from uuid import UUID
 
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
@@ -76,7 +77,8 @@ _counter_params = attrgetter(*(field.name for field in fields(_Counters)))
 
 
 class ReadModelWriter:
-    """Applies events to the read-model tables through ``cursor``, in event order."""
+    """The :class:`~projections.fold.EventFold` of the read models: applies events to their
+    tables through ``cursor``, in event order."""
 
     def __init__(self, cursor: DBCursor, sql: Statements) -> None:
         self._cursor = cursor
@@ -165,9 +167,9 @@ class ReadModelWriter:
         self._counters_of(ca_id).quota_remaining = 0
         self._execute(self._sql.set_quota_remaining, (event.remaining, ca_id))
 
-    def consume_quota(self, ca_id: str, units: int) -> None:
+    def consume_quota(self, ca_id: UUID, units: int) -> None:
         """``units`` of the intermediate's quota spent on certificates."""
-        counters = self._counters_of(ca_id)
+        counters = self._counters_of(str(ca_id))
         counters.quota_remaining -= units
         counters.quota_used += units
 
