@@ -14,7 +14,6 @@ that lock and without another round trip. PostgreSQL notification ids come from 
 so rolled-back saves leave gaps: positions need not be contiguous, only the chain rows and
 the events must name the same positions. If the chain cannot be written, the events are
 not committed either.
-
 """
 
 from __future__ import annotations
