@@ -4,19 +4,14 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import ssl
 
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
 from domain.model.values import CAKind, CertificateStatus, Subject
+from domain.pki.der import pem
 from projections.readmodels.models import CAView, CertificateView
 
 Shape = dict[str, object]
-
-
-def pem(der: bytes) -> str:
-    """The PEM text of a DER certificate (the same text cryptography writes, sooner)."""
-    return ssl.DER_cert_to_PEM_cert(der)
 
 
 def subject_shape(subject: Subject) -> Shape:

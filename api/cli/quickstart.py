@@ -15,7 +15,6 @@ from uuid import UUID
 
 from api.cli.commands import Session
 from api.cli.output import Row
-from api.presenters import pem
 from domain.application.commands import CAProfile, CertificateRequest
 from domain.model.values import (
     SAN,
@@ -25,7 +24,8 @@ from domain.model.values import (
     SANType,
     Subject,
 )
-from domain.pki.formats import pkcs12_bundle
+from domain.pki.der import pem
+from domain.pki.key_export import pkcs12_bundle
 
 ROOT = CAProfile(
     Subject("Quickstart Root CA", "Quickstart Org", country="US"),

@@ -46,8 +46,8 @@ from urllib.parse import unquote, urlsplit
 from domain.adapters.keystore import KeyStore
 from domain.adapters.keystore_backends import PostgresKeyStore, SQLiteKeyStore
 from domain.adapters.masterkeys import MasterKeyring
+from domain.adapters.recorders import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
 from domain.application.service import Clock, PrivateCA, utc_now
-from domain.audit.chain import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
 from domain.model.errors import PCAError, StorageNotDurableError
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"

@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from domain.adapters.keystore import KeyStore
 from domain.audit.chain import StoredCheckpoint
 from domain.model.errors import KeyCustodyError, NotFoundError
+from domain.pki.x509 import public_key_pem
 
 __all__ = [
     "AUDIT_KEY_ID",
@@ -67,8 +68,7 @@ class Checkpoint:
     @property
     def public_key_pem(self) -> str:
         """The signer's public key as SubjectPublicKeyInfo PEM (what openssl reads)."""
-        key = Ed25519PublicKey.from_public_bytes(self.public_key)
-        return key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+        return public_key_pem(Ed25519PublicKey.from_public_bytes(self.public_key))
 
     def signature_problem(self, trusted: Ed25519PublicKey | None) -> str | None:
         """Why the signature does not hold under the ``trusted`` audit key, or None if it does."""

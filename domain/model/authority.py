@@ -2,7 +2,8 @@
 intermediate CA, with the rules of DESIGN §2.
 
 Public methods check the rules and then trigger an event; each event's ``apply`` only assigns.
-Times, keys and certificates are made by the caller and travel in the events.
+Times, keys and certificates are made by the caller and travel in the events. The read-only
+rules on what a CA may sign, and the limits of its numbers, are in :mod:`domain.model.ca_rules`.
 """
 
 from __future__ import annotations
@@ -14,14 +15,15 @@ from uuid import UUID, uuid4
 
 from eventsourcing.domain import Aggregate
 
-from domain.model.errors import (
-    CANotEnabledError,
-    CAStateError,
-    QuotaError,
-    ServicePeriodError,
-    ValidationError,
-    ValidityError,
+from domain.model.ca_rules import (
+    MAX_QUOTA_STEP,
+    MAX_SERVICE_DAYS,
+    SigningRules,
+    check_lifetime,
+    check_range,
+    no_quota_left,
 )
+from domain.model.errors import CANotEnabledError, CAStateError, QuotaError
 from domain.model.events import AuditedCreated, AuditedEvent
 from domain.model.values import (
     CAKind,
@@ -31,23 +33,12 @@ from domain.model.values import (
     RevocationReason,
     Subject,
 )
-from domain.pki.x509 import load_certificate
 
-ONE_YEAR_DAYS = 365
-MAX_LEAF_DAYS = 36525  # 100 years
-MAX_CA_YEARS = 50
-MAX_SERVICE_DAYS = 36525
-MAX_QUOTA_STEP = 10_000_000
+# no_quota_left stays importable from here, where the application layer takes it from.
+__all__ = ["CertificateAuthority", "no_quota_left"]
 
 
-def _check_range(field: str, value: int, low: int, high: int) -> None:
-    if not low <= value <= high:
-        raise ValidationError(
-            f"{field} must be between {low} and {high}; got {value}.", field=field
-        )
-
-
-class CertificateAuthority(Aggregate):
+class CertificateAuthority(SigningRules, Aggregate):
     """A root (self-signed, holds the quota pool) or an intermediate (issues leaves)."""
 
     class CACreated(AuditedCreated):
@@ -193,8 +184,8 @@ class CertificateAuthority(Aggregate):
         included_certificates: int = 0,
     ) -> CertificateAuthority:
         """A pending root; ``lifetime`` is (validity_years, service_days)."""
-        _check_lifetime(*lifetime)
-        _check_range("included_certificates", included_certificates, 0, MAX_QUOTA_STEP)
+        check_lifetime(*lifetime)
+        check_range("included_certificates", included_certificates, 0, MAX_QUOTA_STEP)
         return cls._create_ca(
             ctx, CAKind.ROOT, None, subject, key_algorithm, lifetime, included_certificates
         )
@@ -210,7 +201,7 @@ class CertificateAuthority(Aggregate):
         now: dt.datetime,
     ) -> CertificateAuthority:
         """A pending intermediate under ``parent``, which must be an enabled root."""
-        _check_lifetime(*lifetime)
+        check_lifetime(*lifetime)
         if parent.kind is not CAKind.ROOT:
             raise CAStateError(
                 "Intermediates are created under a root CA; pass a root's id as parent_id.",
@@ -249,35 +240,6 @@ class CertificateAuthority(Aggregate):
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    @property
-    def not_before(self) -> dt.datetime | None:
-        """Start of the CA certificate's validity, once it exists."""
-        if self.certificate_der is None:
-            return None
-        return load_certificate(self.certificate_der).not_valid_before_utc
-
-    @property
-    def not_after(self) -> dt.datetime | None:
-        """End of the CA certificate's validity, once it exists."""
-        if self.certificate_der is None:
-            return None
-        return load_certificate(self.certificate_der).not_valid_after_utc
-
-    @property
-    def needs_certificate(self) -> bool:
-        """True until the first enablement made the key and certificate."""
-        return self.certificate_der is None
-
-    def signing_identity(self) -> tuple[bytes, str]:
-        """The CA's certificate (DER) and key id; CAStateError before the first enablement."""
-        if self.certificate_der is None or self.key_id is None:
-            raise CANotEnabledError(f"CA {self.id} has no key yet; enable it first.")
-        return self.certificate_der, self.key_id
-
-    def validity_window(self, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
-        """The window for this CA's own certificate when enabled at ``now``."""
-        return now, _add_years(now, self.validity_years)
-
     def enable(
         self,
         ctx: RequestContext,
@@ -312,7 +274,7 @@ class CertificateAuthority(Aggregate):
 
     def renew_service(self, ctx: RequestContext, service_days: int, now: dt.datetime) -> None:
         """Extend the service period by ``service_days`` from its end (or from now if over)."""
-        _check_range("service_days", service_days, 1, MAX_SERVICE_DAYS)
+        check_range("service_days", service_days, 1, MAX_SERVICE_DAYS)
         if self.status is CAStatus.REVOKED:
             raise CAStateError("A revoked CA cannot be renewed.")
         if self.service_until is None:
@@ -342,30 +304,11 @@ class CertificateAuthority(Aggregate):
             revoked_at=now,
         )
 
-    def require_enabled(self, now: dt.datetime) -> None:
-        """Raise unless the CA is enabled and its certificate is still valid at ``now``."""
-        label = f"{self.kind.value} CA {self.id}"
-        if self.status is not CAStatus.ENABLED:
-            raise CANotEnabledError(f"The {label} is {self.status.value}; enable it first.")
-        not_after = self.not_after
-        if not_after is not None and now >= not_after:
-            raise CAStateError(f"The {label}'s certificate expired on {not_after.isoformat()}.")
-
-    def check_child_validity(self, now: dt.datetime, validity_years: int) -> None:
-        """Raise if a child certificate of ``validity_years`` would outlive this CA's."""
-        not_after = self.not_after
-        if not_after is not None and _add_years(now, validity_years) > not_after:
-            raise ValidityError(
-                f"validity_years is too long: the parent's certificate ends on "
-                f"{not_after.date().isoformat()}; choose fewer years.",
-                field="validity_years",
-            )
-
     # --- quota ----------------------------------------------------------------------------
 
     def purchase_quota(self, ctx: RequestContext, count: int) -> None:
         """Add ``count`` certificates to a root's pool."""
-        _check_range("count", count, 1, MAX_QUOTA_STEP)
+        check_range("count", count, 1, MAX_QUOTA_STEP)
         if self.kind is not CAKind.ROOT:
             raise CAStateError("Quota is purchased for a root CA, then assigned to intermediates.")
         if self.status is CAStatus.REVOKED:
@@ -382,7 +325,7 @@ class CertificateAuthority(Aggregate):
         now: dt.datetime,
     ) -> None:
         """Set ``intermediate``'s remaining quota; the difference moves to or from the pool."""
-        _check_range("remaining", remaining, 0, MAX_QUOTA_STEP)
+        check_range("remaining", remaining, 0, MAX_QUOTA_STEP)
         if intermediate.parent_id != self.id:
             raise CAStateError(
                 f"CA {intermediate.id} is not an intermediate of root {self.id}; "
@@ -423,49 +366,6 @@ class CertificateAuthority(Aggregate):
 
     # --- issuance -------------------------------------------------------------------------
 
-    def check_can_issue(self, now: dt.datetime) -> None:
-        """Raise unless this CA may issue an end-entity certificate at ``now``."""
-        self.check_can_sign(now)
-        if self.quota_remaining <= 0:
-            raise no_quota_left()
-
-    def check_can_sign(self, now: dt.datetime) -> None:
-        """Every rule of :meth:`check_can_issue` but quota, which a batch spends per item."""
-        if self.kind is CAKind.ROOT:
-            raise CAStateError(
-                "Root CAs never issue end-entity certificates; request from an intermediate."
-            )
-        self.require_enabled(now)
-        assert self.service_until is not None
-        if now >= self.service_until:
-            raise ServicePeriodError(
-                f"The CA's service period ended on {self.service_until.isoformat()}; renew it."
-            )
-
-    def leaf_window(self, now: dt.datetime, validity_days: int) -> tuple[dt.datetime, dt.datetime]:
-        """The (not_before, not_after) of a leaf valid ``validity_days`` from ``now``."""
-        _check_range("validity_days", validity_days, 1, MAX_LEAF_DAYS)
-        not_after = now + dt.timedelta(days=validity_days)
-        limit, why = self._leaf_limit()
-        if not_after > limit:
-            allowed = max((limit - now).days, 0)
-            raise ValidityError(
-                f"validity_days must be at most {allowed}: a certificate may not outlive {why} "
-                f"({limit.date().isoformat()}).",
-                field="validity_days",
-            )
-        ca_not_before = self.not_before
-        assert ca_not_before is not None
-        return max(now - dt.timedelta(minutes=1), ca_not_before), not_after
-
-    def _leaf_limit(self) -> tuple[dt.datetime, str]:
-        ca_not_after = self.not_after
-        assert ca_not_after is not None
-        assert self.service_until is not None
-        if self.service_days < ONE_YEAR_DAYS and self.service_until < ca_not_after:
-            return self.service_until, "the CA's service period"
-        return ca_not_after, "the issuing CA's certificate"
-
     def spend_quota(
         self, ctx: RequestContext, spent: Sequence[tuple[UUID, str]], now: dt.datetime
     ) -> None:
@@ -480,19 +380,3 @@ class CertificateAuthority(Aggregate):
             certificate_ids=[certificate_id for certificate_id, _ in spent],
             serial_numbers=[serial_number for _, serial_number in spent],
         )
-
-
-def no_quota_left() -> QuotaError:
-    return QuotaError("The intermediate CA has no remaining quota; assign more from its root.")
-
-
-def _check_lifetime(validity_years: int, service_days: int) -> None:
-    _check_range("validity_years", validity_years, 1, MAX_CA_YEARS)
-    _check_range("service_days", service_days, 1, MAX_SERVICE_DAYS)
-
-
-def _add_years(moment: dt.datetime, years: int) -> dt.datetime:
-    try:
-        return moment.replace(year=moment.year + years)
-    except ValueError:  # 29 February
-        return moment.replace(year=moment.year + years, day=28)

@@ -1,12 +1,14 @@
-"""A minimal DER (X.690) encoder and TLV reader: just what CRLs and OCSP key hashes need.
+"""A minimal DER (X.690) encoder and TLV reader, and PEM (RFC 7468): just what CRLs, OCSP
+key hashes, encrypted PKCS#8 keys and PEM downloads need.
 
-Every function returns the complete encoding (tag, length octets, contents) of one value, so
-values compose by concatenation: ``sequence(integer(1), boolean(True))``. Nothing here knows
-about X.509; the structures live in ``domain.pki.crl``.
+Every encoding function returns the complete encoding (tag, length octets, contents) of one
+value, so values compose by concatenation: ``sequence(integer(1), boolean(True))``. Nothing
+here knows about X.509; the structures live in ``domain.pki.crl`` and ``domain.pki.ocsp``.
 """
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 
 TAG_BOOLEAN = 0x01
@@ -22,6 +24,7 @@ TAG_SEQUENCE = 0x30
 _CONSTRUCTED = 0x20
 _CONTEXT = 0x80
 _UTC_TIME_YEARS = range(1950, 2050)
+_PEM_LINE = 64
 
 
 def length(size: int) -> bytes:
@@ -145,3 +148,11 @@ def read_tlv(data: bytes, offset: int = 0) -> tuple[int, bytes, int]:
     if end > len(data):
         raise ValueError("DER value truncated before its end.")
     return tag, data[start:end], end
+
+
+def pem(der: bytes, label: str = "CERTIFICATE") -> str:
+    """``der`` as RFC 7468 text: ``-----BEGIN label-----``, the base64 in lines of 64
+    characters, ``-----END label-----`` and a final newline, as OpenSSL writes it."""
+    text = base64.b64encode(der).decode("ascii")
+    lines = [text[i : i + _PEM_LINE] for i in range(0, len(text), _PEM_LINE)]
+    return "\n".join([f"-----BEGIN {label}-----", *lines, f"-----END {label}-----", ""])

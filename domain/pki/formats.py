@@ -24,11 +24,7 @@ Key policy: no private key leaves the service unencrypted.
 * A certificate issued from a CSR has no key in the service: the formats above are refused and
   ``pem``, ``der`` and ``pkcs7`` remain.
 
-Encryption: PKCS#8 keys use PBES2 with PBKDF2-HMAC-SHA256 (600,000 rounds) and AES-256-CBC.
-cryptography's ``BestAvailableEncryption`` picks the same algorithms but fixes PBKDF2 at OpenSSL's
-2,048 rounds, too few for a password a person chose, so the EncryptedPrivateKeyInfo (RFC 5958,
-RFC 8018) is assembled here from cryptography's primitives. PKCS#12 uses PBES2 AES-256-CBC for the
-key and certificates and an HMAC-SHA256 MAC; no RC2 or 3DES anywhere.
+How keys are encrypted (PKCS#8 and PKCS#12, no RC2 or 3DES) is in :mod:`domain.pki.key_export`.
 
 JKS: a real JKS protects keys with Sun's proprietary XOR/SHA-1 scheme, which contradicts "AES, not
 RC2/3DES". The ``jks`` format is therefore a PKCS#12 keystore named ``.jks``: keytool has created
@@ -42,9 +38,7 @@ carry Unix mode 0600, certificates 0644.
 
 from __future__ import annotations
 
-import base64
 import io
-import os
 import re
 import secrets
 import zipfile
@@ -52,25 +46,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, padding
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.kdf.pbkdf2 import PBKDF2HMAC
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    NoEncryption,
-    PrivateFormat,
-    pkcs7,
-    pkcs12,
-)
-from cryptography.hazmat.primitives.serialization.pkcs12 import PBES
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
 from domain.model.errors import ValidationError
-from domain.pki.x509 import as_issuer_key, load_certificate
+from domain.pki.der import pem
+from domain.pki.key_export import encrypted_pkcs8_pem, pkcs12_bundle
+from domain.pki.x509 import load_certificate
 
-PKCS12_KDF_ROUNDS = 100_000
-PKCS8_KDF_ROUNDS = 600_000
 MIN_PASSWORD_LENGTH = 8
 MAX_NAME_LENGTH = 64
 
@@ -213,43 +196,6 @@ def check_password(password: str) -> None:
         )
 
 
-def pkcs12_bundle(
-    key: PrivateKeyTypes,
-    certificate_der: bytes,
-    chain_der: Sequence[bytes],
-    password: str,
-    friendly_name: str = "server",
-) -> bytes:
-    """A PKCS#12 file with AES-256-CBC/PBKDF2 encryption and a SHA-256 MAC (no RC2/3DES)."""
-    encryption = (
-        PrivateFormat.PKCS12.encryption_builder()
-        .kdf_rounds(PKCS12_KDF_ROUNDS)
-        .key_cert_algorithm(PBES.PBESv2SHA256AndAES256CBC)
-        .hmac_hash(hashes.SHA256())
-        .build(password.encode("utf-8"))
-    )
-    return pkcs12.serialize_key_and_certificates(
-        friendly_name.encode("utf-8"),
-        as_issuer_key(key),
-        x509.load_der_x509_certificate(certificate_der),
-        [x509.load_der_x509_certificate(der) for der in chain_der],
-        encryption,
-    )
-
-
-def encrypted_pkcs8_pem(key: PrivateKeyTypes, password: str) -> bytes:
-    """``key`` as an 'ENCRYPTED PRIVATE KEY' PEM: PBES2, PBKDF2-HMAC-SHA256, AES-256-CBC."""
-    salt, iv = os.urandom(16), os.urandom(16)
-    kdf = PBKDF2HMAC(hashes.SHA256(), length=32, salt=salt, iterations=PKCS8_KDF_ROUNDS)
-    aes_key = kdf.derive(password.encode("utf-8"))
-    padder = padding.PKCS7(algorithms.AES.block_size).padder()
-    plain = key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
-    padded = padder.update(plain) + padder.finalize()
-    encryptor = Cipher(algorithms.AES(aes_key), modes.CBC(iv)).encryptor()
-    ciphertext = encryptor.update(padded) + encryptor.finalize()
-    return _pem_block("ENCRYPTED PRIVATE KEY", _encrypted_private_key_info(salt, iv, ciphertext))
-
-
 def _password_for(fmt: DownloadFormat, given: str | None) -> str:
     if given is not None:
         check_password(given)
@@ -364,7 +310,7 @@ def _keystore(certificates: _Certificates, key: PrivateKeyTypes, password: str) 
 
 
 def _pem_certificates(ders: Sequence[bytes]) -> bytes:
-    return b"".join(load_certificate(der).public_bytes(Encoding.PEM) for der in ders)
+    return "".join(pem(der) for der in ders).encode("ascii")
 
 
 def _password_file(password: str) -> bytes:
@@ -381,43 +327,3 @@ def _zip_download(filename: str, members: Sequence[_Member]) -> Download:
             info.external_attr = (_SECRET_MODE if member.secret else _PUBLIC_MODE) << 16
             archive.writestr(info, member.data)
     return Download(filename, "application/zip", buffer.getvalue())
-
-
-# DER encodings of the object identifiers RFC 8018 names for PBES2 with PBKDF2 and AES-256-CBC.
-_OID_PBES2 = bytes.fromhex("06092a864886f70d01050d")  # 1.2.840.113549.1.5.13
-_OID_PBKDF2 = bytes.fromhex("06092a864886f70d01050c")  # 1.2.840.113549.1.5.12
-_OID_HMAC_SHA256 = bytes.fromhex("06082a864886f70d0209")  # 1.2.840.113549.2.9
-_OID_AES256_CBC = bytes.fromhex("060960864801650304012a")  # 2.16.840.1.101.3.4.1.42
-_DER_NULL = b"\x05\x00"
-_SEQUENCE, _INTEGER, _OCTET_STRING = 0x30, 0x02, 0x04
-
-
-def _encrypted_private_key_info(salt: bytes, iv: bytes, ciphertext: bytes) -> bytes:
-    """RFC 5958 EncryptedPrivateKeyInfo with RFC 8018 PBES2 parameters."""
-    prf = _der(_SEQUENCE, _OID_HMAC_SHA256 + _DER_NULL)
-    pbkdf2_params = _der(
-        _SEQUENCE, _der(_OCTET_STRING, salt) + _der_integer(PKCS8_KDF_ROUNDS) + prf
-    )
-    key_derivation = _der(_SEQUENCE, _OID_PBKDF2 + pbkdf2_params)
-    encryption_scheme = _der(_SEQUENCE, _OID_AES256_CBC + _der(_OCTET_STRING, iv))
-    algorithm = _der(_SEQUENCE, _OID_PBES2 + _der(_SEQUENCE, key_derivation + encryption_scheme))
-    return _der(_SEQUENCE, algorithm + _der(_OCTET_STRING, ciphertext))
-
-
-def _der(tag: int, content: bytes) -> bytes:
-    length = len(content)
-    if length < 0x80:
-        return bytes([tag, length]) + content
-    size = length.to_bytes((length.bit_length() + 7) // 8, "big")
-    return bytes([tag, 0x80 | len(size)]) + size + content
-
-
-def _der_integer(value: int) -> bytes:
-    """A non-negative INTEGER, with the leading zero byte DER needs when the top bit is set."""
-    return _der(_INTEGER, value.to_bytes(value.bit_length() // 8 + 1, "big"))
-
-
-def _pem_block(label: str, der: bytes) -> bytes:
-    text = base64.b64encode(der).decode("ascii")
-    lines = [text[i : i + 64] for i in range(0, len(text), 64)]
-    return "\n".join([f"-----BEGIN {label}-----", *lines, f"-----END {label}-----", ""]).encode()

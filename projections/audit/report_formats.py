@@ -23,7 +23,7 @@ import json
 from collections.abc import Iterable, Iterator
 from enum import StrEnum
 
-from projections.audit.report_kinds import Row
+from projections.audit.report_context import Row
 
 CHUNK_BYTES = 64 * 1024
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "\n")

@@ -3,7 +3,8 @@
 ``GET /api/v1/reports/{kind}`` and ``pca report KIND`` call :func:`open_report` (to stream)
 or :func:`write_report` (to a file). The kinds and their columns are in
 :mod:`projections.audit.report_kinds`, the CSV and JSON encodings in
-:mod:`projections.audit.report_formats`; docs/AUDIT.md describes both for readers of the files.
+:mod:`projections.audit.report_formats`, the signed manifest in
+:mod:`projections.audit.report_manifest`; docs/AUDIT.md describes them for readers of the files.
 
 Reproducible: a report reads the log only up to a cut (``at``: a position, a time, or the
 end of the log when the report starts) and writes nothing that depends on the wall clock,
@@ -15,10 +16,8 @@ OpenSSL alone. Ed25519 signatures are deterministic: the manifest is reproducibl
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
 import hashlib
-import json
 from collections.abc import Iterator
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
@@ -26,21 +25,17 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 from uuid import UUID
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from cryptography.hazmat.primitives.serialization import (
-    Encoding,
-    PublicFormat,
-    load_pem_public_key,
-)
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from domain.adapters.keystore import KeyStore
 from domain.adapters.settings import Settings
-from domain.audit.checkpoints import AUDIT_KEY_ID, audit_signing_key
+from domain.audit.checkpoints import audit_signing_key
 from domain.model.errors import ValidationError
 from projections.audit.logcut import At, Cut, LogReader, iso, parse_at, parse_time
+from projections.audit.report_context import Context, Row, Selection, Table
 from projections.audit.report_formats import ReportFormat, encode
-from projections.audit.report_kinds import Context, ReportKind, Row, Selection, Table, build_table
+from projections.audit.report_kinds import ReportKind, build_table
+from projections.audit.report_manifest import ReportManifest, sign_manifest, verify_manifest
 
 __all__ = [
     "MAX_DAYS",
@@ -58,8 +53,6 @@ __all__ = [
     "write_report",
 ]
 
-GENERATED_FROM = "event log"
-MANIFEST_LABEL = "pca-report-manifest/v1"
 DEFAULT_DAYS = 30
 MAX_DAYS = 36525
 _PERIOD_KINDS = frozenset(
@@ -160,94 +153,6 @@ def parse_format(text: str) -> ReportFormat:
         ) from None
 
 
-@dataclass(frozen=True)
-class ReportManifest:
-    """What a report body is, signed: anyone can check it with the public key alone."""
-
-    kind: ReportKind
-    format: ReportFormat
-    parameters: dict[str, Any]
-    at_position: int
-    at_time: dt.datetime | None
-    generated_from: str
-    row_count: int
-    sha256: str
-    signature_b64: str
-    key_id: str
-    public_key_pem: str
-    algorithm: str = "Ed25519"
-
-    @property
-    def message(self) -> bytes:
-        """The exact bytes that were signed (see docs/AUDIT.md)."""
-        return manifest_message(
-            self.kind,
-            self.format,
-            self.parameters,
-            self.at_position,
-            self.at_time,
-            self.row_count,
-            self.sha256,
-        )
-
-    def to_json(self) -> dict[str, Any]:
-        """The manifest as published next to the report, signed message included."""
-        return {
-            "kind": self.kind.value,
-            "format": self.format.value,
-            "parameters": self.parameters,
-            "at_position": self.at_position,
-            "at_time": iso(self.at_time),
-            "generated_from": self.generated_from,
-            "row_count": self.row_count,
-            "sha256": self.sha256,
-            "algorithm": self.algorithm,
-            "key_id": self.key_id,
-            "public_key_pem": self.public_key_pem,
-            "message": self.message.decode("ascii"),
-            "signature": self.signature_b64,
-        }
-
-
-def manifest_message(
-    kind: ReportKind,
-    fmt: ReportFormat,
-    parameters: dict[str, Any],
-    at_position: int,
-    at_time: dt.datetime | None,
-    row_count: int,
-    sha256: str,
-) -> bytes:
-    """The version-1 signed text: one ``name=value`` line each, in this order."""
-    lines = (
-        MANIFEST_LABEL,
-        f"kind={kind.value}",
-        f"format={fmt.value}",
-        f"parameters={json.dumps(parameters, sort_keys=True, separators=(',', ':'))}",
-        f"at_position={at_position}",
-        f"at_time={iso(at_time) or ''}",
-        f"generated_from={GENERATED_FROM}",
-        f"row_count={row_count}",
-        f"sha256={sha256}",
-    )
-    return ("\n".join(lines) + "\n").encode("ascii")
-
-
-def verify_manifest(
-    manifest: ReportManifest, body_sha256: str, trusted: Ed25519PublicKey | None = None
-) -> bool:
-    """True if ``body_sha256`` (hex) is the manifest's and its signature holds, under
-    ``trusted`` if given (else under the key the manifest names)."""
-    key = trusted or load_pem_public_key(manifest.public_key_pem.encode("ascii"))
-    if not isinstance(key, Ed25519PublicKey) or body_sha256.lower() != manifest.sha256:
-        return False
-    try:
-        key.verify(base64.b64decode(manifest.signature_b64), manifest.message)
-    except InvalidSignature:
-        return False
-    return True
-
-
 class ReportStream:
     """A report being written: iterate for the body's chunks; then :attr:`manifest`.
 
@@ -323,26 +228,14 @@ class ReportStream:
         self.close()
 
     def _sign(self) -> ReportManifest:
-        sha256 = self._digest.hexdigest()
-        parameters = self.parameters.to_json()
-        message = manifest_message(
-            self.kind, self.format, parameters, self.cut.position, self.cut.time, self._rows, sha256
-        )
-        public_pem = self._signer.public_key().public_bytes(
-            Encoding.PEM, PublicFormat.SubjectPublicKeyInfo
-        )
-        return ReportManifest(
-            kind=self.kind,
-            format=self.format,
-            parameters=parameters,
-            at_position=self.cut.position,
-            at_time=self.cut.time,
-            generated_from=GENERATED_FROM,
-            row_count=self._rows,
-            sha256=sha256,
-            signature_b64=base64.b64encode(self._signer.sign(message)).decode("ascii"),
-            key_id=AUDIT_KEY_ID,
-            public_key_pem=public_pem.decode("ascii"),
+        return sign_manifest(
+            self._signer,
+            self.kind,
+            self.format,
+            self.parameters.to_json(),
+            self.cut,
+            self._rows,
+            self._digest.hexdigest(),
         )
 
 

@@ -16,12 +16,12 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from operator import attrgetter
 from typing import Any, Protocol
-
-from cryptography import x509
+from uuid import UUID
 
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
 from domain.model.values import CAStatus, CertificateStatus
+from domain.pki.x509 import certificate_facts
 from projections.readmodels.sql import Statements, optional_micros, to_micros
 
 
@@ -77,7 +77,8 @@ _counter_params = attrgetter(*(field.name for field in fields(_Counters)))
 
 
 class ReadModelWriter:
-    """Applies events to the read-model tables through ``cursor``, in event order."""
+    """The :class:`~projections.fold.EventFold` of the read models: applies events to their
+    tables through ``cursor``, in event order."""
 
     def __init__(self, cursor: DBCursor, sql: Statements) -> None:
         self._cursor = cursor
@@ -114,13 +115,13 @@ class ReadModelWriter:
         ca_id = str(event.originator_id)
         self._execute(self._sql.set_ca_status, (CAStatus.ENABLED.value, ca_id))
         if event.certificate_der is not None:
-            certificate = x509.load_der_x509_certificate(event.certificate_der)
+            certificate = certificate_facts(event.certificate_der)
             self._execute(
                 self._sql.certify_ca,
                 (
-                    format(certificate.serial_number, "x"),
-                    to_micros(certificate.not_valid_before_utc),
-                    to_micros(certificate.not_valid_after_utc),
+                    certificate.serial_number,
+                    to_micros(certificate.not_before),
+                    to_micros(certificate.not_after),
                     optional_micros(event.service_until),
                     ca_id,
                 ),
@@ -166,9 +167,9 @@ class ReadModelWriter:
         self._counters_of(ca_id).quota_remaining = 0
         self._execute(self._sql.set_quota_remaining, (event.remaining, ca_id))
 
-    def consume_quota(self, ca_id: str, units: int) -> None:
+    def consume_quota(self, ca_id: UUID, units: int) -> None:
         """``units`` of the intermediate's quota spent on certificates."""
-        counters = self._counters_of(ca_id)
+        counters = self._counters_of(str(ca_id))
         counters.quota_remaining -= units
         counters.quota_used += units
 

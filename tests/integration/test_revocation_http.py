@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp as x509_ocsp
 
 from tests.api_client import ApiClient
@@ -28,6 +30,7 @@ def test_crls_carry_caching_headers_and_answer_304(api: ApiClient) -> None:
     assert again.status_code == 304
     pem = api.call("GET", f"/crl/{root_id}.pem", role=None)
     assert pem.data.startswith(b"-----BEGIN X509 CRL-----")
+    assert x509.load_pem_x509_crl(pem.data).public_bytes(Encoding.DER) == response.data
 
 
 def test_malformed_ocsp_requests_get_malformed_request(api: ApiClient) -> None:

@@ -207,6 +207,25 @@ def test_small_values_match_x690() -> None:
     assert der.context(6, b"x", constructed=False).hex() == "860178"
 
 
+def test_pem_is_the_text_cryptography_writes(ec_pki: Pki) -> None:
+    for certificate in (ec_pki.root, ec_pki.intermediate, *ec_pki.leaves):
+        written = certificate.public_bytes(Encoding.PEM).decode("ascii")
+        assert der.pem(certificate.public_bytes(Encoding.DER)) == written
+
+
+def test_pem_of_a_crl_is_the_text_cryptography_writes(ec_pki: Pki) -> None:
+    encoded = crl.build_crl(
+        ec_pki.intermediate,
+        ec_pki.intermediate_key,
+        EncodedRevocationList(SAMPLE_ENTRIES),
+        7,
+        THIS_UPDATE,
+        NEXT_UPDATE,
+    )
+    written = x509.load_der_x509_crl(encoded).public_bytes(Encoding.PEM).decode("ascii")
+    assert der.pem(encoded, "X509 CRL") == written
+
+
 @pytest.mark.parametrize(
     "encoded",
     [b"", b"\x30", b"\x30\x05\x00", b"\x30\x80", b"\x30\x81\x05" + b"\x00" * 5, b"\x1f\x01\x00"],

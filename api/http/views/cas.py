@@ -13,12 +13,13 @@ from api.http import bodies
 from api.http.consistency import wait_for_requested_position
 from api.http.params import idempotency_key
 from api.http.routing import Routes
-from api.presenters import ca_shape, ca_view_shape, pem
+from api.presenters import ca_shape, ca_view_shape
 from domain.application.commands import CAProfile
 from domain.application.service import Outcome
 from domain.model.errors import ValidationError
 from domain.model.tokens import Role
 from domain.model.values import KeyAlgorithm, RevocationReason, Subject
+from domain.pki.der import pem
 from projections.readmodels.models import CAView
 
 blueprint = Blueprint("cas", __name__, url_prefix="/api/v1/cas")

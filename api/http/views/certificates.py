@@ -17,7 +17,7 @@ from api.http.params import checked_key, idempotency_key, parse_count, parse_ins
 from api.http.ratelimit import limit_issuance
 from api.http.routing import Routes
 from api.http.views.cas import subject_from
-from api.presenters import certificate_shape, certificate_summary, pem
+from api.presenters import certificate_shape, certificate_summary
 from domain.application.commands import CertificateRequest
 from domain.application.service import IssuedCertificate, Outcome
 from domain.model.certificate import Certificate
@@ -31,6 +31,7 @@ from domain.model.values import (
     RevocationReason,
     Subject,
 )
+from domain.pki.der import pem
 from domain.pki.formats import (
     DownloadMaterial,
     DownloadOptions,

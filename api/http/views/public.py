@@ -13,9 +13,9 @@ from api.http import bodies
 from api.http.metrics import render
 from api.http.openapi import document
 from api.http.routing import Routes
-from api.presenters import pem
 from domain.model.errors import NotFoundError
 from domain.model.tokens import Role
+from domain.pki.der import pem
 from projections.readmodels.models import CAView
 
 blueprint = Blueprint("public", __name__)

@@ -14,6 +14,7 @@ from flask.typing import ResponseReturnValue
 from api.deployment import services
 from api.http.errors import NotReadyError
 from api.http.routing import Routes
+from domain.pki.der import pem
 from projections.revocation.crlstore import BASE, DELTA, StoredCRL
 
 blueprint = Blueprint("revocation", __name__)
@@ -75,8 +76,7 @@ def delta_crl_der(ca_id: UUID) -> ResponseReturnValue:
 )
 def crl_pem(ca_id: UUID) -> ResponseReturnValue:
     crl = _served(ca_id, BASE)
-    encoded = base64.encodebytes(crl.der).decode("ascii")
-    body = f"-----BEGIN X509 CRL-----\n{encoded}-----END X509 CRL-----\n".encode()
+    body = pem(crl.der, "X509 CRL").encode("ascii")
     return _crl_response(crl, body, CRL_TYPES[1])
 
 

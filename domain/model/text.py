@@ -1,0 +1,29 @@
+"""What every text field of a request goes through: control characters refused, the
+value stripped, and user values quoted the same way in every error message."""
+
+from __future__ import annotations
+
+import re
+
+from domain.model.errors import ValidationError
+
+# C0 controls (NUL included), DEL, C1 controls, and lone surrogates (not encodable).
+_FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+
+
+def show(value: str) -> str:
+    """Quote a user value for a message: shortened, with control characters escaped."""
+    return repr(value if len(value) <= 60 else value[:57] + "...")
+
+
+def clean(value: object, field: str, error: type[ValidationError], what: str) -> str:
+    """Return ``value`` stripped of surrounding whitespace, refusing control characters."""
+    if not isinstance(value, str):
+        raise error(f"{what} must be a string; got {type(value).__name__}", field=field)
+    bad = _FORBIDDEN_CHARS.search(value)
+    if bad:
+        raise error(
+            f"remove the control character U+{ord(bad.group()):04X} from {what} {show(value)}",
+            field=field,
+        )
+    return value.strip()
