@@ -15,16 +15,15 @@ from cryptography import x509
 
 from api.cli.commands import Session
 from api.cli.output import Row
+from api.inputs import certificate_filter
 from api.presenters import ca_view_shape, certificate_summary
 from api.serve import background_publishing
 from domain.application.service import PrivateCA
 from domain.model.errors import NotFoundError
 from domain.model.tokens import ApiToken
-from domain.model.values import CertificateType
 from domain.pki.x509 import PublicationURLs
 from projections.audit.history import MAX_LIMIT, HistoryFilter, read_history
 from projections.errors import RunnerActiveError
-from projections.readmodels.models import CertificateFilter, CertificateViewStatus
 from projections.readmodels.queries import ReadModels
 from projections.readmodels.worker import catch_up, rebuild, run_forever
 from projections.revocation.crlstore import BASE, DELTA, open_crl_store
@@ -66,15 +65,10 @@ def list_cas(session: Session, args: argparse.Namespace) -> list[Row]:
 
 
 def list_certificates(session: Session, args: argparse.Namespace) -> list[Row]:
-    certificate_filter = CertificateFilter(
-        issuer_id=args.ca_id,
-        status=CertificateViewStatus(args.status) if args.status else None,
-        type=CertificateType(args.type) if args.type else None,
-        text=args.q,
-    )
+    narrowed = certificate_filter(args.ca_id, args.status, args.type, args.q)
     with _fresh_read_models(session) as read_models:
         page = read_models.list_certificates(
-            certificate_filter, session.service.clock(), args.limit, args.cursor
+            narrowed, session.service.clock(), args.limit, args.cursor
         )
     rows: list[Row] = []
     for view in page.items:

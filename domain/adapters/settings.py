@@ -16,6 +16,7 @@ Settings (all optional):
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import sqlite3
 import time
@@ -25,6 +26,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from domain.adapters.keystore import KeyStore, MasterKeyring, PostgresKeyStore, SQLiteKeyStore
+from domain.adapters.writelock import write_locks
 from domain.application.service import Clock, PrivateCA, utc_now
 from domain.audit.chain import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
 from domain.model.errors import StorageNotDurableError
@@ -106,11 +108,13 @@ class Settings:
 def open_service(settings: Settings, *, clock: Clock = utc_now) -> PrivateCA:
     """The application service on durable storage, with its key store."""
     settings.prepare_data_dir()
+    env = settings.eventsourcing_env()
     return PrivateCA(
-        settings.eventsourcing_env(),
+        env,
         keystore=settings.open_keystore(),
         public_url=settings.public_url,
         clock=clock,
+        write_locks=functools.partial(write_locks, env),
     )
 
 
