@@ -15,12 +15,7 @@ from domain.application.commands import CAProfile, ca_profile, certificate_reque
 from domain.application.service import PrivateCA
 from domain.model.errors import ValidationError
 from domain.model.tokens import Role
-from domain.model.values import (
-    CAKind,
-    RequestContext,
-    RevocationReason,
-    Subject,
-)
+from domain.model.values import CAKind, RequestContext, RevocationReason, Subject
 from domain.pki.formats import DownloadOptions, parse_format
 
 

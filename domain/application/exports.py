@@ -11,9 +11,7 @@ from dataclasses import dataclass
 from uuid import UUID
 
 from domain.application.store import Outcome, Store, retry_on_conflict
-from domain.model.certificate import Certificate
-from domain.model.errors import NotFoundError
-from domain.model.values import CertificateStatus, RequestContext
+from domain.model.values import RequestContext
 from domain.pki.formats import (
     Download,
     DownloadFormat,
@@ -52,7 +50,7 @@ class Exports:
         The file is rendered first (a refused download records nothing), then a key export
         is recorded, and only then returned.
         """
-        certificate = self._listed(certificate_id)
+        certificate = self._store.listed_certificate(certificate_id)
         key_id = certificate.key_id if carries_private_key(file_format) else None
         material = DownloadMaterial(
             certificate.name,
@@ -64,13 +62,6 @@ class Exports:
         if key_id is None:
             return Export(download, None)
         return Export(download, self._record(ctx, certificate_id, file_format).position)
-
-    def _listed(self, certificate_id: UUID) -> Certificate:
-        """The certificate unless deleted: deleted ones have left the list for good."""
-        certificate = self._store.get_certificate(certificate_id)
-        if certificate.status is CertificateStatus.DELETED:
-            raise NotFoundError(f"Certificate {certificate_id} was deleted.")
-        return certificate
 
     def _record(
         self, ctx: RequestContext, certificate_id: UUID, file_format: DownloadFormat

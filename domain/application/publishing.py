@@ -61,7 +61,7 @@ class Publishing:
         publication = self.publication(ctx, ca_id)
         publication.certify_responder(ctx, key_id, certificate.public_bytes(Encoding.DER))
         try:
-            self._store.app.save(publication)
+            self._store.save(publication.id, publication)
         except BaseException:
             self._store.keys.destroy(key_id)
             raise

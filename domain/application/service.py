@@ -262,6 +262,10 @@ class PrivateCA(Application[UUID]):
         """The certificate ``certificate_id``; NotFoundError if there is none."""
         return self._store.get_certificate(certificate_id)
 
+    def listed_certificate(self, certificate_id: UUID) -> Certificate:
+        """The certificate unless deleted; NotFoundError for a deleted or unknown one."""
+        return self._store.listed_certificate(certificate_id)
+
     def find_certificate(self, ca_id: UUID, serial_number: str) -> Certificate | None:
         """The certificate ``ca_id`` issued with ``serial_number`` (lower-case hex), if any."""
         return self._store.find_certificate(ca_id, serial_number)

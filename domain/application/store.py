@@ -31,7 +31,7 @@ from domain.model.errors import (
     NotFoundError,
 )
 from domain.model.idempotency import CommandClaim, Repeatable
-from domain.model.values import RequestContext
+from domain.model.values import CertificateStatus, RequestContext
 
 T = TypeVar("T")
 MAX_SAVE_ATTEMPTS = 200
@@ -102,6 +102,14 @@ class Store:
         certificate = self.get(certificate_id, f"No certificate with id {certificate_id}.")
         if not isinstance(certificate, Certificate):
             raise NotFoundError(f"No certificate with id {certificate_id}.")
+        return certificate
+
+    def listed_certificate(self, certificate_id: UUID) -> Certificate:
+        """The certificate unless deleted: deleted ones have left the list for good
+        (NotFoundError, as for one that never was)."""
+        certificate = self.get_certificate(certificate_id)
+        if certificate.status is CertificateStatus.DELETED:
+            raise NotFoundError(f"Certificate {certificate_id} was deleted.")
         return certificate
 
     def find_certificate(self, ca_id: UUID, serial_number: str) -> Certificate | None:

@@ -26,12 +26,9 @@ from domain.application.commands import (
 )
 from domain.application.service import IssuedCertificate, Outcome
 from domain.model.certificate import Certificate
-from domain.model.errors import NotFoundError, PCAError
+from domain.model.errors import PCAError
 from domain.model.tokens import Role
-from domain.model.values import (
-    CertificateStatus,
-    RevocationReason,
-)
+from domain.model.values import RevocationReason
 from domain.pki.formats import DownloadOptions, parse_format
 from projections.readmodels.models import CertificateFilter
 
@@ -168,15 +165,7 @@ def _batch_result(index: int, outcome: IssuedCertificate | PCAError) -> dict[str
     response=bodies.CERTIFICATE,
 )
 def get_certificate(certificate_id: UUID) -> ResponseReturnValue:
-    return _shape(_listed(certificate_id))
-
-
-def _listed(certificate_id: UUID) -> Certificate:
-    """The certificate unless deleted: deleted ones have left the list for good."""
-    certificate = services().service.get_certificate(certificate_id)
-    if certificate.status is CertificateStatus.DELETED:
-        raise NotFoundError(f"Certificate {certificate_id} was deleted.")
-    return certificate
+    return _shape(services().service.listed_certificate(certificate_id))
 
 
 @routes.route(
