@@ -12,19 +12,12 @@ from api.cli.output import Row
 from api.deployment import Deployment
 from api.presenters import ca_shape, certificate_shape
 from domain.adapters.settings import Settings
-from domain.application.commands import CAProfile, CertificateRequest
+from domain.application.commands import CAProfile, ca_profile, certificate_request
 from domain.application.service import PrivateCA
 from domain.model.errors import ValidationError
 from domain.model.tokens import Role
-from domain.model.validation import parse_san_list
-from domain.model.values import (
-    CertificateType,
-    KeyAlgorithm,
-    RequestContext,
-    RevocationReason,
-    Subject,
-)
-from domain.pki.formats import DownloadMaterial, DownloadOptions, parse_format, render_download
+from domain.model.values import CAKind, RequestContext, RevocationReason, Subject
+from domain.pki.formats import DownloadOptions, parse_format
 
 
 @dataclass(frozen=True)
@@ -54,9 +47,9 @@ def _subject(args: argparse.Namespace) -> Subject:
     )
 
 
-def _profile(args: argparse.Namespace) -> CAProfile:
-    return CAProfile(
-        _subject(args), KeyAlgorithm(args.key_algorithm), args.validity_years, args.service_days
+def _profile(args: argparse.Namespace, kind: CAKind) -> CAProfile:
+    return ca_profile(
+        kind, _subject(args), args.key_algorithm, args.validity_years, args.service_days
     )
 
 
@@ -81,13 +74,14 @@ def _certificate_row(session: Session, certificate_id: UUID) -> list[Row]:
 
 def create_root(session: Session, args: argparse.Namespace) -> list[Row]:
     outcome = session.service.create_root(
-        session.context, _profile(args), args.included_certificates
+        session.context, _profile(args, CAKind.ROOT), args.included_certificates
     )
     return _ca_row(session, outcome.id)
 
 
 def create_intermediate(session: Session, args: argparse.Namespace) -> list[Row]:
-    outcome = session.service.create_intermediate(session.context, args.parent, _profile(args))
+    profile = _profile(args, CAKind.INTERMEDIATE)
+    outcome = session.service.create_intermediate(session.context, args.parent, profile)
     return _ca_row(session, outcome.id)
 
 
@@ -124,12 +118,12 @@ def assign_quota(session: Session, args: argparse.Namespace) -> list[Row]:
 
 
 def issue_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
-    request = CertificateRequest(
-        type=CertificateType(args.type),
-        subject=_subject(args),
-        validity_days=args.validity_days,
-        sans=tuple(parse_san_list([_split_san(raw) for raw in args.san])),
-        key_algorithm=KeyAlgorithm(args.key_algorithm) if args.key_algorithm else None,
+    request = certificate_request(
+        args.type,
+        _subject(args),
+        args.validity_days,
+        sans=[_split_san(raw) for raw in args.san],
+        key_algorithm=args.key_algorithm,
         csr_pem=args.csr.read() if args.csr else None,
         name=args.name,
         include_crl=args.include_crl,
@@ -154,24 +148,24 @@ def show_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
 
 def download_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
     """Write the certificate in ``--format`` into ``--out`` (a directory); key formats need
-    ``--password`` (read from PCA_DOWNLOAD_PASSWORD so it stays out of shell history)."""
-    service = session.service
-    certificate = service.get_certificate(args.id)
-    key = service.keystore.get(certificate.key_id) if certificate.key_id else None
-    material = DownloadMaterial(
-        certificate.name, certificate.certificate_der, service.chain_der(certificate.ca_id), key
-    )
-    password = os.environ.get("PCA_DOWNLOAD_PASSWORD")
-    download = render_download(
-        parse_format(args.format), material, DownloadOptions(password, not args.no_chain)
+    ``--password`` (read from PCA_DOWNLOAD_PASSWORD so it stays out of shell history) and
+    are recorded as key exports."""
+    options = DownloadOptions(os.environ.get("PCA_DOWNLOAD_PASSWORD"), not args.no_chain)
+    export = session.service.export_certificate(
+        session.context, args.id, parse_format(args.format), options
     )
     out = Path(args.out)
     out.mkdir(mode=0o700, parents=True, exist_ok=True)
-    target = out / download.filename
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    target = out / export.download.filename
+    write_private(target, export.download.body)
+    return [{"id": str(args.id), "file": str(target), "bytes": len(export.download.body)}]
+
+
+def write_private(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path``, readable by its owner only (0600): it may hold a key."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
-        handle.write(download.body)
-    return [{"id": str(certificate.id), "file": str(target), "bytes": len(download.body)}]
+        handle.write(data)
 
 
 def revoke_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
@@ -186,8 +180,10 @@ def delete_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
 
 
 def rotate_master_key(session: Session, args: argparse.Namespace) -> list[Row]:
+    """Rotate on the key store itself: the service signs with keys, it does not manage them."""
     del args
-    new_id, rewritten = session.service.keystore.rotate_master_key(session.settings.data_dir)
+    with session.settings.open_keystore() as keystore:
+        new_id, rewritten = keystore.rotate_master_key(session.settings.data_dir)
     return [{"active_master_key": new_id, "keys_re_encrypted": rewritten}]
 
 

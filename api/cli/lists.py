@@ -10,12 +10,11 @@ from uuid import UUID
 from api.cli.commands import Session
 from api.cli.output import Row
 from api.cli.runners import fresh_read_models
+from api.inputs import certificate_filter
 from api.presenters import ca_view_shape, certificate_summary
 from domain.application.service import PrivateCA
 from domain.model.tokens import ApiToken
-from domain.model.values import CertificateType
 from projections.audit.history import MAX_LIMIT, HistoryFilter, read_history
-from projections.readmodels.models import CertificateFilter, CertificateViewStatus
 
 
 def list_cas(session: Session, args: argparse.Namespace) -> list[Row]:
@@ -39,14 +38,9 @@ def list_cas(session: Session, args: argparse.Namespace) -> list[Row]:
 
 
 def list_certificates(session: Session, args: argparse.Namespace) -> list[Row]:
-    certificate_filter = CertificateFilter(
-        issuer_id=args.ca_id,
-        status=CertificateViewStatus(args.status) if args.status else None,
-        type=CertificateType(args.type) if args.type else None,
-        text=args.q,
-    )
+    narrowed = certificate_filter(args.ca_id, args.status, args.type, args.q)
     page = fresh_read_models(session).list_certificates(
-        certificate_filter, session.service.clock(), args.limit, args.cursor
+        narrowed, session.service.clock(), args.limit, args.cursor
     )
     rows: list[Row] = []
     for view in page.items:

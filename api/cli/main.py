@@ -21,10 +21,22 @@ from api.cli.quickstart import run_quickstart
 from api.deployment import Deployment
 from api.serve import serve
 from domain.adapters.settings import Settings
+from domain.application.commands import (
+    CA_DEFAULTS,
+    DEFAULT_CA_KEY_ALGORITHM,
+    DEFAULT_INCLUDED_CERTIFICATES,
+    DEFAULT_REVOCATION_REASON,
+)
 from domain.application.service import utc_now
 from domain.model.errors import PCAError
 from domain.model.tokens import Role
-from domain.model.values import CertificateType, KeyAlgorithm, RequestContext, RevocationReason
+from domain.model.values import (
+    CAKind,
+    CertificateType,
+    KeyAlgorithm,
+    RequestContext,
+    RevocationReason,
+)
 from projections.backup.operations import create_backup, restore_backup
 
 Handler = Callable[[commands.Session, argparse.Namespace], list[Row]]
@@ -54,12 +66,20 @@ def _subject_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _ca_args(parser: argparse.ArgumentParser, *, root: bool) -> None:
+    """Omitted values are None: the application fills in the CA kind's defaults."""
+    defaults = CA_DEFAULTS[CAKind.ROOT if root else CAKind.INTERMEDIATE]
     _subject_args(parser)
-    parser.add_argument("--key-algorithm", choices=KEY_ALGORITHMS, default="EC_P256")
-    parser.add_argument("--validity-years", type=int, default=20 if root else 10)
-    parser.add_argument("--service-days", type=int, default=365)
+    parser.add_argument(
+        "--key-algorithm",
+        choices=KEY_ALGORITHMS,
+        help=f"default {DEFAULT_CA_KEY_ALGORITHM.value}",
+    )
+    parser.add_argument("--validity-years", type=int, help=f"default {defaults.validity_years}")
+    parser.add_argument("--service-days", type=int, help=f"default {defaults.service_days}")
     if root:
-        parser.add_argument("--included-certificates", type=int, default=0)
+        parser.add_argument(
+            "--included-certificates", type=int, default=DEFAULT_INCLUDED_CERTIFICATES
+        )
     else:
         parser.add_argument("--parent", required=True, type=uuid.UUID, help="the root CA's id")
 
@@ -70,7 +90,7 @@ def _id_arg(parser: argparse.ArgumentParser) -> None:
 
 def _reason_arg(parser: argparse.ArgumentParser) -> None:
     _id_arg(parser)
-    parser.add_argument("--reason", choices=REASONS, default="unspecified")
+    parser.add_argument("--reason", choices=REASONS, default=DEFAULT_REVOCATION_REASON.value)
 
 
 def _renew_args(parser: argparse.ArgumentParser) -> None:
@@ -100,7 +120,7 @@ def _issue_args(parser: argparse.ArgumentParser) -> None:
         metavar="TYPE:VALUE",
         help="dns:www.example.com, ip:10.0.0.1, email:a@b.c, uri:spiffe://x",
     )
-    parser.add_argument("--validity-days", type=int, default=365)
+    parser.add_argument("--validity-days", type=int, required=True)
     parser.add_argument("--key-algorithm", choices=KEY_ALGORITHMS)
     parser.add_argument("--csr", type=argparse.FileType("r"), help="PEM CSR file ('-': stdin)")
     parser.add_argument("--name", help="display name (defaults to the common name)")

@@ -7,51 +7,41 @@ server certificate -> download -> client certificate -> revoke.
 from __future__ import annotations
 
 import argparse
-import os
 import secrets
 import sys
 from pathlib import Path
 from uuid import UUID
 
-from api.cli.commands import Session
+from api.cli.commands import Session, write_private
 from api.cli.output import Row
-from domain.application.commands import CAProfile, CertificateRequest
+from domain.application.commands import (
+    ca_profile,
+    certificate_request,
+)
 from domain.model.values import (
-    SAN,
-    CertificateType,
-    KeyAlgorithm,
+    CAKind,
     RevocationReason,
-    SANType,
     Subject,
 )
 from domain.pki.der import pem
-from domain.pki.key_export import pkcs12_bundle
+from domain.pki.formats import DownloadFormat, DownloadOptions
 
-ROOT = CAProfile(
-    Subject("Quickstart Root CA", "Quickstart Org", country="US"),
-    KeyAlgorithm.EC_P384,
-    validity_years=20,
-    service_days=3650,
+ORG = "Quickstart Org"
+ROOT = ca_profile(CAKind.ROOT, Subject("Quickstart Root CA", ORG, country="US"), "EC_P384")
+INTERMEDIATE = ca_profile(CAKind.INTERMEDIATE, Subject("Quickstart Issuing CA", ORG, country="US"))
+SERVER = certificate_request(
+    "server",
+    Subject("localhost", ORG),
+    90,
+    sans=[("dns", "localhost"), ("ip", "127.0.0.1")],
+    key_algorithm="EC_P256",
 )
-INTERMEDIATE = CAProfile(
-    Subject("Quickstart Issuing CA", "Quickstart Org", country="US"),
-    KeyAlgorithm.EC_P256,
-    validity_years=10,
-    service_days=365,
-)
-SERVER = CertificateRequest(
-    type=CertificateType.SERVER,
-    subject=Subject("localhost", "Quickstart Org"),
-    validity_days=90,
-    sans=(SAN(SANType.DNS, "localhost"), SAN(SANType.IP, "127.0.0.1")),
-    key_algorithm=KeyAlgorithm.EC_P256,
-)
-CLIENT = CertificateRequest(
-    type=CertificateType.CLIENT,
-    subject=Subject("quickstart-client"),
-    validity_days=30,
-    sans=(SAN(SANType.EMAIL, "client@quickstart.example"),),
-    key_algorithm=KeyAlgorithm.EC_P256,
+CLIENT = certificate_request(
+    "client",
+    Subject("quickstart-client"),
+    30,
+    sans=[("email", "client@quickstart.example")],
+    key_algorithm="EC_P256",
 )
 
 
@@ -86,7 +76,8 @@ def run_quickstart(session: Session, args: argparse.Namespace) -> list[Row]:
 
 
 def _write_server_files(session: Session, out: Path, certificate_id: UUID) -> str:
-    """Certificate, chain and a password-protected PKCS#12 (the key never lands in clear)."""
+    """Certificate, chain and a password-protected PKCS#12 (the key never lands in clear);
+    the PKCS#12 is a key export like any other, recorded before it is written."""
     service = session.service
     certificate = service.get_certificate(certificate_id)
     intermediate_der, root_der = service.chain_der(certificate.ca_id)
@@ -95,20 +86,10 @@ def _write_server_files(session: Session, out: Path, certificate_id: UUID) -> st
     (out / "chain.pem").write_text(pem(intermediate_der) + pem(root_der))
     (out / "server.pem").write_text(pem(certificate.certificate_der))
     (out / "fullchain.pem").write_text(pem(certificate.certificate_der) + pem(intermediate_der))
-    assert certificate.key_id is not None
     password = secrets.token_urlsafe(18)
-    bundle = pkcs12_bundle(
-        service.keystore.get(certificate.key_id),
-        certificate.certificate_der,
-        (intermediate_der, root_der),
-        password,
-    )
-    _write_private(out / "server.p12", bundle)
-    _write_private(out / "server.p12.password.txt", password.encode() + b"\n")
+    bundle = service.export_certificate(
+        session.context, certificate_id, DownloadFormat.PKCS12, DownloadOptions(password)
+    ).download
+    write_private(out / "server.p12", bundle.body)
+    write_private(out / "server.p12.password.txt", password.encode() + b"\n")
     return f"{out}/server.pem, fullchain.pem, server.p12 (+ .password.txt)"
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)

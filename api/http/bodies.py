@@ -3,12 +3,37 @@
 from __future__ import annotations
 
 from api.http.errors import MAX_DETAIL, MAX_FIELD, MAX_INSTANCE
+from api.http.params import MAX_IDEMPOTENCY_KEY
 from api.http.schema import AnyObject, Array, Bool, Int, Nullable, Obj, PerItem, Str, Uuid
+from domain.application.commands import (
+    CA_DEFAULTS,
+    DEFAULT_CA_KEY_ALGORITHM,
+    DEFAULT_LEAF_KEY_ALGORITHM,
+    INCLUDE_CRL_BY_DEFAULT,
+)
+from domain.model.ca_rules import MAX_CA_YEARS, MAX_LEAF_DAYS, MAX_QUOTA_STEP, MAX_SERVICE_DAYS
 from domain.model.validation import MAX_SANS
-from domain.model.values import CertificateType, KeyAlgorithm, RevocationReason, SANType
+from domain.model.values import (
+    CAKind,
+    CAStatus,
+    CertificateType,
+    KeyAlgorithm,
+    RevocationReason,
+    SANType,
+)
+from domain.pki.formats import DownloadFormat
+from projections.readmodels.models import CertificateViewStatus
 
 KEY_ALGORITHMS = tuple(algorithm.value for algorithm in KeyAlgorithm)
 REASONS = tuple(reason.value for reason in RevocationReason)
+CA_KINDS = tuple(kind.value for kind in CAKind)
+CERTIFICATE_STATUSES = tuple(status.value for status in CertificateViewStatus)
+_DEFAULT_YEARS = ", ".join(
+    f"{defaults.validity_years} for {kind.value}" for kind, defaults in CA_DEFAULTS.items()
+)
+_DEFAULT_DAYS = ", ".join(
+    f"{defaults.service_days} for {kind.value}" for kind, defaults in CA_DEFAULTS.items()
+)
 UUID_TEXT = Uuid()
 TIMESTAMP = Nullable(Str(format="date-time", max_length=40))
 TEXT = Nullable(Str(max_length=128))
@@ -38,22 +63,26 @@ OPTIONAL_SUBJECT = Obj(
 CREATE_CA = Obj(
     "CreateCA",
     {
-        "kind": Str(enum=("root", "intermediate")),
+        "kind": Str(enum=CA_KINDS),
         "parent_id": UUID_TEXT,
         "subject": SUBJECT,
-        "key_algorithm": Str(enum=KEY_ALGORITHMS),
-        "validity_years": Int(1, 50, "lifetime of the CA certificate"),
-        "service_days": Int(1, 36525, "service period, from enablement"),
-        "included_certificates": Int(0, 10_000_000, "quota included with a root"),
+        "key_algorithm": Str(f"default {DEFAULT_CA_KEY_ALGORITHM.value}", enum=KEY_ALGORITHMS),
+        "validity_years": Int(
+            1, MAX_CA_YEARS, f"lifetime of the CA certificate (default {_DEFAULT_YEARS})"
+        ),
+        "service_days": Int(
+            1, MAX_SERVICE_DAYS, f"service period, from enablement (default {_DEFAULT_DAYS})"
+        ),
+        "included_certificates": Int(0, MAX_QUOTA_STEP, "quota included with a root"),
     },
     frozenset({"kind", "subject"}),
 )
-RENEW_CA = Obj("RenewCA", {"service_days": Int(1, 36525)}, frozenset({"service_days"}))
+RENEW_CA = Obj("RenewCA", {"service_days": Int(1, MAX_SERVICE_DAYS)}, frozenset({"service_days"}))
 REVOKE = Obj("Revoke", {"reason": Str(enum=REASONS)})
-PURCHASE = Obj("QuotaPurchase", {"count": Int(1, 10_000_000)}, frozenset({"count"}))
+PURCHASE = Obj("QuotaPurchase", {"count": Int(1, MAX_QUOTA_STEP)}, frozenset({"count"}))
 ASSIGN = Obj(
     "QuotaAssignment",
-    {"intermediate_id": UUID_TEXT, "remaining": Int(0, 10_000_000)},
+    {"intermediate_id": UUID_TEXT, "remaining": Int(0, MAX_QUOTA_STEP)},
     frozenset({"intermediate_id", "remaining"}),
 )
 SAN = Obj(
@@ -70,32 +99,24 @@ ISSUE = Obj(
         "type": Str(enum=tuple(t.value for t in CertificateType)),
         "name": Str("display name; defaults to the common name", max_length=128),
         "common_name": Str(min_length=1, max_length=64),
-        "validity_days": Int(1, 36525),
+        "validity_days": Int(1, MAX_LEAF_DAYS),
         "sans": Array(SAN, MAX_SANS),
         "subject": OPTIONAL_SUBJECT,
-        "key_algorithm": Str(enum=KEY_ALGORITHMS),
+        "key_algorithm": Str(
+            f"the server makes the key (default {DEFAULT_LEAF_KEY_ALGORITHM.value} without csr)",
+            enum=KEY_ALGORITHMS,
+        ),
         "csr": Str("PEM certificate signing request", max_length=65536),
-        "include_crl": Bool("write the CRL distribution point (default true)"),
+        "include_crl": Bool(
+            f"write the CRL distribution point (default {str(INCLUDE_CRL_BY_DEFAULT).lower()})"
+        ),
     },
     frozenset({"type", "common_name", "validity_days"}),
 )
 DOWNLOAD = Obj(
     "Download",
     {
-        "format": Str(
-            enum=(
-                "pem",
-                "der",
-                "pkcs8",
-                "pkcs12",
-                "jks",
-                "pkcs7",
-                "nginx",
-                "apache",
-                "tomcat",
-                "iis",
-            )
-        ),
+        "format": Str(enum=tuple(fmt.value for fmt in DownloadFormat)),
         "password": Str(max_length=256),
         "include_chain": Bool(),
     },
@@ -105,7 +126,7 @@ NO_QUERY = Obj("NoQuery", {})
 CERTIFICATE_QUERY = Obj(
     "CertificateQuery",
     {
-        "status": Str(enum=("issued", "revoked", "expired")),
+        "status": Str(enum=CERTIFICATE_STATUSES),
         "type": Str(enum=tuple(t.value for t in CertificateType)),
         "q": Str("text in the common name or a SAN", max_length=256),
         "expires_before": Str(format="date-time", max_length=40),
@@ -135,9 +156,9 @@ CA = Obj(
     "CA",
     {
         "id": UUID_TEXT,
-        "kind": Str(enum=("root", "intermediate")),
+        "kind": Str(enum=CA_KINDS),
         "parent_id": Nullable(UUID_TEXT),
-        "status": Str(enum=("pending", "enabled", "disabled", "revoked", "expired")),
+        "status": Str(enum=(*(status.value for status in CAStatus), "expired")),
         "subject": SUBJECT,
         "key_algorithm": Str(enum=KEY_ALGORITHMS),
         "not_before": TIMESTAMP,
@@ -161,7 +182,7 @@ CERTIFICATE = Obj(
         "subject": SUBJECT,
         "sans": Array(SAN, MAX_SANS),
         "key_algorithm": Str(enum=KEY_ALGORITHMS),
-        "status": Str(enum=("issued", "revoked", "expired")),
+        "status": Str(enum=CERTIFICATE_STATUSES),
         "not_before": TIMESTAMP,
         "not_after": TIMESTAMP,
         "revoked_at": TIMESTAMP,
@@ -321,7 +342,7 @@ BATCH_ITEM = PerItem(
         "idempotency_key": Str(
             "repeating a key with the same parameters returns the first certificate",
             min_length=1,
-            max_length=255,
+            max_length=MAX_IDEMPOTENCY_KEY,
         ),
     },
     ISSUE.required,

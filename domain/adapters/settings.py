@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import math
 import os
 import sqlite3
@@ -47,6 +48,7 @@ from domain.adapters.keystore import KeyStore
 from domain.adapters.keystore_backends import PostgresKeyStore, SQLiteKeyStore
 from domain.adapters.masterkeys import MasterKeyring
 from domain.adapters.recorders import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
+from domain.adapters.writelock import write_locks
 from domain.application.service import Clock, PrivateCA, utc_now
 from domain.model.errors import PCAError, StorageNotDurableError
 
@@ -181,11 +183,13 @@ class Settings:
 def open_service(settings: Settings, *, clock: Clock = utc_now) -> PrivateCA:
     """The application service on durable storage, with its key store."""
     settings.prepare_data_dir()
+    env = settings.eventsourcing_env()
     return PrivateCA(
-        settings.eventsourcing_env(),
+        env,
         keystore=settings.open_keystore(),
         public_url=settings.public_url,
         clock=clock,
+        write_locks=functools.partial(write_locks, env),
     )
 
 

@@ -1,12 +1,45 @@
-"""Typed command inputs for the application service."""
+"""Typed command inputs for the application service, their defaults, and their builders.
+
+Every face (HTTP, CLI, quickstart) builds its commands here, from values it has parsed,
+so a CA or a certificate requested through any of them gets the same defaults.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 
-from domain.model.values import SAN, CertificateType, KeyAlgorithm, Subject
+from domain.model.validation import parse_san_list
+from domain.model.values import (
+    SAN,
+    CAKind,
+    CertificateType,
+    KeyAlgorithm,
+    RevocationReason,
+    Subject,
+)
+
+DEFAULT_CA_KEY_ALGORITHM = KeyAlgorithm.EC_P256
+DEFAULT_LEAF_KEY_ALGORITHM = KeyAlgorithm.EC_P256  # when neither an algorithm nor a CSR is given
+DEFAULT_INCLUDED_CERTIFICATES = 0
+DEFAULT_REVOCATION_REASON = RevocationReason.UNSPECIFIED
+INCLUDE_CRL_BY_DEFAULT = True
+
+
+@dataclass(frozen=True)
+class CADefaults:
+    """The lifetime of a CA's certificate and its service period when none is given."""
+
+    validity_years: int
+    service_days: int
+
+
+CA_DEFAULTS = {
+    CAKind.ROOT: CADefaults(validity_years=20, service_days=3650),
+    CAKind.INTERMEDIATE: CADefaults(validity_years=10, service_days=365),
+}
 
 
 @dataclass(frozen=True)
@@ -34,7 +67,7 @@ class CertificateRequest:
     key_algorithm: KeyAlgorithm | None = None
     csr_pem: str | None = None
     name: str | None = None
-    include_crl: bool = True
+    include_crl: bool = INCLUDE_CRL_BY_DEFAULT
     idempotency_key: str | None = None
 
     def fingerprint(self) -> str:
@@ -58,3 +91,48 @@ class CertificateRequest:
         }
         encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(encoded).hexdigest()
+
+
+def ca_profile(
+    kind: CAKind,
+    subject: Subject,
+    key_algorithm: str | None = None,
+    validity_years: int | None = None,
+    service_days: int | None = None,
+) -> CAProfile:
+    """The profile of a new ``kind`` CA; what is not given (None) takes the kind's default."""
+    defaults = CA_DEFAULTS[kind]
+    return CAProfile(
+        subject,
+        KeyAlgorithm(key_algorithm) if key_algorithm else DEFAULT_CA_KEY_ALGORITHM,
+        defaults.validity_years if validity_years is None else validity_years,
+        defaults.service_days if service_days is None else service_days,
+    )
+
+
+def certificate_request(
+    certificate_type: str,
+    subject: Subject,
+    validity_days: int,
+    *,
+    sans: Sequence[tuple[str, str]] = (),
+    key_algorithm: str | None = None,
+    csr_pem: str | None = None,
+    name: str | None = None,
+    include_crl: bool | None = None,
+    idempotency_key: str | None = None,
+) -> CertificateRequest:
+    """A certificate request from a face's parsed values (type and algorithm by name, SANs
+    as ``(type, value)`` pairs); None takes the default. SANError names an unknown SAN type
+    (field ``sans[i].type``)."""
+    return CertificateRequest(
+        type=CertificateType(certificate_type),
+        subject=subject,
+        validity_days=validity_days,
+        sans=tuple(parse_san_list(sans)),
+        key_algorithm=KeyAlgorithm(key_algorithm) if key_algorithm else None,
+        csr_pem=csr_pem,
+        name=name,
+        include_crl=INCLUDE_CRL_BY_DEFAULT if include_crl is None else include_crl,
+        idempotency_key=idempotency_key,
+    )

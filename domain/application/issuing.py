@@ -17,7 +17,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 
-from domain.adapters.keystore import SealedKey
 from domain.application.commands import CertificateRequest
 from domain.model.certificate import Certificate, IssuedFacts
 from domain.model.values import RequestContext
@@ -41,7 +40,7 @@ class Ticket:
     ctx: RequestContext
     request: CertificateRequest
     facts: IssuedFacts
-    sealed_key: SealedKey | None
+    sealed_key: object | None  # the key store's sealed form of a key the service made
     state: TicketState = TicketState.WAITING
     certificate: Certificate | None = None
     position: int = 0

@@ -31,7 +31,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from domain.adapters.keystore import KeyStore
+from domain.application.ports import Keys
 from domain.audit.chain import StoredCheckpoint
 from domain.model.errors import KeyCustodyError, NotFoundError
 from domain.pki.x509 import public_key_pem
@@ -135,7 +135,7 @@ def sign_checkpoint(
     return Checkpoint(position, head.hex(), time, signature, AUDIT_KEY_ID, _raw(key.public_key()))
 
 
-def audit_signing_key(keystore: KeyStore) -> Ed25519PrivateKey:
+def audit_signing_key(keystore: Keys) -> Ed25519PrivateKey:
     """The audit signing key, generated and stored on first use."""
     key = _stored_key(keystore)
     if key is None:
@@ -147,13 +147,13 @@ def audit_signing_key(keystore: KeyStore) -> Ed25519PrivateKey:
     return key
 
 
-def audit_public_key(keystore: KeyStore) -> Ed25519PublicKey | None:
+def audit_public_key(keystore: Keys) -> Ed25519PublicKey | None:
     """The audit key's public half, or None if no audit key was ever made (nothing is created)."""
     key = _stored_key(keystore)
     return None if key is None else key.public_key()
 
 
-def _stored_key(keystore: KeyStore) -> Ed25519PrivateKey | None:
+def _stored_key(keystore: Keys) -> Ed25519PrivateKey | None:
     try:
         key = keystore.get(AUDIT_KEY_ID)
     except NotFoundError:

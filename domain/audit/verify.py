@@ -20,7 +20,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from domain.adapters.keystore import KeyStore
+from domain.application.ports import Keys
 from domain.application.service import PrivateCA
 from domain.audit.chain import GENESIS, AuditChainError, ChainLink, ChainStore
 from domain.audit.checkpoints import (
@@ -47,7 +47,7 @@ BATCH_SIZE = 1000
 class AuditLog:
     """Chain verification and signed checkpoints over one chained event store."""
 
-    def __init__(self, store: ChainStore, keystore: KeyStore, *, batch_size: int = BATCH_SIZE):
+    def __init__(self, store: ChainStore, keystore: Keys, *, batch_size: int = BATCH_SIZE):
         self._store = store
         self._keystore = keystore
         self._batch_size = batch_size

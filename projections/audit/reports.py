@@ -27,8 +27,8 @@ from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from domain.adapters.keystore import KeyStore
 from domain.adapters.settings import Settings
+from domain.application.ports import Keys
 from domain.audit.checkpoints import audit_signing_key
 from domain.model.errors import ValidationError
 from projections.audit.logcut import At, Cut, LogReader, iso, parse_at, parse_time
@@ -245,7 +245,7 @@ def open_report(
     fmt: ReportFormat,
     parameters: ReportParameters,
     *,
-    keystore: KeyStore | None = None,
+    keystore: Keys | None = None,
 ) -> ReportStream:
     """Start the report ``kind`` of ``settings``'s log in ``fmt``.
 
@@ -276,7 +276,7 @@ def write_report(
     parameters: ReportParameters,
     out: ByteSink,
     *,
-    keystore: KeyStore | None = None,
+    keystore: Keys | None = None,
 ) -> ReportManifest:
     """Write the report to ``out`` and return its signed manifest (see :func:`open_report`)."""
     with open_report(settings, kind, fmt, parameters, keystore=keystore) as stream:

@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-import domain.application.service
+import domain.application.tokens
 from api.http.app import ALL_ROUTES
 from api.http.openapi import openapi_path
 from domain.adapters.settings import Settings, open_service
@@ -183,7 +183,7 @@ def test_a_busy_token_revoked_by_another_process_is_refused_once_its_record_ages
     service: PrivateCA, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The cached record's age counts from its load: constant use must not keep it alive."""
-    monkeypatch.setattr(domain.application.service, "TOKEN_CACHE_SECONDS", 0.3)
+    monkeypatch.setattr(domain.application.tokens, "TOKEN_CACHE_SECONDS", 0.3)
     token, outcome = service.create_token(SETUP, "busy", Role.OPERATOR)
     other = open_service(settings)  # another worker process on the same store
     try:

@@ -14,18 +14,21 @@ from api.http.consistency import wait_for_requested_position
 from api.http.params import idempotency_key
 from api.http.routing import Routes
 from api.presenters import ca_shape, ca_view_shape
-from domain.application.commands import CAProfile
+from domain.application.commands import (
+    DEFAULT_INCLUDED_CERTIFICATES,
+    DEFAULT_REVOCATION_REASON,
+    CAProfile,
+    ca_profile,
+)
 from domain.application.service import Outcome
 from domain.model.errors import ValidationError
 from domain.model.tokens import Role
-from domain.model.values import KeyAlgorithm, RevocationReason, Subject
+from domain.model.values import CAKind, RevocationReason, Subject
 from domain.pki.der import pem
 from projections.readmodels.models import CAView
 
 blueprint = Blueprint("cas", __name__, url_prefix="/api/v1/cas")
 routes = Routes(blueprint, "CAs")
-ROOT_DEFAULTS = {"validity_years": 20, "service_days": 3650}
-INTERMEDIATE_DEFAULTS = {"validity_years": 10, "service_days": 365}
 
 
 def subject_from(body: dict[str, Any]) -> Subject:
@@ -39,12 +42,13 @@ def _shown(ca_id: UUID, outcome: Outcome | None = None, status: int = 200) -> Re
     return ca_shape(service.get_ca(ca_id), service.clock()), status, headers
 
 
-def _profile(body: dict[str, Any], defaults: dict[str, int]) -> CAProfile:
-    return CAProfile(
+def _profile(body: dict[str, Any], kind: CAKind) -> CAProfile:
+    return ca_profile(
+        kind,
         subject_from(body["subject"]),
-        KeyAlgorithm(body.get("key_algorithm", "EC_P256")),
-        body.get("validity_years", defaults["validity_years"]),
-        body.get("service_days", defaults["service_days"]),
+        body.get("key_algorithm"),
+        body.get("validity_years"),
+        body.get("service_days"),
     )
 
 
@@ -60,8 +64,8 @@ def _profile(body: dict[str, Any], defaults: dict[str, int]) -> CAProfile:
 def create_ca(body: dict[str, Any]) -> ResponseReturnValue:
     service, ctx = services().service, request_context()
     if body["kind"] == "root":
-        included = body.get("included_certificates", 0)
-        profile = _profile(body, ROOT_DEFAULTS)
+        included = body.get("included_certificates", DEFAULT_INCLUDED_CERTIFICATES)
+        profile = _profile(body, CAKind.ROOT)
         outcome = service.create_root(ctx, profile, included, idempotency_key())
     else:
         if "parent_id" not in body:
@@ -69,7 +73,7 @@ def create_ca(body: dict[str, Any]) -> ResponseReturnValue:
                 "parent_id is required for an intermediate CA.", field="parent_id"
             )
         outcome = service.create_intermediate(
-            ctx, body["parent_id"], _profile(body, INTERMEDIATE_DEFAULTS), idempotency_key()
+            ctx, body["parent_id"], _profile(body, CAKind.INTERMEDIATE), idempotency_key()
         )
     return _shown(outcome.id, outcome, 201)
 
@@ -125,7 +129,7 @@ def renew_ca(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
     response=bodies.CA,
 )
 def revoke_ca(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
-    reason = RevocationReason(body.get("reason", "unspecified"))
+    reason = RevocationReason(body.get("reason", DEFAULT_REVOCATION_REASON.value))
     return _shown(ca_id, services().service.revoke_ca(request_context(), ca_id, reason))
 
 

@@ -17,29 +17,26 @@ from api.http.params import checked_key, idempotency_key, parse_count, parse_ins
 from api.http.ratelimit import limit_issuance
 from api.http.routing import Routes
 from api.http.views.cas import subject_from
+from api.inputs import certificate_filter
 from api.presenters import certificate_shape, certificate_summary
-from domain.application.commands import CertificateRequest
+from domain.application.commands import (
+    DEFAULT_REVOCATION_REASON,
+    CertificateRequest,
+    certificate_request,
+)
 from domain.application.service import IssuedCertificate, Outcome
 from domain.model.certificate import Certificate
-from domain.model.errors import NotFoundError, PCAError
+from domain.model.errors import PCAError
 from domain.model.tokens import Role
-from domain.model.validation import parse_san_list
 from domain.model.values import (
-    CertificateStatus,
-    CertificateType,
-    KeyAlgorithm,
     RevocationReason,
-    Subject,
 )
 from domain.pki.der import pem
 from domain.pki.formats import (
-    DownloadMaterial,
     DownloadOptions,
-    carries_private_key,
     parse_format,
-    render_download,
 )
-from projections.readmodels.models import CertificateFilter, CertificateViewStatus
+from projections.readmodels.models import CertificateFilter
 
 issuing = Blueprint("issuing", __name__, url_prefix="/api/v1/cas")
 certificates = Blueprint("certificates", __name__, url_prefix="/api/v1/certificates")
@@ -76,17 +73,15 @@ def _certificate_request(
     body: dict[str, Any], idempotency_key: str | None = None
 ) -> CertificateRequest:
     extras = body.get("subject", {})
-    subject: Subject = subject_from({**extras, "common_name": body["common_name"]})
-    sans = parse_san_list([(san["type"], san["value"]) for san in body.get("sans", [])])
-    return CertificateRequest(
-        type=CertificateType(body["type"]),
-        subject=subject,
-        validity_days=body["validity_days"],
-        sans=tuple(sans),
-        key_algorithm=KeyAlgorithm(body["key_algorithm"]) if "key_algorithm" in body else None,
+    return certificate_request(
+        body["type"],
+        subject_from({**extras, "common_name": body["common_name"]}),
+        body["validity_days"],
+        sans=[(san["type"], san["value"]) for san in body.get("sans", [])],
+        key_algorithm=body.get("key_algorithm"),
         csr_pem=body.get("csr"),
         name=body.get("name"),
-        include_crl=body.get("include_crl", True),
+        include_crl=body.get("include_crl"),
         idempotency_key=idempotency_key,
     )
 
@@ -176,15 +171,7 @@ def _batch_result(index: int, outcome: IssuedCertificate | PCAError) -> dict[str
     response=bodies.CERTIFICATE,
 )
 def get_certificate(certificate_id: UUID) -> ResponseReturnValue:
-    return _shape(_listed(certificate_id))
-
-
-def _listed(certificate_id: UUID) -> Certificate:
-    """The certificate unless deleted: deleted ones have left the list for good."""
-    certificate = services().service.get_certificate(certificate_id)
-    if certificate.status is CertificateStatus.DELETED:
-        raise NotFoundError(f"Certificate {certificate_id} was deleted.")
-    return certificate
+    return _shape(services().service.listed_certificate(certificate_id))
 
 
 @routes.route(
@@ -196,7 +183,7 @@ def _listed(certificate_id: UUID) -> Certificate:
     response=bodies.CERTIFICATE,
 )
 def revoke_certificate(certificate_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
-    reason = RevocationReason(body.get("reason", "unspecified"))
+    reason = RevocationReason(body.get("reason", DEFAULT_REVOCATION_REASON.value))
     outcome: Outcome = services().service.revoke_certificate(
         request_context(), certificate_id, reason
     )
@@ -224,26 +211,21 @@ def delete_certificate(certificate_id: UUID) -> ResponseReturnValue:
     response=DOWNLOAD_MEDIA_TYPES,
 )
 def download_certificate(certificate_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
-    """A format carrying the private key is an export: rendered, then recorded as a
-    ``PrivateKeyExported`` event with the caller, and only then handed over."""
-    service = services().service
-    certificate = _listed(certificate_id)
-    file_format = parse_format(body["format"])
-    exports_key = carries_private_key(file_format) and certificate.key_id is not None
-    key = service.keystore.get(certificate.key_id) if exports_key and certificate.key_id else None
-    material = DownloadMaterial(
-        certificate.name, certificate.certificate_der, service.chain_der(certificate.ca_id), key
+    """A format carrying the private key is an export: the service records it as a
+    ``PrivateKeyExported`` event with the caller before the file is handed over."""
+    export = services().service.export_certificate(
+        request_context(),
+        certificate_id,
+        parse_format(body["format"]),
+        DownloadOptions(body.get("password"), body.get("include_chain", True)),
     )
-    options = DownloadOptions(body.get("password"), body.get("include_chain", True))
-    download = render_download(file_format, material, options)
     headers = {
-        "Content-Disposition": f'attachment; filename="{download.filename}"',
+        "Content-Disposition": f'attachment; filename="{export.download.filename}"',
         "Cache-Control": "no-store",
     }
-    if exports_key:
-        outcome = service.record_key_export(request_context(), certificate_id, file_format.value)
-        headers["X-Log-Position"] = str(outcome.position)
-    return Response(download.body, mimetype=download.content_type, headers=headers)
+    if export.position is not None:
+        headers["X-Log-Position"] = str(export.position)
+    return Response(export.download.body, mimetype=export.download.content_type, headers=headers)
 
 
 @issuing_routes.route(
@@ -271,11 +253,10 @@ def list_certificates(ca_id: UUID, query: dict[str, Any]) -> ResponseReturnValue
 
 
 def _filter(ca_id: UUID, query: dict[str, Any]) -> CertificateFilter:
-    status, kind = query.get("status"), query.get("type")
-    return CertificateFilter(
-        issuer_id=ca_id,
-        status=CertificateViewStatus(status) if status else None,
-        type=CertificateType(kind) if kind else None,
-        text=query.get("q"),
-        expiring_before=parse_instant(query.get("expires_before"), "expires_before"),
+    return certificate_filter(
+        ca_id,
+        query.get("status"),
+        query.get("type"),
+        query.get("q"),
+        parse_instant(query.get("expires_before"), "expires_before"),
     )

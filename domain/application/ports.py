@@ -1,0 +1,65 @@
+"""What the application needs from outside, as typing Protocols.
+
+The application signs with keys it keeps in a key store and serialises issuance per CA
+across processes, but it does not choose how: the composition (``open_service``) hands it
+a key store and a way to make write locks, both from ``domain.adapters``. Nothing in
+``domain.application`` imports the adapters; these Protocols are the whole contract.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
+
+from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+Sealed = TypeVar("Sealed")
+Clock = Callable[[], dt.datetime]
+
+
+class KeyCustody(Protocol[Sealed]):
+    """Private keys by id, encrypted at rest; ``Sealed`` is the store's encrypted form.
+
+    ``seal`` encrypts on the caller's thread and ``store`` writes many sealed keys in one
+    transaction, so a group of issuances pays one commit for its keys.
+    """
+
+    def put(self, key_id: str, private_key: PrivateKeyTypes) -> None:
+        """Store ``private_key`` under ``key_id`` (never reused)."""
+
+    def seal(self, key_id: str, private_key: PrivateKeyTypes) -> Sealed:
+        """``private_key`` encrypted for ``key_id``, not yet stored."""
+
+    def store(self, sealed: Sequence[Sealed]) -> None:
+        """Store sealed keys, all or none."""
+
+    def get(self, key_id: str) -> PrivateKeyTypes:
+        """The key stored under ``key_id``; NotFoundError if there is none."""
+
+    def destroy(self, key_id: str) -> bool:
+        """Delete the key for good; True if it existed."""
+
+    def close(self) -> None:
+        """Release the store; called by whoever opened it, never by the application."""
+
+
+# The application never looks inside a sealed key, so any store's form will do.
+Keys = KeyCustody[Any]
+
+
+class WriteLocks(Protocol):
+    """Exclusive access to one CA's issuance, across every process sharing the store."""
+
+    def hold(self, ca_id: UUID) -> AbstractContextManager[None]:
+        """Hold the CA's lock for the ``with`` block."""
+
+    def close(self) -> None:
+        """Release what the locks hold open."""
+
+
+# Write locks are made once the event store is open: PostgreSQL's share its connection
+# pool, passed in as the recorder's datastore (None for stores that have none).
+WriteLocksFactory = Callable[[object], WriteLocks]

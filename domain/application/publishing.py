@@ -1,0 +1,84 @@
+"""What revocation publishing needs from the command side: signing keys and records.
+
+CRLs and OCSP answers are built by ``projections.revocation``; they are signed with the
+issuing CA's key (or a delegated responder's), which only the application may take from
+the key store, and their publication state is an aggregate the application saves.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from uuid import UUID, uuid4
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from domain.application.store import Store
+from domain.model.publication import Publication, publication_id
+from domain.model.values import KeyAlgorithm, RequestContext
+from domain.pki import x509 as certs
+from domain.pki.ocsp import build_responder_certificate
+
+RESPONDER_BACKDATE = dt.timedelta(minutes=1)  # room for relying parties' clock skew
+
+
+class Publishing:
+    """Signing material and publication records of every CA."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def signing_material(
+        self, ca_id: UUID
+    ) -> tuple[x509.Certificate, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey]:
+        """The CA's certificate and private key, for signing CRLs and responder certificates."""
+        certificate_der, key_id = self._store.get_ca(ca_id).signing_identity()
+        key = certs.as_issuer_key(self._store.keys.get(key_id))
+        return certs.load_certificate(certificate_der), key
+
+    def publication(self, ctx: RequestContext, ca_id: UUID) -> Publication:
+        """The CA's publication record (a new, unsaved one before its first CRL)."""
+        found = self._store.find(publication_id(ca_id))
+        if found is None:
+            return Publication.start(ctx, ca_id)
+        assert isinstance(found, Publication)
+        return found
+
+    def certify_ocsp_responder(
+        self, ctx: RequestContext, ca_id: UUID, lifetime: dt.timedelta
+    ) -> Publication:
+        """Issue a fresh delegated OCSP responder certificate for ``ca_id`` and record it.
+
+        The responder's key is stored first and destroyed again if the record is not saved,
+        so no saved record names a missing key.
+        """
+        key = certs.generate_private_key(KeyAlgorithm.EC_P256)
+        certificate = self._responder_certificate(ca_id, key.public_key(), lifetime)
+        key_id = f"ocsp-{ca_id}-{uuid4()}"
+        self._store.keys.put(key_id, key)
+        publication = self.publication(ctx, ca_id)
+        publication.certify_responder(ctx, key_id, certificate.public_bytes(Encoding.DER))
+        try:
+            self._store.save(publication.id, publication)
+        except BaseException:
+            self._store.keys.destroy(key_id)
+            raise
+        return publication
+
+    def _responder_certificate(
+        self, ca_id: UUID, public_key: CertificatePublicKeyTypes, lifetime: dt.timedelta
+    ) -> x509.Certificate:
+        issuer, issuer_key = self.signing_material(ca_id)
+        now = self._store.clock()
+        return build_responder_certificate(
+            issuer,
+            issuer_key,
+            public_key,
+            now - RESPONDER_BACKDATE,
+            min(now + lifetime, issuer.not_valid_after_utc),
+            ca_issuers_url=certs.PublicationURLs.for_issuer(
+                self._store.public_url, str(ca_id)
+            ).ca_issuers,
+        )

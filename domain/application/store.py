@@ -1,0 +1,244 @@
+"""The event store as the application's parts use it: typed loads, saves with positions.
+
+Every part of the application (CA commands, issuance, tokens, publishing, exports) loads
+one aggregate at a time and saves a few; they share this one :class:`Store`, so each
+aggregate has one load with one error message, and each save one way to report the log
+position a reader can wait for. Optimistic-concurrency conflicts are retried here too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.persistence import IntegrityError, Recording
+
+from domain.application.ports import Clock, Keys, WriteLocks
+from domain.model.authority import CertificateAuthority
+from domain.model.certificate import Certificate, certificate_id
+from domain.model.errors import (
+    CAStateError,
+    ConflictError,
+    IdempotencyKeyReusedError,
+    NotFoundError,
+)
+from domain.model.idempotency import CommandClaim, Repeatable
+from domain.model.values import CertificateStatus, RequestContext
+
+T = TypeVar("T")
+MAX_SAVE_ATTEMPTS = 200
+
+
+def utc_now() -> dt.datetime:
+    """The current time in UTC, to the second (X.509 times have no fractions)."""
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a command changed and the log position a reader can wait for."""
+
+    id: UUID
+    position: int
+
+
+@dataclass(frozen=True)
+class IssuedCertificate:
+    """A new (or idempotently repeated) certificate, its chain and the log position."""
+
+    certificate: Certificate
+    chain_der: tuple[bytes, ...]
+    position: int
+
+
+class Store:
+    """Loads and saves of ``app``'s aggregates, with the key store, clock and public URL
+    every part needs beside them."""
+
+    def __init__(self, app: Application[UUID], keys: Keys, clock: Clock, public_url: str) -> None:
+        self.app = app
+        self.keys = keys
+        self.clock = clock
+        self.public_url = public_url
+        self._chains: dict[UUID, tuple[bytes, ...]] = {}
+        self._ca_locks = CALocks()
+
+    def get(self, aggregate_id: UUID, message: str, field: str | None = None) -> Any:
+        """The aggregate ``aggregate_id``; NotFoundError with ``message`` if there is none."""
+        try:
+            return self.app.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            raise NotFoundError(message, field=field) from None
+
+    def find(self, aggregate_id: UUID) -> object | None:
+        """The aggregate ``aggregate_id``, or None if there is none."""
+        try:
+            found: object = self.app.repository.get(aggregate_id)
+        except AggregateNotFoundError:
+            return None
+        return found
+
+    def holds(self, aggregate_id: UUID) -> bool:
+        """Whether the aggregate ``aggregate_id`` exists."""
+        return aggregate_id in self.app.repository
+
+    def get_ca(self, ca_id: UUID, *, field: str | None = None) -> CertificateAuthority:
+        """The CA ``ca_id``; NotFoundError if there is none."""
+        ca = self.get(ca_id, f"No CA with id {ca_id}.", field)
+        if not isinstance(ca, CertificateAuthority):
+            raise NotFoundError(f"No CA with id {ca_id}.", field=field)
+        return ca
+
+    def get_certificate(self, certificate_id: UUID) -> Certificate:
+        """The certificate ``certificate_id``; NotFoundError if there is none."""
+        certificate = self.get(certificate_id, f"No certificate with id {certificate_id}.")
+        if not isinstance(certificate, Certificate):
+            raise NotFoundError(f"No certificate with id {certificate_id}.")
+        return certificate
+
+    def listed_certificate(self, certificate_id: UUID) -> Certificate:
+        """The certificate unless deleted: deleted ones have left the list for good
+        (NotFoundError, as for one that never was)."""
+        certificate = self.get_certificate(certificate_id)
+        if certificate.status is CertificateStatus.DELETED:
+            raise NotFoundError(f"Certificate {certificate_id} was deleted.")
+        return certificate
+
+    def find_certificate(self, ca_id: UUID, serial_number: str) -> Certificate | None:
+        """The certificate ``ca_id`` issued with ``serial_number`` (lower-case hex), if any."""
+        found = self.find(certificate_id(ca_id, serial_number))
+        return found if isinstance(found, Certificate) else None
+
+    def chain_der(self, ca_id: UUID) -> tuple[bytes, ...]:
+        """The CA's certificate followed by its parents' up to the root."""
+        # A CA's certificate never changes once made, so a found chain is cached for good.
+        cached = self._chains.get(ca_id)
+        if cached is not None:
+            return cached
+        chain: list[bytes] = []
+        current: UUID | None = ca_id
+        while current is not None:
+            ca = self.get_ca(current)
+            if ca.certificate_der is None:
+                raise CAStateError(f"CA {current} has no certificate yet; enable it first.")
+            chain.append(ca.certificate_der)
+            current = ca.parent_id
+        self._chains[ca_id] = tuple(chain)
+        return self._chains[ca_id]
+
+    def save(self, outcome_id: UUID, *changed: Any) -> Outcome:
+        """Save ``changed`` atomically; the outcome names ``outcome_id`` and the position."""
+        return outcome_of(outcome_id, self.app.save(*changed))
+
+    def head(self) -> int:
+        """The log's last position (0 when empty)."""
+        return self.app.recorder.max_notification_id() or 0
+
+    def repeated(self, once: Repeatable | None) -> Outcome | None:
+        """The first outcome of a repeated Idempotency-Key, or None if it is new."""
+        if once is None:
+            return None
+        claim = self.find(once.claim_id)
+        if claim is None:
+            return None
+        assert isinstance(claim, CommandClaim)
+        if claim.fingerprint != once.fingerprint:
+            raise key_reused()
+        return Outcome(claim.outcome_id, self.head())
+
+    def save_once(
+        self, ctx: RequestContext, once: Repeatable | None, outcome_id: UUID, *changed: Any
+    ) -> Outcome:
+        """Save ``changed`` with the claim of ``once``; a key claimed meanwhile by a
+        concurrent request with it gives that request's outcome."""
+        claim = CommandClaim.record(ctx, once, outcome_id) if once is not None else None
+        try:
+            return self.save(outcome_id, *changed, claim)
+        except IntegrityError:
+            repeated = self.repeated(once)
+            if repeated is None:
+                raise
+            return repeated
+
+    def ca_lock(self, ca_id: UUID) -> AbstractContextManager[None]:
+        """Hold this process's lock for writers to the CA ``ca_id`` (see CALocks)."""
+        return self._ca_locks.hold(ca_id)
+
+
+class CALocks:
+    """One lock per CA inside a process.
+
+    Serialising writers to one CA inside a process turns in-process contention into
+    waiting; only conflicts with other processes reach the retry loop.
+    """
+
+    def __init__(self) -> None:
+        self._locks: dict[UUID, threading.Lock] = {}
+        self._guard = threading.Lock()
+
+    @contextmanager
+    def hold(self, ca_id: UUID) -> Iterator[None]:
+        """Hold the CA's lock for the ``with`` block."""
+        with self._guard:
+            lock = self._locks.setdefault(ca_id, threading.Lock())
+        with lock:
+            yield
+
+
+def outcome_of(aggregate_id: UUID, recordings: Sequence[Recording[UUID]]) -> Outcome:
+    """The outcome of a save: ``aggregate_id`` and the last recording's position."""
+    return Outcome(aggregate_id, recordings[-1].notification.id)
+
+
+def key_reused() -> IdempotencyKeyReusedError:
+    """The error for an Idempotency-Key seen before with other parameters."""
+    return IdempotencyKeyReusedError(
+        "This Idempotency-Key was already used with different parameters; "
+        "use a new key for a new request.",
+        field="Idempotency-Key",
+    )
+
+
+def retry_on_conflict(attempt: Callable[[], T]) -> T:
+    """Run ``attempt`` until it saves without an optimistic-concurrency conflict."""
+    for number in range(MAX_SAVE_ATTEMPTS):
+        try:
+            return attempt()
+        except IntegrityError:
+            backoff(number)
+    raise too_busy()
+
+
+def too_busy() -> ConflictError:
+    """The error when conflicts outlast every retry."""
+    return ConflictError("The CA is too busy right now; retry the request.")
+
+
+def backoff(attempt: int) -> None:
+    """Sleep a random, growing while before retry number ``attempt``."""
+    time.sleep(random.uniform(0, min(0.05, 0.001 * 2 ** min(attempt, 6))))  # noqa: S311
+
+
+class _OneProcess:
+    """Write locks for a store no other process writes: the in-process CA locks suffice."""
+
+    def hold(self, ca_id: UUID) -> AbstractContextManager[None]:
+        del ca_id
+        return nullcontext()
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def one_process(datastore: object) -> WriteLocks:
+    """Write locks for tests and tools that are their store's only writer."""
+    del datastore
+    return _OneProcess()
