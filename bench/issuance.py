@@ -29,6 +29,7 @@ from cryptography.x509.oid import NameOID
 from domain.adapters.settings import Settings, open_service
 from domain.application.commands import CertificateRequest
 from domain.application.service import PrivateCA
+from domain.model.certificate_facts import load_certificate
 from domain.model.values import KeyAlgorithm
 from domain.pki import x509 as certs
 from tests.builders import OPERATOR, enabled_intermediate, enabled_root, server_request
@@ -58,7 +59,7 @@ def _bare(service: PrivateCA, ca_id: UUID, request: CertificateRequest) -> Calla
     """Key generation (or CSR parse) plus the same leaf built and signed, nothing stored."""
     ca = service.get_ca(ca_id)
     ca_der, key_id = ca.signing_identity()
-    issuer = certs.load_certificate(ca_der)
+    issuer = load_certificate(ca_der)
     issuer_key = certs.as_issuer_key(service.keystore.get(key_id))
     urls = certs.PublicationURLs.for_issuer(service.public_url, str(ca_id))
     profile = certs.LeafProfile(request.type, request.subject, request.sans, True)

@@ -20,6 +20,7 @@ from domain.application.commands import CAProfile
 from domain.application.issuance import Issuance
 from domain.application.store import Outcome, Store, retry_on_conflict
 from domain.model.authority import CertificateAuthority
+from domain.model.certificate_facts import load_certificate
 from domain.model.idempotency import Repeatable
 from domain.model.validation import normalize_subject
 from domain.model.values import CAKind, RequestContext
@@ -159,7 +160,7 @@ class Authorities:
         return certs.build_intermediate(
             key.public_key(),
             ca.subject,
-            certs.load_certificate(parent_der),
+            load_certificate(parent_der),
             certs.as_issuer_key(self._store.keys.get(parent_key_id)),
             window,
             certs.PublicationURLs.for_issuer(self._store.public_url, str(parent.id)),

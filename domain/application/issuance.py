@@ -32,6 +32,7 @@ from domain.application.store import (
 from domain.model.authority import CertificateAuthority
 from domain.model.ca_rules import no_quota_left
 from domain.model.certificate import Certificate, IssuanceRequest, IssuedFacts, issuance_request_id
+from domain.model.certificate_facts import load_certificate
 from domain.model.errors import PCAError, QuotaError, SANError, ValidationError
 from domain.model.validation import normalize_sans, normalize_subject
 from domain.model.values import SAN, CertificateType, KeyAlgorithm, RequestContext, SANType
@@ -183,7 +184,7 @@ class Issuance:
         """The CA's parsed certificate (it never changes once made, so parse it once)."""
         parsed = self._parsed_issuers.get(ca_id)
         if parsed is None:
-            parsed = self._parsed_issuers[ca_id] = certs.load_certificate(ca_der)
+            parsed = self._parsed_issuers[ca_id] = load_certificate(ca_der)
         return parsed
 
     def _leaf_key(

@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKey
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from domain.application.store import Store
+from domain.model.certificate_facts import load_certificate
 from domain.model.publication import Publication, publication_id
 from domain.model.values import KeyAlgorithm, RequestContext
 from domain.pki import x509 as certs
@@ -36,7 +37,7 @@ class Publishing:
         """The CA's certificate and private key, for signing CRLs and responder certificates."""
         certificate_der, key_id = self._store.get_ca(ca_id).signing_identity()
         key = certs.as_issuer_key(self._store.keys.get(key_id))
-        return certs.load_certificate(certificate_der), key
+        return load_certificate(certificate_der), key
 
     def publication(self, ctx: RequestContext, ca_id: UUID) -> Publication:
         """The CA's publication record (a new, unsaved one before its first CRL)."""

@@ -11,6 +11,7 @@ import datetime as dt
 from typing import Protocol
 from uuid import UUID
 
+from domain.model.certificate_facts import certificate_facts
 from domain.model.errors import (
     CANotEnabledError,
     CAStateError,
@@ -20,7 +21,6 @@ from domain.model.errors import (
     ValidityError,
 )
 from domain.model.values import CAKind, CAStatus
-from domain.pki.x509 import certificate_facts
 
 ONE_YEAR_DAYS = 365
 MAX_LEAF_DAYS = 36525  # 100 years

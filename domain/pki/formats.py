@@ -49,10 +49,10 @@ from enum import Enum
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs7
 
+from domain.model.certificate_facts import load_certificate
 from domain.model.errors import ValidationError
 from domain.pki.der import pem
 from domain.pki.key_export import encrypted_pkcs8_pem, pkcs12_bundle
-from domain.pki.x509 import load_certificate
 
 MIN_PASSWORD_LENGTH = 8
 MAX_NAME_LENGTH = 64

@@ -24,8 +24,9 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from cryptography.hazmat.primitives.serialization.pkcs12 import PBES
 
+from domain.model.certificate_facts import load_certificate
 from domain.pki import der
-from domain.pki.x509 import as_issuer_key, load_certificate
+from domain.pki.x509 import as_issuer_key
 
 PKCS12_KDF_ROUNDS = 100_000
 PKCS8_KDF_ROUNDS = 600_000

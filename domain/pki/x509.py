@@ -233,36 +233,9 @@ def load_csr(pem: str) -> x509.CertificateSigningRequest:
     return csr
 
 
-@functools.lru_cache(maxsize=256)
-def load_certificate(der: bytes) -> x509.Certificate:
-    """A parsed certificate, cached because CA certificates are read on every issuance."""
-    return x509.load_der_x509_certificate(der)
-
-
 def public_key_pem(key: CertificatePublicKeyTypes) -> str:
     """``key`` as SubjectPublicKeyInfo PEM (``PUBLIC KEY``), the form openssl reads."""
     return der.pem(key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo), "PUBLIC KEY")
-
-
-@dataclass(frozen=True)
-class CertificateFacts:
-    """What readers of a CA's certificate take from it: the serial number in lower-case
-    hex (as events carry serials) and the validity window."""
-
-    serial_number: str
-    not_before: dt.datetime
-    not_after: dt.datetime
-
-
-def certificate_facts(der: bytes) -> CertificateFacts:
-    """The serial number and validity of the certificate ``der`` (the aggregate, the read
-    models, point-in-time state and reports all read a CA's certificate through this)."""
-    certificate = load_certificate(der)
-    return CertificateFacts(
-        format(certificate.serial_number, "x"),
-        certificate.not_valid_before_utc,
-        certificate.not_valid_after_utc,
-    )
 
 
 def _ca_builder(

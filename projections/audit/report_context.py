@@ -19,9 +19,9 @@ from uuid import UUID
 
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
+from domain.model.certificate_facts import certificate_facts
 from domain.model.errors import ValidationError
 from domain.model.values import CAKind, Subject
-from domain.pki.x509 import certificate_facts
 from projections.audit.logcut import Cut, LogReader
 
 CA = CertificateAuthority

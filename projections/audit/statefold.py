@@ -14,8 +14,8 @@ from uuid import UUID
 
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
+from domain.model.certificate_facts import certificate_facts
 from domain.model.values import CAKind, CAStatus, KeyAlgorithm, RevocationReason, Subject
-from domain.pki.x509 import certificate_facts
 from projections.audit.logcut import Cut
 from projections.readmodels.models import (
     CAView,

@@ -20,8 +20,8 @@ from uuid import UUID
 
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
+from domain.model.certificate_facts import certificate_facts
 from domain.model.values import CAStatus, CertificateStatus
-from domain.pki.x509 import certificate_facts
 from projections.readmodels.sql import Statements, optional_micros, to_micros
 
 

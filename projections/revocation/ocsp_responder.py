@@ -13,11 +13,12 @@ from cryptography.x509 import ocsp as x509_ocsp
 
 from domain.adapters.settings import OCSPSettings
 from domain.application.service import PrivateCA
+from domain.model.certificate_facts import load_certificate
 from domain.model.errors import PCAError
 from domain.model.values import RequestContext
 from domain.pki import ocsp
 from domain.pki.crl import IssuerKey
-from domain.pki.x509 import as_issuer_key, load_certificate
+from domain.pki.x509 import as_issuer_key
 from projections.readmodels.queries import ReadModels
 
 
