@@ -10,13 +10,11 @@ PostgreSQL storage.
 from __future__ import annotations
 
 import threading
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import (
@@ -27,6 +25,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from domain.adapters.masterkeys import MasterKeyring
+from domain.adapters.resources import Closeable
 from domain.model.errors import KeyCustodyError, NotFoundError
 
 __all__ = ["KeyStore", "Rewrapper", "SealedKey"]
@@ -44,7 +43,7 @@ class SealedKey:
     blob: bytes = field(repr=False)
 
 
-class KeyStore(ABC):
+class KeyStore(Closeable):
     """Private keys by id, encrypted under a master keyring; decrypted keys are cached.
 
     Backends implement the storage primitives; encryption, caching and error
@@ -59,17 +58,6 @@ class KeyStore(ABC):
         self._keyring = keyring
         self._cache: OrderedDict[str, PrivateKeyTypes] = OrderedDict()
         self._cache_lock = threading.RLock()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def put(self, key_id: str, private_key: PrivateKeyTypes) -> None:
         """Store ``private_key`` under ``key_id``, encrypted under the active master key.

@@ -21,12 +21,12 @@ import hashlib
 from collections.abc import Iterator
 from contextlib import ExitStack, closing
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from domain.adapters.resources import Closeable
 from domain.adapters.settings import Settings
 from domain.application.ports import Keys
 from domain.audit.checkpoints import audit_signing_key
@@ -153,7 +153,7 @@ def parse_format(text: str) -> ReportFormat:
         ) from None
 
 
-class ReportStream:
+class ReportStream(Closeable):
     """A report being written: iterate for the body's chunks; then :attr:`manifest`.
 
     Everything that can fail on the request's input (parameters, the cut, ``ca_id``) or on
@@ -215,17 +215,6 @@ class ReportStream:
     def close(self) -> None:
         """Release the log reader and the key store; safe to call twice."""
         self._resources.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def _sign(self) -> ReportManifest:
         return sign_manifest(

@@ -34,10 +34,10 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from enum import Enum
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Any, Self
+from typing import IO, Any
 
 from domain.adapters.masterkeys import MasterKeyring
+from domain.adapters.resources import Closeable
 from domain.model.errors import KeyCustodyError, NotFoundError, ValidationError
 
 __all__ = [
@@ -167,21 +167,13 @@ class Manifest:
             raise BackupDamagedError(f"the backup's manifest lacks or garbles {exc}") from None
 
 
-class ArchiveWriter:
+class ArchiveWriter(Closeable):
     """Writes parts, then the manifest and its authenticator, into an open binary file."""
 
     def __init__(self, handle: IO[bytes]) -> None:
         self._zip = zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED)
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self._zip.close()
 
     def write_part(self, part: Part, rows: Iterable[Sequence[Any]]) -> PartDigest:
@@ -210,7 +202,7 @@ class ArchiveWriter:
         self._zip.writestr(AUTHENTICATOR, json.dumps(auth, sort_keys=True) + "\n")
 
 
-class ArchiveReader:
+class ArchiveReader(Closeable):
     """Reads an archive: the manifest first, then each part, checked against it."""
 
     def __init__(self, path: Path) -> None:
@@ -234,15 +226,7 @@ class ArchiveReader:
             self._zip.close()
             raise
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self._zip.close()
 
     def authenticate(self, keyring: MasterKeyring) -> None:

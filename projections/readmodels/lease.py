@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import fcntl
 import os
-from abc import ABC, abstractmethod
-from types import TracebackType
-from typing import Self
+from abc import abstractmethod
 
 import psycopg
 
+from domain.adapters.resources import Closeable
 from domain.adapters.settings import Settings
 from projections.errors import RunnerActiveError
 from projections.readmodels.sql import advisory_key
@@ -30,22 +29,14 @@ _BUSY = (
 )
 
 
-class Lease(ABC):
+class Lease(Closeable):
     """Held from :func:`acquire_lease` until :meth:`release` (or the process ends)."""
 
     @abstractmethod
     def release(self) -> None:
         """Give the lease up; idempotent."""
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self.release()
 
 

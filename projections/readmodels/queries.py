@@ -12,10 +12,10 @@ import datetime as dt
 import json
 import time
 from collections.abc import Callable, Sequence
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 from uuid import UUID
 
+from domain.adapters.resources import Closeable
 from domain.adapters.settings import Settings
 from domain.model.errors import NotFoundError, ValidationError
 from domain.model.values import (
@@ -52,7 +52,7 @@ _WAIT_FIRST_SLEEP = 0.002
 _WAIT_MAX_SLEEP = 0.05
 
 
-class ReadModels:
+class ReadModels(Closeable):
     """Queries over the read models of one deployment (see :meth:`open`)."""
 
     def __init__(self, view: ReadModelView, *, nudge: Callable[[], None] | None = None) -> None:
@@ -71,17 +71,6 @@ class ReadModels:
 
     def close(self) -> None:
         self._view.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     # --- consistency ----------------------------------------------------------------------
 

@@ -10,11 +10,10 @@ the classes below only open transactions and run statements the way their backen
 from __future__ import annotations
 
 import time
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from eventsourcing.persistence import IntegrityError, OperationalError, Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
@@ -23,6 +22,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
+from domain.adapters.resources import Closeable
 from domain.application.service import PrivateCA
 from projections.errors import PositionMovedError
 from projections.readmodels.sql import SQLITE, TABLES, Statements, advisory_key, postgres_dialect
@@ -32,7 +32,7 @@ LOG_NAME = PrivateCA.name
 """The application whose log the read models follow, as named in tracking records."""
 
 
-class ReadModelView(TrackingRecorder, ABC):
+class ReadModelView(TrackingRecorder, Closeable):
     """Read models (CAs, certificates, revocation index) plus how far they have followed."""
 
     sql: Statements
@@ -68,17 +68,6 @@ class ReadModelView(TrackingRecorder, ABC):
     def position(self) -> int:
         """The log position of the last event the read models have processed (0: none)."""
         return self.max_tracking_id(LOG_NAME) or 0
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 _CREATE_ATTEMPTS = 5

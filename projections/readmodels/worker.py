@@ -28,6 +28,7 @@ from eventsourcing.persistence import ApplicationRecorder, Notification
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg.sql import SQL, Identifier
 
+from domain.adapters.resources import Closeable
 from domain.adapters.settings import Settings
 from projections.errors import RunnerActiveError
 from projections.readmodels.lease import acquire_lease
@@ -86,7 +87,7 @@ class PollingSubscription(Iterator[Sequence[Notification]]):
         raise StopIteration
 
 
-class Worker:
+class Worker(Closeable):
     """The projection wired to the log and the read models of one ``Settings``."""
 
     def __init__(self, settings: Settings, *, batch_size: int = DEFAULT_BATCH_SIZE) -> None:
@@ -96,15 +97,7 @@ class Worker:
         self._batch_size = batch_size
         self._idle_wait = POSTGRES_IDLE_WAIT if settings.uses_postgres else SQLITE_IDLE_WAIT
 
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc_val: BaseException | None,
-        exc_tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         self._view.close()
         self._log.close()
 
