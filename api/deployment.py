@@ -19,7 +19,7 @@ from domain.application.service import Clock, PrivateCA, utc_now
 from domain.model.tokens import ApiToken
 from domain.model.values import RequestContext
 from projections.readmodels.queries import ReadModels
-from projections.readmodels.worker import RunnerHandle
+from projections.readmodels.worker import RunnerHandle, nudger
 from projections.revocation.crlstore import CRLStore, open_crl_store
 from projections.revocation.ocsp_responder import OCSPResponder
 from projections.revocation.publisher import CRLPublisher, background_thread
@@ -62,7 +62,7 @@ class Deployment:
             resources.callback(service.close)
             runner = RunnerHandle(settings) if run_projections else None
             read_models = resources.enter_context(
-                ReadModels.open(settings, nudge=runner.wake if runner else None)
+                ReadModels.open(settings, nudge=nudger(settings, runner))
             )
             crls = open_crl_store(settings)
             resources.callback(crls.close)

@@ -7,6 +7,7 @@ fast a runner happens to be. Over several live workers: tests/e2e/test_fresh_rea
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from contextlib import closing
 from uuid import UUID
@@ -19,14 +20,16 @@ from api.cli.commands import Session
 from api.cli.main import main
 from api.cli.runners import fresh_read_models
 from api.http.app import create_app
-from domain.adapters.settings import Settings
+from domain.adapters.settings import Settings, open_service
 from domain.application.service import PrivateCA
 from domain.model.tokens import Role
 from projections.errors import ReadModelsBehindError
+from projections.readmodels import worker
 from projections.readmodels.lease import acquire_lease
-from projections.readmodels.worker import catch_up
+from projections.readmodels.queries import ReadModels
+from projections.readmodels.worker import RunnerHandle, catch_up, nudger
 from tests.api_client import ApiClient
-from tests.builders import ADMIN, enabled_intermediate, enabled_root, issue
+from tests.builders import ADMIN, enabled_intermediate, enabled_root, issue, root_profile
 from tests.conftest import SettableClock
 
 SHORT_WAIT = 0.05
@@ -141,3 +144,23 @@ def test_the_cli_lists_only_once_the_read_models_include_every_write(
         listed = fresh_read_models(session).list_cas(deployment.service.clock())
     assert "have not caught up" in capsys.readouterr().err
     assert [view.id for view in listed] == [root_id]
+
+
+def test_a_waiting_query_wakes_the_runner_of_another_process_on_sqlite(
+    sqlite_settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(worker, "SQLITE_IDLE_WAIT", 60.0)  # its own polls would come too late
+    service = open_service(sqlite_settings)
+    runner = RunnerHandle(sqlite_settings)
+    elsewhere = nudger(sqlite_settings, None)  # what a process without the runner calls
+    with closing(service), ReadModels.open(sqlite_settings, nudge=elsewhere) as read_models:
+        runner.start()
+        try:
+            deadline = time.monotonic() + 10
+            while not runner.is_serving and time.monotonic() < deadline:
+                time.sleep(0.01)
+            position = service.create_root(ADMIN, root_profile()).position
+            assert read_models.wait_for(position, timeout=5)
+        finally:
+            runner.stop()
+            service.keystore.close()
