@@ -17,6 +17,7 @@ import select
 import stat
 import threading
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 from types import TracebackType
 from typing import Self
@@ -67,29 +68,30 @@ class FifoListener:
         self._thread.join()
 
     def _listen(self) -> None:
-        try:
-            reader = self._open()
-        except OSError:
-            logger.exception(
-                "cannot listen on %s; queries of other processes wait for polls", self._fifo
-            )
-            return
-        # A writer of our own keeps the FIFO from reporting end-of-file between wake-ups.
-        keep_open = os.open(self._fifo, os.O_WRONLY | os.O_NONBLOCK)
-        try:
+        with ExitStack() as descriptors:
+            try:
+                self._make()
+                reader = self._open(descriptors, os.O_RDONLY)
+                # A writer of our own keeps the FIFO from reporting end-of-file between
+                # wake-ups.
+                self._open(descriptors, os.O_WRONLY)
+            except OSError:
+                logger.exception("cannot listen on %s; waits elsewhere end at polls", self._fifo)
+                return
             while not self._done.is_set():
                 ready, _, _ = select.select([reader], [], [], _POLL_SECONDS)
                 if ready:
                     os.read(reader, _READ_SIZE)
                     self._wake()
-        finally:
-            os.close(keep_open)
-            os.close(reader)
 
-    def _open(self) -> int:
+    def _make(self) -> None:
         try:
             os.mkfifo(self._fifo, 0o600)
         except FileExistsError:
             if not stat.S_ISFIFO(os.stat(self._fifo).st_mode):
                 raise OSError(errno.EEXIST, "not a FIFO", str(self._fifo)) from None
-        return os.open(self._fifo, os.O_RDONLY | os.O_NONBLOCK)
+
+    def _open(self, descriptors: ExitStack, mode: int) -> int:
+        fd = os.open(self._fifo, mode | os.O_NONBLOCK)
+        descriptors.callback(os.close, fd)
+        return fd

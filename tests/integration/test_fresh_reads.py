@@ -7,9 +7,12 @@ fast a runner happens to be. Over several live workers: tests/e2e/test_fresh_rea
 
 from __future__ import annotations
 
+import os
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import closing
+from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -27,6 +30,7 @@ from projections.errors import ReadModelsBehindError
 from projections.readmodels import worker
 from projections.readmodels.lease import acquire_lease
 from projections.readmodels.queries import ReadModels
+from projections.readmodels.wakeup import WAKE_FIFO, wake_runner
 from projections.readmodels.worker import RunnerHandle, catch_up, nudger
 from tests.api_client import ApiClient
 from tests.builders import ADMIN, enabled_intermediate, enabled_root, issue, root_profile
@@ -164,3 +168,11 @@ def test_a_waiting_query_wakes_the_runner_of_another_process_on_sqlite(
         finally:
             runner.stop()
             service.keystore.close()
+
+
+def test_waking_a_runner_that_is_not_there_does_nothing(tmp_path: Path) -> None:
+    fifo = tmp_path / WAKE_FIFO
+    wake_runner(fifo)  # no runner ever listened
+    os.mkfifo(fifo, 0o600)
+    wake_runner(fifo)  # one listened once, and is gone
+    assert stat.S_ISFIFO(fifo.stat().st_mode)
