@@ -19,12 +19,13 @@ from domain.application.service import Clock, PrivateCA, utc_now
 from domain.model.tokens import ApiToken
 from domain.model.values import RequestContext
 from projections.readmodels.queries import ReadModels
-from projections.readmodels.worker import RunnerHandle
+from projections.readmodels.worker import RunnerHandle, nudger
 from projections.revocation.crlstore import CRLStore, open_crl_store
 from projections.revocation.ocsp_responder import OCSPResponder
 from projections.revocation.publisher import CRLPublisher, background_thread
 
 EXTENSION = "pca"
+FRESHNESS_WAIT_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,7 @@ class Deployment:
             resources.callback(service.close)
             runner = RunnerHandle(settings) if run_projections else None
             read_models = resources.enter_context(
-                ReadModels.open(settings, nudge=runner.wake if runner else None)
+                ReadModels.open(settings, nudge=nudger(settings, runner))
             )
             crls = open_crl_store(settings)
             resources.callback(crls.close)
@@ -77,6 +78,16 @@ class Deployment:
             return cls(
                 settings, service, read_models, runner, crls, publisher, ocsp, resources.pop_all()
             )
+
+    def caught_up(self, floor: int = 0, *, include_head: bool = True) -> bool:
+        """Wait, at most ``FRESHNESS_WAIT_SECONDS``, until the read models include log
+        position ``floor`` and, with ``include_head``, every event the log held when called:
+        then a query shows every write acknowledged before it, whichever process wrote.
+        False on timeout. Costs one ``MAX`` over the log and one read of the read models'
+        position when nothing is pending (docs/BENCHMARKS.md, "Fresh reads")."""
+        head = (self.service.recorder.max_notification_id() or 0) if include_head else 0
+        target = max(floor, head)
+        return target == 0 or self.read_models.wait_for(target, FRESHNESS_WAIT_SECONDS)
 
     def close(self) -> None:
         """Stop the threads, then close every store, last opened first."""

@@ -13,25 +13,29 @@ from cryptography import x509
 
 from api.cli.commands import Session
 from api.cli.output import Row
+from api.deployment import FRESHNESS_WAIT_SECONDS
 from domain.model.errors import NotFoundError
 from domain.pki.x509 import PublicationURLs
-from projections.errors import RunnerActiveError
+from projections.errors import ReadModelsBehindError, RunnerActiveError
 from projections.readmodels.queries import ReadModels
 from projections.readmodels.worker import catch_up, rebuild, run_forever
 from projections.revocation.crlstore import BASE, DELTA, StoredCRL
 
-FRESHNESS_WAIT_SECONDS = 5.0
-
 
 def fresh_read_models(session: Session) -> ReadModels:
-    """The deployment's read models once they include everything logged so far: caught up
-    here, or by the runner that holds the lease (``pca serve`` or ``pca projections run``)."""
-    head = session.service.recorder.max_notification_id() or 0
+    """The deployment's read models once they include every write acknowledged so far, the
+    guarantee an HTTP query has by default: caught up here, or by the runner that holds the
+    lease (``pca serve`` or ``pca projections run``). ReadModelsBehindError when that
+    runner has not got there within the bound."""
     with contextlib.suppress(RunnerActiveError):  # then the active runner catches up
         catch_up(session.settings)
-    read_models = session.deployment.read_models
-    read_models.wait_for(head, FRESHNESS_WAIT_SECONDS)
-    return read_models
+    if not session.deployment.caught_up():
+        raise ReadModelsBehindError(
+            f"The read models have not caught up with the log within "
+            f"{FRESHNESS_WAIT_SECONDS:g} s; check that 'pca serve' or 'pca projections run' "
+            "is running, then retry."
+        )
+    return session.deployment.read_models
 
 
 def run_projections(session: Session, args: argparse.Namespace) -> list[Row]:

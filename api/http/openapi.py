@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from api.http import consistency
 from api.http.bodies import PROBLEM
 from api.http.routing import Operation, Routes
 from api.http.schema import JSON, Obj
@@ -60,6 +61,8 @@ def _operation(operation: Operation) -> JSON:
         "responses": _responses(operation),
     }
     parameters = _path_parameters(operation.rule) + _query_parameters(operation.query)
+    if operation.read_models:
+        parameters += consistency.OPENAPI_PARAMETERS
     if parameters:
         spec["parameters"] = parameters
     if operation.body is not None:
@@ -77,6 +80,8 @@ def _operation(operation: Operation) -> JSON:
 
 def _responses(operation: Operation) -> JSON:
     responses: JSON = {str(operation.status): _success(operation)}
+    if operation.read_models:
+        responses[str(operation.status)]["headers"] = consistency.OPENAPI_RESPONSE_HEADERS
     problem = {"application/problem+json": {"schema": PROBLEM.json_schema()}}
     # Any operation may meet a storage outage or read models still catching up (503); a
     # token's operations also the brake on bad tokens and the issuance limit (429).

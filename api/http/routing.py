@@ -15,6 +15,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.http.auth import require_role
+from api.http.consistency import answer_fresh
 from api.http.errors import MalformedRequestError
 from api.http.schema import AnyObject, Obj
 from domain.model.tokens import Role
@@ -38,6 +39,7 @@ class Operation:
     status: int
     response: Obj | AnyObject | tuple[str, ...] | None  # JSON schema, file types, no body
     tag: str
+    read_models: bool = False  # answered from the read models: fresh by default
 
 
 class Routes:
@@ -59,8 +61,13 @@ class Routes:
         query: Obj | None = None,
         status: int = 200,
         response: Obj | AnyObject | tuple[str, ...] | None = None,
+        read_models: bool = False,
     ) -> Callable[[View], View]:
-        """Register the decorated view for ``method`` on ``rule`` (relative to the prefix)."""
+        """Register the decorated view for ``method`` on ``rule`` (relative to the prefix).
+
+        ``read_models``: the view answers from the read models, so it first waits until
+        they include every write acknowledged before the request (:mod:`api.http.consistency`).
+        """
 
         def decorate(view: View) -> View:
             prefix = self.blueprint.url_prefix or ""
@@ -76,16 +83,19 @@ class Routes:
                     status,
                     response,
                     self.tag,
+                    read_models,
                 )
             )
-            wrapped = _guarded(view, role, body, query)
+            wrapped = _guarded(view, role, body, query, read_models=read_models)
             self.blueprint.add_url_rule(rule, view.__name__, wrapped, methods=[method])
             return wrapped
 
         return decorate
 
 
-def _guarded(view: View, role: Role | None, body: Obj | None, query: Obj | None) -> View:
+def _guarded(
+    view: View, role: Role | None, body: Obj | None, query: Obj | None, *, read_models: bool
+) -> View:
     @functools.wraps(view)
     def run(**path: Any) -> ResponseReturnValue:
         if role is not None:
@@ -96,6 +106,8 @@ def _guarded(view: View, role: Role | None, body: Obj | None, query: Obj | None)
             path["body"] = body.parse(_json_body())
         if query is not None:
             path["query"] = query.parse(request.args.to_dict())
+        if read_models:
+            answer_fresh()
         return view(**path)
 
     return run

@@ -13,7 +13,8 @@ continues exactly after the last committed batch.
 
 The log is read in batches with :class:`PollingSubscription` (eventsourcing's SQLite
 recorder has no subscriptions); on PostgreSQL a ``LISTEN`` on the event store's channel
-wakes the poller as soon as events are committed.
+wakes the poller as soon as events are committed, on SQLite a query waiting in any process
+wakes it through a FIFO (:mod:`projections.readmodels.wakeup`).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 from types import TracebackType
 from typing import Self
 
@@ -34,6 +37,7 @@ from projections.errors import RunnerActiveError
 from projections.readmodels.lease import acquire_lease
 from projections.readmodels.projection import PositionedEvent, ReadModelProjection
 from projections.readmodels.store import open_event_log, open_view
+from projections.readmodels.wakeup import WAKE_FIFO, FifoListener, wake_runner
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(position, end)`` after each batch: log positions, not counts."""
@@ -96,6 +100,7 @@ class Worker(Closeable):
         self._projection = ReadModelProjection(self._view)
         self._batch_size = batch_size
         self._idle_wait = POSTGRES_IDLE_WAIT if settings.uses_postgres else SQLITE_IDLE_WAIT
+        self._fifo = _wake_fifo(settings)
 
     def close(self) -> None:
         self._view.close()
@@ -143,7 +148,10 @@ class Worker(Closeable):
         )
         on_subscribed(subscription)
         logger.info("read models follow the log from position %d", subscription.position)
-        with _NotifyListener(self._log.recorder, subscription.wake):
+        fifo: AbstractContextManager[object] = (
+            nullcontext() if self._fifo is None else FifoListener(self._fifo, subscription.wake)
+        )
+        with _NotifyListener(self._log.recorder, subscription.wake), fifo:
             previous = subscription.position
             for batch in subscription:
                 self._apply(batch, previous)
@@ -291,6 +299,27 @@ class RunnerHandle:
     def _subscribed(self, subscription: PollingSubscription | None) -> None:
         with self._lock:
             self._subscription = subscription
+
+
+def nudger(settings: Settings, runner: RunnerHandle | None) -> Callable[[], None] | None:
+    """What a query waiting for a position calls so the runner looks at the log now: this
+    process's ``runner``, and on SQLite the runner of any process, through its FIFO (on
+    PostgreSQL each commit's NOTIFY has already woken it)."""
+    fifo = _wake_fifo(settings)
+    if fifo is None:
+        return runner.wake if runner is not None else None
+
+    def nudge() -> None:
+        if runner is not None and runner.is_serving:
+            runner.wake()
+        else:
+            wake_runner(fifo)
+
+    return nudge
+
+
+def _wake_fifo(settings: Settings) -> Path | None:
+    return None if settings.uses_postgres else settings.data_dir / WAKE_FIFO
 
 
 def run_in_thread(settings: Settings, *, standby_retry: float = STANDBY_RETRY) -> RunnerHandle:

@@ -10,7 +10,6 @@ from flask.typing import ResponseReturnValue
 
 from api.deployment import request_context, services
 from api.http import bodies
-from api.http.consistency import wait_for_requested_position
 from api.http.params import idempotency_key
 from api.http.routing import Routes
 from api.presenters import ca_shape, ca_view_shape
@@ -173,10 +172,10 @@ def assign_quota(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
     role=Role.AUDITOR,
     query=bodies.NO_QUERY,
     response=bodies.CA_LIST,
+    read_models=True,
 )
 def list_cas(query: dict[str, Any]) -> ResponseReturnValue:
     del query
-    wait_for_requested_position()
     found = services()
     views = found.read_models.list_cas(found.service.clock())
     return {"items": [ca_view_shape(view, _certificate_pem(view)) for view in views]}

@@ -11,7 +11,6 @@ from flask.typing import ResponseReturnValue
 
 from api.deployment import request_context, services
 from api.http import bodies
-from api.http.consistency import wait_for_requested_position
 from api.http.errors import item_problem
 from api.http.params import checked_key, idempotency_key, parse_count, parse_instant
 from api.http.ratelimit import limit_issuance
@@ -235,9 +234,9 @@ def download_certificate(certificate_id: UUID, body: dict[str, Any]) -> Response
     summary="The CA's certificates, newest first, filtered and paged",
     query=bodies.CERTIFICATE_QUERY,
     response=bodies.CERTIFICATE_PAGE,
+    read_models=True,
 )
 def list_certificates(ca_id: UUID, query: dict[str, Any]) -> ResponseReturnValue:
-    wait_for_requested_position()
     found = services()
     found.read_models.get_ca(ca_id, found.service.clock())  # 404 for an unknown CA
     page = found.read_models.list_certificates(
