@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from api.cli import audit, commands, lists, runners
-from api.cli.output import Row, emit
+from api.cli.output import CommandFailedError, Row, emit
 from api.cli.quickstart import run_quickstart
 from api.deployment import Deployment
 from api.serve import serve
@@ -298,7 +298,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; domain errors (a bad ``PCA_*`` setting among them) print their
-    advice and exit with status 2."""
+    advice and exit with status 2; a command that reports a failure (`pca audit verify`
+    on a broken chain) prints its result and exits with status 1."""
     args = build_parser().parse_args(argv)
     try:
         rows = _execute(Settings.from_env(), args)
@@ -306,6 +307,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" [{error.field}]" if error.field else ""
         sys.stderr.write(f"pca: error{where}: {error.detail}\n")
         return 2
+    except CommandFailedError as failed:
+        emit(failed.rows, as_json=args.json)
+        sys.stderr.write(f"pca: {failed.detail}\n")
+        return 1
     if args.prints:
         return 0
     if args.bare and not args.json:

@@ -10,6 +10,16 @@ from typing import TextIO
 Row = Mapping[str, object]
 
 
+class CommandFailedError(Exception):
+    """Raised by a command whose result is a failure to report: ``rows`` are printed as
+    usual, then ``detail`` on standard error, and `pca` exits with status 1."""
+
+    def __init__(self, rows: Sequence[Row], detail: str) -> None:
+        super().__init__(detail)
+        self.rows = rows
+        self.detail = detail
+
+
 def emit(rows: Sequence[Row], *, as_json: bool, out: TextIO = sys.stdout) -> None:
     """Print ``rows`` as an aligned table, or as JSON (one object, or a list)."""
     if as_json:
