@@ -149,8 +149,7 @@ def _list_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status", choices=["issued", "revoked", "expired"])
     parser.add_argument("--type", choices=[t.value for t in CertificateType])
     parser.add_argument("--q", help="text in the common name or a SAN")
-    parser.add_argument("--limit", type=int, default=50)
-    parser.add_argument("--cursor")
+    lists.declare_paging(parser)
 
 
 def _token_args(parser: argparse.ArgumentParser) -> None:
@@ -180,7 +179,7 @@ GROUPS: dict[str, dict[str, Command]] = {
         "renew": Command(commands.renew_ca, _renew_args, "extend the service period"),
         "revoke": Command(commands.revoke_ca, _reason_arg, "revoke an intermediate (final)"),
         "show": Command(commands.show_ca, _id_arg, "show one CA with its quota"),
-        "list": Command(lists.list_cas, _no_args, "every CA with quota and counts"),
+        "list": Command(lists.list_cas, lists.declare_paging, "every CA with quota and counts"),
     },
     "quota": {
         "purchase": Command(commands.purchase_quota, _purchase_args, "add to a root's pool"),

@@ -23,6 +23,7 @@ from domain.model.values import (
 )
 from domain.pki.formats import DownloadFormat
 from projections.readmodels.models import CertificateViewStatus
+from projections.readmodels.queries import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 KEY_ALGORITHMS = tuple(algorithm.value for algorithm in KeyAlgorithm)
 REASONS = tuple(reason.value for reason in RevocationReason)
@@ -122,7 +123,16 @@ DOWNLOAD = Obj(
     },
     frozenset({"format"}),
 )
-NO_QUERY = Obj("NoQuery", {})
+# Every list pages alike: ``limit`` and an opaque ``cursor`` in, ``next_cursor`` out.
+PAGING = {
+    "limit": Str(
+        f"1 to {MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE})", max_length=4, pattern=DIGITS
+    ),
+    "cursor": Str("a previous page's next_cursor, as given", max_length=256),
+}
+NEXT_CURSOR = Nullable(Str("the cursor of the next page; null on the last", max_length=256))
+CA_QUERY = Obj("CAQuery", PAGING)
+CHECKPOINT_QUERY = Obj("CheckpointQuery", PAGING)
 CERTIFICATE_QUERY = Obj(
     "CertificateQuery",
     {
@@ -130,8 +140,7 @@ CERTIFICATE_QUERY = Obj(
         "type": Str(enum=tuple(t.value for t in CertificateType)),
         "q": Str("text in the common name or a SAN", max_length=256),
         "expires_before": Str(format="date-time", max_length=40),
-        "limit": Str("1 to 1000 (default 50)", max_length=4, pattern=DIGITS),
-        "cursor": Str(max_length=256),
+        **PAGING,
     },
 )
 
@@ -216,10 +225,14 @@ CERTIFICATE_SUMMARY = Obj(
     },
     (CERTIFICATE.required - _NOT_IN_LISTS) | {"requested_by", "issued_at"},
 )
-CA_LIST = Obj("CAList", {"items": Array(CA, 100_000)}, frozenset({"items"}))
+CA_LIST = Obj(
+    "CAList",
+    {"items": Array(CA, MAX_PAGE_SIZE), "next_cursor": NEXT_CURSOR},
+    frozenset({"items", "next_cursor"}),
+)
 CERTIFICATE_PAGE = Obj(
     "CertificatePage",
-    {"items": Array(CERTIFICATE_SUMMARY, 1000), "next_cursor": Nullable(Str(max_length=256))},
+    {"items": Array(CERTIFICATE_SUMMARY, MAX_PAGE_SIZE), "next_cursor": NEXT_CURSOR},
     frozenset({"items", "next_cursor"}),
 )
 HEALTH = Obj(
@@ -246,7 +259,7 @@ EVENT_QUERY = Obj(
     "EventQuery",
     {
         "after": Str("log position to continue after (default 0)", max_length=18, pattern=DIGITS),
-        "limit": Str("1 to 1000 (default 100)", max_length=4, pattern=DIGITS),
+        **PAGING,
         "type": Str("event type names, comma-separated (e.g. CertificateIssued)", max_length=512),
         "aggregate_id": Str(format="uuid", max_length=36),
         "actor": Str(max_length=128),
@@ -283,8 +296,12 @@ EVENT = Obj(
 )
 EVENT_PAGE = Obj(
     "EventPage",
-    {"items": Array(EVENT, 1000), "next_after": Nullable(Int(0, 2**62))},
-    frozenset({"items", "next_after"}),
+    {
+        "items": Array(EVENT, MAX_PAGE_SIZE),
+        "next_cursor": NEXT_CURSOR,
+        "next_after": Nullable(Int(0, 2**62, "the last position of this page, for after")),
+    },
+    frozenset({"items", "next_cursor", "next_after"}),
 )
 AUDIT_REPORT = AnyObject(
     "ok, checked, position, head, first_bad_position, problem, detail, "
@@ -298,10 +315,11 @@ CHECKPOINTS = Obj(
             AnyObject(
                 "position, head, time, key_id, algorithm, message, signature, public_key_pem"
             ),
-            1_000_000,
+            MAX_PAGE_SIZE,
         ),
+        "next_cursor": NEXT_CURSOR,
     },
-    frozenset({"public_key_pem", "items"}),
+    frozenset({"public_key_pem", "items", "next_cursor"}),
 )
 STATE_QUERY = Obj(
     "StateQuery",

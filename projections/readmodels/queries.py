@@ -46,6 +46,7 @@ from projections.readmodels.store import open_view
 from projections.readmodels.view import ReadModelView
 
 MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 50
 MAX_TEXT_LENGTH = 255
 _CURSOR_PREFIX = "rm1:"
 _WAIT_FIRST_SLEEP = 0.002
@@ -113,6 +114,18 @@ class ReadModels:
         rows = self._view.fetch(self._view.sql.select_cas, (to_micros(now),))
         return [_ca_view(row, now) for row in rows]
 
+    def page_cas(
+        self, now: dt.datetime, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None
+    ) -> Page[CAView]:
+        """CAs oldest first, ``limit`` per page, after a previous page's ``next_cursor``;
+        ValidationError on a bad limit or cursor (the same rules as list_certificates)."""
+        check_limit(limit)
+        after = 0 if cursor is None else decode_cursor(cursor)
+        rows = self._view.fetch(self._view.sql.select_ca_page, (to_micros(now), after, limit + 1))
+        items = tuple(_ca_view(row, now) for row in rows[:limit])
+        more = len(rows) > limit
+        return Page(items, encode_cursor(rows[limit - 1]["position"]) if more else None)
+
     def get_ca(self, ca_id: UUID, now: dt.datetime) -> CAView:
         """The CA ``ca_id`` as of ``now``; NotFoundError if the read models have none."""
         rows = self._view.fetch(self._view.sql.select_ca, (to_micros(now), str(ca_id)))
@@ -126,7 +139,7 @@ class ReadModels:
         self,
         certificate_filter: CertificateFilter,
         now: dt.datetime,
-        limit: int = 50,
+        limit: int = DEFAULT_PAGE_SIZE,
         cursor: str | None = None,
     ) -> Page[CertificateView]:
         """Certificates matching ``certificate_filter``, newest first, ``limit`` per page.
@@ -135,10 +148,7 @@ class ReadModels:
         so certificates issued after the first page never shift later pages, and a deep
         page costs what the first does. ValidationError on a bad limit, cursor or text.
         """
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise ValidationError(
-                f"limit must be between 1 and {MAX_PAGE_SIZE}; got {limit}.", field="limit"
-            )
+        check_limit(limit)
         conditions, params = _conditions(certificate_filter, now)
         if cursor is not None:
             conditions.append("position < ?")
@@ -189,8 +199,16 @@ class ReadModels:
         return _revocation_entry(rows[0]) if rows else None
 
 
+def check_limit(limit: int) -> None:
+    """ValidationError (field "limit") unless 1 <= ``limit`` <= MAX_PAGE_SIZE."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValidationError(
+            f"limit must be between 1 and {MAX_PAGE_SIZE}; got {limit}.", field="limit"
+        )
+
+
 def encode_cursor(position: int) -> str:
-    """The opaque cursor for the page after the certificate at log ``position``."""
+    """The opaque cursor for the page after the item at log ``position``."""
     return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{position}".encode()).decode().rstrip("=")
 
 
@@ -204,7 +222,7 @@ def decode_cursor(cursor: str) -> int:
         pass
     raise ValidationError(
         "cursor is not one this service handed out; use a page's next_cursor as given, "
-        "or leave it out to start from the newest certificate.",
+        "or leave it out to start from the first page.",
         field="cursor",
     )
 

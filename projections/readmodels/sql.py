@@ -191,6 +191,10 @@ class Statements:
         self.select_cas = self._render(
             "SELECT {ca_columns}, {expired_count} FROM {cas} c ORDER BY c.position"
         )
+        self.select_ca_page = self._render(
+            "SELECT {ca_columns}, {expired_count} FROM {cas} c WHERE c.position > ? "
+            "ORDER BY c.position LIMIT ?"
+        )
         self.select_ca = self._render(
             "SELECT {ca_columns}, {expired_count} FROM {cas} c WHERE c.id = ?"
         )

@@ -253,3 +253,15 @@ def test_tokens_are_listed_with_their_status_and_never_the_secret(tmp_path: Path
     ]
     assert kept not in listed
     assert str(gone["token"]) not in listed
+
+
+def test_ca_list_pages_with_limit_and_cursor(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for name in ("One", "Two", "Three"):
+        pca(data, "ca", "create-root", "--cn", name)
+    first = pca(data, "--json", "ca", "list", "--limit", "2")
+    assert [ca["common_name"] for ca in json.loads(first.stdout)] == ["One", "Two"]
+    cursor = first.stderr.split("more: --cursor ")[1].strip()
+    rest = pca(data, "--json", "ca", "list", "--limit", "2", "--cursor", cursor)
+    assert json.loads(rest.stdout)["common_name"] == "Three"
+    assert "more:" not in rest.stderr

@@ -37,12 +37,12 @@ from domain.pki.formats import (
     parse_format,
 )
 from projections.readmodels.models import CertificateFilter
+from projections.readmodels.queries import DEFAULT_PAGE_SIZE
 
 issuing = Blueprint("issuing", __name__, url_prefix="/api/v1/cas")
 certificates = Blueprint("certificates", __name__, url_prefix="/api/v1/certificates")
 issuing_routes = Routes(issuing, "Certificates")
 routes = Routes(certificates, "Certificates")
-DEFAULT_PAGE_SIZE = 50
 DOWNLOAD_MEDIA_TYPES = (
     "application/x-pem-file",
     "application/pkix-cert",
