@@ -18,6 +18,7 @@ from domain.model.errors import ValidationError
 from domain.model.tokens import Role
 from domain.model.values import CAKind, RequestContext, RevocationReason, Subject
 from domain.pki.formats import DownloadOptions, parse_format
+from projections.audit.logcut import parse_time
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ def issue_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
         args.type,
         _subject(args),
         args.validity_days,
+        not_after=parse_time(args.not_after, "not_after") if args.not_after else None,
         sans=[_split_san(raw) for raw in args.san],
         key_algorithm=args.key_algorithm,
         csr_pem=args.csr.read() if args.csr else None,

@@ -120,7 +120,11 @@ def _issue_args(parser: argparse.ArgumentParser) -> None:
         metavar="TYPE:VALUE",
         help="dns:www.example.com, ip:10.0.0.1, email:a@b.c, uri:spiffe://x",
     )
-    parser.add_argument("--validity-days", type=int, required=True)
+    validity = parser.add_mutually_exclusive_group(required=True)
+    validity.add_argument("--validity-days", type=int)
+    validity.add_argument(
+        "--not-after", help="an explicit end, ISO 8601 with a zone (2027-01-31T00:00:00Z)"
+    )
     parser.add_argument("--key-algorithm", choices=KEY_ALGORITHMS)
     parser.add_argument("--csr", type=argparse.FileType("r"), help="PEM CSR file ('-': stdin)")
     parser.add_argument("--name", help="display name (defaults to the common name)")

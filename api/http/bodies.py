@@ -100,7 +100,12 @@ ISSUE = Obj(
         "type": Str(enum=tuple(t.value for t in CertificateType)),
         "name": Str("display name; defaults to the common name", max_length=128),
         "common_name": Str(min_length=1, max_length=64),
-        "validity_days": Int(1, MAX_LEAF_DAYS),
+        "validity_days": Int(1, MAX_LEAF_DAYS, "days from now; or give not_after"),
+        "not_after": Str(
+            "an explicit end (ISO 8601), held to the same limits as validity_days",
+            format="date-time",
+            max_length=40,
+        ),
         "sans": Array(SAN, MAX_SANS),
         "subject": OPTIONAL_SUBJECT,
         "key_algorithm": Str(
@@ -112,7 +117,7 @@ ISSUE = Obj(
             f"write the CRL distribution point (default {str(INCLUDE_CRL_BY_DEFAULT).lower()})"
         ),
     },
-    frozenset({"type", "common_name", "validity_days"}),
+    frozenset({"type", "common_name"}),
 )
 DOWNLOAD = Obj(
     "Download",

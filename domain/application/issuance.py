@@ -153,7 +153,7 @@ class Issuance:
     def _sign_leaf(
         self, ca: CertificateAuthority, request: CertificateRequest, now: dt.datetime
     ) -> tuple[IssuedFacts, object | None]:
-        window = ca.leaf_window(now, request.validity_days)
+        window = ca.leaf_window(now, request.validity_days, request.not_after)
         subject = normalize_subject(request.subject)
         sans = _sans_for(request.type, subject.common_name, request.sans)
         public_key, algorithm, key_id, sealed_key = self._leaf_key(request)

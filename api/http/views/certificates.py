@@ -76,7 +76,8 @@ def _certificate_request(
     return certificate_request(
         body["type"],
         subject_from({**extras, "common_name": body["common_name"]}),
-        body["validity_days"],
+        body.get("validity_days"),
+        not_after=parse_instant(body.get("not_after"), "not_after"),
         sans=[(san["type"], san["value"]) for san in body.get("sans", [])],
         key_algorithm=body.get("key_algorithm"),
         csr_pem=body.get("csr"),
