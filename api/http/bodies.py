@@ -145,6 +145,7 @@ CERTIFICATE_QUERY = Obj(
         "type": Str(enum=tuple(t.value for t in CertificateType)),
         "q": Str("text in the common name or a SAN", max_length=256),
         "expires_before": Str(format="date-time", max_length=40),
+        "issuer_revoked": Str("whether the issuing CA was revoked", enum=("true", "false")),
         **PAGING,
     },
 )
@@ -227,8 +228,9 @@ CERTIFICATE_SUMMARY = Obj(
         **{key: spec for key, spec in CERTIFICATE.properties.items() if key not in _NOT_IN_LISTS},
         "requested_by": Str(),
         "issued_at": TIMESTAMP,
+        "issuer_revoked": Bool("its issuing CA was revoked: its chain no longer validates"),
     },
-    (CERTIFICATE.required - _NOT_IN_LISTS) | {"requested_by", "issued_at"},
+    (CERTIFICATE.required - _NOT_IN_LISTS) | {"requested_by", "issued_at", "issuer_revoked"},
 )
 CA_LIST = Obj(
     "CAList",

@@ -91,6 +91,11 @@ class SigningRules:
     def require_enabled(self: CAState, now: dt.datetime) -> None:
         """Raise unless the CA is enabled and its certificate is still valid at ``now``."""
         label = f"{self.kind.value} CA {self.id}"
+        if self.status is CAStatus.REVOKED:
+            raise CAStateError(
+                f"The {label} was revoked; revocation is final, so it signs nothing more and"
+                " cannot be enabled again. Request from another intermediate."
+            )
         if self.status is not CAStatus.ENABLED:
             raise CANotEnabledError(f"The {label} is {self.status.value}; enable it first.")
         not_after = self.not_after

@@ -258,7 +258,13 @@ def _conditions(
     if certificate_filter.expiring_before is not None:
         conditions.append("+not_after < ?")
         params.append(to_micros(certificate_filter.expiring_before))
+    if certificate_filter.issuer_revoked is not None:
+        negation = "" if certificate_filter.issuer_revoked else "NOT "
+        conditions.append(f"{negation}EXISTS ({_ISSUER_REVOKED})")
     return conditions, params
+
+
+_ISSUER_REVOKED = "SELECT 1 FROM {cas} r WHERE r.id = ca_id AND r.revoked_at IS NOT NULL"
 
 
 # Pages walk an index in position order and filter expiry on the way ("+not_after" keeps
@@ -355,6 +361,7 @@ def _certificate_view(row: Any, now: dt.datetime) -> CertificateView:
         requested_by=row["requested_by"],
         issued_at=from_micros(row["issued_at"]),
         position=row["position"],
+        issuer_revoked_at=optional_instant(row["issuer_revoked_at"]),
     )
 
 

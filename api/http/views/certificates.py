@@ -260,4 +260,5 @@ def _filter(ca_id: UUID, query: dict[str, Any]) -> CertificateFilter:
         query.get("type"),
         query.get("q"),
         parse_instant(query.get("expires_before"), "expires_before"),
+        None if "issuer_revoked" not in query else query["issuer_revoked"] == "true",
     )
