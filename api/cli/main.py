@@ -54,6 +54,7 @@ class Command:
     bare: str | None = None  # print only this field of the single row (unless --json)
     prints: bool = False  # the handler writes its own output (JSON documents)
     publishes: bool = False  # CRLs and audit checkpoints are published while it runs
+    creates: bool = False  # may start a new deployment; the others refuse a store with none
 
 
 def _subject_args(parser: argparse.ArgumentParser) -> None:
@@ -171,7 +172,10 @@ def _quickstart_args(parser: argparse.ArgumentParser) -> None:
 GROUPS: dict[str, dict[str, Command]] = {
     "ca": {
         "create-root": Command(
-            commands.create_root, lambda p: _ca_args(p, root=True), "create a pending root CA"
+            commands.create_root,
+            lambda p: _ca_args(p, root=True),
+            "create a pending root CA (the first one starts a deployment)",
+            creates=True,
         ),
         "create-intermediate": Command(
             commands.create_intermediate,
@@ -211,8 +215,9 @@ GROUPS: dict[str, dict[str, Command]] = {
         "create": Command(
             commands.create_token,
             _token_args,
-            "create an API token; prints it once, alone",
+            "create an API token; prints it once, alone (the first starts a deployment)",
             bare="token",
+            creates=True,
         ),
         "revoke": Command(commands.revoke_token, _id_arg, "stop accepting a token"),
         "list": Command(lists.list_tokens, _no_args, "every token: id, name, role, status"),
@@ -260,11 +265,11 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every `pca` command."""
     parser = argparse.ArgumentParser(prog="pca", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    parser.set_defaults(bare=None, prints=False, publishes=False)
+    parser.set_defaults(bare=None, prints=False, publishes=False, creates=False)
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     quickstart = groups.add_parser("quickstart", help="walk the initial configuration once")
     _quickstart_args(quickstart)
-    quickstart.set_defaults(handler=run_quickstart)
+    quickstart.set_defaults(handler=run_quickstart, creates=True)
     report_parser = groups.add_parser("report", help="a compliance export with a signed manifest")
     audit.declare_report(report_parser)
     report_parser.set_defaults(handler=audit.report)
@@ -295,6 +300,7 @@ def build_parser() -> argparse.ArgumentParser:
                 bare=command.bare,
                 prints=command.prints,
                 publishes=command.publishes,
+                creates=command.creates,
             )
     return parser
 
@@ -331,6 +337,8 @@ def _execute(settings: Settings, args: argparse.Namespace) -> list[Row]:
         return []
     if args.group in ("backup", "restore"):
         return [_backup_or_restore(settings, args)]
+    if not args.creates and not settings.holds_deployment():
+        raise settings.missing_deployment()  # a mistyped PCA_DATA_DIR is no new deployment
     context = RequestContext(actor=f"{getpass.getuser()} (cli)", request_id=f"cli-{uuid.uuid4()}")
     with closing(Deployment.open(settings, publish=args.publishes)) as deployment:
         rows: list[Row] = args.handler(commands.Session(deployment, context), args)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -265,3 +266,23 @@ def test_ca_list_pages_with_limit_and_cursor(tmp_path: Path) -> None:
     rest = pca(data, "--json", "ca", "list", "--limit", "2", "--cursor", cursor)
     assert json.loads(rest.stdout)["common_name"] == "Three"
     assert "more:" not in rest.stderr
+
+
+def test_a_mistyped_store_is_refused_not_made_a_new_deployment(settings: Settings) -> None:
+    env: dict[str, str] = {}
+    if settings.database_url is not None:
+        env = {
+            "PCA_DATABASE_URL": settings.database_url,
+            "PCA_DATABASE_SCHEMA": str(settings.database_schema),  # empty: a typo's schema
+        }
+    typo = settings.data_dir.parent / "typo"
+    for command in (("ca", "list"), ("audit", "verify"), ("cert", "show", str(uuid.uuid4()))):
+        refused = pca_with(typo, env, *command, check=False)
+        assert refused.returncode == 2, refused.stdout
+        assert "There is no deployment here" in refused.stderr
+        assert "to start a new deployment there, run `pca quickstart`" in refused.stderr
+    assert not (typo / "events.db").exists()
+    assert not (typo / "keys.db").exists()
+    assert settings.holds_deployment() is False
+    pca_with(typo, env, "ca", "create-root", "--cn", "Deliberate")  # a creating command
+    assert pca_with(typo, env, "ca", "list").returncode == 0
