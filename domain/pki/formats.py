@@ -188,6 +188,11 @@ def check_password(password: str) -> None:
             f"this one has {len(password)}.",
             field="password",
         )
+    if not password.strip(" "):
+        raise ValidationError(
+            "The password is only spaces; choose one with letters, digits or punctuation.",
+            field="password",
+        )
     if not (password.isascii() and password.isprintable()):
         raise ValidationError(
             "The password may hold only printable ASCII (letters, digits, punctuation, spaces), "
