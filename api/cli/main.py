@@ -261,6 +261,14 @@ GROUPS: dict[str, dict[str, Command]] = {
 }
 
 
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    """``--json`` after the subcommand too (``pca ca list --json``); SUPPRESS keeps the
+    value given before it when it is not repeated."""
+    parser.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON instead"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every `pca` command."""
     parser = argparse.ArgumentParser(prog="pca", description=__doc__.splitlines()[0])
@@ -268,9 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.set_defaults(bare=None, prints=False, publishes=False, creates=False)
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     quickstart = groups.add_parser("quickstart", help="walk the initial configuration once")
+    _json_flag(quickstart)
     _quickstart_args(quickstart)
     quickstart.set_defaults(handler=run_quickstart, creates=True)
     report_parser = groups.add_parser("report", help="a compliance export with a signed manifest")
+    _json_flag(report_parser)
     audit.declare_report(report_parser)
     report_parser.set_defaults(handler=audit.report)
     serve_parser = groups.add_parser("serve", help="serve the HTTP API")
@@ -294,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
         for name, command in members.items():
             sub = actions.add_parser(name, help=command.help)
+            _json_flag(sub)
             command.declare(sub)
             sub.set_defaults(
                 handler=command.handler,

@@ -286,3 +286,17 @@ def test_a_mistyped_store_is_refused_not_made_a_new_deployment(settings: Setting
     assert settings.holds_deployment() is False
     pca_with(typo, env, "ca", "create-root", "--cn", "Deliberate")  # a creating command
     assert pca_with(typo, env, "ca", "list").returncode == 0
+
+
+def test_json_goes_before_or_after_the_subcommand_and_tables_stay_flat(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    pca(data, "quickstart", "--out", str(tmp_path / "qs"))
+    before = json.loads(pca(data, "--json", "ca", "list").stdout)
+    after = json.loads(pca(data, "ca", "list", "--json").stdout)
+    assert before == after
+    table = pca(data, "ca", "list").stdout
+    assert "{" not in table  # no Python dicts in cells
+    assert "'" not in table
+    assert "+00:00" not in table  # one time format: ISO 8601 with Z
+    shown = pca(data, "ca", "show", after[0]["id"]).stdout
+    assert "-----BEGIN" not in shown
