@@ -128,6 +128,8 @@ def test_issue_download_revoke_delete(api: ApiClient) -> None:
     assert revoked.get_json()["revocation_reason"] == "key_compromise"
     deleted = api.call("DELETE", f"/api/v1/certificates/{cert_id}", role=Role.OPERATOR)
     assert deleted.status_code == 204
+    assert "Content-Type" not in deleted.headers  # no body, no type
+    assert deleted.data == b""
     assert api.call("GET", f"/api/v1/certificates/{cert_id}").status_code == 404
 
 

@@ -59,3 +59,14 @@ def test_a_revoked_intermediate_and_what_it_issued(api: ApiClient) -> None:
     assert parsed.response_status is x509_ocsp.OCSPResponseStatus.SUCCESSFUL
     assert parsed.certificate_status is x509_ocsp.OCSPCertStatus.REVOKED
     assert parsed.revocation_reason is x509.ReasonFlags.ca_compromise
+
+
+def test_revoking_with_no_body_is_revoking_with_an_empty_one(api: ApiClient) -> None:
+    ca_id = _intermediate(api, _root(api))
+    revoked = api.call("POST", f"/api/v1/cas/{ca_id}/revoke")
+    assert revoked.status_code == 200, revoked.get_json()
+    assert revoked.get_json()["status"] == "revoked"
+    issued = _issue(api, _intermediate(api, _root(api)))
+    bare = api.call("POST", f"/api/v1/certificates/{issued['id']}/revoke", role=Role.OPERATOR)
+    assert bare.status_code == 200, bare.get_json()
+    assert api.call("POST", "/api/v1/cas", data=b"").status_code == 400  # required fields

@@ -200,7 +200,9 @@ def revoke_certificate(certificate_id: UUID, body: dict[str, Any]) -> ResponseRe
 )
 def delete_certificate(certificate_id: UUID) -> ResponseReturnValue:
     outcome = services().service.delete_certificate(request_context(), certificate_id)
-    return "", 204, {"X-Log-Position": str(outcome.position)}
+    response = Response(status=204, headers={"X-Log-Position": str(outcome.position)})
+    del response.headers["Content-Type"]  # no body, so no type (RFC 9110 section 8.3)
+    return response
 
 
 @routes.route(
