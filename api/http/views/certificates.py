@@ -155,6 +155,10 @@ def _batch_result(index: int, outcome: IssuedCertificate | PCAError) -> dict[str
         problem = item_problem(outcome)
         if int(str(problem["status"])) >= 500:
             raise outcome
+        prefix = f"items[{index}]"
+        field = str(problem.get("field", ""))
+        if field and not field.startswith(prefix):  # the issuance errors name the item's field
+            problem["field"] = f"{prefix}.{field}"
         return {"index": index, "status": problem["status"], "problem": problem}
     now = services().service.clock()
     return {
