@@ -209,7 +209,7 @@ def _password_for(fmt: DownloadFormat, given: str | None) -> str:
         return secrets.token_urlsafe(18)
     raise ValidationError(
         f"The {fmt.value} download holds the private key and leaves the service only encrypted: "
-        f'send "password" with at least {MIN_PASSWORD_LENGTH} characters.',
+        f"give a password of at least {MIN_PASSWORD_LENGTH} characters.",
         field="password",
     )
 

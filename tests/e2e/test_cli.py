@@ -210,7 +210,9 @@ def test_downloads_write_server_bundles_with_private_modes(tmp_path: Path) -> No
         check=False,
     )
     assert refused.returncode == 2
-    assert "password" in refused.stderr
+    assert "[PCA_DOWNLOAD_PASSWORD]" in refused.stderr  # CLI words, not the HTTP body's
+    assert "Set it in PCA_DOWNLOAD_PASSWORD" in refused.stderr
+    assert '"password"' not in refused.stderr
 
 
 def test_a_token_can_be_made_with_a_lifetime(tmp_path: Path) -> None:
