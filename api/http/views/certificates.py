@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from typing import Any
+from urllib.parse import quote
 from uuid import UUID
 
 from flask import Blueprint, Response, g, request
@@ -33,6 +34,7 @@ from domain.model.values import (
 )
 from domain.pki.der import pem
 from domain.pki.formats import (
+    Download,
     DownloadOptions,
     parse_format,
 )
@@ -61,6 +63,16 @@ def _shape(
     shape["chain_pem"] = _chain_pem(service.chain_der(certificate.ca_id))
     headers = {"X-Log-Position": str(position)} if position is not None else {}
     return shape, status, headers
+
+
+def _disposition(download: Download) -> str:
+    """``attachment`` with the safe ASCII name, plus RFC 6266's ``filename*`` (RFC 8187
+    UTF-8) when the certificate's own name differs from it (a non-ASCII name)."""
+    value = f'attachment; filename="{download.filename}"'
+    shown = download.display_filename
+    if shown and shown != download.filename:
+        value += f"; filename*=UTF-8''{quote(shown, safe='')}"
+    return value
 
 
 @functools.lru_cache(maxsize=64)
@@ -227,7 +239,7 @@ def download_certificate(certificate_id: UUID, body: dict[str, Any]) -> Response
         DownloadOptions(body.get("password"), body.get("include_chain", True)),
     )
     headers = {
-        "Content-Disposition": f'attachment; filename="{export.download.filename}"',
+        "Content-Disposition": _disposition(export.download),
         "Cache-Control": "no-store",
     }
     if export.position is not None:
