@@ -16,6 +16,7 @@ from flask import current_app, g
 
 from domain.adapters.settings import Settings, open_service
 from domain.application.service import Clock, PrivateCA, utc_now
+from domain.audit.guard import ChainGuard
 from domain.model.tokens import ApiToken
 from domain.model.values import RequestContext
 from projections.readmodels.queries import ReadModels
@@ -54,12 +55,15 @@ class Deployment:
         """Open every store of ``settings``; with ``run_projections`` keep the read models
         up to date on a thread, with ``publish`` publish CRLs and audit checkpoints on
         another. Among several processes one holds each lease and the others stand by.
+        Every command first verifies the audit chain (all of it the first time, then what
+        was appended) and is refused once it is broken (domain.application.integrity).
         Every store is opened before a thread starts, so no thread meets a file or table
         half-made."""
         with ExitStack() as resources:
             service = open_service(settings, clock=clock)
             resources.callback(service.keystore.close)
             resources.callback(service.close)
+            service.integrity.watch(ChainGuard.of(service))
             runner = RunnerHandle(settings) if run_projections else None
             read_models = resources.enter_context(
                 ReadModels.open(settings, nudge=nudger(settings, runner))

@@ -15,6 +15,7 @@ def certificate_filter(
     certificate_type: str | None = None,
     text: str | None = None,
     expiring_before: dt.datetime | None = None,
+    issuer_revoked: bool | None = None,
 ) -> CertificateFilter:
     """A certificate list filter from a face's parsed values (status and type by name);
     what is None or empty matches every certificate."""
@@ -24,4 +25,5 @@ def certificate_filter(
         type=CertificateType(certificate_type) if certificate_type else None,
         text=text or None,
         expiring_before=expiring_before,
+        issuer_revoked=issuer_revoked,
     )

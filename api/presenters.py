@@ -109,6 +109,7 @@ def certificate_summary(view: CertificateView) -> Shape:
         "revocation_reason": view.revocation_reason.value if view.revocation_reason else None,
         "requested_by": view.requested_by,
         "issued_at": _iso(view.issued_at),
+        "issuer_revoked": view.issuer_revoked_at is not None,
     }
 
 

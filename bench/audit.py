@@ -3,6 +3,7 @@ certificates.
 
     python -m bench.audit --sizes 100000,1000000 [--postgres | --postgres-url URL]
                           [--postgres-sizes 100000] [--skip-sqlite] [--full-sizes 100000]
+                          [--startup-only]
 
 Each size gets a fresh store filled the way bench/projections.py fills it (one real root
 and intermediate, then N certificates written straight through the application's event
@@ -14,6 +15,9 @@ resident set size (``VmHWM`` in /proc/self/status, Linux) is its own; "RSS at st
 resident size once the modules are imported, before the work. The "floor" row is an
 interpreter that only opens the log and reads its head.
 
+- **start-up check**: what a server does before serving (``create_app``): open the service
+  and verify the whole audit chain and its checkpoints (``ChainGuard.verify_new``, the first
+  call); events per second, wall clock. ``--startup-only`` measures only this.
 - **replay**: :func:`projections.audit.pointintime.state_at` at the end of the log; events per
   second over every event in the log, wall clock.
 - **exports**: :func:`projections.audit.reports.write_report` at the end of the log into a sink
@@ -37,7 +41,8 @@ from pathlib import Path
 
 from bench.common import postgres_url, print_rows
 from bench.projections import fill
-from domain.adapters.settings import Settings
+from domain.adapters.settings import Settings, open_service
+from domain.audit.guard import ChainGuard
 from projections.audit.logcut import LogReader
 from projections.audit.pointintime import state_at
 from projections.audit.reports import ReportFormat, ReportKind, ReportParameters, write_report
@@ -101,6 +106,21 @@ def _baseline(settings: Settings) -> Measured:
     return Measured(0.0, count, 0, start, _peak_rss_mb())
 
 
+def _startup_check(settings: Settings) -> Measured:
+    start = _rss_now_mb()
+    started = time.perf_counter()
+    service = open_service(settings)
+    try:
+        breach = ChainGuard.of(service).verify_new()
+        events = service.recorder.max_notification_id() or 0
+    finally:
+        service.close()
+        service.keystore.close()
+    seconds = time.perf_counter() - started
+    assert breach is None, breach
+    return Measured(seconds, events, 0, start, _peak_rss_mb())
+
+
 def _replay(settings: Settings) -> Measured:
     start = _rss_now_mb()
     with LogReader.open(settings) as reader:
@@ -129,8 +149,10 @@ def _in_child(function: Callable[..., Measured], *args: object) -> Measured:
     return result
 
 
-def measure(settings: Settings, label: str, size: int, every_kind: bool) -> list[str]:
-    """Markdown rows: fill, floor, replay, then each export."""
+def measure(
+    settings: Settings, label: str, size: int, every_kind: bool, startup_only: bool = False
+) -> list[str]:
+    """Markdown rows: fill, floor, start-up check, replay, then each export."""
     started = time.perf_counter()
     filled = fill(settings, size)
     filling = time.perf_counter() - started
@@ -141,6 +163,14 @@ def measure(settings: Settings, label: str, size: int, every_kind: bool) -> list
         f"{head} floor: interpreter, open the log, read its head | | | | | | "
         f"{floor.start_rss_mb:.0f} | {floor.peak_rss_mb:.0f} |"
     )
+    check = _in_child(_startup_check, settings)
+    rows.append(
+        f"{head} start-up check (open, verify chain and checkpoints) | {check.count:,} events"
+        f" | {check.seconds:.1f} | {check.count / check.seconds:,.0f} events/s | "
+        f"{size / check.seconds:,.0f} | | {check.start_rss_mb:.0f} | {check.peak_rss_mb:.0f} |"
+    )
+    if startup_only:
+        return rows
     replay = _in_child(_replay, settings)
     rows.append(
         f"{head} replay to the end (`state_at`) | {replay.count:,} events | "
@@ -171,6 +201,7 @@ def main() -> None:
     parser.add_argument("--postgres-url", help="also on this PostgreSQL database")
     parser.add_argument("--postgres-sizes", default="100000", help="sizes on PostgreSQL")
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument("--startup-only", action="store_true", help="only the start-up check")
     args = parser.parse_args()
     full = {int(size) for size in args.full_sizes.split(",") if size}
     print(f"started {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M}Z", flush=True)
@@ -183,17 +214,20 @@ def main() -> None:
         if not args.skip_sqlite:
             for size in (int(size) for size in args.sizes.split(",")):
                 settings = Settings(data_dir=Path(directory) / f"sqlite-{size}")
-                print_rows(measure(settings, "SQLite", size, size in full))
+                print_rows(measure(settings, "SQLite", size, size in full, args.startup_only))
         if url is not None:
             for size in (int(size) for size in args.postgres_sizes.split(",")):
-                print_rows(_on_postgres(url, Path(directory) / f"pg-{size}", size, size in full))
+                found = _on_postgres(url, Path(directory) / f"pg-{size}", size, size in full, args)
+                print_rows(found)
 
 
-def _on_postgres(url: str, data_dir: Path, size: int, every_kind: bool) -> list[str]:
+def _on_postgres(
+    url: str, data_dir: Path, size: int, every_kind: bool, args: argparse.Namespace
+) -> list[str]:
     schema = create_schema(url)
     try:
         settings = Settings(data_dir=data_dir, database_url=url, database_schema=schema)
-        return measure(settings, "PostgreSQL", size, every_kind)
+        return measure(settings, "PostgreSQL", size, every_kind, args.startup_only)
     finally:
         drop_schema(url, schema)
 

@@ -19,11 +19,13 @@ SETUP = RequestContext(actor="test-setup (admin)", request_id="test-setup")
 class ApiClient:
     """Calls the API with a bearer token per role; validates each response."""
 
-    def __init__(self, app: Flask) -> None:
+    def __init__(self, app: Flask, tokens: dict[Role, str] | None = None) -> None:
+        """A client of ``app`` with a new token per role, or with ``tokens`` made before
+        (by the same deployment before a restart)."""
         self.app = app
         self.client: FlaskClient = app.test_client()
         service = app.extensions["pca"].service
-        self.tokens = {
+        self.tokens = tokens or {
             role: service.create_token(SETUP, f"test-{role.value}", role)[0] for role in Role
         }
         self.document: dict[str, Any] = self.client.get("/openapi.json").get_json()

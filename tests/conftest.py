@@ -262,7 +262,9 @@ class SecretWatch:
 
         def remembering(options: DownloadOptions, *args: Any, **kwargs: Any) -> None:
             original(options, *args, **kwargs)
-            if options.password:
+            # a password of spaces only is refused, never used; watching for it would find
+            # every indented traceback
+            if options.password and options.password.strip():
                 self.secrets.add(options.password)
 
         return remembering

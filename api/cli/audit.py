@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from api.cli.commands import Session
-from api.cli.output import Row
+from api.cli.output import CommandFailedError, Row
 from domain.audit.verify import AuditLog
 from projections.audit.history import HistoryFilter, read_history
 from projections.audit.logcut import parse_at
@@ -43,17 +43,34 @@ def events(session: Session, args: argparse.Namespace) -> list[Row]:
 
 
 def verify(session: Session, args: argparse.Namespace) -> list[Row]:
-    """Recompute the chain; the first bad position, if any, and the checkpoints' state."""
+    """Recompute the chain; the first bad position, if any, and the checkpoints' state.
+    A failure is printed too, then exits non-zero (CommandFailedError)."""
     del args
-    report = AuditLog.of(session.service).verify().to_json()
+    verified = AuditLog.of(session.service).verify()
+    report = verified.to_json()
     checkpoints = report.pop("checkpoints")
-    return [
+    rows: list[Row] = [
         {
             **report,
             "checkpoints_checked": checkpoints["checked"],
             "checkpoints_ok": checkpoints["ok"],
         }
     ]
+    if verified.ok:
+        return rows
+    if verified.problem is not None:
+        raise CommandFailedError(
+            rows,
+            f"the audit chain is broken at position {verified.first_bad_position}"
+            f" ({verified.problem.value}): {verified.detail}; restore from a backup taken"
+            " before it (`pca restore`)",
+        )
+    failed = next(result for result in verified.checkpoints if not result.ok)
+    raise CommandFailedError(
+        rows,
+        f"the checkpoint at position {failed.checkpoint.position} does not verify:"
+        f" {failed.problem}; restore from a backup taken before it (`pca restore`)",
+    )
 
 
 def checkpoint(session: Session, args: argparse.Namespace) -> list[Row]:

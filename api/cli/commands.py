@@ -18,6 +18,7 @@ from domain.model.errors import ValidationError
 from domain.model.tokens import Role
 from domain.model.values import CAKind, RequestContext, RevocationReason, Subject
 from domain.pki.formats import DownloadOptions, parse_format
+from projections.audit.logcut import parse_time
 
 
 @dataclass(frozen=True)
@@ -122,6 +123,7 @@ def issue_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
         args.type,
         _subject(args),
         args.validity_days,
+        not_after=parse_time(args.not_after, "not_after") if args.not_after else None,
         sans=[_split_san(raw) for raw in args.san],
         key_algorithm=args.key_algorithm,
         csr_pem=args.csr.read() if args.csr else None,
@@ -146,14 +148,26 @@ def show_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
     return _certificate_row(session, args.id)
 
 
+PASSWORD_VARIABLE = "PCA_DOWNLOAD_PASSWORD"  # noqa: S105 - a variable name, not a password
+
+
 def download_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
     """Write the certificate in ``--format`` into ``--out`` (a directory); key formats need
     ``--password`` (read from PCA_DOWNLOAD_PASSWORD so it stays out of shell history) and
     are recorded as key exports."""
-    options = DownloadOptions(os.environ.get("PCA_DOWNLOAD_PASSWORD"), not args.no_chain)
-    export = session.service.export_certificate(
-        session.context, args.id, parse_format(args.format), options
-    )
+    options = DownloadOptions(os.environ.get(PASSWORD_VARIABLE), not args.no_chain)
+    try:
+        export = session.service.export_certificate(
+            session.context, args.id, parse_format(args.format), options
+        )
+    except ValidationError as error:
+        if error.field != "password":
+            raise
+        raise ValidationError(  # the CLI takes the password from the environment
+            f"{error.detail} Set it in {PASSWORD_VARIABLE} (kept out of shell history), e.g."
+            f" read -rs {PASSWORD_VARIABLE} && export {PASSWORD_VARIABLE}",
+            field=PASSWORD_VARIABLE,
+        ) from None
     out = Path(args.out)
     out.mkdir(mode=0o700, parents=True, exist_ok=True)
     target = out / export.download.filename

@@ -15,13 +15,20 @@ from api.presenters import ca_view_shape, certificate_summary
 from domain.application.service import PrivateCA
 from domain.model.tokens import ApiToken
 from projections.audit.history import MAX_LIMIT, HistoryFilter, read_history
+from projections.readmodels.queries import DEFAULT_PAGE_SIZE
+
+
+def declare_paging(parser: argparse.ArgumentParser) -> None:
+    """``--limit`` and ``--cursor``, as every list takes them."""
+    parser.add_argument("--limit", type=int, default=DEFAULT_PAGE_SIZE)
+    parser.add_argument("--cursor", help="the cursor a previous page printed after 'more:'")
 
 
 def list_cas(session: Session, args: argparse.Namespace) -> list[Row]:
-    del args
-    views = fresh_read_models(session).list_cas(session.service.clock())
+    """The CAs, oldest first, a page at a time."""
+    page = fresh_read_models(session).page_cas(session.service.clock(), args.limit, args.cursor)
     rows: list[Row] = []
-    for view in views:
+    for view in page.items:
         shape = ca_view_shape(view, None)
         rows.append(
             {
@@ -34,6 +41,8 @@ def list_cas(session: Session, args: argparse.Namespace) -> list[Row]:
                 "not_after": shape["not_after"],
             }
         )
+    if page.next_cursor:
+        sys.stderr.write(f"more: --cursor {page.next_cursor}\n")
     return rows
 
 

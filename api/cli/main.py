@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from api.cli import audit, commands, lists, runners
-from api.cli.output import Row, emit
+from api.cli.output import CommandFailedError, Row, emit
 from api.cli.quickstart import run_quickstart
 from api.deployment import Deployment
 from api.serve import serve
@@ -54,6 +54,7 @@ class Command:
     bare: str | None = None  # print only this field of the single row (unless --json)
     prints: bool = False  # the handler writes its own output (JSON documents)
     publishes: bool = False  # CRLs and audit checkpoints are published while it runs
+    creates: bool = False  # may start a new deployment; the others refuse a store with none
 
 
 def _subject_args(parser: argparse.ArgumentParser) -> None:
@@ -120,7 +121,11 @@ def _issue_args(parser: argparse.ArgumentParser) -> None:
         metavar="TYPE:VALUE",
         help="dns:www.example.com, ip:10.0.0.1, email:a@b.c, uri:spiffe://x",
     )
-    parser.add_argument("--validity-days", type=int, required=True)
+    validity = parser.add_mutually_exclusive_group(required=True)
+    validity.add_argument("--validity-days", type=int)
+    validity.add_argument(
+        "--not-after", help="an explicit end, ISO 8601 with a zone (2027-01-31T00:00:00Z)"
+    )
     parser.add_argument("--key-algorithm", choices=KEY_ALGORITHMS)
     parser.add_argument("--csr", type=argparse.FileType("r"), help="PEM CSR file ('-': stdin)")
     parser.add_argument("--name", help="display name (defaults to the common name)")
@@ -149,8 +154,7 @@ def _list_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--status", choices=["issued", "revoked", "expired"])
     parser.add_argument("--type", choices=[t.value for t in CertificateType])
     parser.add_argument("--q", help="text in the common name or a SAN")
-    parser.add_argument("--limit", type=int, default=50)
-    parser.add_argument("--cursor")
+    lists.declare_paging(parser)
 
 
 def _token_args(parser: argparse.ArgumentParser) -> None:
@@ -168,7 +172,10 @@ def _quickstart_args(parser: argparse.ArgumentParser) -> None:
 GROUPS: dict[str, dict[str, Command]] = {
     "ca": {
         "create-root": Command(
-            commands.create_root, lambda p: _ca_args(p, root=True), "create a pending root CA"
+            commands.create_root,
+            lambda p: _ca_args(p, root=True),
+            "create a pending root CA (the first one starts a deployment)",
+            creates=True,
         ),
         "create-intermediate": Command(
             commands.create_intermediate,
@@ -180,7 +187,7 @@ GROUPS: dict[str, dict[str, Command]] = {
         "renew": Command(commands.renew_ca, _renew_args, "extend the service period"),
         "revoke": Command(commands.revoke_ca, _reason_arg, "revoke an intermediate (final)"),
         "show": Command(commands.show_ca, _id_arg, "show one CA with its quota"),
-        "list": Command(lists.list_cas, _no_args, "every CA with quota and counts"),
+        "list": Command(lists.list_cas, lists.declare_paging, "every CA with quota and counts"),
     },
     "quota": {
         "purchase": Command(commands.purchase_quota, _purchase_args, "add to a root's pool"),
@@ -208,8 +215,9 @@ GROUPS: dict[str, dict[str, Command]] = {
         "create": Command(
             commands.create_token,
             _token_args,
-            "create an API token; prints it once, alone",
+            "create an API token; prints it once, alone (the first starts a deployment)",
             bare="token",
+            creates=True,
         ),
         "revoke": Command(commands.revoke_token, _id_arg, "stop accepting a token"),
         "list": Command(lists.list_tokens, _no_args, "every token: id, name, role, status"),
@@ -253,16 +261,26 @@ GROUPS: dict[str, dict[str, Command]] = {
 }
 
 
+def _json_flag(parser: argparse.ArgumentParser) -> None:
+    """``--json`` after the subcommand too (``pca ca list --json``); SUPPRESS keeps the
+    value given before it when it is not repeated."""
+    parser.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON instead"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every `pca` command."""
     parser = argparse.ArgumentParser(prog="pca", description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
-    parser.set_defaults(bare=None, prints=False, publishes=False)
+    parser.set_defaults(bare=None, prints=False, publishes=False, creates=False)
     groups = parser.add_subparsers(dest="group", required=True, metavar="COMMAND")
     quickstart = groups.add_parser("quickstart", help="walk the initial configuration once")
+    _json_flag(quickstart)
     _quickstart_args(quickstart)
-    quickstart.set_defaults(handler=run_quickstart)
+    quickstart.set_defaults(handler=run_quickstart, creates=True)
     report_parser = groups.add_parser("report", help="a compliance export with a signed manifest")
+    _json_flag(report_parser)
     audit.declare_report(report_parser)
     report_parser.set_defaults(handler=audit.report)
     serve_parser = groups.add_parser("serve", help="serve the HTTP API")
@@ -286,19 +304,22 @@ def build_parser() -> argparse.ArgumentParser:
         actions = group.add_subparsers(dest="action", required=True, metavar="ACTION")
         for name, command in members.items():
             sub = actions.add_parser(name, help=command.help)
+            _json_flag(sub)
             command.declare(sub)
             sub.set_defaults(
                 handler=command.handler,
                 bare=command.bare,
                 prints=command.prints,
                 publishes=command.publishes,
+                creates=command.creates,
             )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; domain errors (a bad ``PCA_*`` setting among them) print their
-    advice and exit with status 2."""
+    advice and exit with status 2; a command that reports a failure (`pca audit verify`
+    on a broken chain) prints its result and exits with status 1."""
     args = build_parser().parse_args(argv)
     try:
         rows = _execute(Settings.from_env(), args)
@@ -306,6 +327,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" [{error.field}]" if error.field else ""
         sys.stderr.write(f"pca: error{where}: {error.detail}\n")
         return 2
+    except CommandFailedError as failed:
+        emit(failed.rows, as_json=args.json)
+        sys.stderr.write(f"pca: {failed.detail}\n")
+        return 1
     if args.prints:
         return 0
     if args.bare and not args.json:
@@ -323,6 +348,8 @@ def _execute(settings: Settings, args: argparse.Namespace) -> list[Row]:
         return []
     if args.group in ("backup", "restore"):
         return [_backup_or_restore(settings, args)]
+    if not args.creates and not settings.holds_deployment():
+        raise settings.missing_deployment()  # a mistyped PCA_DATA_DIR is no new deployment
     context = RequestContext(actor=f"{getpass.getuser()} (cli)", request_id=f"cli-{uuid.uuid4()}")
     with closing(Deployment.open(settings, publish=args.publishes)) as deployment:
         rows: list[Row] = args.handler(commands.Session(deployment, context), args)

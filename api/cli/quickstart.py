@@ -14,6 +14,7 @@ from uuid import UUID
 
 from api.cli.commands import Session, write_private
 from api.cli.output import Row
+from domain.adapters.settings import Settings
 from domain.application.commands import (
     ca_profile,
     certificate_request,
@@ -45,6 +46,12 @@ CLIENT = certificate_request(
 )
 
 
+def _store(settings: Settings) -> str:
+    if settings.database_url is None:
+        return f"{settings.data_dir.resolve()} (PCA_DATA_DIR)"
+    return f"PostgreSQL schema {settings.database_schema or 'public'} (PCA_DATABASE_SCHEMA)"
+
+
 def _step(message: str) -> None:
     sys.stderr.write(f"==> {message}\n")
 
@@ -52,6 +59,8 @@ def _step(message: str) -> None:
 def run_quickstart(session: Session, args: argparse.Namespace) -> list[Row]:
     """Walk every step once and write the server's files into ``args.out``."""
     service, ctx = session.service, session.context
+    out = Path(args.out).resolve()
+    _step(f"recording into {_store(session.settings)}; writing files into {out}")
     _step("create and enable a root CA with 10 included certificates")
     root_id = service.create_root(ctx, ROOT, included_certificates=10).id
     service.enable_ca(ctx, root_id)
@@ -63,7 +72,7 @@ def run_quickstart(session: Session, args: argparse.Namespace) -> list[Row]:
     service.assign_quota(ctx, root_id, intermediate_id, 20)
     _step("request a server certificate for localhost")
     server = service.issue_certificate(ctx, intermediate_id, SERVER)
-    files = _write_server_files(session, Path(args.out), server.certificate.id)
+    files = _write_server_files(session, out, server.certificate.id)
     _step("request a client certificate, then revoke it")
     client = service.issue_certificate(ctx, intermediate_id, CLIENT).certificate
     service.revoke_certificate(ctx, client.id, RevocationReason.CESSATION_OF_OPERATION)

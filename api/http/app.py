@@ -60,6 +60,9 @@ def create_app(
     deployment = Deployment.open(
         settings, run_projections=run_projections, publish=run_projections, clock=clock
     )
+    # Verify the whole audit chain before serving, so a forged log is refused from the
+    # first request (and the cost is paid at start, not by the first command).
+    deployment.service.integrity.refresh()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]

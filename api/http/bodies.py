@@ -23,6 +23,7 @@ from domain.model.values import (
 )
 from domain.pki.formats import DownloadFormat
 from projections.readmodels.models import CertificateViewStatus
+from projections.readmodels.queries import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 KEY_ALGORITHMS = tuple(algorithm.value for algorithm in KeyAlgorithm)
 REASONS = tuple(reason.value for reason in RevocationReason)
@@ -99,7 +100,12 @@ ISSUE = Obj(
         "type": Str(enum=tuple(t.value for t in CertificateType)),
         "name": Str("display name; defaults to the common name", max_length=128),
         "common_name": Str(min_length=1, max_length=64),
-        "validity_days": Int(1, MAX_LEAF_DAYS),
+        "validity_days": Int(1, MAX_LEAF_DAYS, "days from now; or give not_after"),
+        "not_after": Str(
+            "an explicit end (ISO 8601), held to the same limits as validity_days",
+            format="date-time",
+            max_length=40,
+        ),
         "sans": Array(SAN, MAX_SANS),
         "subject": OPTIONAL_SUBJECT,
         "key_algorithm": Str(
@@ -111,7 +117,7 @@ ISSUE = Obj(
             f"write the CRL distribution point (default {str(INCLUDE_CRL_BY_DEFAULT).lower()})"
         ),
     },
-    frozenset({"type", "common_name", "validity_days"}),
+    frozenset({"type", "common_name"}),
 )
 DOWNLOAD = Obj(
     "Download",
@@ -122,7 +128,16 @@ DOWNLOAD = Obj(
     },
     frozenset({"format"}),
 )
-NO_QUERY = Obj("NoQuery", {})
+# Every list pages alike: ``limit`` and an opaque ``cursor`` in, ``next_cursor`` out.
+PAGING = {
+    "limit": Str(
+        f"1 to {MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE})", max_length=4, pattern=DIGITS
+    ),
+    "cursor": Str("a previous page's next_cursor, as given", max_length=256),
+}
+NEXT_CURSOR = Nullable(Str("the cursor of the next page; null on the last", max_length=256))
+CA_QUERY = Obj("CAQuery", PAGING)
+CHECKPOINT_QUERY = Obj("CheckpointQuery", PAGING)
 CERTIFICATE_QUERY = Obj(
     "CertificateQuery",
     {
@@ -130,8 +145,8 @@ CERTIFICATE_QUERY = Obj(
         "type": Str(enum=tuple(t.value for t in CertificateType)),
         "q": Str("text in the common name or a SAN", max_length=256),
         "expires_before": Str(format="date-time", max_length=40),
-        "limit": Str("1 to 1000 (default 50)", max_length=4, pattern=DIGITS),
-        "cursor": Str(max_length=256),
+        "issuer_revoked": Str("whether the issuing CA was revoked", enum=("true", "false")),
+        **PAGING,
     },
 )
 
@@ -213,13 +228,18 @@ CERTIFICATE_SUMMARY = Obj(
         **{key: spec for key, spec in CERTIFICATE.properties.items() if key not in _NOT_IN_LISTS},
         "requested_by": Str(),
         "issued_at": TIMESTAMP,
+        "issuer_revoked": Bool("its issuing CA was revoked: its chain no longer validates"),
     },
-    (CERTIFICATE.required - _NOT_IN_LISTS) | {"requested_by", "issued_at"},
+    (CERTIFICATE.required - _NOT_IN_LISTS) | {"requested_by", "issued_at", "issuer_revoked"},
 )
-CA_LIST = Obj("CAList", {"items": Array(CA, 100_000)}, frozenset({"items"}))
+CA_LIST = Obj(
+    "CAList",
+    {"items": Array(CA, MAX_PAGE_SIZE), "next_cursor": NEXT_CURSOR},
+    frozenset({"items", "next_cursor"}),
+)
 CERTIFICATE_PAGE = Obj(
     "CertificatePage",
-    {"items": Array(CERTIFICATE_SUMMARY, 1000), "next_cursor": Nullable(Str(max_length=256))},
+    {"items": Array(CERTIFICATE_SUMMARY, MAX_PAGE_SIZE), "next_cursor": NEXT_CURSOR},
     frozenset({"items", "next_cursor"}),
 )
 HEALTH = Obj(
@@ -246,7 +266,7 @@ EVENT_QUERY = Obj(
     "EventQuery",
     {
         "after": Str("log position to continue after (default 0)", max_length=18, pattern=DIGITS),
-        "limit": Str("1 to 1000 (default 100)", max_length=4, pattern=DIGITS),
+        **PAGING,
         "type": Str("event type names, comma-separated (e.g. CertificateIssued)", max_length=512),
         "aggregate_id": Str(format="uuid", max_length=36),
         "actor": Str(max_length=128),
@@ -283,8 +303,12 @@ EVENT = Obj(
 )
 EVENT_PAGE = Obj(
     "EventPage",
-    {"items": Array(EVENT, 1000), "next_after": Nullable(Int(0, 2**62))},
-    frozenset({"items", "next_after"}),
+    {
+        "items": Array(EVENT, MAX_PAGE_SIZE),
+        "next_cursor": NEXT_CURSOR,
+        "next_after": Nullable(Int(0, 2**62, "the last position of this page, for after")),
+    },
+    frozenset({"items", "next_cursor", "next_after"}),
 )
 AUDIT_REPORT = AnyObject(
     "ok, checked, position, head, first_bad_position, problem, detail, "
@@ -298,10 +322,11 @@ CHECKPOINTS = Obj(
             AnyObject(
                 "position, head, time, key_id, algorithm, message, signature, public_key_pem"
             ),
-            1_000_000,
+            MAX_PAGE_SIZE,
         ),
+        "next_cursor": NEXT_CURSOR,
     },
-    frozenset({"public_key_pem", "items"}),
+    frozenset({"public_key_pem", "items", "next_cursor"}),
 )
 STATE_QUERY = Obj(
     "StateQuery",

@@ -1,7 +1,7 @@
 """HTTP-level errors and the one handler map that turns every error into RFC 9457
 ``application/problem+json``.
 
-    PCAError (domain)            -> 422 / 404 / 409 / 500 by branch (see STATUS_BY_ERROR)
+    PCAError (domain)            -> 422 / 404 / 409 / 503 / 500 by branch (STATUS_BY_ERROR)
     HTTPProblemError
     ├── MalformedRequestError    the body is not JSON / not UTF-8               (400)
     ├── UnauthenticatedError     no token, or an unknown or revoked one         (401)
@@ -20,6 +20,7 @@ from werkzeug.exceptions import HTTPException
 from domain.model.errors import (
     ConflictError,
     KeyCustodyError,
+    LogTamperedError,
     NotFoundError,
     PCAError,
     StorageNotDurableError,
@@ -38,7 +39,10 @@ STATUS_BY_ERROR: tuple[tuple[type[PCAError], int], ...] = (
     (ConflictError, 409),
     (KeyCustodyError, 500),
     (StorageNotDurableError, 500),
+    (LogTamperedError, 503),
 )
+# 5xx errors whose detail is advice for the client rather than an internal matter.
+ADVISED: tuple[type[PCAError], ...] = (LogTamperedError,)
 
 
 class HTTPProblemError(Exception):
@@ -122,7 +126,8 @@ def _domain_status(error: PCAError) -> int:
 
 def _title(error: PCAError, status: int) -> str:
     words = "".join(f" {c}" if c.isupper() else c for c in type(error).__name__).strip()
-    return words.removesuffix(" Error") if status < 500 else "Internal error"
+    advised = status < 500 or isinstance(error, ADVISED)
+    return words.removesuffix(" Error") if advised else "Internal error"
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -131,7 +136,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(PCAError)
     def domain_error(error: PCAError) -> Response:
         status = _domain_status(error)
-        if status >= 500:
+        if status >= 500 and not isinstance(error, ADVISED):
             logger.error("request failed: %s", type(error).__name__)
             return problem(
                 status,

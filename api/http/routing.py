@@ -103,7 +103,7 @@ def _guarded(
         if request.method == "POST":
             _refuse_oversized_body()
         if body is not None:
-            path["body"] = body.parse(_json_body())
+            path["body"] = body.parse(_json_body(empty_is_object=not body.required))
         if query is not None:
             path["query"] = query.parse(request.args.to_dict())
         if read_models:
@@ -131,8 +131,11 @@ def _refuse_oversized_body() -> None:
         raise RequestEntityTooLarge()
 
 
-def _json_body() -> object:
-    """The body as JSON (its size is already checked)."""
+def _json_body(*, empty_is_object: bool = False) -> object:
+    """The body as JSON (its size is already checked); with ``empty_is_object`` (a body
+    whose fields are all optional) no body at all stands for ``{}``."""
+    if empty_is_object and not request.get_data():
+        return {}
     if not request.is_json:
         raise MalformedRequestError("Send the body as JSON with Content-Type: application/json.")
     raw = request.get_data()

@@ -218,9 +218,9 @@ class Obj:
             raise _fail(path, "must be a JSON object.")
         unknown = sorted(set(value) - set(self.properties))
         if unknown:
+            allowed = ", ".join(self.properties) or "none here"
             raise _fail(
-                _join(path, _shortened(unknown[0])),
-                f"is not a known field; allowed: {', '.join(self.properties)}.",
+                _join(path, _shortened(unknown[0])), f"is not a known field; allowed: {allowed}."
             )
         missing = sorted(self.required - set(value))
         if missing:

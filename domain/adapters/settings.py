@@ -44,6 +44,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
+import psycopg
+
 from domain.adapters.keystore import KeyStore
 from domain.adapters.keystore_backends import PostgresKeyStore, SQLiteKeyStore
 from domain.adapters.masterkeys import MasterKeyring
@@ -164,6 +166,29 @@ class Settings:
         if self.database_schema:
             env["POSTGRES_SCHEMA"] = self.database_schema
         return env
+
+    def holds_deployment(self) -> bool:
+        """True if the configured store already holds a deployment: the SQLite event store
+        file exists, or the PostgreSQL schema has the event table. Creates nothing."""
+        if self.database_url is None:
+            return (self.data_dir / EVENTS_FILE).is_file()
+        table = f'"{self.database_schema or "public"}".{PrivateCA.name}_events'
+        with psycopg.connect(self.database_url) as connection:
+            row = connection.execute("SELECT to_regclass(%s)", (table,)).fetchone()
+        return row is not None and row[0] is not None
+
+    def missing_deployment(self) -> SettingsError:
+        """The error of a command that needs a deployment where there is none."""
+        if self.database_url is None:
+            where, field_name = f"{self.data_dir.resolve()} has no {EVENTS_FILE}", "PCA_DATA_DIR"
+        else:
+            schema = self.database_schema or "public"
+            where, field_name = f"the schema {schema} has no event table", "PCA_DATABASE_SCHEMA"
+        return SettingsError(
+            f"There is no deployment here: {where}. Check {field_name} for a typo; to start"
+            " a new deployment there, run `pca quickstart`, `pca ca create-root` or `pca serve`.",
+            field=field_name,
+        )
 
     def prepare_data_dir(self) -> None:
         """Create the data directory (0700) and SQLite files (0600) before anyone opens them."""

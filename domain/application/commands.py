@@ -6,6 +6,7 @@ so a CA or a certificate requested through any of them gets the same defaults.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from collections.abc import Sequence
@@ -62,13 +63,14 @@ class CertificateRequest:
 
     type: CertificateType
     subject: Subject
-    validity_days: int
+    validity_days: int | None  # exactly one of validity_days and not_after
     sans: tuple[SAN, ...] = ()
     key_algorithm: KeyAlgorithm | None = None
     csr_pem: str | None = None
     name: str | None = None
     include_crl: bool = INCLUDE_CRL_BY_DEFAULT
     idempotency_key: str | None = None
+    not_after: dt.datetime | None = None
 
     def fingerprint(self) -> str:
         """SHA-256 over the parameters that define the certificate (not the idempotency key)."""
@@ -89,6 +91,8 @@ class CertificateRequest:
             "name": self.name,
             "include_crl": self.include_crl,
         }
+        if self.not_after is not None:  # absent otherwise: stored fingerprints stay valid
+            canonical["not_after"] = self.not_after.isoformat()
         encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(encoded).hexdigest()
 
@@ -113,8 +117,9 @@ def ca_profile(
 def certificate_request(
     certificate_type: str,
     subject: Subject,
-    validity_days: int,
+    validity_days: int | None,
     *,
+    not_after: dt.datetime | None = None,
     sans: Sequence[tuple[str, str]] = (),
     key_algorithm: str | None = None,
     csr_pem: str | None = None,
@@ -129,6 +134,7 @@ def certificate_request(
         type=CertificateType(certificate_type),
         subject=subject,
         validity_days=validity_days,
+        not_after=not_after,
         sans=tuple(parse_san_list(sans)),
         key_algorithm=KeyAlgorithm(key_algorithm) if key_algorithm else None,
         csr_pem=csr_pem,

@@ -34,7 +34,7 @@ from domain.model.ca_rules import no_quota_left
 from domain.model.certificate import Certificate, IssuanceRequest, IssuedFacts, issuance_request_id
 from domain.model.certificate_facts import load_certificate
 from domain.model.errors import PCAError, QuotaError, SANError, ValidationError
-from domain.model.validation import normalize_sans, normalize_subject
+from domain.model.validation import display_name, normalize_sans, normalize_subject
 from domain.model.values import SAN, CertificateType, KeyAlgorithm, RequestContext, SANType
 from domain.pki import x509 as certs
 
@@ -153,7 +153,7 @@ class Issuance:
     def _sign_leaf(
         self, ca: CertificateAuthority, request: CertificateRequest, now: dt.datetime
     ) -> tuple[IssuedFacts, object | None]:
-        window = ca.leaf_window(now, request.validity_days)
+        window = ca.leaf_window(now, request.validity_days, request.not_after)
         subject = normalize_subject(request.subject)
         sans = _sans_for(request.type, subject.common_name, request.sans)
         public_key, algorithm, key_id, sealed_key = self._leaf_key(request)
@@ -171,7 +171,7 @@ class Issuance:
             certificate,
             ca_id=ca.id,
             type=request.type,
-            name=request.name or subject.common_name,
+            name=display_name(request.name) or subject.common_name,
             subject=subject,
             sans=sans,
             key_algorithm=algorithm,

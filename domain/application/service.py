@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from typing import Any
 from uuid import UUID
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from eventsourcing.application import Application
-from eventsourcing.persistence import JSONTranscoder
+from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
+from eventsourcing.persistence import JSONTranscoder, Recording
 from eventsourcing.popo import POPOFactory
 
 from domain.application.authorities import Authorities
@@ -28,6 +30,7 @@ from domain.application.commands import (
     CertificateRequest,
 )
 from domain.application.exports import Export, Exports
+from domain.application.integrity import Integrity, command
 from domain.application.issuance import Issuance
 from domain.application.ports import Clock, Keys, WriteLocksFactory
 from domain.application.publishing import Publishing
@@ -72,6 +75,7 @@ class PrivateCA(Application[UUID]):
         ``keystore`` (owned and closed by the caller); ``write_locks`` makes the locks
         that let one process at a time record issuance for a CA."""
         super().__init__(env)
+        self.integrity = Integrity()
         self._write_locks = write_locks(getattr(self.recorder, "datastore", None))
         if isinstance(self.factory, POPOFactory) and not allow_memory:
             self.close()
@@ -93,12 +97,23 @@ class PrivateCA(Application[UUID]):
         self._write_locks.close()
         super().close()
 
+    def save(
+        self,
+        *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None,
+        **kwargs: Any,
+    ) -> list[Recording[UUID]]:
+        """Record the changes, unless the log failed its audit chain (LogTamperedError):
+        whatever path a change takes, nothing is appended to a forged history."""
+        self.integrity.check()
+        return super().save(*objs, **kwargs)
+
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
         register_all(transcoder)
 
     # --- CA lifecycle ---------------------------------------------------------------------
 
+    @command
     def create_root(
         self,
         ctx: RequestContext,
@@ -109,6 +124,7 @@ class PrivateCA(Application[UUID]):
         """A pending root CA; it gets its key and certificate when first enabled."""
         return self._authorities.create_root(ctx, profile, included_certificates, idempotency_key)
 
+    @command
     def create_intermediate(
         self,
         ctx: RequestContext,
@@ -119,32 +135,38 @@ class PrivateCA(Application[UUID]):
         """A pending intermediate under the enabled root ``parent_id``."""
         return self._authorities.create_intermediate(ctx, parent_id, profile, idempotency_key)
 
+    @command
     def enable_ca(self, ctx: RequestContext, ca_id: UUID) -> Outcome:
         """Enable; the first time, generate the CA key and have the certificate signed."""
         return self._authorities.enable(ctx, ca_id)
 
+    @command
     def disable_ca(self, ctx: RequestContext, ca_id: UUID) -> Outcome:
         """Stop a CA from issuing and from taking part in quota assignments."""
         return self._authorities.update(ca_id, lambda ca: ca.disable(ctx))
 
+    @command
     def renew_ca(self, ctx: RequestContext, ca_id: UUID, service_days: int) -> Outcome:
         """Extend the CA's service period by ``service_days``."""
         return self._authorities.update(
             ca_id, lambda ca: ca.renew_service(ctx, service_days, self.clock())
         )
 
+    @command
     def revoke_ca(self, ctx: RequestContext, ca_id: UUID, reason: RevocationReason) -> Outcome:
         """Revoke an intermediate: its certificate lands on the root's CRL; it stops issuing."""
         return self._authorities.update(ca_id, lambda ca: ca.revoke(ctx, reason, self.clock()))
 
     # --- quota ----------------------------------------------------------------------------
 
+    @command
     def purchase_quota(
         self, ctx: RequestContext, root_id: UUID, count: int, idempotency_key: str | None = None
     ) -> Outcome:
         """Add ``count`` certificates to the root's pool (once per Idempotency-Key)."""
         return self._authorities.purchase_quota(ctx, root_id, count, idempotency_key)
 
+    @command
     def assign_quota(
         self, ctx: RequestContext, root_id: UUID, intermediate_id: UUID, remaining: int
     ) -> Outcome:
@@ -153,6 +175,7 @@ class PrivateCA(Application[UUID]):
 
     # --- certificates ---------------------------------------------------------------------
 
+    @command
     def issue_certificate(
         self, ctx: RequestContext, ca_id: UUID, request: CertificateRequest
     ) -> IssuedCertificate:
@@ -162,6 +185,7 @@ class PrivateCA(Application[UUID]):
         """
         return self._issuance.issue_one(ctx, ca_id, request)
 
+    @command
     def issue_certificates(
         self, ctx: RequestContext, ca_id: UUID, requests: Sequence[CertificateRequest]
     ) -> list[IssuedCertificate | PCAError]:
@@ -173,6 +197,7 @@ class PrivateCA(Application[UUID]):
         """
         return self._issuance.issue(ctx, ca_id, requests)
 
+    @command
     def export_certificate(
         self,
         ctx: RequestContext,
@@ -184,6 +209,7 @@ class PrivateCA(Application[UUID]):
         recorded as ``PrivateKeyExported`` before it is returned (see exports)."""
         return self._exports.download(ctx, certificate_id, file_format, options)
 
+    @command
     def revoke_certificate(
         self, ctx: RequestContext, certificate_id: UUID, reason: RevocationReason
     ) -> Outcome:
@@ -196,6 +222,7 @@ class PrivateCA(Application[UUID]):
 
         return retry_on_conflict(attempt)
 
+    @command
     def delete_certificate(self, ctx: RequestContext, certificate_id: UUID) -> Outcome:
         """Delete a revoked or expired certificate and destroy any key held for it.
 
@@ -229,6 +256,7 @@ class PrivateCA(Application[UUID]):
         """The CA's publication record (a new, unsaved one before its first CRL)."""
         return self._publishing.publication(ctx, ca_id)
 
+    @command
     def certify_ocsp_responder(
         self, ctx: RequestContext, ca_id: UUID, lifetime: dt.timedelta
     ) -> Publication:
@@ -237,6 +265,7 @@ class PrivateCA(Application[UUID]):
 
     # --- API tokens (see domain.application.tokens) -------------------------------------
 
+    @command
     def create_token(
         self, ctx: RequestContext, name: str, role: Role, valid_days: int | None = None
     ) -> tuple[str, Outcome]:
@@ -248,6 +277,7 @@ class PrivateCA(Application[UUID]):
         """The valid token record for ``token``, or None (unknown, revoked or malformed)."""
         return self._tokens.authenticate(token)
 
+    @command
     def revoke_token(self, ctx: RequestContext, record_id: UUID) -> Outcome:
         """Stop accepting the token ``record_id``."""
         return self._tokens.revoke(ctx, record_id)

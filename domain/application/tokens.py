@@ -13,6 +13,7 @@ from uuid import UUID
 from domain.application.store import Outcome, Store
 from domain.model.errors import NotFoundError, ValidationError
 from domain.model.tokens import TOKEN_PREFIX, ApiToken, Role, new_token, token_id
+from domain.model.validation import display_name
 from domain.model.values import RequestContext
 
 MAX_TOKEN_LENGTH = 128
@@ -33,8 +34,13 @@ class Tokens:
     ) -> tuple[str, Outcome]:
         """A new bearer token and its outcome; with ``valid_days`` it stops being accepted
         that many days from now."""
+        checked = display_name(name)
+        if checked is None:
+            raise ValidationError(
+                "name must not be blank; say who or what uses the token.", field="name"
+            )
         token = new_token()
-        record = ApiToken.create(ctx, name, role, token, self._expiry(valid_days))
+        record = ApiToken.create(ctx, checked, role, token, self._expiry(valid_days))
         return token, self._store.save(record.id, record)
 
     def _expiry(self, valid_days: int | None) -> dt.datetime | None:

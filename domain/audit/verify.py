@@ -63,6 +63,11 @@ class AuditLog:
             )
         return cls(service.recorder, service.keystore, batch_size=batch_size)
 
+    @property
+    def store(self) -> ChainStore:
+        """The chained event store this log reads."""
+        return self._store
+
     def verify(self) -> ChainReport:
         """Recompute the chain over the whole log and check every stored checkpoint."""
         checkpoints = self.checkpoints()

@@ -23,7 +23,8 @@ from domain.model.ca_rules import (
     check_range,
     no_quota_left,
 )
-from domain.model.errors import CANotEnabledError, CAStateError, QuotaError
+from domain.model.certificate_facts import certificate_facts
+from domain.model.errors import CANotEnabledError, CAStateError, QuotaError, ValidityError
 from domain.model.events import AuditedCreated, AuditedEvent
 from domain.model.values import (
     CAKind,
@@ -254,7 +255,10 @@ class CertificateAuthority(SigningRules, Aggregate):
             raise CAStateError("This CA is already enabled.")
         if self.needs_certificate != (certificate_der is not None):
             raise CAStateError("A CA gets its key and certificate at its first enablement only.")
-        service_until = now + dt.timedelta(days=self.service_days) if certificate_der else None
+        service_until = None
+        if certificate_der is not None:  # the service never outlives the CA's certificate
+            service_end = now + dt.timedelta(days=self.service_days)
+            service_until = min(service_end, certificate_facts(certificate_der).not_after)
         self.trigger_event(
             self.CAEnabled,
             actor=ctx.actor,
@@ -273,13 +277,35 @@ class CertificateAuthority(SigningRules, Aggregate):
         self.trigger_event(self.CADisabled, actor=ctx.actor, request_id=ctx.request_id)
 
     def renew_service(self, ctx: RequestContext, service_days: int, now: dt.datetime) -> None:
-        """Extend the service period by ``service_days`` from its end (or from now if over)."""
+        """Extend the service period by ``service_days`` from its end (or from now if over),
+        never past the CA's certificate: an expired CA, or an extension that would outlive
+        the certificate, is refused with what to do instead."""
         check_range("service_days", service_days, 1, MAX_SERVICE_DAYS)
         if self.status is CAStatus.REVOKED:
-            raise CAStateError("A revoked CA cannot be renewed.")
+            raise CAStateError("A revoked CA cannot be renewed; revocation is final.")
         if self.service_until is None:
             raise CANotEnabledError("Enable the CA first; its service period starts then.")
+        not_after = self.not_after
+        assert not_after is not None  # a CA with a service period has its certificate
+        if now >= not_after:
+            raise CAStateError(
+                f"The CA's certificate expired on {not_after.isoformat()}; an expired CA cannot"
+                " be renewed (its certificate would have to be re-issued). Create and enable a"
+                " new CA to take its place and assign its quota there."
+            )
         start = max(now, self.service_until)
+        if start + dt.timedelta(days=service_days) > not_after:
+            left = (not_after - start).days
+            advice = (
+                f"ask for at most {left} days"
+                if left >= 1
+                else "it already runs to within a day of it and cannot be extended further"
+            )
+            raise ValidityError(
+                f"service_days {service_days} would run the service period past the CA's"
+                f" certificate, which ends on {not_after.isoformat()}; {advice}.",
+                field="service_days",
+            )
         self.trigger_event(
             self.CAServiceRenewed,
             actor=ctx.actor,

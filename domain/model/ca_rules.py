@@ -91,6 +91,11 @@ class SigningRules:
     def require_enabled(self: CAState, now: dt.datetime) -> None:
         """Raise unless the CA is enabled and its certificate is still valid at ``now``."""
         label = f"{self.kind.value} CA {self.id}"
+        if self.status is CAStatus.REVOKED:
+            raise CAStateError(
+                f"The {label} was revoked; revocation is final, so it signs nothing more and"
+                " cannot be enabled again. Request from another intermediate."
+            )
         if self.status is not CAStatus.ENABLED:
             raise CANotEnabledError(f"The {label} is {self.status.value}; enable it first.")
         not_after = self.not_after
@@ -127,22 +132,21 @@ class SigningRules:
             )
 
     def leaf_window(
-        self: CAState, now: dt.datetime, validity_days: int
+        self: CAState,
+        now: dt.datetime,
+        validity_days: int | None,
+        not_after: dt.datetime | None = None,
     ) -> tuple[dt.datetime, dt.datetime]:
-        """The (not_before, not_after) of a leaf valid ``validity_days`` from ``now``."""
-        check_range("validity_days", validity_days, 1, MAX_LEAF_DAYS)
-        not_after = now + dt.timedelta(days=validity_days)
+        """The (not_before, not_after) of a leaf valid ``validity_days`` from ``now``, or
+        until the explicit ``not_after`` (exactly one is given); either end is held to the
+        same limits, and ValidityError says when the limit falls and what to ask instead."""
+        end, field = _requested_end(now, validity_days, not_after)
         limit, why = _leaf_limit(self)
-        if not_after > limit:
-            allowed = max((limit - now).days, 0)
-            raise ValidityError(
-                f"validity_days must be at most {allowed}: a certificate may not outlive {why} "
-                f"({limit.date().isoformat()}).",
-                field="validity_days",
-            )
+        if end > limit:
+            raise _outlives(now, field, end, limit, why)
         ca_not_before = self.not_before
         assert ca_not_before is not None
-        return max(now - dt.timedelta(minutes=1), ca_not_before), not_after
+        return max(now - dt.timedelta(minutes=1), ca_not_before), end
 
 
 def check_range(field: str, value: int, low: int, high: int) -> None:
@@ -172,6 +176,65 @@ def add_years(moment: dt.datetime, years: int) -> dt.datetime:
         return moment.replace(year=moment.year + years, day=28)
 
 
+def _requested_end(
+    now: dt.datetime, validity_days: int | None, not_after: dt.datetime | None
+) -> tuple[dt.datetime, str]:
+    """The leaf's requested end and the field that asked for it."""
+    if (validity_days is None) == (not_after is None):
+        raise ValidityError(
+            "give either validity_days or not_after (an ISO 8601 end time), not both.",
+            field="validity_days" if validity_days is None else "not_after",
+        )
+    if validity_days is not None:
+        check_range("validity_days", validity_days, 1, MAX_LEAF_DAYS)
+        return now + dt.timedelta(days=validity_days), "validity_days"
+    assert not_after is not None
+    if not_after.tzinfo is None:
+        raise ValidityError(
+            "not_after needs a time zone, e.g. 2027-01-31T00:00:00Z.", field="not_after"
+        )
+    end = not_after.astimezone(dt.UTC).replace(microsecond=0)  # X.509 keeps whole seconds
+    if end <= now:
+        raise ValidityError(
+            f"not_after must be later than now ({now.isoformat()}).", field="not_after"
+        )
+    if end > now + dt.timedelta(days=MAX_LEAF_DAYS):
+        raise ValidityError(
+            f"not_after must be at most {MAX_LEAF_DAYS} days from now.", field="not_after"
+        )
+    return end, "not_after"
+
+
+def _outlives(
+    now: dt.datetime, field: str, end: dt.datetime, limit: dt.datetime, why: str
+) -> ValidityError:
+    """Why a leaf ending at ``end`` is refused: when ``limit`` falls, how long is left,
+    and what to ask for instead."""
+    left = limit - now
+    allowed = left.days
+    remedies = [f"not_after no later than {limit.isoformat()}"]
+    if allowed >= 1:
+        remedies.insert(0, f"validity_days of at most {allowed}")
+    advice = "ask for " + " or ".join(remedies)
+    if why == SERVICE_PERIOD:
+        advice += ", or renew the CA's service period first"
+    return ValidityError(
+        f"{field} would end the certificate on {end.isoformat()}, after {why} ends on"
+        f" {limit.isoformat()} ({_span(left)} from now); {advice}.",
+        field=field,
+    )
+
+
+def _span(delta: dt.timedelta) -> str:
+    hours = delta.seconds // 3600
+    if delta.days:
+        return f"{delta.days} days {hours} hours"
+    return f"{hours} hours {delta.seconds % 3600 // 60} minutes"
+
+
+SERVICE_PERIOD = "the CA's service period"
+
+
 def _leaf_limit(ca: CAState) -> tuple[dt.datetime, str]:
     """The latest a leaf may end, and why: the service period if it is short, else the CA's
     certificate."""
@@ -179,5 +242,5 @@ def _leaf_limit(ca: CAState) -> tuple[dt.datetime, str]:
     assert ca_not_after is not None
     assert ca.service_until is not None
     if ca.service_days < ONE_YEAR_DAYS and ca.service_until < ca_not_after:
-        return ca.service_until, "the CA's service period"
+        return ca.service_until, SERVICE_PERIOD
     return ca_not_after, "the issuing CA's certificate"

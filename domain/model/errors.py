@@ -19,6 +19,7 @@ The tree (the API maps each branch to one HTTP status)::
     │   ├── IdempotencyKeyReusedError  the key was used with other parameters
     │   └── AuditChainError        (domain/audit/chain.py) the log cannot be chained safely
     ├── KeyCustodyError            a key cannot be read (wrong or missing master key)
+    ├── LogTamperedError           the event log failed its audit chain: commands refused (503)
     └── StorageNotDurableError     the service was asked to run on memory only
 """
 
@@ -88,6 +89,15 @@ class IdempotencyKeyReusedError(ConflictError):
 
 class KeyCustodyError(PCAError):
     """Raised when a stored key cannot be decrypted or is missing."""
+
+
+class LogTamperedError(PCAError):
+    """Raised for every command once the event log failed its audit chain; ``position``
+    names the first bad position (see domain/application/integrity.py)."""
+
+    def __init__(self, detail: str, *, position: int) -> None:
+        super().__init__(detail)
+        self.position = position
 
 
 class StorageNotDurableError(PCAError):

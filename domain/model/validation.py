@@ -15,7 +15,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from domain.model.errors import SANError, SubjectError
+from domain.model.countries import COUNTRY_CODES
+from domain.model.errors import SANError, SubjectError, ValidationError
 from domain.model.san_values import normalize_san_value
 from domain.model.text import clean, show
 from domain.model.values import SAN, CertificateType, SANType, Subject
@@ -69,6 +70,14 @@ def normalize_subject(subject: Subject) -> Subject:
     )
 
 
+def display_name(value: str | None, field: str = "name") -> str | None:
+    """A display name (of a certificate or a token) stripped, or None when absent or blank;
+    ValidationError for control or bidirectional-control characters."""
+    if value is None:
+        return None
+    return clean(value, field, ValidationError, field) or None
+
+
 def _optional_attribute(value: str | None, name: str, limit: int) -> str | None:
     """Strip an optional attribute; None when empty; SubjectError when too long."""
     if value is None:
@@ -93,6 +102,12 @@ def _country(value: str | None) -> str | None:
     if not re.fullmatch(r"[A-Za-z]{2}", text):
         raise SubjectError(
             f"country must be a 2-letter ISO 3166 code such as 'DE'; got {show(text)}",
+            field="subject.country",
+        )
+    if text.upper() not in COUNTRY_CODES:
+        raise SubjectError(
+            f"country {show(text)} is not an assigned ISO 3166-1 code; use one such as 'DE'"
+            " or 'GB' (the United Kingdom's code is GB, not UK)",
             field="subject.country",
         )
     return text.upper()

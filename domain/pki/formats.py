@@ -38,6 +38,7 @@ carry Unix mode 0600, certificates 0644.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import re
 import secrets
@@ -93,11 +94,16 @@ class DownloadOptions:
 
 @dataclass(frozen=True)
 class Download:
-    """One file for the HTTP response: ``Content-Disposition`` name, ``Content-Type``, body."""
+    """One file for the HTTP response: ``Content-Disposition`` name, ``Content-Type``, body.
+
+    ``filename`` is safe everywhere (ASCII, no separators); ``display_filename`` keeps the
+    certificate's own name (any script) with the same extension, for RFC 6266's filename*.
+    """
 
     filename: str
     content_type: str
     body: bytes
+    display_filename: str = ""
 
 
 @dataclass(frozen=True)
@@ -162,11 +168,23 @@ def render_download(
     )
     public = _PUBLIC_RENDERERS.get(fmt)
     if public is not None:
-        return public(certificates)
+        return _named(public(certificates), material.name, certificates.name)
     if material.private_key is None:
         raise ValidationError(_NO_KEY, field="format")
     password = _password_for(fmt, options.password)
-    return _KEYED_RENDERERS[fmt](certificates, material.private_key, password)
+    keyed = _KEYED_RENDERERS[fmt](certificates, material.private_key, password)
+    return _named(keyed, material.name, certificates.name)
+
+
+def _named(download: Download, name: str, stem: str) -> Download:
+    """``download`` with its display file name: the name as given (separators and control
+    characters replaced, as long as the safe stem allows) plus the file's extension."""
+    extension = download.filename.removeprefix(stem)
+    shown = _DISPLAY_UNSAFE.sub("_", name).strip(". ")[:MAX_NAME_LENGTH] or stem
+    return dataclasses.replace(download, display_filename=shown + extension)
+
+
+_DISPLAY_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\\"]")
 
 
 def carries_private_key(fmt: DownloadFormat) -> bool:
@@ -188,6 +206,11 @@ def check_password(password: str) -> None:
             f"this one has {len(password)}.",
             field="password",
         )
+    if not password.strip(" "):
+        raise ValidationError(
+            "The password is only spaces; choose one with letters, digits or punctuation.",
+            field="password",
+        )
     if not (password.isascii() and password.isprintable()):
         raise ValidationError(
             "The password may hold only printable ASCII (letters, digits, punctuation, spaces), "
@@ -204,7 +227,7 @@ def _password_for(fmt: DownloadFormat, given: str | None) -> str:
         return secrets.token_urlsafe(18)
     raise ValidationError(
         f"The {fmt.value} download holds the private key and leaves the service only encrypted: "
-        f'send "password" with at least {MIN_PASSWORD_LENGTH} characters.',
+        f"give a password of at least {MIN_PASSWORD_LENGTH} characters.",
         field="password",
     )
 

@@ -109,6 +109,7 @@ class CertificateView:
     requested_by: str
     issued_at: dt.datetime
     position: int
+    issuer_revoked_at: dt.datetime | None  # its issuing CA was revoked then: chain invalid
 
 
 @dataclass(frozen=True)
@@ -124,6 +125,7 @@ class CertificateFilter:
     type: CertificateType | None = None
     text: str | None = None
     expiring_before: dt.datetime | None = None
+    issuer_revoked: bool | None = None
 
 
 @dataclass(frozen=True)

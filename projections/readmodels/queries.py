@@ -46,6 +46,7 @@ from projections.readmodels.store import open_view
 from projections.readmodels.view import ReadModelView
 
 MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 50
 MAX_TEXT_LENGTH = 255
 _CURSOR_PREFIX = "rm1:"
 _WAIT_FIRST_SLEEP = 0.002
@@ -102,6 +103,18 @@ class ReadModels(Closeable):
         rows = self._view.fetch(self._view.sql.select_cas, (to_micros(now),))
         return [_ca_view(row, now) for row in rows]
 
+    def page_cas(
+        self, now: dt.datetime, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None
+    ) -> Page[CAView]:
+        """CAs oldest first, ``limit`` per page, after a previous page's ``next_cursor``;
+        ValidationError on a bad limit or cursor (the same rules as list_certificates)."""
+        check_limit(limit)
+        after = 0 if cursor is None else decode_cursor(cursor)
+        rows = self._view.fetch(self._view.sql.select_ca_page, (to_micros(now), after, limit + 1))
+        items = tuple(_ca_view(row, now) for row in rows[:limit])
+        more = len(rows) > limit
+        return Page(items, encode_cursor(rows[limit - 1]["position"]) if more else None)
+
     def get_ca(self, ca_id: UUID, now: dt.datetime) -> CAView:
         """The CA ``ca_id`` as of ``now``; NotFoundError if the read models have none."""
         rows = self._view.fetch(self._view.sql.select_ca, (to_micros(now), str(ca_id)))
@@ -115,7 +128,7 @@ class ReadModels(Closeable):
         self,
         certificate_filter: CertificateFilter,
         now: dt.datetime,
-        limit: int = 50,
+        limit: int = DEFAULT_PAGE_SIZE,
         cursor: str | None = None,
     ) -> Page[CertificateView]:
         """Certificates matching ``certificate_filter``, newest first, ``limit`` per page.
@@ -124,10 +137,7 @@ class ReadModels(Closeable):
         so certificates issued after the first page never shift later pages, and a deep
         page costs what the first does. ValidationError on a bad limit, cursor or text.
         """
-        if not 1 <= limit <= MAX_PAGE_SIZE:
-            raise ValidationError(
-                f"limit must be between 1 and {MAX_PAGE_SIZE}; got {limit}.", field="limit"
-            )
+        check_limit(limit)
         conditions, params = _conditions(certificate_filter, now)
         if cursor is not None:
             conditions.append("position < ?")
@@ -178,8 +188,16 @@ class ReadModels(Closeable):
         return _revocation_entry(rows[0]) if rows else None
 
 
+def check_limit(limit: int) -> None:
+    """ValidationError (field "limit") unless 1 <= ``limit`` <= MAX_PAGE_SIZE."""
+    if not 1 <= limit <= MAX_PAGE_SIZE:
+        raise ValidationError(
+            f"limit must be between 1 and {MAX_PAGE_SIZE}; got {limit}.", field="limit"
+        )
+
+
 def encode_cursor(position: int) -> str:
-    """The opaque cursor for the page after the certificate at log ``position``."""
+    """The opaque cursor for the page after the item at log ``position``."""
     return base64.urlsafe_b64encode(f"{_CURSOR_PREFIX}{position}".encode()).decode().rstrip("=")
 
 
@@ -193,7 +211,7 @@ def decode_cursor(cursor: str) -> int:
         pass
     raise ValidationError(
         "cursor is not one this service handed out; use a page's next_cursor as given, "
-        "or leave it out to start from the newest certificate.",
+        "or leave it out to start from the first page.",
         field="cursor",
     )
 
@@ -229,7 +247,13 @@ def _conditions(
     if certificate_filter.expiring_before is not None:
         conditions.append("+not_after < ?")
         params.append(to_micros(certificate_filter.expiring_before))
+    if certificate_filter.issuer_revoked is not None:
+        negation = "" if certificate_filter.issuer_revoked else "NOT "
+        conditions.append(f"{negation}EXISTS ({_ISSUER_REVOKED})")
     return conditions, params
+
+
+_ISSUER_REVOKED = "SELECT 1 FROM {cas} r WHERE r.id = ca_id AND r.revoked_at IS NOT NULL"
 
 
 # Pages walk an index in position order and filter expiry on the way ("+not_after" keeps
@@ -326,6 +350,7 @@ def _certificate_view(row: Any, now: dt.datetime) -> CertificateView:
         requested_by=row["requested_by"],
         issued_at=from_micros(row["issued_at"]),
         position=row["position"],
+        issuer_revoked_at=optional_instant(row["issuer_revoked_at"]),
     )
 
 

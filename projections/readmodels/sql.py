@@ -110,7 +110,8 @@ _EXPIRED_COUNT = (
 )
 _CERTIFICATE_COLUMNS = (
     "id, position, ca_id, serial_number, type, name, common_name, sans, key_algorithm, "
-    "not_before, not_after, status, revoked_at, revocation_reason, requested_by, issued_at"
+    "not_before, not_after, status, revoked_at, revocation_reason, requested_by, issued_at, "
+    "(SELECT r.revoked_at FROM {cas} r WHERE r.id = ca_id) AS issuer_revoked_at"
 )
 _REVOCATION_COLUMNS = (
     "issuer_id, serial_number, certificate_id, revoked_at, reason, not_after, position"
@@ -190,6 +191,10 @@ class Statements:
         )
         self.select_cas = self._render(
             "SELECT {ca_columns}, {expired_count} FROM {cas} c ORDER BY c.position"
+        )
+        self.select_ca_page = self._render(
+            "SELECT {ca_columns}, {expired_count} FROM {cas} c WHERE c.position > ? "
+            "ORDER BY c.position LIMIT ?"
         )
         self.select_ca = self._render(
             "SELECT {ca_columns}, {expired_count} FROM {cas} c WHERE c.id = ?"

@@ -15,7 +15,7 @@ from domain.adapters.settings import OCSPSettings
 from domain.application.service import PrivateCA
 from domain.model.certificate_facts import load_certificate
 from domain.model.errors import PCAError
-from domain.model.values import RequestContext
+from domain.model.values import RequestContext, RevocationReason
 from domain.pki import ocsp
 from domain.pki.crl import IssuerKey
 from domain.pki.x509 import as_issuer_key
@@ -73,9 +73,21 @@ class OCSPResponder:
         if certificate is not None and certificate.revoked_at is not None:
             assert certificate.revocation_reason is not None
             return ocsp.Revoked(certificate.revoked_at, certificate.revocation_reason)
-        if certificate is not None or self._read_models.is_issued(ca_id, serial):
+        if certificate is None and not self._read_models.is_issued(ca_id, serial):
+            return ocsp.Unknown()
+        return self._issuer_status(ca_id)
+
+    def _issuer_status(self, ca_id: UUID) -> ocsp.CertStatusAnswer:
+        """Good, unless the issuing CA was revoked: then nothing it issued validates any
+        more, and RFC 6960 section 2.7 lets the responder say revoked for all of it (from
+        the CA's revocation time; its key compromise is a CA compromise for the leaf)."""
+        ca = self._service.get_ca(ca_id)
+        if ca.revoked_at is None or ca.revocation_reason is None:
             return ocsp.Good()
-        return ocsp.Unknown()
+        reason = ca.revocation_reason
+        if reason is RevocationReason.KEY_COMPROMISE:
+            reason = RevocationReason.CA_COMPROMISE
+        return ocsp.Revoked(ca.revoked_at, reason)
 
     def _responder(self, ca_id: UUID) -> tuple[x509.Certificate, IssuerKey]:
         """The CA's responder certificate and key, certifying a new one when there is none

@@ -31,6 +31,7 @@ from eventsourcing.persistence import IntegrityError
 from domain.adapters.settings import PublishingSettings, Settings
 from domain.application.service import PrivateCA
 from domain.audit.verify import AuditLog
+from domain.model.errors import LogTamperedError
 from domain.model.values import RequestContext
 from domain.pki.crl import EncodedRevocationList, RecutPolicy, RevokedEntry, build_crl
 from domain.pki.x509 import PublicationURLs
@@ -259,6 +260,8 @@ class PublisherThread:
                     self._publish_until_stopped()
             except RunnerActiveError:
                 logger.debug("another process publishes CRLs; standing by")
+            except LogTamperedError as error:  # stays so until a restore: no stack each time
+                logger.error("CRL publishing refused: %s", error.detail)
             except Exception:
                 logger.exception("CRL publishing failed; retrying")
             self._stop.wait(self._standby_retry)

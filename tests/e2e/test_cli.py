@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import subprocess
+import uuid
 from pathlib import Path
 
 import pytest
@@ -209,7 +210,9 @@ def test_downloads_write_server_bundles_with_private_modes(tmp_path: Path) -> No
         check=False,
     )
     assert refused.returncode == 2
-    assert "password" in refused.stderr
+    assert "[PCA_DOWNLOAD_PASSWORD]" in refused.stderr  # CLI words, not the HTTP body's
+    assert "Set it in PCA_DOWNLOAD_PASSWORD" in refused.stderr
+    assert '"password"' not in refused.stderr
 
 
 def test_a_token_can_be_made_with_a_lifetime(tmp_path: Path) -> None:
@@ -253,3 +256,49 @@ def test_tokens_are_listed_with_their_status_and_never_the_secret(tmp_path: Path
     ]
     assert kept not in listed
     assert str(gone["token"]) not in listed
+
+
+def test_ca_list_pages_with_limit_and_cursor(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for name in ("One", "Two", "Three"):
+        pca(data, "ca", "create-root", "--cn", name)
+    first = pca(data, "--json", "ca", "list", "--limit", "2")
+    assert [ca["common_name"] for ca in json.loads(first.stdout)] == ["One", "Two"]
+    cursor = first.stderr.split("more: --cursor ")[1].strip()
+    rest = pca(data, "--json", "ca", "list", "--limit", "2", "--cursor", cursor)
+    assert json.loads(rest.stdout)["common_name"] == "Three"
+    assert "more:" not in rest.stderr
+
+
+def test_a_mistyped_store_is_refused_not_made_a_new_deployment(settings: Settings) -> None:
+    env: dict[str, str] = {}
+    if settings.database_url is not None:
+        env = {
+            "PCA_DATABASE_URL": settings.database_url,
+            "PCA_DATABASE_SCHEMA": str(settings.database_schema),  # empty: a typo's schema
+        }
+    typo = settings.data_dir.parent / "typo"
+    for command in (("ca", "list"), ("audit", "verify"), ("cert", "show", str(uuid.uuid4()))):
+        refused = pca_with(typo, env, *command, check=False)
+        assert refused.returncode == 2, refused.stdout
+        assert "There is no deployment here" in refused.stderr
+        assert "to start a new deployment there, run `pca quickstart`" in refused.stderr
+    assert not (typo / "events.db").exists()
+    assert not (typo / "keys.db").exists()
+    assert settings.holds_deployment() is False
+    pca_with(typo, env, "ca", "create-root", "--cn", "Deliberate")  # a creating command
+    assert pca_with(typo, env, "ca", "list").returncode == 0
+
+
+def test_json_goes_before_or_after_the_subcommand_and_tables_stay_flat(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    pca(data, "quickstart", "--out", str(tmp_path / "qs"))
+    before = json.loads(pca(data, "--json", "ca", "list").stdout)
+    after = json.loads(pca(data, "ca", "list", "--json").stdout)
+    assert before == after
+    table = pca(data, "ca", "list").stdout
+    assert "{" not in table  # no Python dicts in cells
+    assert "'" not in table
+    assert "+00:00" not in table  # one time format: ISO 8601 with Z
+    shown = pca(data, "ca", "show", after[0]["id"]).stdout
+    assert "-----BEGIN" not in shown

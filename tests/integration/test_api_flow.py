@@ -128,6 +128,8 @@ def test_issue_download_revoke_delete(api: ApiClient) -> None:
     assert revoked.get_json()["revocation_reason"] == "key_compromise"
     deleted = api.call("DELETE", f"/api/v1/certificates/{cert_id}", role=Role.OPERATOR)
     assert deleted.status_code == 204
+    assert "Content-Type" not in deleted.headers  # no body, no type
+    assert deleted.data == b""
     assert api.call("GET", f"/api/v1/certificates/{cert_id}").status_code == 404
 
 
@@ -286,3 +288,25 @@ def test_a_retried_ca_creation_or_purchase_with_its_key_acts_once(api: ApiClient
     assert [response.get_json()["quota"]["total"] for response in bought] == [110, 110]
     without_key = api.call("POST", purchase, json={"count": 100})
     assert without_key.get_json()["quota"]["total"] == 210
+
+
+def test_a_non_ascii_name_is_downloaded_under_rfc_6266_filename_star(api: ApiClient) -> None:
+    ca_id = _intermediate(api, _root(api))
+    issued = _issue(api, ca_id, name="Bäckerei Müller")
+    download = api.call(
+        "POST",
+        f"/api/v1/certificates/{issued['id']}/download",
+        role=Role.OPERATOR,
+        json={"format": "pem"},
+    )
+    disposition = download.headers["Content-Disposition"]
+    assert disposition.startswith('attachment; filename="B_ckerei_M_ller.pem"'), disposition
+    assert "filename*=UTF-8''B%C3%A4ckerei%20M%C3%BCller.pem" in disposition
+    plain = _issue(api, ca_id, name="shop")
+    answer = api.call(
+        "POST",
+        f"/api/v1/certificates/{plain['id']}/download",
+        role=Role.OPERATOR,
+        json={"format": "pem"},
+    )
+    assert answer.headers["Content-Disposition"] == 'attachment; filename="shop.pem"'

@@ -80,6 +80,8 @@ def test_each_item_succeeds_or_fails_on_its_own(api: ApiClient) -> None:
     assert [result["index"] for result in answer["results"]] == [0, 1, 2, 3, 4]
     assert answer["results"][1]["problem"]["field"] == "items[1].validity_days"
     assert answer["results"][3]["problem"]["field"] == "items[3].colour"
+    # refused by issuance rather than by the schema, the field still names its item
+    assert answer["results"][4]["problem"]["field"].startswith("items[4].")
     assert (answer["succeeded"], answer["failed"]) == (2, 3)
     assert _quota_remaining(api, ca_id) == 8  # failures consumed nothing
 

@@ -151,7 +151,7 @@ def test_revoking_an_intermediate_is_final(service: PrivateCA) -> None:
     assert intermediate.revocation_reason is RevocationReason.KEY_COMPROMISE
     with pytest.raises(CAStateError, match="cannot be enabled again"):
         service.enable_ca(ADMIN, intermediate_id)
-    with pytest.raises(CANotEnabledError):
+    with pytest.raises(CAStateError, match="was revoked; revocation is final"):
         issue(service, intermediate_id)
 
 

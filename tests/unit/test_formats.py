@@ -285,7 +285,7 @@ def test_formats_holding_a_key_are_refused_for_a_certificate_issued_from_a_csr(
 def test_formats_holding_a_key_refuse_to_go_without_a_password(
     ec_chain: Chain, fmt: DownloadFormat
 ) -> None:
-    with pytest.raises(ValidationError, match='send "password"') as raised:
+    with pytest.raises(ValidationError, match="give a password") as raised:
         render(fmt, ec_chain, password=None)
     assert raised.value.field == "password"
 

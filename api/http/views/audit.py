@@ -16,10 +16,15 @@ from domain.audit.verify import AuditLog
 from domain.model.errors import ValidationError
 from domain.model.tokens import Role
 from projections.audit.history import HistoryFilter, HistoryItem, jsonable, read_history
+from projections.readmodels.queries import (
+    DEFAULT_PAGE_SIZE,
+    check_limit,
+    decode_cursor,
+    encode_cursor,
+)
 
 blueprint = Blueprint("audit", __name__, url_prefix="/api/v1")
 routes = Routes(blueprint, "Audit")
-DEFAULT_LIMIT = 100
 
 
 @routes.route(
@@ -33,11 +38,26 @@ DEFAULT_LIMIT = 100
 def list_events(query: dict[str, Any]) -> ResponseReturnValue:
     page = read_history(
         services().service,
-        parse_count(query.get("after"), "after", 0),
-        parse_count(query.get("limit"), "limit", DEFAULT_LIMIT),
+        _after(query),
+        parse_count(query.get("limit"), "limit", DEFAULT_PAGE_SIZE),
         _filter(query),
     )
-    return {"items": [_shape(item) for item in page.items], "next_after": page.next_after}
+    return {
+        "items": [_shape(item) for item in page.items],
+        "next_cursor": None if page.next_after is None else encode_cursor(page.next_after),
+        "next_after": page.next_after,
+    }
+
+
+def _after(query: dict[str, Any]) -> int:
+    """The position to continue after: from ``cursor`` as every list pages, or from
+    ``after`` for an auditor who knows the position; not both."""
+    cursor = query.get("cursor")
+    if cursor is None:
+        return parse_count(query.get("after"), "after", 0)
+    if "after" in query:
+        raise ValidationError("give cursor or after, not both.", field="after")
+    return decode_cursor(cursor)
 
 
 @routes.route(
@@ -54,13 +74,23 @@ def verify() -> ResponseReturnValue:
 @routes.route(
     "GET",
     "/audit/checkpoints",
-    summary="Signed checkpoints, for export",
+    summary="Signed checkpoints, for export, oldest first, paged",
     role=Role.AUDITOR,
+    query=bodies.CHECKPOINT_QUERY,
     response=bodies.CHECKPOINTS,
 )
-def checkpoints() -> ResponseReturnValue:
+def checkpoints(query: dict[str, Any]) -> ResponseReturnValue:
+    limit = parse_count(query.get("limit"), "limit", DEFAULT_PAGE_SIZE)
+    check_limit(limit)
+    after = 0 if query.get("cursor") is None else decode_cursor(query["cursor"])
     audit = AuditLog.of(services().service)
-    return {"public_key_pem": audit.public_key_pem(), "items": audit.export_checkpoints()}
+    items = [item for item in audit.export_checkpoints() if item["position"] > after]
+    more = len(items) > limit
+    return {
+        "public_key_pem": audit.public_key_pem(),
+        "items": items[:limit],
+        "next_cursor": encode_cursor(items[limit - 1]["position"]) if more else None,
+    }
 
 
 @routes.route(

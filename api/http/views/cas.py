@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 
 from api.deployment import request_context, services
 from api.http import bodies
-from api.http.params import idempotency_key
+from api.http.params import idempotency_key, parse_count
 from api.http.routing import Routes
 from api.presenters import ca_shape, ca_view_shape
 from domain.application.commands import (
@@ -25,6 +25,7 @@ from domain.model.tokens import Role
 from domain.model.values import CAKind, RevocationReason, Subject
 from domain.pki.der import pem
 from projections.readmodels.models import CAView
+from projections.readmodels.queries import DEFAULT_PAGE_SIZE
 
 blueprint = Blueprint("cas", __name__, url_prefix="/api/v1/cas")
 routes = Routes(blueprint, "CAs")
@@ -168,17 +169,23 @@ def assign_quota(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
 @routes.route(
     "GET",
     "",
-    summary="Every CA with status, quota and certificate counts",
+    summary="The CAs with status, quota and certificate counts, oldest first, paged",
     role=Role.AUDITOR,
-    query=bodies.NO_QUERY,
+    query=bodies.CA_QUERY,
     response=bodies.CA_LIST,
     read_models=True,
 )
 def list_cas(query: dict[str, Any]) -> ResponseReturnValue:
-    del query
     found = services()
-    views = found.read_models.list_cas(found.service.clock())
-    return {"items": [ca_view_shape(view, _certificate_pem(view)) for view in views]}
+    page = found.read_models.page_cas(
+        found.service.clock(),
+        parse_count(query.get("limit"), "limit", DEFAULT_PAGE_SIZE),
+        query.get("cursor"),
+    )
+    return {
+        "items": [ca_view_shape(view, _certificate_pem(view)) for view in page.items],
+        "next_cursor": page.next_cursor,
+    }
 
 
 def _certificate_pem(view: CAView) -> str | None:

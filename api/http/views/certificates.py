@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from typing import Any
+from urllib.parse import quote
 from uuid import UUID
 
 from flask import Blueprint, Response, g, request
@@ -32,16 +33,17 @@ from domain.model.values import (
 )
 from domain.pki.der import pem
 from domain.pki.formats import (
+    Download,
     DownloadOptions,
     parse_format,
 )
 from projections.readmodels.models import CertificateFilter
+from projections.readmodels.queries import DEFAULT_PAGE_SIZE
 
 issuing = Blueprint("issuing", __name__, url_prefix="/api/v1/cas")
 certificates = Blueprint("certificates", __name__, url_prefix="/api/v1/certificates")
 issuing_routes = Routes(issuing, "Certificates")
 routes = Routes(certificates, "Certificates")
-DEFAULT_PAGE_SIZE = 50
 DOWNLOAD_MEDIA_TYPES = (
     "application/x-pem-file",
     "application/pkix-cert",
@@ -62,6 +64,16 @@ def _shape(
     return shape, status, headers
 
 
+def _disposition(download: Download) -> str:
+    """``attachment`` with the safe ASCII name, plus RFC 6266's ``filename*`` (RFC 8187
+    UTF-8) when the certificate's own name differs from it (a non-ASCII name)."""
+    value = f'attachment; filename="{download.filename}"'
+    shown = download.display_filename
+    if shown and shown != download.filename:
+        value += f"; filename*=UTF-8''{quote(shown, safe='')}"
+    return value
+
+
 @functools.lru_cache(maxsize=64)
 def _chain_pem(chain: tuple[bytes, ...]) -> str:
     """A CA chain's PEM; chains never change, and every issuance answer carries one."""
@@ -75,7 +87,8 @@ def _certificate_request(
     return certificate_request(
         body["type"],
         subject_from({**extras, "common_name": body["common_name"]}),
-        body["validity_days"],
+        body.get("validity_days"),
+        not_after=parse_instant(body.get("not_after"), "not_after"),
         sans=[(san["type"], san["value"]) for san in body.get("sans", [])],
         key_algorithm=body.get("key_algorithm"),
         csr_pem=body.get("csr"),
@@ -153,6 +166,10 @@ def _batch_result(index: int, outcome: IssuedCertificate | PCAError) -> dict[str
         problem = item_problem(outcome)
         if int(str(problem["status"])) >= 500:
             raise outcome
+        prefix = f"items[{index}]"
+        field = str(problem.get("field", ""))
+        if field and not field.startswith(prefix):  # the issuance errors name the item's field
+            problem["field"] = f"{prefix}.{field}"
         return {"index": index, "status": problem["status"], "problem": problem}
     now = services().service.clock()
     return {
@@ -198,7 +215,9 @@ def revoke_certificate(certificate_id: UUID, body: dict[str, Any]) -> ResponseRe
 )
 def delete_certificate(certificate_id: UUID) -> ResponseReturnValue:
     outcome = services().service.delete_certificate(request_context(), certificate_id)
-    return "", 204, {"X-Log-Position": str(outcome.position)}
+    response = Response(status=204, headers={"X-Log-Position": str(outcome.position)})
+    del response.headers["Content-Type"]  # no body, so no type (RFC 9110 section 8.3)
+    return response
 
 
 @routes.route(
@@ -219,7 +238,7 @@ def download_certificate(certificate_id: UUID, body: dict[str, Any]) -> Response
         DownloadOptions(body.get("password"), body.get("include_chain", True)),
     )
     headers = {
-        "Content-Disposition": f'attachment; filename="{export.download.filename}"',
+        "Content-Disposition": _disposition(export.download),
         "Cache-Control": "no-store",
     }
     if export.position is not None:
@@ -258,4 +277,5 @@ def _filter(ca_id: UUID, query: dict[str, Any]) -> CertificateFilter:
         query.get("type"),
         query.get("q"),
         parse_instant(query.get("expires_before"), "expires_before"),
+        None if "issuer_revoked" not in query else query["issuer_revoked"] == "true",
     )

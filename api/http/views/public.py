@@ -56,9 +56,17 @@ def ca_certificate_pem(ca_id: UUID) -> ResponseReturnValue:
     )
 
 
-@routes.route("GET", "/healthz", summary="Storage is reachable", role=None, response=bodies.HEALTH)
+@routes.route(
+    "GET",
+    "/healthz",
+    summary="Storage is reachable and the audit chain intact (503 once it is broken)",
+    role=None,
+    response=bodies.HEALTH,
+)
 def healthz() -> ResponseReturnValue:
-    position = services().service.recorder.max_notification_id() or 0
+    service = services().service
+    service.integrity.check()  # a broken chain answers 503 "Log tampered", with advice
+    position = service.recorder.max_notification_id() or 0
     storage = "postgresql" if services().settings.uses_postgres else "sqlite"
     return {"status": "ok", "storage": storage, "position": position}
 
@@ -84,6 +92,7 @@ def metrics() -> ResponseReturnValue:
 def store_figures() -> dict[str, tuple[str, float]]:
     """Figures every worker reads alike, from the event log and the read models."""
     found = services()
+    breach = found.service.integrity.refresh()
     head = found.service.recorder.max_notification_id() or 0
     position = found.read_models.position()
     cas = found.read_models.list_cas(found.service.clock())
@@ -92,6 +101,14 @@ def store_figures() -> dict[str, tuple[str, float]]:
         "pca_projection_lag_events": (
             "Events the read models have yet to process",
             head - position,
+        ),
+        "pca_audit_chain_intact": (
+            "1 while the event log matches its audit chain, 0 once a break is found",
+            1 if breach is None else 0,
+        ),
+        "pca_audit_chain_first_bad_position": (
+            "First log position that fails the audit chain (0 while intact)",
+            0 if breach is None else breach.position,
         ),
         "pca_certificates_issued": (
             "End-entity certificates ever issued",
