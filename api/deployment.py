@@ -33,6 +33,9 @@ class Services:
     ocsp: OCSPResponder
 
     def close(self) -> None:
+        """Stop the writers first (the CRL publisher and its audit checkpoints), then the
+        runner, whose last catch-up brings the read models to the log's head with the
+        writers' last events in it; then the stores."""
         if self.publisher_thread is not None:
             self.publisher_thread.stop()
         if self.runner is not None:
