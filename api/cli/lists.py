@@ -26,7 +26,7 @@ from projections.audit.history import MAX_LIMIT, HistoryFilter, read_history
 from projections.errors import RunnerActiveError
 from projections.readmodels.models import CertificateFilter, CertificateViewStatus
 from projections.readmodels.queries import ReadModels
-from projections.readmodels.worker import catch_up, rebuild, run_forever
+from projections.readmodels.worker import catch_up, catch_up_to_head, rebuild, run_forever
 from projections.revocation.crlstore import BASE, DELTA, open_crl_store
 from projections.revocation.publisher import CRLPublisher, PublishingConfig
 
@@ -95,7 +95,8 @@ def run_projections(session: Session, args: argparse.Namespace) -> list[Row]:
         signal.signal(signum, lambda *_: stop.set())
     with background_publishing(session.settings, session.service):
         run_forever(session.settings, stop)
-    return [{"stopped_at_position": ReadModels.open(session.settings).position()}]
+    # The publisher stopped last, after the runner: its last CRLs go into the read models.
+    return [{"stopped_at_position": catch_up_to_head(session.settings)}]
 
 
 def rebuild_projections(session: Session, args: argparse.Namespace) -> list[Row]:
