@@ -20,7 +20,7 @@ from domain.audit.guard import ChainGuard
 from domain.model.tokens import ApiToken
 from domain.model.values import RequestContext
 from projections.readmodels.queries import ReadModels
-from projections.readmodels.worker import RunnerHandle, nudger
+from projections.readmodels.worker import RunnerHandle, catch_up_to_head, nudger
 from projections.revocation.crlstore import CRLStore, open_crl_store
 from projections.revocation.ocsp_responder import OCSPResponder
 from projections.revocation.publisher import CRLPublisher, background_thread
@@ -75,6 +75,8 @@ class Deployment:
                 runner.start()
                 resources.callback(runner.stop)
             if publish:
+                if runner is None:  # then no runner's stop brings the publisher's events in
+                    resources.callback(catch_up_to_head, settings)
                 thread = background_thread(settings, service, publisher)
                 thread.start()
                 resources.callback(thread.stop)
@@ -94,7 +96,10 @@ class Deployment:
         return target == 0 or self.read_models.wait_for(target, FRESHNESS_WAIT_SECONDS)
 
     def close(self) -> None:
-        """Stop the threads, then close every store, last opened first."""
+        """Stop the writers first (the CRL publisher and its audit checkpoints), then
+        bring the read models to the log's head with the writers' last events in it (the
+        runner's stop does that, or a final catch-up where this process runs none), then
+        close every store, last opened first."""
         self._resources.close()
 
 

@@ -24,7 +24,7 @@ from gunicorn.app.base import BaseApplication
 from gunicorn.util import import_app
 from prometheus_client import multiprocess, values
 
-from api.deployment import Deployment
+from api.deployment import EXTENSION, Deployment
 from domain.adapters.settings import Settings
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,18 @@ def _worker_exit(server: object, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
+def _close_worker_app(server: object, worker: Any) -> None:
+    """In a worker that stops gracefully (SIGTERM, after its last request): stop its
+    background jobs in order (:meth:`api.deployment.Deployment.close`), so the read models
+    reach the log's head before the process ends. gunicorn also calls this in the master
+    for a worker already gone, which has no app there."""
+    del server
+    app = getattr(worker, "wsgi", None)
+    services = app.extensions.get(EXTENSION) if app is not None else None
+    if services is not None:
+        services.close()
+
+
 def serve(
     settings: Settings,
     host: str,
@@ -108,6 +120,7 @@ def serve(
         "timeout": 60,
         "keepalive": 30,
         "child_exit": _worker_exit,
+        "worker_exit": _close_worker_app,
         "control_socket_disable": True,
     }
     _Server(options, background=not api_only).run()

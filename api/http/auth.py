@@ -92,6 +92,7 @@ class FailedAuthentications:
         max_sleepers: int = 2,
         max_addresses: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.free = free
         self.first_delay = first_delay
@@ -99,6 +100,7 @@ class FailedAuthentications:
         self.forget_after = forget_after
         self.max_addresses = max_addresses
         self._clock = clock
+        self._sleep = sleep
         self._sleepers = threading.BoundedSemaphore(max_sleepers)
         self._failures: OrderedDict[str, _Failures] = OrderedDict()
         self._lock = threading.Lock()
@@ -135,7 +137,7 @@ class FailedAuthentications:
                 pause,
             )
         try:
-            time.sleep(pause)
+            self._sleep(pause)
         finally:
             self._sleepers.release()
 

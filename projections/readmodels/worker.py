@@ -6,6 +6,7 @@ Entry points (the ``pca`` command line wires the first and last):
 - :func:`run_in_thread` for the embedded default: the API process follows the log itself.
 - :func:`catch_up`: process what the log holds now, then return.
 - :func:`rebuild` for ``pca projections rebuild``: drop the read models and replay the log.
+- :func:`catch_up_to_head`: the last step of a graceful stop, after the writers stopped.
 
 Each holds the runner lease (:mod:`projections.readmodels.lease`) while it writes, and each resumes
 from the position recorded with the read models, so a restart, even after ``kill -9``,
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -46,6 +48,8 @@ DEFAULT_BATCH_SIZE = 500
 SQLITE_IDLE_WAIT = 0.05  # seconds between polls of an idle SQLite log
 POSTGRES_IDLE_WAIT = 1.0  # NOTIFY wakes the poller; this only bounds a missed one
 STANDBY_RETRY = 5.0  # seconds between attempts of a runner waiting for the lease
+FINAL_CATCH_UP_SECONDS = 5.0  # a graceful stop's last catch-up; gunicorn kills at 10 s
+_FINAL_POLL = 0.1  # seconds between looks while another runner holds the lease
 _NOTIFY_TIMEOUT = 0.5
 
 logger = logging.getLogger(__name__)
@@ -113,6 +117,14 @@ class Worker(Closeable):
     def analyze(self) -> None:
         """Refresh the planner's statistics, which fresh tables lack."""
         self._view.analyze()
+
+    def head(self) -> int:
+        """The position of the last event in the log (0 while it is empty)."""
+        return self._log.recorder.max_notification_id() or 0
+
+    def position(self) -> int:
+        """The position up to which the read models are complete."""
+        return self._view.position()
 
     def catch_up(self, progress: Progress | None = None, limit: int | None = None) -> int:
         """Apply the log up to its current end (at most ``limit`` events); the count."""
@@ -218,6 +230,37 @@ def catch_up(
         return worker.catch_up(progress, limit)
 
 
+def catch_up_to_head(settings: Settings, *, timeout: float = FINAL_CATCH_UP_SECONDS) -> int:
+    """Bring the read models to the head of the log as it is now; return their position.
+
+    The last step of a graceful stop, called once this process's writers (the CRL
+    publisher, and the runner's own thread) have stopped, so that no event this process
+    wrote is left for the next start to project. While another runner holds the lease (a
+    sibling process, still following or stopping too), waits for it to pass the head or
+    to let go, then catches up itself. Gives up after ``timeout`` seconds with a warning:
+    the next runner resumes from where the read models are, and read-your-writes waits.
+    """
+    deadline = time.monotonic() + timeout
+    with Worker(settings) as worker:
+        head = worker.head()
+        while worker.position() < head and time.monotonic() < deadline:
+            try:
+                with acquire_lease(settings):
+                    while worker.position() < head and time.monotonic() < deadline:
+                        if not worker.catch_up(limit=DEFAULT_BATCH_SIZE):
+                            break
+            except RunnerActiveError:  # its holder follows the log, or lets go soon
+                time.sleep(_FINAL_POLL)
+        position = worker.position()
+    if position < head:
+        logger.warning(
+            "the read models stop at position %d of %d; the next runner resumes there",
+            position,
+            head,
+        )
+    return position
+
+
 def rebuild(settings: Settings, progress: Progress | None = None) -> int:
     """Drop the read models and rebuild them from the start of the log; return the number
     of events processed. ``progress(position, end)`` follows each batch.
@@ -274,10 +317,16 @@ class RunnerHandle:
                 self._subscription.wake()
 
     def stop(self, timeout: float | None = 30.0) -> None:
-        """Stop after the batch in progress and wait for the thread to end."""
+        """Stop after the batch in progress, wait for the thread to end, then bring the read
+        models to the log's head (:func:`catch_up_to_head`): stop this process's other
+        writers first, so that their last events are projected too."""
         self._stop.set()
         self.wake()
         self._thread.join(timeout)
+        try:
+            catch_up_to_head(self._settings)
+        except Exception:  # storage gone: the next runner resumes where the models are
+            logger.exception("the read models' last catch-up failed")
 
     def _serve(self) -> None:
         standing_by = False

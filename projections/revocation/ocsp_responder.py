@@ -3,6 +3,7 @@ signed by a delegated responder certificate per CA that is rotated before it exp
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import uuid
@@ -10,6 +11,7 @@ from uuid import UUID
 
 from cryptography import x509
 from cryptography.x509 import ocsp as x509_ocsp
+from eventsourcing.persistence import IntegrityError
 
 from domain.adapters.settings import OCSPSettings
 from domain.application.service import PrivateCA
@@ -20,6 +22,8 @@ from domain.pki import ocsp
 from domain.pki.crl import IssuerKey
 from domain.pki.x509 import as_issuer_key
 from projections.readmodels.queries import ReadModels
+
+_CERTIFY_ATTEMPTS = 5  # saves of a responder certificate that lost a race
 
 
 class OCSPResponder:
@@ -101,6 +105,18 @@ class OCSPResponder:
             return cached
 
     def _current_signer(self, ca_id: UUID, now: dt.datetime) -> tuple[x509.Certificate, IssuerKey]:
+        """The CA's responder, certified here if it has none in date. The certificate is
+        saved on the CA's Publication, which the CRL publisher and sibling processes save
+        too: a save that lost that race is tried again on the fresh aggregate, which may
+        hold a sibling's responder by then (as the publisher retries its CRL numbers)."""
+        for _ in range(_CERTIFY_ATTEMPTS - 1):
+            with contextlib.suppress(IntegrityError):
+                return self._current_signer_once(ca_id, now)
+        return self._current_signer_once(ca_id, now)
+
+    def _current_signer_once(
+        self, ca_id: UUID, now: dt.datetime
+    ) -> tuple[x509.Certificate, IssuerKey]:
         publication = self._service.publication(self._context, ca_id)
         certificate = (
             load_certificate(publication.responder_der) if publication.responder_der else None

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
@@ -32,6 +31,7 @@ from tests.conftest import SettableClock
 from tests.unit.test_token_buckets import Ticks
 
 PROBE = "/probe/issue"
+WAIT_SECONDS = 60.0  # bounds a wait for something that happens at once
 
 
 def _metric(name: str) -> float:
@@ -123,60 +123,59 @@ def test_a_rejected_token_is_logged_by_fingerprint_and_address_and_counted(
     assert wrong[len("pca_") : len("pca_") + 8] not in line
 
 
-def _timed_failure(app: Flask, token: str | None = None) -> tuple[TestResponse, float]:
-    start = time.perf_counter()
-    response = app.test_client().post(PROBE, headers=_bearer(token or new_token()))
-    return response, time.perf_counter() - start
+def _failure(app: Flask, token: str | None = None) -> TestResponse:
+    """A request with ``token`` (an unknown one by default)."""
+    return app.test_client().post(PROBE, headers=_bearer(token or new_token()))
 
 
 def test_repeated_failures_from_one_address_are_slowed_down_then_forgiven(
     probe_app: Flask,
 ) -> None:
     ticks = Ticks()
+    pauses: list[float] = []  # what the brake held each answer for, in seconds
     brake = FailedAuthentications(
-        free=1, first_delay=0.3, max_delay=0.6, forget_after=60, clock=ticks
+        free=1, first_delay=0.3, max_delay=0.6, forget_after=60, clock=ticks, sleep=pauses.append
     )
     probe_app.extensions[FAILURES_EXTENSION] = brake
     assert [brake.delay(n) for n in range(1, 6)] == [0, 0.3, 0.6, 0.6, 0.6]
-    _, free = _timed_failure(probe_app)
-    assert free < 0.3
-    second, slowed = _timed_failure(probe_app)
-    assert second.status_code == 401
-    assert slowed >= 0.3
-    _, slower = _timed_failure(probe_app)
-    assert slower >= 0.6
-    valid, elapsed = _timed_failure(probe_app, _token(probe_app))
-    assert valid.status_code == 201
-    assert elapsed < 0.3  # a good token from the same address is never held
+    _failure(probe_app)
+    assert pauses == []  # the first is free
+    assert _failure(probe_app).status_code == 401
+    assert pauses == [0.3]
+    _failure(probe_app)
+    assert pauses == [0.3, 0.6]
+    assert _failure(probe_app, _token(probe_app)).status_code == 201
+    assert pauses == [0.3, 0.6]  # a good token from the same address is never held
     ticks.now += 61
-    _, forgiven = _timed_failure(probe_app)
-    assert forgiven < 0.3
+    _failure(probe_app)
+    assert pauses == [0.3, 0.6]  # forgiven
 
 
 def test_failures_beyond_the_sleeping_threads_are_answered_429_at_once(probe_app: Flask) -> None:
+    """While the only sleeper's place is taken, further failures are refused without
+    waiting for it: they are answered before it is let go."""
+    sleeping, let_go = threading.Event(), threading.Event()
+
+    def hold(pause: float) -> None:
+        assert pause == 1.0
+        sleeping.set()
+        let_go.wait(WAIT_SECONDS)
+
     probe_app.extensions[FAILURES_EXTENSION] = FailedAuthentications(
-        free=0, first_delay=1.0, max_delay=1.0, max_sleepers=1
+        free=0, first_delay=1.0, max_delay=1.0, max_sleepers=1, sleep=hold
     )
-    start = threading.Barrier(4)
-
-    def fail(_: int) -> tuple[TestResponse, float]:
-        start.wait()
-        return _timed_failure(probe_app)
-
     with ThreadPoolExecutor(4) as pool:
-        answers = list(pool.map(fail, range(4)))
-    statuses = sorted(response.status_code for response, _ in answers)
-    assert statuses == [401, 429, 429, 429]
-    for response, elapsed in answers:
-        if response.status_code == 429:
-            assert elapsed < 1.0
-            assert response.headers["Retry-After"] == "1"
-            assert (
-                "unknown or revoked tokens came from your address"
-                in (response.get_json()["detail"])
-            )
-        else:
-            assert elapsed >= 1.0
+        held = pool.submit(_failure, probe_app)
+        assert sleeping.wait(WAIT_SECONDS)
+        refused = [pool.submit(_failure, probe_app) for _ in range(3)]
+        answers = [future.result(WAIT_SECONDS) for future in refused]
+        assert not let_go.is_set()
+        let_go.set()
+        assert held.result(WAIT_SECONDS).status_code == 401
+    for response in answers:
+        assert response.status_code == 429
+        assert response.headers["Retry-After"] == "1"
+        assert "unknown or revoked tokens came from your address" in (response.get_json()["detail"])
 
 
 def test_a_missing_token_is_not_counted_as_a_failed_attempt(probe_app: Flask) -> None:

@@ -33,6 +33,8 @@ from tests.builders import enabled_intermediate, enabled_root, issue
 from tests.conftest import SettableClock, make_settings
 from tests.projection_helpers import issue_many, read_everything, write_history
 
+WAIT_SECONDS = 30.0  # bounds waits for what a runner does within milliseconds
+
 
 def test_a_rebuild_equals_the_incrementally_built_read_models(
     service: PrivateCA, settings: Settings, clock: SettableClock
@@ -110,7 +112,7 @@ def test_only_one_runner_serves_the_read_models(service: PrivateCA, settings: Se
         _wait_until(lambda: second.is_serving)  # took over
         ca_id = enabled_intermediate(service, enabled_root(service))
         with ReadModels.open(settings, nudge=second.wake) as read_models:
-            assert read_models.wait_for(issue(service, ca_id).position, timeout=10)
+            assert read_models.wait_for(issue(service, ca_id).position, timeout=WAIT_SECONDS)
     finally:
         second.stop()
 
@@ -125,9 +127,9 @@ def test_the_in_process_runner_catches_up_then_gives_read_your_writes(
     with ReadModels.open(settings, nudge=runner.wake) as read_models:
         runner.start()
         try:
-            assert read_models.wait_for(history.last_position, timeout=10)
+            assert read_models.wait_for(history.last_position, timeout=WAIT_SECONDS)
             issued = issue(service, history.issuing_id)
-            assert read_models.wait_for(issued.position, timeout=10)
+            assert read_models.wait_for(issued.position, timeout=WAIT_SECONDS)
             page = read_models.list_certificates(
                 CertificateFilter(issuer_id=history.issuing_id), clock.now, limit=1
             )
@@ -142,7 +144,7 @@ def test_waiting_for_a_position_not_reached_gives_up_at_the_timeout(
     with ReadModels.open(settings) as read_models:
         started = time.monotonic()
         assert not read_models.wait_for(read_models.position() + 1, timeout=0.2)
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < 5.0  # gave up, even on a loaded machine
         assert read_models.wait_for(None, timeout=0)
         assert read_models.wait_for(0, timeout=0)
 
@@ -165,10 +167,10 @@ def test_the_standalone_runner_follows_the_log_until_stopped(
         ca_id = enabled_intermediate(service, enabled_root(service))
         positions = [issue(service, ca_id).position for _ in range(3)]
         with ReadModels.open(settings) as read_models:
-            assert read_models.wait_for(positions[-1], timeout=10)
+            assert read_models.wait_for(positions[-1], timeout=WAIT_SECONDS)
     finally:
         stop.set()
-        runner.join(timeout=10)
+        runner.join(timeout=WAIT_SECONDS)
     assert not runner.is_alive()
     assert errors == []
     with acquire_lease(settings):  # released on the way out
@@ -194,8 +196,8 @@ def test_eventsourcings_projection_runner_keeps_the_same_read_models(
             view_class=PostgresReadModelView,
             env=projection_env(settings),
         ) as runner:
-            runner.wait(history.last_position, timeout=10)  # caught up
-            runner.wait(issue(service, history.issuing_id).position, timeout=10)  # NOTIFY
+            runner.wait(history.last_position, timeout=WAIT_SECONDS)  # caught up
+            runner.wait(issue(service, history.issuing_id).position, timeout=WAIT_SECONDS)  # NOTIFY
         by_runner = read_everything(settings, clock.now)
     finally:
         service.close()
@@ -204,7 +206,7 @@ def test_eventsourcings_projection_runner_keeps_the_same_read_models(
     assert read_everything(settings, clock.now) == by_runner
 
 
-def _wait_until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
+def _wait_until(condition: Callable[[], bool], timeout: float = WAIT_SECONDS) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         assert time.monotonic() < deadline, "condition not met in time"

@@ -75,7 +75,7 @@ HYPOTHESIS = settings(
     phases=[Phase.explicit, Phase.generate],
     suppress_health_check=list(HealthCheck),
 )
-PUBLISH_WAIT_SECONDS = 30.0
+PUBLISH_WAIT_SECONDS = 60.0
 # Operations that change a CA or certificate for good get their own targets, so the
 # others keep meeting an enabled intermediate and live certificates.
 DESTRUCTIVE = frozenset(
