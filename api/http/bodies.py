@@ -4,7 +4,21 @@ from __future__ import annotations
 
 from api.http.errors import MAX_DETAIL, MAX_FIELD, MAX_INSTANCE
 from api.http.params import MAX_IDEMPOTENCY_KEY
-from api.http.schema import AnyObject, Array, Bool, Int, Nullable, Obj, PerItem, Str, Uuid
+from api.http.schema import (
+    AnyObject,
+    Array,
+    Bool,
+    Either,
+    Int,
+    Nullable,
+    Obj,
+    PerItem,
+    QueryInt,
+    RequiredWhen,
+    Spec,
+    Str,
+    Uuid,
+)
 from domain.application.commands import (
     CA_DEFAULTS,
     DEFAULT_CA_KEY_ALGORITHM,
@@ -12,7 +26,8 @@ from domain.application.commands import (
     INCLUDE_CRL_BY_DEFAULT,
 )
 from domain.model.ca_rules import MAX_CA_YEARS, MAX_LEAF_DAYS, MAX_QUOTA_STEP, MAX_SERVICE_DAYS
-from domain.model.validation import MAX_SANS
+from domain.model.text import CONTROL_CHARACTERS
+from domain.model.validation import MAX_ATTRIBUTE_LENGTHS, MAX_SANS
 from domain.model.values import (
     CAKind,
     CAStatus,
@@ -21,8 +36,17 @@ from domain.model.values import (
     RevocationReason,
     SANType,
 )
-from domain.pki.formats import DownloadFormat
+from domain.pki.formats import MIN_PASSWORD_LENGTH, DownloadFormat
+from projections.audit.history import MAX_LIMIT, event_types
+from projections.audit.report_kinds import ReportKind
+from projections.audit.reports import MAX_DAYS, PERIOD_KINDS
 from projections.readmodels.models import CertificateViewStatus
+from projections.readmodels.queries import (
+    CURSOR_PATTERN,
+    MAX_CURSOR_LENGTH,
+    MAX_PAGE_SIZE,
+    MAX_TEXT_LENGTH,
+)
 
 KEY_ALGORITHMS = tuple(algorithm.value for algorithm in KeyAlgorithm)
 REASONS = tuple(reason.value for reason in RevocationReason)
@@ -36,21 +60,40 @@ _DEFAULT_DAYS = ", ".join(
 )
 UUID_TEXT = Uuid()
 TIMESTAMP = Nullable(Str(format="date-time", max_length=40))
-TEXT = Nullable(Str(max_length=128))
-# Query values read as numbers: ASCII digits only ("³" is a digit to Python, not to int()).
-DIGITS = r"^[0-9]+$"
-# A log cut: a position, or a time that the parser then checks in full.
-LOG_CUT = r"^[0-9]+$|^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+# Text the domain keeps: no control characters (it strips the ends, so a common name
+# needs one character that is not a space).
+_PLAIN = f"[^{CONTROL_CHARACTERS}]"
+PLAIN_TEXT = f"^{_PLAIN}*$"
+NAMING_TEXT = rf"^{_PLAIN}*[^\s{CONTROL_CHARACTERS}]{_PLAIN}*$"
+# The domain strips the spaces around a country code, and takes an empty one as none.
+COUNTRY = r"^ *([A-Za-z]{2} *)?$"
+# Printable ASCII, what every download format derives the same key from.
+PRINTABLE_ASCII = r"^[ -~]*$"
+MAX_POSITION = 2**62
+DEFAULT_PAGE_SIZE = 50
+DEFAULT_EVENT_LIMIT = 100
+# Event type names separated by commas; spaces around a name and empty names are ignored.
+_EVENT_NAME = f" *(?:(?:{'|'.join(sorted(event_types()))}) *)?"
+EVENT_TYPES = f"^{_EVENT_NAME}(?:,{_EVENT_NAME})*$"
+# A log cut: a position, or a time with a zone.
+LOG_CUT = Either(
+    (
+        Str("a log position", max_length=18, pattern=r"^[0-9]+$"),
+        Str("a time with a zone", format="date-time", max_length=40),
+    ),
+    "must be a log position (digits) or an ISO 8601 time with a zone, such as "
+    "2025-01-31T12:00:00Z.",
+)
 
 SUBJECT = Obj(
     "Subject",
     {
-        "common_name": Str("Common Name (CN)", min_length=1, max_length=64),
-        "organization": TEXT,
-        "organizational_unit": TEXT,
-        "locality": TEXT,
-        "state": TEXT,
-        "country": Nullable(Str("ISO 3166 two-letter code", max_length=2)),
+        "common_name": Str("Common Name (CN)", min_length=1, max_length=64, pattern=NAMING_TEXT),
+        **{
+            name: Nullable(Str(max_length=limit, pattern=PLAIN_TEXT))
+            for name, limit in MAX_ATTRIBUTE_LENGTHS.items()
+        },
+        "country": Nullable(Str("ISO 3166 two-letter code", max_length=2, pattern=COUNTRY)),
     },
     frozenset({"common_name"}),
 )
@@ -76,6 +119,7 @@ CREATE_CA = Obj(
         "included_certificates": Int(0, MAX_QUOTA_STEP, "quota included with a root"),
     },
     frozenset({"kind", "subject"}),
+    required_when=(RequiredWhen("kind", CAKind.INTERMEDIATE.value, frozenset({"parent_id"})),),
 )
 RENEW_CA = Obj("RenewCA", {"service_days": Int(1, MAX_SERVICE_DAYS)}, frozenset({"service_days"}))
 REVOKE = Obj("Revoke", {"reason": Str(enum=REASONS)})
@@ -98,7 +142,7 @@ ISSUE = Obj(
     {
         "type": Str(enum=tuple(t.value for t in CertificateType)),
         "name": Str("display name; defaults to the common name", max_length=128),
-        "common_name": Str(min_length=1, max_length=64),
+        "common_name": Str(min_length=1, max_length=64, pattern=NAMING_TEXT),
         "validity_days": Int(1, MAX_LEAF_DAYS),
         "sans": Array(SAN, MAX_SANS),
         "subject": OPTIONAL_SUBJECT,
@@ -117,7 +161,7 @@ DOWNLOAD = Obj(
     "Download",
     {
         "format": Str(enum=tuple(fmt.value for fmt in DownloadFormat)),
-        "password": Str(max_length=256),
+        "password": Str(min_length=MIN_PASSWORD_LENGTH, max_length=256, pattern=PRINTABLE_ASCII),
         "include_chain": Bool(),
     },
     frozenset({"format"}),
@@ -128,10 +172,19 @@ CERTIFICATE_QUERY = Obj(
     {
         "status": Str(enum=CERTIFICATE_STATUSES),
         "type": Str(enum=tuple(t.value for t in CertificateType)),
-        "q": Str("text in the common name or a SAN", max_length=256),
+        "q": Str(
+            "text in the common name or a SAN",
+            min_length=1,
+            max_length=MAX_TEXT_LENGTH,
+            pattern=PLAIN_TEXT,
+        ),
         "expires_before": Str(format="date-time", max_length=40),
-        "limit": Str("1 to 1000 (default 50)", max_length=4, pattern=DIGITS),
-        "cursor": Str(max_length=256),
+        "limit": QueryInt(1, MAX_PAGE_SIZE, f"default {DEFAULT_PAGE_SIZE}"),
+        "cursor": Str(
+            "a page's next_cursor, as given",
+            max_length=MAX_CURSOR_LENGTH,
+            pattern=CURSOR_PATTERN,
+        ),
     },
 )
 
@@ -219,7 +272,10 @@ CERTIFICATE_SUMMARY = Obj(
 CA_LIST = Obj("CAList", {"items": Array(CA, 100_000)}, frozenset({"items"}))
 CERTIFICATE_PAGE = Obj(
     "CertificatePage",
-    {"items": Array(CERTIFICATE_SUMMARY, 1000), "next_cursor": Nullable(Str(max_length=256))},
+    {
+        "items": Array(CERTIFICATE_SUMMARY, MAX_PAGE_SIZE),
+        "next_cursor": Nullable(Str(max_length=MAX_CURSOR_LENGTH, pattern=CURSOR_PATTERN)),
+    },
     frozenset({"items", "next_cursor"}),
 )
 HEALTH = Obj(
@@ -245,9 +301,13 @@ PROBLEM = Obj(
 EVENT_QUERY = Obj(
     "EventQuery",
     {
-        "after": Str("log position to continue after (default 0)", max_length=18, pattern=DIGITS),
-        "limit": Str("1 to 1000 (default 100)", max_length=4, pattern=DIGITS),
-        "type": Str("event type names, comma-separated (e.g. CertificateIssued)", max_length=512),
+        "after": QueryInt(0, MAX_POSITION, "log position to continue after (default 0)"),
+        "limit": QueryInt(1, MAX_LIMIT, f"default {DEFAULT_EVENT_LIMIT}"),
+        "type": Str(
+            "event type names, comma-separated (e.g. CertificateIssued)",
+            max_length=512,
+            pattern=EVENT_TYPES,
+        ),
         "aggregate_id": Str(format="uuid", max_length=36),
         "actor": Str(max_length=128),
         "from": Str(format="date-time", max_length=40),
@@ -303,31 +363,33 @@ CHECKPOINTS = Obj(
     },
     frozenset({"public_key_pem", "items"}),
 )
-STATE_QUERY = Obj(
-    "StateQuery",
-    {
-        "at": Str(
-            "a log position, or an ISO 8601 time (approximate across writers)",
-            max_length=40,
-            pattern=LOG_CUT,
-        )
-    },
-)
-REPORT_QUERY = Obj(
-    "ReportQuery",
-    {
-        "format": Str(enum=("csv", "json")),
-        "at": Str(
-            "cut: a log position or an ISO 8601 time (default: the end of the log)",
-            max_length=40,
-            pattern=LOG_CUT,
-        ),
-        "from": Str(format="date-time", max_length=40),
-        "to": Str(format="date-time", max_length=40),
-        "ca_id": Str(format="uuid", max_length=36),
-        "days": Str("for expiring: within this many days of the cut", max_length=6, pattern=DIGITS),
-    },
-)
+STATE_QUERY = Obj("StateQuery", {"at": LOG_CUT})
+_REPORT_SCOPE: dict[str, Spec] = {
+    "format": Str(enum=("csv", "json")),
+    "at": LOG_CUT,
+    "ca_id": Str(format="uuid", max_length=36),
+}
+_PERIOD: dict[str, Spec] = {
+    "from": Str("start of the period (inclusive)", format="date-time", max_length=40),
+    "to": Str(
+        "end of the period (exclusive; one not after from selects nothing)",
+        format="date-time",
+        max_length=40,
+    ),
+}
+_HORIZON: dict[str, Spec] = {
+    "days": QueryInt(1, MAX_DAYS, "within this many days of the cut (default 30)")
+}
+
+
+def _report_query(kind: ReportKind) -> Obj:
+    """The query a report of ``kind`` takes: what it does not take is refused."""
+    extra = _PERIOD if kind in PERIOD_KINDS else _HORIZON if kind is ReportKind.EXPIRING else {}
+    name = "".join(word.title() for word in kind.value.split("-"))
+    return Obj(f"{name}ReportQuery", {**_REPORT_SCOPE, **extra})
+
+
+REPORT_QUERIES = {kind: _report_query(kind) for kind in ReportKind}
 MANIFEST = AnyObject(
     "kind, format, parameters, at_position, at_time, generated_from, "
     "row_count, sha256, signature (Ed25519, base64), key_id, public_key_pem"

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, g, request
@@ -16,7 +16,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from api.http.auth import require_role
 from api.http.errors import MalformedRequestError
-from api.http.schema import AnyObject, Obj
+from api.http.schema import AnyObject, Obj, Spec
 from domain.model.tokens import Role
 
 View = Callable[..., ResponseReturnValue]
@@ -38,6 +38,7 @@ class Operation:
     status: int
     response: Obj | AnyObject | tuple[str, ...] | None  # JSON schema, file types, no body
     tag: str
+    path: Mapping[str, Spec] = field(default_factory=dict)  # beyond what the rule says
 
 
 class Routes:
@@ -59,14 +60,19 @@ class Routes:
         query: Obj | None = None,
         status: int = 200,
         response: Obj | AnyObject | tuple[str, ...] | None = None,
+        path: Mapping[str, Spec] | None = None,
+        name: str | None = None,
     ) -> Callable[[View], View]:
-        """Register the decorated view for ``method`` on ``rule`` (relative to the prefix)."""
+        """Register the decorated view for ``method`` on ``rule`` (relative to the prefix);
+        ``path`` declares rules for path parameters that the rule's converter does not,
+        ``name`` the operation id when one view serves several rules (its own name else)."""
 
         def decorate(view: View) -> View:
             prefix = self.blueprint.url_prefix or ""
+            operation_id = name or view.__name__
             self.operations.append(
                 Operation(
-                    view.__name__,
+                    operation_id,
                     method,
                     prefix + rule,
                     summary,
@@ -76,20 +82,29 @@ class Routes:
                     status,
                     response,
                     self.tag,
+                    dict(path or {}),
                 )
             )
-            wrapped = _guarded(view, role, body, query)
-            self.blueprint.add_url_rule(rule, view.__name__, wrapped, methods=[method])
+            wrapped = _guarded(view, role, body, query, dict(path or {}))
+            self.blueprint.add_url_rule(rule, operation_id, wrapped, methods=[method])
             return wrapped
 
         return decorate
 
 
-def _guarded(view: View, role: Role | None, body: Obj | None, query: Obj | None) -> View:
+def _guarded(
+    view: View,
+    role: Role | None,
+    body: Obj | None,
+    query: Obj | None,
+    path_specs: Mapping[str, Spec],
+) -> View:
     @functools.wraps(view)
     def run(**path: Any) -> ResponseReturnValue:
         if role is not None:
             g.principal = require_role(role)
+        for name, spec in path_specs.items():
+            path[name] = spec.parse(path[name], name)
         if request.method == "POST":
             _refuse_oversized_body()
         if body is not None:

@@ -59,7 +59,7 @@ class Str:
         if self.enum and value not in self.enum:
             raise _fail(path, f"must be one of {', '.join(self.enum)}; got {value[:40]!r}.")
         if not self.min_length <= len(value) <= self.max_length:
-            raise _fail(path, f"must be {self.min_length} to {self.max_length} characters long.")
+            raise _fail(path, f"must be {_length_range(self.min_length, self.max_length)}.")
         if self.pattern and not re.search(self.pattern, value):
             raise _fail(path, f"must match {self.pattern}; got {value[:40]!r}.")
         if self.format == DATE_TIME and not _is_instant(value):
@@ -81,6 +81,15 @@ class Str:
             if value:
                 schema[key] = value
         return schema
+
+
+def _length_range(least: int, most: int) -> str:
+    """A length rule as a sentence reads it: "at most 256 characters long"."""
+    if least == 0:
+        return f"at most {most} characters long"
+    if least == most:
+        return f"exactly {most} characters long"
+    return f"{least} to {most} characters long"
 
 
 def _is_instant(text: str) -> bool:
@@ -121,15 +130,72 @@ class Int:
     description: str = ""
 
     def parse(self, value: object, path: str) -> int:
+        # JSON Schema counts 170.0 as an integer, so a client's serializer may send it so.
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise _fail(path, f"must be an integer from {self.minimum} to {self.maximum}.")
-        if not self.minimum <= value <= self.maximum:
-            shown = value if abs(value) < 10**12 else "a huge number"
-            raise _fail(path, f"must be from {self.minimum} to {self.maximum}; got {shown}.")
-        return value
+        return _in_range(value, self.minimum, self.maximum, path)
 
     def json_schema(self) -> JSON:
         schema: JSON = {"type": "integer", "minimum": self.minimum, "maximum": self.maximum}
+        if self.description:
+            schema["description"] = self.description
+        return schema
+
+
+def _in_range(value: int, minimum: int, maximum: int, path: str) -> int:
+    if not minimum <= value <= maximum:
+        shown = value if abs(value) < 10**12 else "a huge number"
+        raise _fail(path, f"must be from {minimum} to {maximum}; got {shown}.")
+    return value
+
+
+@dataclass(frozen=True)
+class QueryInt:
+    """An integer sent as text (a query or path parameter): decimal ASCII digits, in range."""
+
+    minimum: int
+    maximum: int
+    description: str = ""
+
+    def parse(self, value: object, path: str) -> int:
+        # A digit count past the maximum's is out of range whatever the digits say, and
+        # is never converted (Python's int() limits and costs grow with the length).
+        if (
+            not isinstance(value, str)
+            or not (value.isascii() and value.isdigit())
+            or len(value.lstrip("0")) > len(str(self.maximum))
+        ):
+            shown = repr(value[:40]) if isinstance(value, str) else "a non-string"
+            raise _fail(
+                path, f"must be a whole number from {self.minimum} to {self.maximum}; got {shown}."
+            )
+        return _in_range(int(value), self.minimum, self.maximum, path)
+
+    def json_schema(self) -> JSON:
+        return Int(self.minimum, self.maximum, self.description).json_schema()
+
+
+@dataclass(frozen=True)
+class Either:
+    """A value that one of ``options`` accepts (JSON Schema ``anyOf``); the first that
+    parses it wins, and ``message`` says what is accepted when none does."""
+
+    options: tuple[Spec, ...]
+    message: str
+    description: str = ""
+
+    def parse(self, value: object, path: str) -> Any:
+        for option in self.options:
+            try:
+                return option.parse(value, path)
+            except ValidationError:
+                continue
+        raise _fail(path, self.message)
+
+    def json_schema(self) -> JSON:
+        schema: JSON = {"anyOf": [option.json_schema() for option in self.options]}
         if self.description:
             schema["description"] = self.description
         return schema
@@ -205,6 +271,27 @@ class AnyObject:
 
 
 @dataclass(frozen=True)
+class RequiredWhen:
+    """Fields an object needs when one of its fields has a given value (JSON Schema
+    ``if``/``then``): an intermediate CA needs its parent."""
+
+    key: str
+    value: str
+    fields: frozenset[str]
+
+    def missing(self, value: Mapping[str, object]) -> list[str]:
+        if value.get(self.key) != self.value:
+            return []
+        return sorted(self.fields - set(value))
+
+    def json_schema(self) -> JSON:
+        return {
+            "if": {"properties": {self.key: {"const": self.value}}, "required": [self.key]},
+            "then": {"required": sorted(self.fields)},
+        }
+
+
+@dataclass(frozen=True)
 class Obj:
     """A JSON object with known properties; unknown ones are refused (typos show up)."""
 
@@ -212,6 +299,7 @@ class Obj:
     properties: Mapping[str, Spec]
     required: frozenset[str] = field(default_factory=frozenset)
     description: str = ""
+    required_when: tuple[RequiredWhen, ...] = ()
 
     def parse(self, value: object, path: str = "") -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -225,6 +313,9 @@ class Obj:
         missing = sorted(self.required - set(value))
         if missing:
             raise _fail(_join(path, missing[0]), "is required.")
+        for rule in self.required_when:
+            for name in rule.missing(value):
+                raise _fail(_join(path, name), f"is required when {rule.key} is {rule.value}.")
         return {
             key: self.properties[key].parse(item, _join(path, key)) for key, item in value.items()
         }
@@ -241,6 +332,8 @@ class Obj:
         }
         if self.required:
             schema["required"] = sorted(self.required)
+        if self.required_when:
+            schema["allOf"] = [rule.json_schema() for rule in self.required_when]
         if self.description:
             schema["description"] = self.description
         return schema
@@ -276,14 +369,22 @@ def _shortened(key: str, limit: int = 64) -> str:
 class PerItem(Obj):
     """An object schema checked item by item by the view, not when the body is parsed.
 
-    A batch documents its items' schema but answers each bad item on its own, so the
-    body parser only checks that each item is an object; :meth:`parse_item` does the rest.
+    A batch answers each bad item on its own, so the body parser only checks that each
+    item is an object, and that is what the request's schema says; the item's fields are
+    a component of their own, named in the description, which :meth:`parse_item` checks.
     """
 
     def parse(self, value: object, path: str = "") -> dict[str, Any]:
         if not isinstance(value, dict):
             raise _fail(path, "must be a JSON object.")
         return value
+
+    def json_schema(self) -> JSON:
+        return {
+            "type": "object",
+            "description": f"an item as #/components/schemas/{self.name} describes it; "
+            "an item that does not fit gets its problem in the answer, the others go ahead",
+        }
 
     def parse_item(self, value: object, path: str) -> dict[str, Any]:
         return super().parse(value, path)

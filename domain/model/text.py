@@ -7,8 +7,10 @@ import re
 
 from domain.model.errors import ValidationError
 
-# C0 controls (NUL included), DEL, C1 controls, and lone surrogates (not encodable).
-_FORBIDDEN_CHARS = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+# C0 controls (NUL included), DEL and C1 controls, as the inside of a character class
+# that the HTTP schema's patterns reuse; and lone surrogates, which are no text at all.
+CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f"
+_FORBIDDEN_CHARS = re.compile(f"[{CONTROL_CHARACTERS}\\ud800-\\udfff]")
 
 
 def show(value: str) -> str:

@@ -30,6 +30,13 @@ ALLOWED_SAN_TYPES: dict[CertificateType, tuple[SANType, ...]] = {
 """The SAN types each certificate type accepts."""
 
 _MAX_COMMON_NAME = 64
+MAX_ATTRIBUTE_LENGTHS = {
+    "organization": 64,
+    "organizational_unit": 64,
+    "locality": 128,
+    "state": 128,
+}
+"""The longest optional subject attributes, in characters (RFC 5280's upper bounds)."""
 
 
 # --- subject -----------------------------------------------------------------------------
@@ -59,17 +66,16 @@ def normalize_subject(subject: Subject) -> Subject:
         )
     return Subject(
         common_name=common_name,
-        organization=_optional_attribute(subject.organization, "organization", 64),
-        organizational_unit=_optional_attribute(
-            subject.organizational_unit, "organizational_unit", 64
-        ),
-        locality=_optional_attribute(subject.locality, "locality", 128),
-        state=_optional_attribute(subject.state, "state", 128),
+        organization=_optional_attribute(subject.organization, "organization"),
+        organizational_unit=_optional_attribute(subject.organizational_unit, "organizational_unit"),
+        locality=_optional_attribute(subject.locality, "locality"),
+        state=_optional_attribute(subject.state, "state"),
         country=_country(subject.country),
     )
 
 
-def _optional_attribute(value: str | None, name: str, limit: int) -> str | None:
+def _optional_attribute(value: str | None, name: str) -> str | None:
+    limit = MAX_ATTRIBUTE_LENGTHS[name]
     """Strip an optional attribute; None when empty; SubjectError when too long."""
     if value is None:
         return None

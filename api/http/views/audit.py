@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 
 from api.deployment import services
 from api.http import bodies
-from api.http.params import parse_count, parse_instant
+from api.http.params import parse_instant
 from api.http.routing import Routes
 from domain.audit.verify import AuditLog
 from domain.model.errors import ValidationError
@@ -19,7 +19,6 @@ from projections.audit.history import HistoryFilter, HistoryItem, jsonable, read
 
 blueprint = Blueprint("audit", __name__, url_prefix="/api/v1")
 routes = Routes(blueprint, "Audit")
-DEFAULT_LIMIT = 100
 
 
 @routes.route(
@@ -33,8 +32,8 @@ DEFAULT_LIMIT = 100
 def list_events(query: dict[str, Any]) -> ResponseReturnValue:
     page = read_history(
         services().service,
-        parse_count(query.get("after"), "after", 0),
-        parse_count(query.get("limit"), "limit", DEFAULT_LIMIT),
+        query.get("after", 0),
+        query.get("limit", bodies.DEFAULT_EVENT_LIMIT),
         _filter(query),
     )
     return {"items": [_shape(item) for item in page.items], "next_after": page.next_after}

@@ -21,7 +21,6 @@ from domain.application.commands import (
     ca_profile,
 )
 from domain.application.service import Outcome
-from domain.model.errors import ValidationError
 from domain.model.tokens import Role
 from domain.model.values import CAKind, RevocationReason, Subject
 from domain.pki.der import pem
@@ -67,11 +66,7 @@ def create_ca(body: dict[str, Any]) -> ResponseReturnValue:
         included = body.get("included_certificates", DEFAULT_INCLUDED_CERTIFICATES)
         profile = _profile(body, CAKind.ROOT)
         outcome = service.create_root(ctx, profile, included, idempotency_key())
-    else:
-        if "parent_id" not in body:
-            raise ValidationError(
-                "parent_id is required for an intermediate CA.", field="parent_id"
-            )
+    else:  # the body's schema requires parent_id for an intermediate
         outcome = service.create_intermediate(
             ctx, body["parent_id"], _profile(body, CAKind.INTERMEDIATE), idempotency_key()
         )
