@@ -36,7 +36,7 @@ from domain.model.values import (
     RevocationReason,
     SANType,
 )
-from domain.pki.formats import MIN_PASSWORD_LENGTH, DownloadFormat
+from domain.pki.formats import MIN_PASSWORD_LENGTH, DownloadFormat, needs_password
 from projections.audit.history import MAX_LIMIT, event_types
 from projections.audit.report_kinds import ReportKind
 from projections.audit.reports import MAX_DAYS, PERIOD_KINDS
@@ -119,7 +119,7 @@ CREATE_CA = Obj(
         "included_certificates": Int(0, MAX_QUOTA_STEP, "quota included with a root"),
     },
     frozenset({"kind", "subject"}),
-    required_when=(RequiredWhen("kind", CAKind.INTERMEDIATE.value, frozenset({"parent_id"})),),
+    required_when=(RequiredWhen("kind", (CAKind.INTERMEDIATE.value,), frozenset({"parent_id"})),),
 )
 RENEW_CA = Obj("RenewCA", {"service_days": Int(1, MAX_SERVICE_DAYS)}, frozenset({"service_days"}))
 REVOKE = Obj("Revoke", {"reason": Str(enum=REASONS)})
@@ -165,6 +165,13 @@ DOWNLOAD = Obj(
         "include_chain": Bool(),
     },
     frozenset({"format"}),
+    required_when=(
+        RequiredWhen(
+            "format",
+            tuple(fmt.value for fmt in DownloadFormat if needs_password(fmt)),
+            frozenset({"password"}),
+        ),
+    ),
 )
 NO_QUERY = Obj("NoQuery", {})
 CERTIFICATE_QUERY = Obj(

@@ -144,9 +144,12 @@ class Int:
         return schema
 
 
+HUGE_DIGITS = 12  # numbers this long or longer are shown as "a huge number"
+
+
 def _in_range(value: int, minimum: int, maximum: int, path: str) -> int:
     if not minimum <= value <= maximum:
-        shown = value if abs(value) < 10**12 else "a huge number"
+        shown = value if abs(value) < 10**HUGE_DIGITS else "a huge number"
         raise _fail(path, f"must be from {minimum} to {maximum}; got {shown}.")
     return value
 
@@ -160,18 +163,18 @@ class QueryInt:
     description: str = ""
 
     def parse(self, value: object, path: str) -> int:
-        # A digit count past the maximum's is out of range whatever the digits say, and
-        # is never converted (Python's int() limits and costs grow with the length).
-        if (
-            not isinstance(value, str)
-            or not (value.isascii() and value.isdigit())
-            or len(value.lstrip("0")) > len(str(self.maximum))
-        ):
+        if not isinstance(value, str) or not (value.isascii() and value.isdigit()):
             shown = repr(value[:40]) if isinstance(value, str) else "a non-string"
             raise _fail(
                 path, f"must be a whole number from {self.minimum} to {self.maximum}; got {shown}."
             )
-        return _in_range(int(value), self.minimum, self.maximum, path)
+        # More digits than the maximum has is out of range, and is never converted
+        # (int()'s cost and limits grow with the length).
+        digits = value.lstrip("0") or "0"
+        if len(digits) > len(str(self.maximum)):
+            shown = digits if len(digits) < HUGE_DIGITS else "a huge number"
+            raise _fail(path, f"must be from {self.minimum} to {self.maximum}; got {shown}.")
+        return _in_range(int(digits), self.minimum, self.maximum, path)
 
     def json_schema(self) -> JSON:
         return Int(self.minimum, self.maximum, self.description).json_schema()
@@ -272,21 +275,21 @@ class AnyObject:
 
 @dataclass(frozen=True)
 class RequiredWhen:
-    """Fields an object needs when one of its fields has a given value (JSON Schema
-    ``if``/``then``): an intermediate CA needs its parent."""
+    """Fields an object needs when one of its fields has one of ``values`` (JSON Schema
+    ``if``/``then``): an intermediate CA needs its parent, a key download a password."""
 
     key: str
-    value: str
+    values: tuple[str, ...]
     fields: frozenset[str]
 
     def missing(self, value: Mapping[str, object]) -> list[str]:
-        if value.get(self.key) != self.value:
+        if value.get(self.key) not in self.values:
             return []
         return sorted(self.fields - set(value))
 
     def json_schema(self) -> JSON:
         return {
-            "if": {"properties": {self.key: {"const": self.value}}, "required": [self.key]},
+            "if": {"properties": {self.key: {"enum": list(self.values)}}, "required": [self.key]},
             "then": {"required": sorted(self.fields)},
         }
 
@@ -315,7 +318,7 @@ class Obj:
             raise _fail(_join(path, missing[0]), "is required.")
         for rule in self.required_when:
             for name in rule.missing(value):
-                raise _fail(_join(path, name), f"is required when {rule.key} is {rule.value}.")
+                raise _fail(_join(path, name), f"is required when {rule.key} is {value[rule.key]}.")
         return {
             key: self.properties[key].parse(item, _join(path, key)) for key, item in value.items()
         }

@@ -162,11 +162,19 @@ def render_download(
     )
     public = _PUBLIC_RENDERERS.get(fmt)
     if public is not None:
+        if options.password is not None:
+            check_password(options.password)  # unused, but held to the rule it is sent under
         return public(certificates)
     if material.private_key is None:
         raise ValidationError(_NO_KEY, field="format")
     password = _password_for(fmt, options.password)
     return _KEYED_RENDERERS[fmt](certificates, material.private_key, password)
+
+
+def needs_password(fmt: DownloadFormat) -> bool:
+    """Whether a download in ``fmt`` needs the client's password (the others need none,
+    or make one up and hand it over in the file)."""
+    return fmt not in _PUBLIC_RENDERERS and fmt not in _GENERATES_PASSWORD
 
 
 def carries_private_key(fmt: DownloadFormat) -> bool:
