@@ -10,6 +10,7 @@ from api.http.schema import (
     Bool,
     Either,
     Int,
+    NotTogether,
     Nullable,
     Obj,
     PerItem,
@@ -18,6 +19,7 @@ from api.http.schema import (
     Spec,
     Str,
     Uuid,
+    When,
 )
 from domain.application.commands import (
     CA_DEFAULTS,
@@ -27,7 +29,7 @@ from domain.application.commands import (
 )
 from domain.model.ca_rules import MAX_CA_YEARS, MAX_LEAF_DAYS, MAX_QUOTA_STEP, MAX_SERVICE_DAYS
 from domain.model.text import CONTROL_CHARACTERS
-from domain.model.validation import MAX_ATTRIBUTE_LENGTHS, MAX_SANS
+from domain.model.validation import ALLOWED_SAN_TYPES, MAX_ATTRIBUTE_LENGTHS, MAX_SANS
 from domain.model.values import (
     CAKind,
     CAStatus,
@@ -129,6 +131,40 @@ ASSIGN = Obj(
     {"intermediate_id": UUID_TEXT, "remaining": Int(0, MAX_QUOTA_STEP)},
     frozenset({"intermediate_id", "remaining"}),
 )
+# What each SAN type's value looks like, as far as JSON Schema can say it; the domain's
+# checks (IDNA rules, lengths, repeats after normalisation) stay the authority.
+_ATOM = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LDH_NAME = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+_SAN_VALUES: dict[SANType, Spec] = {
+    SANType.DNS: Str("a host name", min_length=1, max_length=253, format="idn-hostname"),
+    SANType.IP: Either(
+        (Str(format="ipv4", max_length=15), Str(format="ipv6", max_length=45)),
+        "must be an IPv4 or IPv6 address.",
+    ),
+    SANType.EMAIL: Str(
+        "an ASCII mailbox", max_length=320, pattern=rf"^{_ATOM}(?:\.{_ATOM})*@{_LDH_NAME}$"
+    ),
+    SANType.URI: Str(
+        "an absolute URI without an authority (such as urn: or spiffe: forms)",
+        max_length=2048,
+        pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9._~:?#@!$&'()*+,;=-][A-Za-z0-9._~:/?#@!$&'()*+,;=-]*$",
+    ),
+}
+
+
+def _san(name: str, types: tuple[SANType, ...]) -> Obj:
+    """A SAN entry whose type is one of ``types``, its value shaped by its type."""
+    return Obj(
+        name,
+        {
+            "type": Str(enum=tuple(t.value for t in types)),
+            "value": Str(min_length=1, max_length=2048),
+        },
+        frozenset({"type", "value"}),
+        when=tuple(When("type", (t.value,), {"value": _SAN_VALUES[t]}) for t in types),
+    )
+
+
 SAN = Obj(
     "SAN",
     {
@@ -136,7 +172,33 @@ SAN = Obj(
         "value": Str(min_length=1, max_length=2048),
     },
     frozenset({"type", "value"}),
+    description="a subjectAltName entry as the certificate holds it",
 )
+
+
+def _sans_for(kind: CertificateType) -> When:
+    """The SANs a certificate of ``kind`` takes; a server certificate names its host in a
+    SAN or in a common name that is a host name or an IP address."""
+    sans = Array(_san(f"{kind.value.title()}SAN", ALLOWED_SAN_TYPES[kind]), MAX_SANS)
+    if kind is not CertificateType.SERVER:
+        return When("type", (kind.value,), {"sans": sans})
+    host = Either(
+        (_SAN_VALUES[SANType.DNS], _SAN_VALUES[SANType.IP]),
+        "must be a host name or an IP address.",
+    )
+    return When(
+        "type",
+        (kind.value,),
+        {"sans": sans},
+        one_of=(
+            {"sans": Array(sans.items, MAX_SANS, min_items=1)},
+            {"common_name": host},
+        ),
+        needs="needs a DNS or IP entry when the common name is no host name.",
+    )
+
+
+_SANS_BY_TYPE = tuple(_sans_for(kind) for kind in ALLOWED_SAN_TYPES)
 ISSUE = Obj(
     "IssueCertificate",
     {
@@ -144,7 +206,7 @@ ISSUE = Obj(
         "name": Str("display name; defaults to the common name", max_length=128),
         "common_name": Str(min_length=1, max_length=64, pattern=NAMING_TEXT),
         "validity_days": Int(1, MAX_LEAF_DAYS),
-        "sans": Array(SAN, MAX_SANS),
+        "sans": Array(_san("RequestedSAN", tuple(SANType)), MAX_SANS),
         "subject": OPTIONAL_SUBJECT,
         "key_algorithm": Str(
             f"the server makes the key (default {DEFAULT_LEAF_KEY_ALGORITHM.value} without csr)",
@@ -156,6 +218,14 @@ ISSUE = Obj(
         ),
     },
     frozenset({"type", "common_name", "validity_days"}),
+    when=(
+        *_SANS_BY_TYPE,
+        NotTogether(
+            ("key_algorithm", "csr"),
+            "and csr exclude each other: give key_algorithm (the server makes the key) "
+            "or csr, not both.",
+        ),
+    ),
 )
 DOWNLOAD = Obj(
     "Download",
@@ -415,6 +485,7 @@ BATCH_ITEM = PerItem(
         ),
     },
     ISSUE.required,
+    when=ISSUE.when,
 )
 ISSUE_BATCH = Obj(
     "IssueCertificateBatch",

@@ -225,10 +225,13 @@ class Array:
     items: Spec
     max_items: int
     description: str = ""
+    min_items: int = 0
 
     def parse(self, value: object, path: str) -> list[Any]:
         if not isinstance(value, list):
             raise _fail(path, "must be an array.")
+        if len(value) < self.min_items:
+            raise _fail(path, f"must hold at least {self.min_items} items; got {len(value)}.")
         if len(value) > self.max_items:
             raise _fail(path, f"may hold at most {self.max_items} items; got {len(value)}.")
         return [self.items.parse(item, f"{path}[{index}]") for index, item in enumerate(value)]
@@ -239,6 +242,8 @@ class Array:
             "items": self.items.json_schema(),
             "maxItems": self.max_items,
         }
+        if self.min_items:
+            schema["minItems"] = self.min_items
         if self.description:
             schema["description"] = self.description
         return schema
@@ -295,6 +300,70 @@ class RequiredWhen:
 
 
 @dataclass(frozen=True)
+class When:
+    """Rules for some fields of an object when one of its fields has one of ``values``
+    (JSON Schema ``if``/``then``): a server certificate's SANs are DNS names and IPs."""
+
+    key: str
+    values: tuple[str, ...]
+    then: Mapping[str, Spec]
+    # At least one of these must hold in full (each field present and valid), and
+    # ``needs`` says what when none does: a server certificate names its host somewhere.
+    one_of: tuple[Mapping[str, Spec], ...] = ()
+    needs: str = ""
+
+    def check(self, value: Mapping[str, object], path: str) -> None:
+        if value.get(self.key) not in self.values:
+            return
+        for name, spec in self.then.items():
+            if name in value:
+                spec.parse(value[name], _join(path, name))
+        if self.one_of and not any(_holds(option, value, path) for option in self.one_of):
+            raise _fail(_join(path, next(iter(self.one_of[0]))), self.needs)
+
+    def json_schema(self) -> JSON:
+        then: JSON = {"properties": {name: spec.json_schema() for name, spec in self.then.items()}}
+        if self.one_of:
+            then["anyOf"] = [
+                {
+                    "required": sorted(option),
+                    "properties": {name: spec.json_schema() for name, spec in option.items()},
+                }
+                for option in self.one_of
+            ]
+        return {
+            "if": {"properties": {self.key: {"enum": list(self.values)}}, "required": [self.key]},
+            "then": then,
+        }
+
+
+def _holds(option: Mapping[str, Spec], value: Mapping[str, object], path: str) -> bool:
+    try:
+        for name, spec in option.items():
+            if name not in value:
+                return False
+            spec.parse(value[name], _join(path, name))
+    except ValidationError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class NotTogether:
+    """Fields an object may hold one of, not all (JSON Schema ``not``/``required``)."""
+
+    fields: tuple[str, ...]
+    message: str
+
+    def check(self, value: Mapping[str, object], path: str) -> None:
+        if all(name in value for name in self.fields):
+            raise _fail(_join(path, self.fields[0]), self.message)
+
+    def json_schema(self) -> JSON:
+        return {"not": {"required": list(self.fields)}}
+
+
+@dataclass(frozen=True)
 class Obj:
     """A JSON object with known properties; unknown ones are refused (typos show up)."""
 
@@ -303,6 +372,7 @@ class Obj:
     required: frozenset[str] = field(default_factory=frozenset)
     description: str = ""
     required_when: tuple[RequiredWhen, ...] = ()
+    when: tuple[When | NotTogether, ...] = ()
 
     def parse(self, value: object, path: str = "") -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -316,12 +386,17 @@ class Obj:
         missing = sorted(self.required - set(value))
         if missing:
             raise _fail(_join(path, missing[0]), "is required.")
-        for rule in self.required_when:
-            for name in rule.missing(value):
-                raise _fail(_join(path, name), f"is required when {rule.key} is {value[rule.key]}.")
-        return {
+        for needed in self.required_when:
+            for name in needed.missing(value):
+                raise _fail(
+                    _join(path, name), f"is required when {needed.key} is {value[needed.key]}."
+                )
+        parsed = {
             key: self.properties[key].parse(item, _join(path, key)) for key, item in value.items()
         }
+        for condition in self.when:
+            condition.check(value, path)
+        return parsed
 
     def json_schema(self) -> JSON:
         return {"$ref": f"#/components/schemas/{self.name}"}
@@ -335,8 +410,10 @@ class Obj:
         }
         if self.required:
             schema["required"] = sorted(self.required)
-        if self.required_when:
-            schema["allOf"] = [rule.json_schema() for rule in self.required_when]
+        rules = [rule.json_schema() for rule in self.required_when]
+        rules += [rule.json_schema() for rule in self.when]
+        if rules:
+            schema["allOf"] = rules
         if self.description:
             schema["description"] = self.description
         return schema
@@ -346,6 +423,10 @@ class Obj:
         found: list[Obj] = [self]
         for spec in self.properties.values():
             found.extend(_objects_in(spec))
+        for rule in self.when:
+            if isinstance(rule, When):
+                for spec in rule.then.values():
+                    found.extend(_objects_in(spec))
         return found
 
 
