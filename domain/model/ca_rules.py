@@ -15,10 +15,10 @@ from domain.model.certificate_facts import certificate_facts
 from domain.model.errors import (
     CANotEnabledError,
     CAStateError,
+    LifetimeError,
     QuotaError,
     ServicePeriodError,
     ValidationError,
-    ValidityError,
 )
 from domain.model.values import CAKind, CAStatus
 
@@ -101,7 +101,7 @@ class SigningRules:
         """Raise if a child certificate of ``validity_years`` would outlive this CA's."""
         not_after = self.not_after
         if not_after is not None and add_years(now, validity_years) > not_after:
-            raise ValidityError(
+            raise LifetimeError(
                 f"validity_years is too long: the parent's certificate ends on "
                 f"{not_after.date().isoformat()}; choose fewer years.",
                 field="validity_years",
@@ -135,7 +135,7 @@ class SigningRules:
         limit, why = _leaf_limit(self)
         if not_after > limit:
             allowed = max((limit - now).days, 0)
-            raise ValidityError(
+            raise LifetimeError(
                 f"validity_days must be at most {allowed}: a certificate may not outlive {why} "
                 f"({limit.date().isoformat()}).",
                 field="validity_days",
