@@ -4,6 +4,11 @@ what the server accepts.
 
 Validation errors are ``domain.model.errors.ValidationError`` with ``field`` set to the JSON path
 of the offending value (``sans[2].value``), which the API turns into a 422 problem.
+
+What JSON Schema cannot say stays with the domain and may still answer 422 for a
+schema-valid request: a CSR's content (its DER, signature and key), the finer IDNA and
+URI rules of SAN values, and entries that repeat once normalised. State the schema
+cannot know is a 404 or 409 (see "The published contract" in docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
