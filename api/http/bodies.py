@@ -236,8 +236,8 @@ ISSUE = Obj(
             "or csr, not both.",
         ),
         NotTogether(
-            ("validity_days", "not_after"),
-            "and not_after exclude each other: give validity_days or not_after, not both.",
+            ("not_after", "validity_days"),
+            "and validity_days exclude each other: give validity_days or not_after, not both.",
         ),
         OneRequired(
             ("validity_days", "not_after"),
