@@ -123,8 +123,11 @@ class LiveServer:
         """One HTTP request; the status, headers and raw body (errors included)."""
         all_headers = dict(headers or {})
         data = None
-        if isinstance(body, dict) and isinstance(body.get("password"), str):
-            SENT_PASSWORDS.add(body["password"])
+        password = body.get("password") if isinstance(body, dict) else None
+        # a password of spaces only is refused, never used; watching for it would find
+        # every indented line of every log
+        if isinstance(password, str) and password.strip():
+            SENT_PASSWORDS.add(password)
         if body is not None:
             data = json.dumps(body).encode()
             all_headers["Content-Type"] = "application/json"
