@@ -411,7 +411,9 @@ PROBLEM = Obj(
 EVENT_QUERY = Obj(
     "EventQuery",
     {
-        "after": QueryInt(0, MAX_POSITION, "log position to continue after (default 0)"),
+        "after": QueryInt(
+            0, MAX_POSITION, "log position to continue after (default 0); cursor wins over it"
+        ),
         **PAGING,
         "type": Str(
             "event type names, comma-separated (e.g. CertificateIssued)",

@@ -49,14 +49,12 @@ def list_events(query: dict[str, Any]) -> ResponseReturnValue:
 
 
 def _after(query: dict[str, Any]) -> int:
-    """The position to continue after: from ``cursor`` as every list pages, or from
-    ``after`` for an auditor who knows the position; not both."""
+    """The position to continue after: from ``cursor`` as every list pages, else from
+    ``after`` for an auditor who knows the position (a cursor, when given, wins)."""
     cursor = query.get("cursor")
     if cursor is None:
         after: int = query.get("after", 0)
         return after
-    if "after" in query:
-        raise ValidationError("give cursor or after, not both.", field="after")
     return decode_cursor(cursor)
 
 
