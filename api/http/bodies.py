@@ -4,7 +4,24 @@ from __future__ import annotations
 
 from api.http.errors import MAX_DETAIL, MAX_FIELD, MAX_INSTANCE
 from api.http.params import MAX_IDEMPOTENCY_KEY
-from api.http.schema import AnyObject, Array, Bool, Int, Nullable, Obj, PerItem, Str, Uuid
+from api.http.schema import (
+    AnyObject,
+    Array,
+    Bool,
+    Either,
+    Int,
+    NotTogether,
+    Nullable,
+    Obj,
+    OneRequired,
+    PerItem,
+    QueryInt,
+    RequiredWhen,
+    Spec,
+    Str,
+    Uuid,
+    When,
+)
 from domain.application.commands import (
     CA_DEFAULTS,
     DEFAULT_CA_KEY_ALGORITHM,
@@ -12,7 +29,9 @@ from domain.application.commands import (
     INCLUDE_CRL_BY_DEFAULT,
 )
 from domain.model.ca_rules import MAX_CA_YEARS, MAX_LEAF_DAYS, MAX_QUOTA_STEP, MAX_SERVICE_DAYS
-from domain.model.validation import MAX_SANS
+from domain.model.countries import COUNTRY_CODES
+from domain.model.text import CONTROL_CHARACTERS
+from domain.model.validation import ALLOWED_SAN_TYPES, MAX_ATTRIBUTE_LENGTHS, MAX_SANS
 from domain.model.values import (
     CAKind,
     CAStatus,
@@ -21,9 +40,18 @@ from domain.model.values import (
     RevocationReason,
     SANType,
 )
-from domain.pki.formats import DownloadFormat
+from domain.pki.formats import MIN_PASSWORD_LENGTH, DownloadFormat, needs_password
+from projections.audit.history import event_types
+from projections.audit.report_kinds import ReportKind
+from projections.audit.reports import MAX_DAYS, PERIOD_KINDS
 from projections.readmodels.models import CertificateViewStatus
-from projections.readmodels.queries import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from projections.readmodels.queries import (
+    CURSOR_PATTERN,
+    DEFAULT_PAGE_SIZE,
+    MAX_CURSOR_LENGTH,
+    MAX_PAGE_SIZE,
+    MAX_TEXT_LENGTH,
+)
 
 KEY_ALGORITHMS = tuple(algorithm.value for algorithm in KeyAlgorithm)
 REASONS = tuple(reason.value for reason in RevocationReason)
@@ -37,21 +65,42 @@ _DEFAULT_DAYS = ", ".join(
 )
 UUID_TEXT = Uuid()
 TIMESTAMP = Nullable(Str(format="date-time", max_length=40))
-TEXT = Nullable(Str(max_length=128))
-# Query values read as numbers: ASCII digits only ("³" is a digit to Python, not to int()).
-DIGITS = r"^[0-9]+$"
-# A log cut: a position, or a time that the parser then checks in full.
-LOG_CUT = r"^[0-9]+$|^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+# Text the domain keeps: no control characters (it strips the ends, so a common name
+# needs one character that is not a space).
+_PLAIN = f"[^{CONTROL_CHARACTERS}]"
+PLAIN_TEXT = f"^{_PLAIN}*$"
+NAMING_TEXT = rf"^{_PLAIN}*[^\s{CONTROL_CHARACTERS}]{_PLAIN}*$"
+# The domain strips the spaces around a country code, takes an empty one as none, and any
+# case of an assigned ISO 3166-1 code.
+_COUNTRY_CODE = "|".join(
+    "".join(f"[{c}{c.lower()}]" for c in code) for code in sorted(COUNTRY_CODES)
+)
+COUNTRY = f"^ *((?:{_COUNTRY_CODE}) *)?$"
+# Printable ASCII, what every download format derives the same key from.
+PRINTABLE_ASCII = r"^[ -~]*$"
+MAX_POSITION = 2**62
+# Event type names separated by commas; spaces around a name and empty names are ignored.
+_EVENT_NAME = f" *(?:(?:{'|'.join(sorted(event_types()))}) *)?"
+EVENT_TYPES = f"^{_EVENT_NAME}(?:,{_EVENT_NAME})*$"
+# A log cut: a position, or a time with a zone.
+LOG_CUT = Either(
+    (
+        Str("a log position", max_length=18, pattern=r"^[0-9]+$"),
+        Str("a time with a zone", format="date-time", max_length=40),
+    ),
+    "must be a log position (digits) or an ISO 8601 time with a zone, such as "
+    "2025-01-31T12:00:00Z.",
+)
 
 SUBJECT = Obj(
     "Subject",
     {
-        "common_name": Str("Common Name (CN)", min_length=1, max_length=64),
-        "organization": TEXT,
-        "organizational_unit": TEXT,
-        "locality": TEXT,
-        "state": TEXT,
-        "country": Nullable(Str("ISO 3166 two-letter code", max_length=2)),
+        "common_name": Str("Common Name (CN)", min_length=1, max_length=64, pattern=NAMING_TEXT),
+        **{
+            name: Nullable(Str(max_length=limit, pattern=PLAIN_TEXT))
+            for name, limit in MAX_ATTRIBUTE_LENGTHS.items()
+        },
+        "country": Nullable(Str("ISO 3166 two-letter code", max_length=2, pattern=COUNTRY)),
     },
     frozenset({"common_name"}),
 )
@@ -77,6 +126,7 @@ CREATE_CA = Obj(
         "included_certificates": Int(0, MAX_QUOTA_STEP, "quota included with a root"),
     },
     frozenset({"kind", "subject"}),
+    required_when=(RequiredWhen("kind", (CAKind.INTERMEDIATE.value,), frozenset({"parent_id"})),),
 )
 RENEW_CA = Obj("RenewCA", {"service_days": Int(1, MAX_SERVICE_DAYS)}, frozenset({"service_days"}))
 REVOKE = Obj("Revoke", {"reason": Str(enum=REASONS)})
@@ -86,6 +136,40 @@ ASSIGN = Obj(
     {"intermediate_id": UUID_TEXT, "remaining": Int(0, MAX_QUOTA_STEP)},
     frozenset({"intermediate_id", "remaining"}),
 )
+# What each SAN type's value looks like, as far as JSON Schema can say it; the domain's
+# checks (IDNA rules, lengths, repeats after normalisation) stay the authority.
+_ATOM = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LDH_NAME = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+_SAN_VALUES: dict[SANType, Spec] = {
+    SANType.DNS: Str("a host name", min_length=1, max_length=253, format="idn-hostname"),
+    SANType.IP: Either(
+        (Str(format="ipv4", max_length=15), Str(format="ipv6", max_length=45)),
+        "must be an IPv4 or IPv6 address.",
+    ),
+    SANType.EMAIL: Str(
+        "an ASCII mailbox", max_length=320, pattern=rf"^{_ATOM}(?:\.{_ATOM})*@{_LDH_NAME}$"
+    ),
+    SANType.URI: Str(
+        "an absolute URI without an authority (such as urn: or spiffe: forms)",
+        max_length=2048,
+        pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9._~:?#@!$&'()*+,;=-][A-Za-z0-9._~:/?#@!$&'()*+,;=-]*$",
+    ),
+}
+
+
+def _san(name: str, types: tuple[SANType, ...]) -> Obj:
+    """A SAN entry whose type is one of ``types``, its value shaped by its type."""
+    return Obj(
+        name,
+        {
+            "type": Str(enum=tuple(t.value for t in types)),
+            "value": Str(min_length=1, max_length=2048),
+        },
+        frozenset({"type", "value"}),
+        when=tuple(When("type", (t.value,), {"value": _SAN_VALUES[t]}) for t in types),
+    )
+
+
 SAN = Obj(
     "SAN",
     {
@@ -93,20 +177,46 @@ SAN = Obj(
         "value": Str(min_length=1, max_length=2048),
     },
     frozenset({"type", "value"}),
+    description="a subjectAltName entry as the certificate holds it",
 )
+
+
+def _sans_for(kind: CertificateType) -> When:
+    """The SANs a certificate of ``kind`` takes; a server certificate names its host in a
+    SAN or in a common name that is a host name or an IP address."""
+    sans = Array(_san(f"{kind.value.title()}SAN", ALLOWED_SAN_TYPES[kind]), MAX_SANS)
+    if kind is not CertificateType.SERVER:
+        return When("type", (kind.value,), {"sans": sans})
+    host = Either(
+        (_SAN_VALUES[SANType.DNS], _SAN_VALUES[SANType.IP]),
+        "must be a host name or an IP address.",
+    )
+    return When(
+        "type",
+        (kind.value,),
+        {"sans": sans},
+        one_of=(
+            {"sans": Array(sans.items, MAX_SANS, min_items=1)},
+            {"common_name": host},
+        ),
+        needs="needs a DNS or IP entry when the common name is no host name.",
+    )
+
+
+_SANS_BY_TYPE = tuple(_sans_for(kind) for kind in ALLOWED_SAN_TYPES)
 ISSUE = Obj(
     "IssueCertificate",
     {
         "type": Str(enum=tuple(t.value for t in CertificateType)),
         "name": Str("display name; defaults to the common name", max_length=128),
-        "common_name": Str(min_length=1, max_length=64),
+        "common_name": Str(min_length=1, max_length=64, pattern=NAMING_TEXT),
         "validity_days": Int(1, MAX_LEAF_DAYS, "days from now; or give not_after"),
         "not_after": Str(
             "an explicit end (ISO 8601), held to the same limits as validity_days",
             format="date-time",
             max_length=40,
         ),
-        "sans": Array(SAN, MAX_SANS),
+        "sans": Array(_san("RequestedSAN", tuple(SANType)), MAX_SANS),
         "subject": OPTIONAL_SUBJECT,
         "key_algorithm": Str(
             f"the server makes the key (default {DEFAULT_LEAF_KEY_ALGORITHM.value} without csr)",
@@ -118,24 +228,55 @@ ISSUE = Obj(
         ),
     },
     frozenset({"type", "common_name"}),
+    when=(
+        *_SANS_BY_TYPE,
+        NotTogether(
+            ("key_algorithm", "csr"),
+            "and csr exclude each other: give key_algorithm (the server makes the key) "
+            "or csr, not both.",
+        ),
+        NotTogether(
+            ("not_after", "validity_days"),
+            "and validity_days exclude each other: give validity_days or not_after, not both.",
+        ),
+        OneRequired(
+            ("validity_days", "not_after"),
+            "is required: give validity_days, or not_after (an ISO 8601 end time).",
+        ),
+    ),
 )
 DOWNLOAD = Obj(
     "Download",
     {
         "format": Str(enum=tuple(fmt.value for fmt in DownloadFormat)),
-        "password": Str(max_length=256),
+        "password": Str(min_length=MIN_PASSWORD_LENGTH, max_length=256, pattern=PRINTABLE_ASCII),
         "include_chain": Bool(),
     },
     frozenset({"format"}),
+    required_when=(
+        RequiredWhen(
+            "format",
+            tuple(fmt.value for fmt in DownloadFormat if needs_password(fmt)),
+            frozenset({"password"}),
+        ),
+    ),
 )
 # Every list pages alike: ``limit`` and an opaque ``cursor`` in, ``next_cursor`` out.
-PAGING = {
-    "limit": Str(
-        f"1 to {MAX_PAGE_SIZE} (default {DEFAULT_PAGE_SIZE})", max_length=4, pattern=DIGITS
+PAGING: dict[str, Spec] = {
+    "limit": QueryInt(1, MAX_PAGE_SIZE, f"default {DEFAULT_PAGE_SIZE}"),
+    "cursor": Str(
+        "a previous page's next_cursor, as given",
+        max_length=MAX_CURSOR_LENGTH,
+        pattern=CURSOR_PATTERN,
     ),
-    "cursor": Str("a previous page's next_cursor, as given", max_length=256),
 }
-NEXT_CURSOR = Nullable(Str("the cursor of the next page; null on the last", max_length=256))
+NEXT_CURSOR = Nullable(
+    Str(
+        "the cursor of the next page; null on the last",
+        max_length=MAX_CURSOR_LENGTH,
+        pattern=CURSOR_PATTERN,
+    )
+)
 CA_QUERY = Obj("CAQuery", PAGING)
 CHECKPOINT_QUERY = Obj("CheckpointQuery", PAGING)
 CERTIFICATE_QUERY = Obj(
@@ -143,7 +284,12 @@ CERTIFICATE_QUERY = Obj(
     {
         "status": Str(enum=CERTIFICATE_STATUSES),
         "type": Str(enum=tuple(t.value for t in CertificateType)),
-        "q": Str("text in the common name or a SAN", max_length=256),
+        "q": Str(
+            "text in the common name or a SAN",
+            min_length=1,
+            max_length=MAX_TEXT_LENGTH,
+            pattern=PLAIN_TEXT,
+        ),
         "expires_before": Str(format="date-time", max_length=40),
         "issuer_revoked": Str("whether the issuing CA was revoked", enum=("true", "false")),
         **PAGING,
@@ -265,9 +411,15 @@ PROBLEM = Obj(
 EVENT_QUERY = Obj(
     "EventQuery",
     {
-        "after": Str("log position to continue after (default 0)", max_length=18, pattern=DIGITS),
+        "after": QueryInt(
+            0, MAX_POSITION, "log position to continue after (default 0); cursor wins over it"
+        ),
         **PAGING,
-        "type": Str("event type names, comma-separated (e.g. CertificateIssued)", max_length=512),
+        "type": Str(
+            "event type names, comma-separated (e.g. CertificateIssued)",
+            max_length=512,
+            pattern=EVENT_TYPES,
+        ),
         "aggregate_id": Str(format="uuid", max_length=36),
         "actor": Str(max_length=128),
         "from": Str(format="date-time", max_length=40),
@@ -328,31 +480,33 @@ CHECKPOINTS = Obj(
     },
     frozenset({"public_key_pem", "items", "next_cursor"}),
 )
-STATE_QUERY = Obj(
-    "StateQuery",
-    {
-        "at": Str(
-            "a log position, or an ISO 8601 time (approximate across writers)",
-            max_length=40,
-            pattern=LOG_CUT,
-        )
-    },
-)
-REPORT_QUERY = Obj(
-    "ReportQuery",
-    {
-        "format": Str(enum=("csv", "json")),
-        "at": Str(
-            "cut: a log position or an ISO 8601 time (default: the end of the log)",
-            max_length=40,
-            pattern=LOG_CUT,
-        ),
-        "from": Str(format="date-time", max_length=40),
-        "to": Str(format="date-time", max_length=40),
-        "ca_id": Str(format="uuid", max_length=36),
-        "days": Str("for expiring: within this many days of the cut", max_length=6, pattern=DIGITS),
-    },
-)
+STATE_QUERY = Obj("StateQuery", {"at": LOG_CUT})
+_REPORT_SCOPE: dict[str, Spec] = {
+    "format": Str(enum=("csv", "json")),
+    "at": LOG_CUT,
+    "ca_id": Str(format="uuid", max_length=36),
+}
+_PERIOD: dict[str, Spec] = {
+    "from": Str("start of the period (inclusive)", format="date-time", max_length=40),
+    "to": Str(
+        "end of the period (exclusive; one not after from selects nothing)",
+        format="date-time",
+        max_length=40,
+    ),
+}
+_HORIZON: dict[str, Spec] = {
+    "days": QueryInt(1, MAX_DAYS, "within this many days of the cut (default 30)")
+}
+
+
+def _report_query(kind: ReportKind) -> Obj:
+    """The query a report of ``kind`` takes: what it does not take is refused."""
+    extra = _PERIOD if kind in PERIOD_KINDS else _HORIZON if kind is ReportKind.EXPIRING else {}
+    name = "".join(word.title() for word in kind.value.split("-"))
+    return Obj(f"{name}ReportQuery", {**_REPORT_SCOPE, **extra})
+
+
+REPORT_QUERIES = {kind: _report_query(kind) for kind in ReportKind}
 MANIFEST = AnyObject(
     "kind, format, parameters, at_position, at_time, generated_from, "
     "row_count, sha256, signature (Ed25519, base64), key_id, public_key_pem"
@@ -371,6 +525,7 @@ BATCH_ITEM = PerItem(
         ),
     },
     ISSUE.required,
+    when=ISSUE.when,
 )
 ISSUE_BATCH = Obj(
     "IssueCertificateBatch",

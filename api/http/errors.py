@@ -13,9 +13,10 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from flask import Flask, Response, g, json, request
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from domain.model.errors import (
     ConflictError,
@@ -80,7 +81,7 @@ def problem(status: int, title: str, detail: str, field: str | None = None) -> R
     """An ``application/problem+json`` response, within the published Problem schema even
     when the detail, the path or the field echo a client's overlong input."""
     body: dict[str, object] = {
-        "type": PROBLEM_TYPE_BASE + title.lower().replace(" ", "-"),
+        "type": problem_type(title),
         "title": title,
         "status": status,
         "detail": _clip(detail, MAX_DETAIL),
@@ -98,6 +99,11 @@ def problem(status: int, title: str, detail: str, field: str | None = None) -> R
     return response
 
 
+def problem_type(title: str) -> str:
+    """The problem's ``type`` URI: its title as a slug ("SAN" -> .../san)."""
+    return PROBLEM_TYPE_BASE + "-".join(re.findall(r"[a-z0-9]+", title.lower()))
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
@@ -107,7 +113,7 @@ def item_problem(error: PCAError) -> dict[str, object]:
     status = _domain_status(error)
     title = _title(error, status)
     body: dict[str, object] = {
-        "type": PROBLEM_TYPE_BASE + title.lower().replace(" ", "-"),
+        "type": problem_type(title),
         "title": title,
         "status": status,
         "detail": error.detail,
@@ -124,10 +130,16 @@ def _domain_status(error: PCAError) -> int:
     return 500
 
 
+# A word of a class name: an acronym (the "CSR" of CSRError), or a capitalised word.
+_NAME_WORD = re.compile(r"[A-Z]+(?![a-z])|[A-Z][a-z0-9]*|[a-z0-9]+")
+
+
 def _title(error: PCAError, status: int) -> str:
-    words = "".join(f" {c}" if c.isupper() else c for c in type(error).__name__).strip()
-    advised = status < 500 or isinstance(error, ADVISED)
-    return words.removesuffix(" Error") if advised else "Internal error"
+    """The class name in words, acronyms kept whole: ``CAStateError`` -> "CA state"."""
+    if status >= 500 and not isinstance(error, ADVISED):
+        return "Internal error"
+    words = _NAME_WORD.findall(type(error).__name__.removesuffix("Error")) or ["Error"]
+    return " ".join([words[0], *(w if w.isupper() else w.lower() for w in words[1:])])
 
 
 def register_error_handlers(app: Flask) -> None:
@@ -153,7 +165,11 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(HTTPException)
     def http_exception(error: HTTPException) -> Response:
         status = error.code or 500
-        return problem(status, error.name, _http_detail(status, error))
+        response = problem(status, error.name, _http_detail(status, error))
+        if isinstance(error, MethodNotAllowed) and error.valid_methods:
+            # RFC 9110: a 405 names the methods the resource does support.
+            response.headers["Allow"] = ", ".join(sorted(error.valid_methods))
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(error: Exception) -> Response:

@@ -60,7 +60,7 @@ def _operation(operation: Operation) -> JSON:
         "tags": [operation.tag],
         "responses": _responses(operation),
     }
-    parameters = _path_parameters(operation.rule) + _query_parameters(operation.query)
+    parameters = _path_parameters(operation) + _query_parameters(operation.query)
     if operation.read_models:
         parameters += consistency.OPENAPI_PARAMETERS
     if parameters:
@@ -83,9 +83,10 @@ def _responses(operation: Operation) -> JSON:
     if operation.read_models:
         responses[str(operation.status)]["headers"] = consistency.OPENAPI_RESPONSE_HEADERS
     problem = {"application/problem+json": {"schema": PROBLEM.json_schema()}}
-    # Any operation may meet a storage outage or read models still catching up (503); a
+    # Any operation may meet a storage outage or read models still catching up (503), and
+    # a CA whose state forbids the answer (409, such as a CRL of a CA never enabled); a
     # token's operations also the brake on bad tokens and the issuance limit (429).
-    codes = [404, 500, 503] if operation.role is None else [401, 403, 404, 409, 429, 500, 503]
+    codes = [404, 409, 500, 503] if operation.role is None else [401, 403, 404, 409, 429, 500, 503]
     if operation.method == "POST":
         codes += [413]  # a body over the limit is refused, JSON or not (OCSP)
     if operation.body is not None:
@@ -117,12 +118,14 @@ def _success(operation: Operation) -> JSON:
     }
 
 
-def _path_parameters(rule: str) -> list[JSON]:
+def _path_parameters(operation: Operation) -> list[JSON]:
     parameters = []
-    for match in _PARAM.finditer(rule):
+    for match in _PARAM.finditer(operation.rule):
         schema: JSON = {"type": "string"}
         if match["converter"] == "uuid":
             schema["format"] = "uuid"
+        if match["name"] in operation.path:
+            schema = operation.path[match["name"]].json_schema()
         parameters.append({"name": match["name"], "in": "path", "required": True, "schema": schema})
     return parameters
 

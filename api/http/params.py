@@ -22,15 +22,6 @@ def parse_instant(raw: str | None, name: str) -> dt.datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
-def parse_count(raw: str | None, name: str, default: int) -> int:
-    """A whole number, or ``default`` when absent."""
-    if raw is None:
-        return default
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
-        raise ValidationError(f"{name} must be a whole number.", field=name)
-    return int(raw)
-
-
 MAX_IDEMPOTENCY_KEY = 255
 
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import functools
 import json
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Blueprint, g, request
@@ -17,7 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from api.http.auth import require_role
 from api.http.consistency import answer_fresh
 from api.http.errors import MalformedRequestError
-from api.http.schema import AnyObject, Obj
+from api.http.schema import AnyObject, Obj, Spec
 from domain.model.tokens import Role
 
 View = Callable[..., ResponseReturnValue]
@@ -40,6 +40,7 @@ class Operation:
     response: Obj | AnyObject | tuple[str, ...] | None  # JSON schema, file types, no body
     tag: str
     read_models: bool = False  # answered from the read models: fresh by default
+    path: Mapping[str, Spec] = field(default_factory=dict)  # beyond what the rule says
 
 
 class Routes:
@@ -62,18 +63,23 @@ class Routes:
         status: int = 200,
         response: Obj | AnyObject | tuple[str, ...] | None = None,
         read_models: bool = False,
+        path: Mapping[str, Spec] | None = None,
+        name: str | None = None,
     ) -> Callable[[View], View]:
         """Register the decorated view for ``method`` on ``rule`` (relative to the prefix).
 
         ``read_models``: the view answers from the read models, so it first waits until
         they include every write acknowledged before the request (:mod:`api.http.consistency`).
+        ``path`` declares rules for path parameters that the rule's converter does not,
+        ``name`` the operation id when one view serves several rules (its own name else).
         """
 
         def decorate(view: View) -> View:
             prefix = self.blueprint.url_prefix or ""
+            operation_id = name or view.__name__
             self.operations.append(
                 Operation(
-                    view.__name__,
+                    operation_id,
                     method,
                     prefix + rule,
                     summary,
@@ -84,22 +90,31 @@ class Routes:
                     response,
                     self.tag,
                     read_models,
+                    dict(path or {}),
                 )
             )
-            wrapped = _guarded(view, role, body, query, read_models=read_models)
-            self.blueprint.add_url_rule(rule, view.__name__, wrapped, methods=[method])
+            wrapped = _guarded(view, role, body, query, dict(path or {}), read_models=read_models)
+            self.blueprint.add_url_rule(rule, operation_id, wrapped, methods=[method])
             return wrapped
 
         return decorate
 
 
 def _guarded(
-    view: View, role: Role | None, body: Obj | None, query: Obj | None, *, read_models: bool
+    view: View,
+    role: Role | None,
+    body: Obj | None,
+    query: Obj | None,
+    path_specs: Mapping[str, Spec],
+    *,
+    read_models: bool,
 ) -> View:
     @functools.wraps(view)
     def run(**path: Any) -> ResponseReturnValue:
         if role is not None:
             g.principal = require_role(role)
+        for name, spec in path_specs.items():
+            path[name] = spec.parse(path[name], name)
         if request.method == "POST":
             _refuse_oversized_body()
         if body is not None:

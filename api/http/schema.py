@@ -4,6 +4,11 @@ what the server accepts.
 
 Validation errors are ``domain.model.errors.ValidationError`` with ``field`` set to the JSON path
 of the offending value (``sans[2].value``), which the API turns into a 422 problem.
+
+What JSON Schema cannot say stays with the domain and may still answer 422 for a
+schema-valid request: a CSR's content (its DER, signature and key), the finer IDNA and
+URI rules of SAN values, and entries that repeat once normalised. State the schema
+cannot know is a 404 or 409 (see "The published contract" in docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
@@ -59,7 +64,7 @@ class Str:
         if self.enum and value not in self.enum:
             raise _fail(path, f"must be one of {', '.join(self.enum)}; got {value[:40]!r}.")
         if not self.min_length <= len(value) <= self.max_length:
-            raise _fail(path, f"must be {self.min_length} to {self.max_length} characters long.")
+            raise _fail(path, f"must be {_length_range(self.min_length, self.max_length)}.")
         if self.pattern and not re.search(self.pattern, value):
             raise _fail(path, f"must match {self.pattern}; got {value[:40]!r}.")
         if self.format == DATE_TIME and not _is_instant(value):
@@ -81,6 +86,15 @@ class Str:
             if value:
                 schema[key] = value
         return schema
+
+
+def _length_range(least: int, most: int) -> str:
+    """A length rule as a sentence reads it: "at most 256 characters long"."""
+    if least == 0:
+        return f"at most {most} characters long"
+    if least == most:
+        return f"exactly {most} characters long"
+    return f"{least} to {most} characters long"
 
 
 def _is_instant(text: str) -> bool:
@@ -121,15 +135,75 @@ class Int:
     description: str = ""
 
     def parse(self, value: object, path: str) -> int:
+        # JSON Schema counts 170.0 as an integer, so a client's serializer may send it so.
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
         if isinstance(value, bool) or not isinstance(value, int):
             raise _fail(path, f"must be an integer from {self.minimum} to {self.maximum}.")
-        if not self.minimum <= value <= self.maximum:
-            shown = value if abs(value) < 10**12 else "a huge number"
-            raise _fail(path, f"must be from {self.minimum} to {self.maximum}; got {shown}.")
-        return value
+        return _in_range(value, self.minimum, self.maximum, path)
 
     def json_schema(self) -> JSON:
         schema: JSON = {"type": "integer", "minimum": self.minimum, "maximum": self.maximum}
+        if self.description:
+            schema["description"] = self.description
+        return schema
+
+
+HUGE_DIGITS = 12  # numbers this long or longer are shown as "a huge number"
+
+
+def _in_range(value: int, minimum: int, maximum: int, path: str) -> int:
+    if not minimum <= value <= maximum:
+        shown = value if abs(value) < 10**HUGE_DIGITS else "a huge number"
+        raise _fail(path, f"must be from {minimum} to {maximum}; got {shown}.")
+    return value
+
+
+@dataclass(frozen=True)
+class QueryInt:
+    """An integer sent as text (a query or path parameter): decimal ASCII digits, in range."""
+
+    minimum: int
+    maximum: int
+    description: str = ""
+
+    def parse(self, value: object, path: str) -> int:
+        if not isinstance(value, str) or not (value.isascii() and value.isdigit()):
+            shown = repr(value[:40]) if isinstance(value, str) else "a non-string"
+            raise _fail(
+                path, f"must be a whole number from {self.minimum} to {self.maximum}; got {shown}."
+            )
+        # More digits than the maximum has is out of range, and is never converted
+        # (int()'s cost and limits grow with the length).
+        digits = value.lstrip("0") or "0"
+        if len(digits) > len(str(self.maximum)):
+            shown = digits if len(digits) < HUGE_DIGITS else "a huge number"
+            raise _fail(path, f"must be from {self.minimum} to {self.maximum}; got {shown}.")
+        return _in_range(int(digits), self.minimum, self.maximum, path)
+
+    def json_schema(self) -> JSON:
+        return Int(self.minimum, self.maximum, self.description).json_schema()
+
+
+@dataclass(frozen=True)
+class Either:
+    """A value that one of ``options`` accepts (JSON Schema ``anyOf``); the first that
+    parses it wins, and ``message`` says what is accepted when none does."""
+
+    options: tuple[Spec, ...]
+    message: str
+    description: str = ""
+
+    def parse(self, value: object, path: str) -> Any:
+        for option in self.options:
+            try:
+                return option.parse(value, path)
+            except ValidationError:
+                continue
+        raise _fail(path, self.message)
+
+    def json_schema(self) -> JSON:
+        schema: JSON = {"anyOf": [option.json_schema() for option in self.options]}
         if self.description:
             schema["description"] = self.description
         return schema
@@ -156,10 +230,13 @@ class Array:
     items: Spec
     max_items: int
     description: str = ""
+    min_items: int = 0
 
     def parse(self, value: object, path: str) -> list[Any]:
         if not isinstance(value, list):
             raise _fail(path, "must be an array.")
+        if len(value) < self.min_items:
+            raise _fail(path, f"must hold at least {self.min_items} items; got {len(value)}.")
         if len(value) > self.max_items:
             raise _fail(path, f"may hold at most {self.max_items} items; got {len(value)}.")
         return [self.items.parse(item, f"{path}[{index}]") for index, item in enumerate(value)]
@@ -170,6 +247,8 @@ class Array:
             "items": self.items.json_schema(),
             "maxItems": self.max_items,
         }
+        if self.min_items:
+            schema["minItems"] = self.min_items
         if self.description:
             schema["description"] = self.description
         return schema
@@ -205,6 +284,106 @@ class AnyObject:
 
 
 @dataclass(frozen=True)
+class RequiredWhen:
+    """Fields an object needs when one of its fields has one of ``values`` (JSON Schema
+    ``if``/``then``): an intermediate CA needs its parent, a key download a password."""
+
+    key: str
+    values: tuple[str, ...]
+    fields: frozenset[str]
+
+    def missing(self, value: Mapping[str, object]) -> list[str]:
+        if value.get(self.key) not in self.values:
+            return []
+        return sorted(self.fields - set(value))
+
+    def json_schema(self) -> JSON:
+        return {
+            "if": {"properties": {self.key: {"enum": list(self.values)}}, "required": [self.key]},
+            "then": {"required": sorted(self.fields)},
+        }
+
+
+@dataclass(frozen=True)
+class When:
+    """Rules for some fields of an object when one of its fields has one of ``values``
+    (JSON Schema ``if``/``then``): a server certificate's SANs are DNS names and IPs."""
+
+    key: str
+    values: tuple[str, ...]
+    then: Mapping[str, Spec]
+    # At least one of these must hold in full (each field present and valid), and
+    # ``needs`` says what when none does: a server certificate names its host somewhere.
+    one_of: tuple[Mapping[str, Spec], ...] = ()
+    needs: str = ""
+
+    def check(self, value: Mapping[str, object], path: str) -> None:
+        if value.get(self.key) not in self.values:
+            return
+        for name, spec in self.then.items():
+            if name in value:
+                spec.parse(value[name], _join(path, name))
+        if self.one_of and not any(_holds(option, value, path) for option in self.one_of):
+            raise _fail(_join(path, next(iter(self.one_of[0]))), self.needs)
+
+    def json_schema(self) -> JSON:
+        then: JSON = {"properties": {name: spec.json_schema() for name, spec in self.then.items()}}
+        if self.one_of:
+            then["anyOf"] = [
+                {
+                    "required": sorted(option),
+                    "properties": {name: spec.json_schema() for name, spec in option.items()},
+                }
+                for option in self.one_of
+            ]
+        return {
+            "if": {"properties": {self.key: {"enum": list(self.values)}}, "required": [self.key]},
+            "then": then,
+        }
+
+
+def _holds(option: Mapping[str, Spec], value: Mapping[str, object], path: str) -> bool:
+    try:
+        for name, spec in option.items():
+            if name not in value:
+                return False
+            spec.parse(value[name], _join(path, name))
+    except ValidationError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class OneRequired:
+    """Fields of which an object must hold at least one (JSON Schema ``anyOf``/``required``)."""
+
+    fields: tuple[str, ...]
+    message: str
+
+    def check(self, value: Mapping[str, object], path: str) -> None:
+        if not any(name in value for name in self.fields):
+            raise _fail(_join(path, self.fields[0]), self.message)
+
+    def json_schema(self) -> JSON:
+        return {"anyOf": [{"required": [name]} for name in self.fields]}
+
+
+@dataclass(frozen=True)
+class NotTogether:
+    """Fields an object may hold one of, not all (JSON Schema ``not``/``required``)."""
+
+    fields: tuple[str, ...]
+    message: str
+
+    def check(self, value: Mapping[str, object], path: str) -> None:
+        if all(name in value for name in self.fields):
+            raise _fail(_join(path, self.fields[0]), self.message)
+
+    def json_schema(self) -> JSON:
+        return {"not": {"required": list(self.fields)}}
+
+
+@dataclass(frozen=True)
 class Obj:
     """A JSON object with known properties; unknown ones are refused (typos show up)."""
 
@@ -212,6 +391,8 @@ class Obj:
     properties: Mapping[str, Spec]
     required: frozenset[str] = field(default_factory=frozenset)
     description: str = ""
+    required_when: tuple[RequiredWhen, ...] = ()
+    when: tuple[When | NotTogether | OneRequired, ...] = ()
 
     def parse(self, value: object, path: str = "") -> dict[str, Any]:
         if not isinstance(value, dict):
@@ -225,9 +406,17 @@ class Obj:
         missing = sorted(self.required - set(value))
         if missing:
             raise _fail(_join(path, missing[0]), "is required.")
-        return {
+        for needed in self.required_when:
+            for name in needed.missing(value):
+                raise _fail(
+                    _join(path, name), f"is required when {needed.key} is {value[needed.key]}."
+                )
+        parsed = {
             key: self.properties[key].parse(item, _join(path, key)) for key, item in value.items()
         }
+        for condition in self.when:
+            condition.check(value, path)
+        return parsed
 
     def json_schema(self) -> JSON:
         return {"$ref": f"#/components/schemas/{self.name}"}
@@ -241,6 +430,10 @@ class Obj:
         }
         if self.required:
             schema["required"] = sorted(self.required)
+        rules = [rule.json_schema() for rule in self.required_when]
+        rules += [rule.json_schema() for rule in self.when]
+        if rules:
+            schema["allOf"] = rules
         if self.description:
             schema["description"] = self.description
         return schema
@@ -250,6 +443,10 @@ class Obj:
         found: list[Obj] = [self]
         for spec in self.properties.values():
             found.extend(_objects_in(spec))
+        for rule in self.when:
+            if isinstance(rule, When):
+                for spec in rule.then.values():
+                    found.extend(_objects_in(spec))
         return found
 
 
@@ -276,14 +473,22 @@ def _shortened(key: str, limit: int = 64) -> str:
 class PerItem(Obj):
     """An object schema checked item by item by the view, not when the body is parsed.
 
-    A batch documents its items' schema but answers each bad item on its own, so the
-    body parser only checks that each item is an object; :meth:`parse_item` does the rest.
+    A batch answers each bad item on its own, so the body parser only checks that each
+    item is an object, and that is what the request's schema says; the item's fields are
+    a component of their own, named in the description, which :meth:`parse_item` checks.
     """
 
     def parse(self, value: object, path: str = "") -> dict[str, Any]:
         if not isinstance(value, dict):
             raise _fail(path, "must be a JSON object.")
         return value
+
+    def json_schema(self) -> JSON:
+        return {
+            "type": "object",
+            "description": f"an item as #/components/schemas/{self.name} describes it; "
+            "an item that does not fit gets its problem in the answer, the others go ahead",
+        }
 
     def parse_item(self, value: object, path: str) -> dict[str, Any]:
         return super().parse(value, path)

@@ -24,7 +24,7 @@ from domain.model.ca_rules import (
     no_quota_left,
 )
 from domain.model.certificate_facts import certificate_facts
-from domain.model.errors import CANotEnabledError, CAStateError, QuotaError, ValidityError
+from domain.model.errors import CANotEnabledError, CAStateError, LifetimeError, QuotaError
 from domain.model.events import AuditedCreated, AuditedEvent
 from domain.model.values import (
     CAKind,
@@ -301,7 +301,7 @@ class CertificateAuthority(SigningRules, Aggregate):
                 if left >= 1
                 else "it already runs to within a day of it and cannot be extended further"
             )
-            raise ValidityError(
+            raise LifetimeError(
                 f"service_days {service_days} would run the service period past the CA's"
                 f" certificate, which ends on {not_after.isoformat()}; {advice}.",
                 field="service_days",

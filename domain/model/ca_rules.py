@@ -15,10 +15,10 @@ from domain.model.certificate_facts import certificate_facts
 from domain.model.errors import (
     CANotEnabledError,
     CAStateError,
+    LifetimeError,
     QuotaError,
     ServicePeriodError,
     ValidationError,
-    ValidityError,
 )
 from domain.model.values import CAKind, CAStatus
 
@@ -106,7 +106,7 @@ class SigningRules:
         """Raise if a child certificate of ``validity_years`` would outlive this CA's."""
         not_after = self.not_after
         if not_after is not None and add_years(now, validity_years) > not_after:
-            raise ValidityError(
+            raise LifetimeError(
                 f"validity_years is too long: the parent's certificate ends on "
                 f"{not_after.date().isoformat()}; choose fewer years.",
                 field="validity_years",
@@ -139,7 +139,7 @@ class SigningRules:
     ) -> tuple[dt.datetime, dt.datetime]:
         """The (not_before, not_after) of a leaf valid ``validity_days`` from ``now``, or
         until the explicit ``not_after`` (exactly one is given); either end is held to the
-        same limits, and ValidityError says when the limit falls and what to ask instead."""
+        same limits, and LifetimeError says when the limit falls and what to ask instead."""
         end, field = _requested_end(now, validity_days, not_after)
         limit, why = _leaf_limit(self)
         if end > limit:
@@ -181,7 +181,7 @@ def _requested_end(
 ) -> tuple[dt.datetime, str]:
     """The leaf's requested end and the field that asked for it."""
     if (validity_days is None) == (not_after is None):
-        raise ValidityError(
+        raise ValidationError(
             "give either validity_days or not_after (an ISO 8601 end time), not both.",
             field="validity_days" if validity_days is None else "not_after",
         )
@@ -190,16 +190,16 @@ def _requested_end(
         return now + dt.timedelta(days=validity_days), "validity_days"
     assert not_after is not None
     if not_after.tzinfo is None:
-        raise ValidityError(
+        raise ValidationError(
             "not_after needs a time zone, e.g. 2027-01-31T00:00:00Z.", field="not_after"
         )
     end = not_after.astimezone(dt.UTC).replace(microsecond=0)  # X.509 keeps whole seconds
     if end <= now:
-        raise ValidityError(
+        raise LifetimeError(
             f"not_after must be later than now ({now.isoformat()}).", field="not_after"
         )
     if end > now + dt.timedelta(days=MAX_LEAF_DAYS):
-        raise ValidityError(
+        raise LifetimeError(
             f"not_after must be at most {MAX_LEAF_DAYS} days from now.", field="not_after"
         )
     return end, "not_after"
@@ -207,7 +207,7 @@ def _requested_end(
 
 def _outlives(
     now: dt.datetime, field: str, end: dt.datetime, limit: dt.datetime, why: str
-) -> ValidityError:
+) -> LifetimeError:
     """Why a leaf ending at ``end`` is refused: when ``limit`` falls, how long is left,
     and what to ask for instead."""
     left = limit - now
@@ -218,7 +218,7 @@ def _outlives(
     advice = "ask for " + " or ".join(remedies)
     if why == SERVICE_PERIOD:
         advice += ", or renew the CA's service period first"
-    return ValidityError(
+    return LifetimeError(
         f"{field} would end the certificate on {end.isoformat()}, after {why} ends on"
         f" {limit.isoformat()} ({_span(left)} from now); {advice}.",
         field=field,

@@ -6,7 +6,6 @@ The tree (the API maps each branch to one HTTP status)::
     ├── ValidationError            bad input: a field's value cannot be used   (422)
     │   ├── SubjectError           the subject is missing its CN or has a bad field
     │   ├── SANError               a subjectAltName entry is invalid or not allowed
-    │   ├── ValidityError          the requested validity breaks a validity rule
     │   ├── CSRError               the CSR is malformed, badly signed or has a weak key
     │   └── MalformedOCSPRequest   (domain/pki/ocsp.py) answered with malformedRequest, not 422
     ├── NotFoundError              the CA, certificate or key does not exist     (404)
@@ -15,6 +14,7 @@ The tree (the API maps each branch to one HTTP status)::
     │   ├── CAStateError           the CA is in a state that forbids the action
     │   ├── ServicePeriodError     the CA's service period has ended
     │   ├── QuotaError             not enough quota
+    │   ├── LifetimeError          the certificate would outlive the CA that signs it
     │   ├── CertificateStateError  already revoked, not yet revoked, already deleted
     │   ├── IdempotencyKeyReusedError  the key was used with other parameters
     │   └── AuditChainError        (domain/audit/chain.py) the log cannot be chained safely
@@ -47,10 +47,6 @@ class SANError(ValidationError):
     """Raised when a subjectAltName entry is invalid or not allowed for the type."""
 
 
-class ValidityError(ValidationError):
-    """Raised when a requested validity breaks a validity rule."""
-
-
 class CSRError(ValidationError):
     """Raised when a CSR is malformed, not self-signed correctly, or has a weak key."""
 
@@ -77,6 +73,11 @@ class ServicePeriodError(ConflictError):
 
 class QuotaError(ConflictError):
     """Raised when there is not enough quota for the action."""
+
+
+class LifetimeError(ConflictError):
+    """Raised when a requested validity would outlive the signing CA's certificate or
+    service period: valid input, refused for the CA it meets."""
 
 
 class CertificateStateError(ConflictError):

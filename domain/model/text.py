@@ -7,12 +7,12 @@ import re
 
 from domain.model.errors import ValidationError
 
-# C0 controls (NUL included), DEL, C1 controls, lone surrogates (not encodable), and the
-# bidirectional controls (U+061C, U+200E-F, U+202A-E, U+2066-9) that make a name read
-# differently from what it is ("Trojan Source", CVE-2021-42574).
-_FORBIDDEN_CHARS = re.compile(
-    r"[\x00-\x1f\x7f-\x9f\ud800-\udfff\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
-)
+# C0 controls (NUL included), DEL, C1 controls, and the bidirectional controls (U+061C,
+# U+200E-F, U+202A-E, U+2066-9) that make a name read differently from what it is ("Trojan
+# Source", CVE-2021-42574), as the inside of a character class that the HTTP schema's
+# patterns reuse; and lone surrogates, which are no text at all.
+CONTROL_CHARACTERS = r"\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_FORBIDDEN_CHARS = re.compile(f"[{CONTROL_CHARACTERS}\\ud800-\\udfff]")
 
 
 def show(value: str) -> str:

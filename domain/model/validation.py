@@ -31,6 +31,13 @@ ALLOWED_SAN_TYPES: dict[CertificateType, tuple[SANType, ...]] = {
 """The SAN types each certificate type accepts."""
 
 _MAX_COMMON_NAME = 64
+MAX_ATTRIBUTE_LENGTHS = {
+    "organization": 64,
+    "organizational_unit": 64,
+    "locality": 128,
+    "state": 128,
+}
+"""The longest optional subject attributes, in characters (RFC 5280's upper bounds)."""
 
 
 # --- subject -----------------------------------------------------------------------------
@@ -60,12 +67,10 @@ def normalize_subject(subject: Subject) -> Subject:
         )
     return Subject(
         common_name=common_name,
-        organization=_optional_attribute(subject.organization, "organization", 64),
-        organizational_unit=_optional_attribute(
-            subject.organizational_unit, "organizational_unit", 64
-        ),
-        locality=_optional_attribute(subject.locality, "locality", 128),
-        state=_optional_attribute(subject.state, "state", 128),
+        organization=_optional_attribute(subject.organization, "organization"),
+        organizational_unit=_optional_attribute(subject.organizational_unit, "organizational_unit"),
+        locality=_optional_attribute(subject.locality, "locality"),
+        state=_optional_attribute(subject.state, "state"),
         country=_country(subject.country),
     )
 
@@ -78,8 +83,9 @@ def display_name(value: str | None, field: str = "name") -> str | None:
     return clean(value, field, ValidationError, field) or None
 
 
-def _optional_attribute(value: str | None, name: str, limit: int) -> str | None:
+def _optional_attribute(value: str | None, name: str) -> str | None:
     """Strip an optional attribute; None when empty; SubjectError when too long."""
+    limit = MAX_ATTRIBUTE_LENGTHS[name]
     if value is None:
         return None
     text = clean(value, f"subject.{name}", SubjectError, name)

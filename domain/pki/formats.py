@@ -168,6 +168,8 @@ def render_download(
     )
     public = _PUBLIC_RENDERERS.get(fmt)
     if public is not None:
+        if options.password is not None:
+            check_password(options.password)  # unused, but held to the rule it is sent under
         return _named(public(certificates), material.name, certificates.name)
     if material.private_key is None:
         raise ValidationError(_NO_KEY, field="format")
@@ -185,6 +187,12 @@ def _named(download: Download, name: str, stem: str) -> Download:
 
 
 _DISPLAY_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f/\\\"]")
+
+
+def needs_password(fmt: DownloadFormat) -> bool:
+    """Whether a download in ``fmt`` needs the client's password (the others need none,
+    or make one up and hand it over in the file)."""
+    return fmt not in _PUBLIC_RENDERERS and fmt not in _GENERATES_PASSWORD
 
 
 def carries_private_key(fmt: DownloadFormat) -> bool:

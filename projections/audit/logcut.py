@@ -24,7 +24,7 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Notification
 
 from domain.adapters.settings import Settings
-from domain.model.errors import ValidationError
+from domain.model.errors import ConflictError, ValidationError
 from domain.model.topics import stored_topics
 from projections.readmodels.projection import EventLog
 from projections.readmodels.store import open_event_log
@@ -119,7 +119,8 @@ class LogReader:
 
     def cut(self, at: At) -> Cut:
         """Resolve ``at`` (see the module docstring); ValidationError (field "at") for a
-        position past the end of the log, a negative one, or a time without a zone."""
+        negative position or a time without a zone, ConflictError for a position past the
+        end of the log."""
         head = self.head()
         if at is None:
             return self._position_cut(head)
@@ -129,10 +130,13 @@ class LogReader:
                     "at must be a time with a zone, such as 2025-01-31T12:00:00Z.", field="at"
                 )
             return Cut(self._last_at_or_before(at, head), at.astimezone(dt.UTC))
-        if isinstance(at, bool) or not 0 <= at <= head:
-            raise ValidationError(
-                f"at must be a log position between 0 and {head} (the end of the log now), "
-                "or a time.",
+        if isinstance(at, bool) or at < 0:
+            raise ValidationError("at must be a log position (0 or more), or a time.", field="at")
+        if at > head:
+            # A well-formed position the log has not reached yet: a state, not a typo.
+            raise ConflictError(
+                f"at {at} is past the end of the log (position {head} now); pass a position "
+                f"from 0 to {head}, or a time.",
                 field="at",
             )
         return self._position_cut(at)

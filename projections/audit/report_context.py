@@ -20,7 +20,7 @@ from uuid import UUID
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
 from domain.model.certificate_facts import certificate_facts
-from domain.model.errors import ValidationError
+from domain.model.errors import NotFoundError
 from domain.model.values import CAKind, Subject
 from projections.audit.logcut import Cut, LogReader
 
@@ -96,7 +96,7 @@ class Context:
 
     @classmethod
     def gather(cls, reader: LogReader, cut: Cut, ca_id: UUID | None) -> Context:
-        """Read the CA events, revocations and deletions up to ``cut``; ValidationError
+        """Read the CA events, revocations and deletions up to ``cut``; NotFoundError
         (field "ca_id") if ``ca_id`` names no CA that existed then."""
         context = cls(cut)
         types = (CA.CACreated, CA.CAEnabled, CA.CARevoked)
@@ -104,7 +104,7 @@ class Context:
             context._note(event, position)
         if ca_id is not None:
             if ca_id not in context.cas:
-                raise ValidationError(
+                raise NotFoundError(
                     f"No CA with id {ca_id} existed at log position {cut.position}.",
                     field="ca_id",
                 )

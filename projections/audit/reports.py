@@ -39,6 +39,7 @@ from projections.audit.report_manifest import ReportManifest, sign_manifest, ver
 
 __all__ = [
     "MAX_DAYS",
+    "PERIOD_KINDS",
     "ByteSink",
     "ReportFormat",
     "ReportKind",
@@ -55,7 +56,7 @@ __all__ = [
 
 DEFAULT_DAYS = 30
 MAX_DAYS = 36525
-_PERIOD_KINDS = frozenset(
+PERIOD_KINDS = frozenset(
     {ReportKind.ISSUANCE, ReportKind.REVOCATIONS, ReportKind.QUOTA_LEDGER, ReportKind.ACTIVITY}
 )
 
@@ -70,8 +71,9 @@ class ByteSink(Protocol):
 class ReportParameters:
     """What a report covers. ``start`` (inclusive) and ``end`` (exclusive) bound the
     period of ``issuance``, ``revocations``, ``quota-ledger`` and ``activity`` (the API's
-    ``from`` and ``to``); ``days`` is the horizon of ``expiring`` (30 if None); ``ca_id``
-    narrows every kind to a CA and, for a root, its intermediates."""
+    ``from`` and ``to``; an ``end`` not after ``start`` is an empty period, no error);
+    ``days`` is the horizon of ``expiring`` (30 if None); ``ca_id`` narrows every kind
+    to a CA and, for a root, its intermediates."""
 
     at: At = None
     start: dt.datetime | None = None
@@ -85,14 +87,12 @@ class ReportParameters:
         for name, moment in (("from", self.start), ("to", self.end)):
             if moment is None:
                 continue
-            if kind not in _PERIOD_KINDS:
+            if kind not in PERIOD_KINDS:
                 raise ValidationError(
                     f"{name} does not apply to the {kind} report; leave it out.", field=name
                 )
             if moment.tzinfo is None:
                 raise ValidationError(f"{name} must be a time with a zone.", field=name)
-        if self.start is not None and self.end is not None and self.start >= self.end:
-            raise ValidationError("from must be earlier than to.", field="from")
         if self.days is not None and kind is not ReportKind.EXPIRING:
             raise ValidationError(
                 f"days applies to the expiring report only, not to {kind}; leave it out.",
@@ -121,16 +121,17 @@ def parse_parameters(
     start: str | None = None,
     end: str | None = None,
     ca_id: str | None = None,
-    days: str | None = None,
+    days: str | int | None = None,
 ) -> ReportParameters:
-    """Parameters from text (query strings, command-line options); ValidationError naming
-    the field (``at``, ``from``, ``to``, ``ca_id``, ``days``) if one cannot be read."""
+    """Parameters from text (query strings, command-line options; ``days`` may come read
+    already); ValidationError naming the field (``at``, ``from``, ``to``, ``ca_id``,
+    ``days``) if one cannot be read."""
     return ReportParameters(
         at=None if at is None else parse_at(at),
         start=None if start is None else parse_time(start, "from"),
         end=None if end is None else parse_time(end, "to"),
         ca_id=None if ca_id is None else _parse_uuid(ca_id),
-        days=None if days is None else _parse_days(days),
+        days=days if days is None or isinstance(days, int) else _parse_days(days),
     )
 
 

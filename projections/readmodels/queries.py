@@ -10,6 +10,7 @@ import base64
 import binascii
 import datetime as dt
 import json
+import re
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -18,6 +19,7 @@ from uuid import UUID
 from domain.adapters.resources import Closeable
 from domain.adapters.settings import Settings
 from domain.model.errors import NotFoundError, ValidationError
+from domain.model.text import CONTROL_CHARACTERS
 from domain.model.values import (
     SAN,
     CAKind,
@@ -49,6 +51,17 @@ MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 50
 MAX_TEXT_LENGTH = 255
 _CURSOR_PREFIX = "rm1:"
+MAX_CURSOR_DIGITS = 18  # a position below 10**18 fits the databases' 64-bit integers
+# What encode_cursor makes, as a regular expression over its base64url text: "rm1:" is
+# "cm0x" and ":" with the first digits "Oj"; a digit's byte 0x30-0x39 leaves each base64
+# character few values, and which follow which (see encode_cursor's tests).
+_DIGITS3 = "(?:[MN][DTjz]|O[DT])[AEIMQUYcgk][w-z0-5]"  # three more digits
+_TAIL = "(?:(?:[MN][AQgw]|O[AQ])|(?:[MN][DTjz]|O[DT])[AEIMQUYcgk])"  # one or two more
+CURSOR_PATTERN = (
+    f"^cm0xOj[AEIMQUYcgk](?:[w-z0-5](?:(?:{_DIGITS3}){{0,4}}{_TAIL}?"
+    f"|(?:{_DIGITS3}){{5}}(?:[MN][AQgw]|O[AQ])?))?$"
+)
+MAX_CURSOR_LENGTH = 32
 _WAIT_FIRST_SLEEP = 0.002
 _WAIT_MAX_SLEEP = 0.05
 
@@ -205,8 +218,13 @@ def decode_cursor(cursor: str) -> int:
     """The log position in ``cursor``; ValidationError (field "cursor") if it is not ours."""
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-        if text.startswith(_CURSOR_PREFIX) and text[len(_CURSOR_PREFIX) :].isdigit():
-            return int(text[len(_CURSOR_PREFIX) :])
+        digits = text.removeprefix(_CURSOR_PREFIX)
+        if (
+            text.startswith(_CURSOR_PREFIX)
+            and digits.isdigit()
+            and len(digits) <= MAX_CURSOR_DIGITS
+        ):
+            return int(digits)
     except (binascii.Error, UnicodeError, ValueError):
         pass
     raise ValidationError(
@@ -274,9 +292,10 @@ def _status_params(status: CertificateViewStatus, now: dt.datetime) -> list[Any]
 
 def _like_pattern(text: str) -> str:
     """A LIKE pattern for ``text`` anywhere, with LIKE's wildcards taken literally."""
-    if not 1 <= len(text) <= MAX_TEXT_LENGTH or not text.isprintable():
+    if not 1 <= len(text) <= MAX_TEXT_LENGTH or re.search(f"[{CONTROL_CHARACTERS}]", text):
         raise ValidationError(
-            f"The search text must be 1 to {MAX_TEXT_LENGTH} printable characters.",
+            f"The search text must be 1 to {MAX_TEXT_LENGTH} characters, "
+            "without control characters.",
             field="q",
         )
     escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

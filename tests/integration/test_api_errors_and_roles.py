@@ -9,10 +9,18 @@ import pytest
 
 import domain.application.tokens
 from api.http.app import ALL_ROUTES
+from api.http.errors import item_problem
 from api.http.openapi import openapi_path
 from domain.adapters.settings import Settings, open_service
 from domain.application.service import PrivateCA
-from domain.model.errors import ValidationError
+from domain.model.errors import (
+    CAStateError,
+    CSRError,
+    IdempotencyKeyReusedError,
+    PCAError,
+    SANError,
+    ValidationError,
+)
 from domain.model.tokens import Role
 from tests.api_client import SETUP, ApiClient
 from tests.conftest import SettableClock
@@ -165,10 +173,70 @@ def test_unknown_ids_and_paths_are_404_problems(api: ApiClient) -> None:
     assert response.mimetype == "application/problem+json"
 
 
-def test_the_wrong_method_is_a_405_problem(api: ApiClient) -> None:
+def test_the_wrong_method_is_a_405_problem_naming_the_allowed_ones(api: ApiClient) -> None:
     response = api.client.put("/healthz")
     assert response.status_code == 405
     assert response.mimetype == "application/problem+json"
+    assert response.headers["Allow"] == "GET, HEAD, OPTIONS"
+    trace = api.client.open(f"/api/v1/cas/{uuid.uuid4()}/enable", method="TRACE")
+    assert (trace.status_code, trace.headers["Allow"]) == (405, "OPTIONS, POST")
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "detail"),
+    [
+        ({"count": 1000.0}, None, None),  # an integer to JSON Schema, so accepted
+        ({"count": 2.5}, "count", "count must be an integer from 1 to 10000000."),
+        ({"count": 0}, "count", "count must be from 1 to 10000000; got 0."),
+    ],
+)
+def test_integers_may_come_with_a_zero_fraction_and_errors_state_the_range(
+    api: ApiClient, body: dict[str, object], field: str | None, detail: str | None
+) -> None:
+    root_id = api.call("POST", "/api/v1/cas", json=ROOT).get_json()["id"]
+    response = api.call("POST", f"/api/v1/cas/{root_id}/quota/purchases", json=body)
+    if field is None:
+        assert response.status_code < 300, response.get_json()
+        return
+    assert response.status_code == 422
+    assert (response.get_json()["field"], response.get_json()["detail"]) == (field, detail)
+
+
+@pytest.mark.parametrize(
+    ("path", "detail"),
+    [
+        ("/api/v1/events?limit=100000", "limit must be from 1 to 1000; got 100000."),
+        ("/api/v1/events?limit=0", "limit must be from 1 to 1000; got 0."),
+        ("/api/v1/events?limit=ten", "limit must be a whole number from 1 to 1000; got 'ten'."),
+    ],
+)
+def test_numeric_query_values_are_refused_with_their_range(
+    api: ApiClient, path: str, detail: str
+) -> None:
+    response = api.call("GET", path, role=Role.AUDITOR)
+    assert (response.status_code, response.get_json()["detail"]) == (422, detail)
+
+
+def test_a_long_text_is_refused_with_its_longest_length(api: ApiClient) -> None:
+    subject = {"common_name": "x", "locality": "L" * 129}
+    response = api.call("POST", "/api/v1/cas", json={**ROOT, "subject": subject})
+    assert response.get_json()["detail"] == (
+        "subject.locality must be at most 128 characters long."
+    )
+
+
+@pytest.mark.parametrize(
+    ("error", "title", "slug"),
+    [
+        (SANError("bad SAN"), "SAN", "san"),
+        (CSRError("bad CSR"), "CSR", "csr"),
+        (CAStateError("bad state"), "CA state", "ca-state"),
+        (IdempotencyKeyReusedError("reused"), "Idempotency key reused", "idempotency-key-reused"),
+    ],
+)
+def test_problem_titles_and_types_read_as_words(error: PCAError, title: str, slug: str) -> None:
+    problem = item_problem(error)
+    assert (problem["title"], problem["type"]) == (title, f"https://pca.dev/problems/{slug}")
 
 
 def test_invalid_input_stores_nothing(api: ApiClient) -> None:

@@ -122,7 +122,7 @@ def test_idempotency_keys_hold_per_item(api: ApiClient) -> None:
     assert [result["status"] for result in first["results"]] == [201, 201, 201, 409]
     assert ids[0] == ids[2]
     assert "Idempotency" in first["results"][3]["problem"]["detail"] or (
-        first["results"][3]["problem"]["title"] == "Idempotency Key Reused"
+        first["results"][3]["problem"]["title"] == "Idempotency key reused"
     )
     assert _quota_remaining(api, ca_id) == 8
 

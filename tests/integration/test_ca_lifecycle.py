@@ -13,11 +13,11 @@ from domain.application.service import PrivateCA
 from domain.model.errors import (
     CANotEnabledError,
     CAStateError,
+    LifetimeError,
     NotFoundError,
     ServicePeriodError,
     SubjectError,
     ValidationError,
-    ValidityError,
 )
 from domain.model.values import CAKind, CAStatus, KeyAlgorithm, RevocationReason, Subject
 from tests.builders import (
@@ -73,7 +73,7 @@ def test_an_unknown_parent_is_reported_by_field(service: PrivateCA) -> None:
 def test_an_intermediate_may_not_outlive_its_root(service: PrivateCA) -> None:
     root_id = enabled_root(service)
     too_long = CAProfile(Subject("Long Issuing CA"), KeyAlgorithm.EC_P256, 30, 365)
-    with pytest.raises(ValidityError, match="choose fewer years"):
+    with pytest.raises(LifetimeError, match="choose fewer years"):
         service.create_intermediate(ADMIN, root_id, too_long)
 
 

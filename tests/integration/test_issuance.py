@@ -14,7 +14,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from domain.application.commands import CertificateRequest
 from domain.application.service import PrivateCA
-from domain.model.errors import CSRError, SANError, ValidationError, ValidityError
+from domain.model.errors import CSRError, LifetimeError, SANError, ValidationError
 from domain.model.values import SAN, CertificateType, KeyAlgorithm, SANType, Subject
 from tests.builders import (
     OPERATOR,
@@ -138,7 +138,7 @@ def test_the_display_name_defaults_to_the_common_name(service: PrivateCA) -> Non
 def test_a_short_service_period_caps_validity_at_its_end(service: PrivateCA) -> None:
     intermediate_id = enabled_intermediate(service, enabled_root(service), service_days=31)
     issue(service, intermediate_id, server_request(validity_days=31))
-    with pytest.raises(ValidityError, match="at most 31") as caught:
+    with pytest.raises(LifetimeError, match="at most 31") as caught:
         issue(service, intermediate_id, server_request(validity_days=32))
     assert caught.value.field == "validity_days"
 
@@ -149,7 +149,7 @@ def test_a_long_service_period_allows_long_certificates_within_the_ca(
     intermediate_id = enabled_intermediate(service, enabled_root(service), service_days=365)
     issued = issue(service, intermediate_id, server_request(validity_days=3000))
     assert issued.certificate.not_after - issued.certificate.not_before > dt.timedelta(2999)
-    with pytest.raises(ValidityError, match="the issuing CA's certificate"):
+    with pytest.raises(LifetimeError, match="the issuing CA's certificate"):
         issue(service, intermediate_id, server_request(validity_days=5000))
 
 

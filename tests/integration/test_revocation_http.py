@@ -33,6 +33,19 @@ def test_crls_carry_caching_headers_and_answer_304(api: ApiClient) -> None:
     assert x509.load_pem_x509_crl(pem.data).public_bytes(Encoding.DER) == response.data
 
 
+def test_a_ca_never_enabled_has_no_crl_and_says_so(api: ApiClient) -> None:
+    """409, not 503 "retry shortly": no CRL comes until the CA is enabled."""
+    root = api.call(
+        "POST", "/api/v1/cas", json={"kind": "root", "subject": {"common_name": "Pending Root"}}
+    )
+    root_id = root.get_json()["id"]
+    for suffix in (".crl", "-delta.crl", ".pem"):
+        response = api.call("GET", f"/crl/{root_id}{suffix}", role=None)
+        assert response.status_code == 409
+        assert "never been enabled" in response.get_json()["detail"]
+        assert "Retry-After" not in response.headers
+
+
 def test_malformed_ocsp_requests_get_malformed_request(api: ApiClient) -> None:
     root = api.call(
         "POST", "/api/v1/cas", json={"kind": "root", "subject": {"common_name": "OCSP Root"}}

@@ -47,7 +47,7 @@ def _refused(response: Any, position: int) -> None:
     assert response.status_code == 503, response.get_json()
     assert response.mimetype == "application/problem+json"
     problem = response.get_json()
-    assert problem["title"] == "Log Tampered"
+    assert problem["title"] == "Log tampered"
     assert f"at position {position}" in problem["detail"]
     assert RESTORE_ADVICE in problem["detail"]
 

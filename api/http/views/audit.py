@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 
 from api.deployment import services
 from api.http import bodies
-from api.http.params import parse_count, parse_instant
+from api.http.params import parse_instant
 from api.http.routing import Routes
 from domain.audit.verify import AuditLog
 from domain.model.errors import ValidationError
@@ -18,7 +18,6 @@ from domain.model.tokens import Role
 from projections.audit.history import HistoryFilter, HistoryItem, jsonable, read_history
 from projections.readmodels.queries import (
     DEFAULT_PAGE_SIZE,
-    check_limit,
     decode_cursor,
     encode_cursor,
 )
@@ -39,7 +38,7 @@ def list_events(query: dict[str, Any]) -> ResponseReturnValue:
     page = read_history(
         services().service,
         _after(query),
-        parse_count(query.get("limit"), "limit", DEFAULT_PAGE_SIZE),
+        query.get("limit", DEFAULT_PAGE_SIZE),
         _filter(query),
     )
     return {
@@ -50,13 +49,12 @@ def list_events(query: dict[str, Any]) -> ResponseReturnValue:
 
 
 def _after(query: dict[str, Any]) -> int:
-    """The position to continue after: from ``cursor`` as every list pages, or from
-    ``after`` for an auditor who knows the position; not both."""
+    """The position to continue after: from ``cursor`` as every list pages, else from
+    ``after`` for an auditor who knows the position (a cursor, when given, wins)."""
     cursor = query.get("cursor")
     if cursor is None:
-        return parse_count(query.get("after"), "after", 0)
-    if "after" in query:
-        raise ValidationError("give cursor or after, not both.", field="after")
+        after: int = query.get("after", 0)
+        return after
     return decode_cursor(cursor)
 
 
@@ -80,8 +78,7 @@ def verify() -> ResponseReturnValue:
     response=bodies.CHECKPOINTS,
 )
 def checkpoints(query: dict[str, Any]) -> ResponseReturnValue:
-    limit = parse_count(query.get("limit"), "limit", DEFAULT_PAGE_SIZE)
-    check_limit(limit)
+    limit: int = query.get("limit", DEFAULT_PAGE_SIZE)
     after = 0 if query.get("cursor") is None else decode_cursor(query["cursor"])
     audit = AuditLog.of(services().service)
     items = [item for item in audit.export_checkpoints() if item["position"] > after]

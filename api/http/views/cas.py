@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 
 from api.deployment import request_context, services
 from api.http import bodies
-from api.http.params import idempotency_key, parse_count
+from api.http.params import idempotency_key
 from api.http.routing import Routes
 from api.presenters import ca_shape, ca_view_shape
 from domain.application.commands import (
@@ -20,7 +20,6 @@ from domain.application.commands import (
     ca_profile,
 )
 from domain.application.service import Outcome
-from domain.model.errors import ValidationError
 from domain.model.tokens import Role
 from domain.model.values import CAKind, RevocationReason, Subject
 from domain.pki.der import pem
@@ -67,11 +66,7 @@ def create_ca(body: dict[str, Any]) -> ResponseReturnValue:
         included = body.get("included_certificates", DEFAULT_INCLUDED_CERTIFICATES)
         profile = _profile(body, CAKind.ROOT)
         outcome = service.create_root(ctx, profile, included, idempotency_key())
-    else:
-        if "parent_id" not in body:
-            raise ValidationError(
-                "parent_id is required for an intermediate CA.", field="parent_id"
-            )
+    else:  # the body's schema requires parent_id for an intermediate
         outcome = service.create_intermediate(
             ctx, body["parent_id"], _profile(body, CAKind.INTERMEDIATE), idempotency_key()
         )
@@ -179,7 +174,7 @@ def list_cas(query: dict[str, Any]) -> ResponseReturnValue:
     found = services()
     page = found.read_models.page_cas(
         found.service.clock(),
-        parse_count(query.get("limit"), "limit", DEFAULT_PAGE_SIZE),
+        query.get("limit", DEFAULT_PAGE_SIZE),
         query.get("cursor"),
     )
     return {

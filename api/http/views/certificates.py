@@ -13,7 +13,7 @@ from flask.typing import ResponseReturnValue
 from api.deployment import request_context, services
 from api.http import bodies
 from api.http.errors import item_problem
-from api.http.params import checked_key, idempotency_key, parse_count, parse_instant
+from api.http.params import checked_key, idempotency_key, parse_instant
 from api.http.ratelimit import limit_issuance
 from api.http.routing import Routes
 from api.http.views.cas import subject_from
@@ -261,7 +261,7 @@ def list_certificates(ca_id: UUID, query: dict[str, Any]) -> ResponseReturnValue
     page = found.read_models.list_certificates(
         _filter(ca_id, query),
         found.service.clock(),
-        parse_count(query.get("limit"), "limit", DEFAULT_PAGE_SIZE),
+        query.get("limit", DEFAULT_PAGE_SIZE),
         query.get("cursor"),
     )
     return {

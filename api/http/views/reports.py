@@ -13,11 +13,11 @@ from api.http.routing import Routes
 from domain.model.tokens import Role
 from projections.audit.logcut import parse_at
 from projections.audit.pointintime import render_json, state_at
+from projections.audit.report_kinds import ReportKind
 from projections.audit.reports import (
     ReportStream,
     open_report,
     parse_format,
-    parse_kind,
     parse_parameters,
 )
 
@@ -44,43 +44,52 @@ def audit_state(query: dict[str, Any]) -> ResponseReturnValue:
     )
 
 
-@routes.route(
-    "GET",
-    "/reports/<kind>",
-    role=Role.AUDITOR,
-    query=bodies.REPORT_QUERY,
-    response=REPORT_TYPES,
-    summary="A compliance export (inventory, issuance, revocations, expiring, "
-    "quota-ledger, activity), streamed",
-)
-def report(kind: str, query: dict[str, Any]) -> ResponseReturnValue:
-    stream = _open(kind, query)
-    headers = {
-        "Content-Disposition": f'attachment; filename="{stream.filename}"',
-        "X-Report-Position": str(stream.cut.position),
-    }
-    return Response(
-        stream_with_context(iter(stream)), mimetype=stream.media_type.split(";")[0], headers=headers
+def _register_report(kind: ReportKind) -> None:
+    """The report and manifest operations of ``kind``: one per kind, so each documents
+    exactly the query parameters that kind takes."""
+    slug = kind.value.replace("-", "_")
+    query = bodies.REPORT_QUERIES[kind]
+
+    @routes.route(
+        "GET",
+        f"/reports/{kind.value}",
+        role=Role.AUDITOR,
+        query=query,
+        response=REPORT_TYPES,
+        summary=f"The {kind.value} compliance export, streamed",
+        name=f"report_{slug}",
     )
+    def report(query: dict[str, Any]) -> ResponseReturnValue:
+        stream = _open(kind, query)
+        headers = {
+            "Content-Disposition": f'attachment; filename="{stream.filename}"',
+            "X-Report-Position": str(stream.cut.position),
+        }
+        mimetype = stream.media_type.split(";")[0]
+        return Response(stream_with_context(iter(stream)), mimetype=mimetype, headers=headers)
+
+    @routes.route(
+        "GET",
+        f"/reports/{kind.value}/manifest",
+        role=Role.AUDITOR,
+        query=query,
+        response=bodies.MANIFEST,
+        summary=f"The signed manifest of the same {kind.value} export (pass at=X-Report-Position)",
+        name=f"report_{slug}_manifest",
+    )
+    def report_manifest(query: dict[str, Any]) -> ResponseReturnValue:
+        stream = _open(kind, query)
+        for _ in stream:
+            pass  # the manifest is signed over the whole body
+        manifest: dict[str, Any] = stream.manifest.to_json()
+        return manifest
 
 
-@routes.route(
-    "GET",
-    "/reports/<kind>/manifest",
-    role=Role.AUDITOR,
-    query=bodies.REPORT_QUERY,
-    response=bodies.MANIFEST,
-    summary="The signed manifest of the same report (pass at=X-Report-Position)",
-)
-def report_manifest(kind: str, query: dict[str, Any]) -> ResponseReturnValue:
-    stream = _open(kind, query)
-    for _ in stream:
-        pass  # the manifest is signed over the whole body
-    manifest: dict[str, Any] = stream.manifest.to_json()
-    return manifest
+for _kind in ReportKind:
+    _register_report(_kind)
 
 
-def _open(kind: str, query: dict[str, Any]) -> ReportStream:
+def _open(kind: ReportKind, query: dict[str, Any]) -> ReportStream:
     parameters = parse_parameters(
         at=query.get("at"),
         start=query.get("from"),
@@ -90,7 +99,7 @@ def _open(kind: str, query: dict[str, Any]) -> ReportStream:
     )
     return open_report(
         services().settings,
-        parse_kind(kind),
+        kind,
         parse_format(query.get("format", "csv")),
         parameters,
         keystore=services().service.keystore,

@@ -14,6 +14,7 @@ from flask.typing import ResponseReturnValue
 from api.deployment import services
 from api.http.errors import NotReadyError
 from api.http.routing import Routes
+from domain.model.errors import CANotEnabledError
 from domain.pki.der import pem
 from projections.revocation.crlstore import BASE, DELTA, StoredCRL
 
@@ -26,8 +27,16 @@ CRL_CACHE = "public, no-cache"
 
 
 def _served(ca_id: UUID, kind: str) -> StoredCRL:
+    """The CRL being served; 404 for an unknown CA, 409 for one that was never enabled
+    (it has no CRL and never will until enabled), 503 while the first one is on its way.
+    A CA gets its certificate when first enabled, and keeps serving its last CRL after
+    being disabled or revoked."""
     found = services()
-    found.service.get_ca(ca_id)  # 404 for an unknown CA
+    if found.service.get_ca(ca_id).certificate_der is None:
+        raise CANotEnabledError(
+            f"CA {ca_id} has never been enabled, so it publishes no CRL; "
+            "its CRLs appear once it is enabled."
+        )
     crl = found.crls.get(ca_id, kind)
     if crl is None:
         raise NotReadyError(f"No CRL has been published for CA {ca_id} yet; retry shortly.")
