@@ -17,6 +17,7 @@ from flask import current_app, g
 from domain.adapters.settings import Settings, open_service
 from domain.application.service import Clock, PrivateCA, utc_now
 from domain.audit.guard import ChainGuard
+from domain.audit.stamps import stamp_legacy_links
 from domain.model.tokens import ApiToken
 from domain.model.values import RequestContext
 from projections.readmodels.queries import ReadModels
@@ -64,6 +65,7 @@ class Deployment:
             resources.callback(service.keystore.close)
             resources.callback(service.close)
             service.integrity.watch(ChainGuard.of(service))
+            stamp_legacy_links(service)
             runner = RunnerHandle(settings) if run_projections else None
             read_models = resources.enter_context(
                 ReadModels.open(settings, nudge=nudger(settings, runner))

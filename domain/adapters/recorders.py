@@ -13,13 +13,15 @@ links, computed by PostgreSQL's ``sha256`` from canonical bytes the client sends
 that lock and without another round trip. PostgreSQL notification ids come from a sequence,
 so rolled-back saves leave gaps: positions need not be contiguous, only the chain rows and
 the events must name the same positions. If the chain cannot be written, the events are
-not committed either.
+not committed either. Each link also gets the commit stamp
+(:data:`domain.audit.chain` "Commit stamps"), read from the head under the same lock.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -64,7 +66,8 @@ _SQLITE_DDL = (
     "CREATE TABLE IF NOT EXISTS pca_audit_chain ("
     " position INTEGER PRIMARY KEY,"
     " previous INTEGER NOT NULL,"
-    " link BLOB NOT NULL CHECK (length(link) = 32))",
+    " link BLOB NOT NULL CHECK (length(link) = 32),"
+    " recorded_at INTEGER)",
     "CREATE TABLE IF NOT EXISTS pca_audit_checkpoints ("
     " position INTEGER PRIMARY KEY,"
     " head BLOB NOT NULL,"
@@ -73,17 +76,34 @@ _SQLITE_DDL = (
     " public_key BLOB NOT NULL,"
     " signature BLOB NOT NULL)",
 )
-_SQLITE_HEAD = "SELECT position, previous, link FROM pca_audit_chain ORDER BY position DESC LIMIT 1"
+_SQLITE_STAMP_COLUMN = "ALTER TABLE pca_audit_chain ADD COLUMN recorded_at INTEGER"
+_SQLITE_STAMP_INDEX = (
+    "CREATE INDEX IF NOT EXISTS pca_audit_chain_recorded_at ON pca_audit_chain (recorded_at)"
+)
+_SQLITE_COLUMNS = "SELECT name FROM pragma_table_info('pca_audit_chain')"
+_SQLITE_HEAD = (
+    "SELECT position, previous, link, recorded_at FROM pca_audit_chain"
+    " ORDER BY position DESC LIMIT 1"
+)
 _SQLITE_LINKS = (
-    "SELECT position, previous, link FROM pca_audit_chain WHERE position > ?"
+    "SELECT position, previous, link, recorded_at FROM pca_audit_chain WHERE position > ?"
     " ORDER BY position LIMIT ?"
+)
+_SQLITE_UNSTAMPED = (
+    "SELECT position FROM pca_audit_chain WHERE recorded_at IS NULL AND position > ?"
+    " ORDER BY position LIMIT ?"
+)
+_SQLITE_STAMP = (
+    "UPDATE pca_audit_chain SET recorded_at = ? WHERE position = ? AND recorded_at IS NULL"
 )
 _SQLITE_LAST_POSITION = (
     "SELECT max(coalesce((SELECT max(rowid) FROM {events}), 0),"
     " coalesce((SELECT max(position) FROM pca_audit_chain), 0))"
 )
 _SQLITE_CHAIN_IS_EMPTY = "SELECT NOT EXISTS (SELECT 1 FROM pca_audit_chain)"
-_SQLITE_INSERT_LINK = "INSERT INTO pca_audit_chain (position, previous, link) VALUES (?, ?, ?)"
+_SQLITE_INSERT_LINK = (
+    "INSERT INTO pca_audit_chain (position, previous, link, recorded_at) VALUES (?, ?, ?, ?)"
+)
 _SQLITE_INSERT_CHECKPOINT = (
     "INSERT INTO pca_audit_checkpoints (position, head, time, key_id, public_key, signature)"
     " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (position) DO NOTHING"
@@ -117,6 +137,10 @@ class SQLiteChainedRecorder(SQLiteApplicationRecorder, ChainStore):
 
     def _create_table(self, c: SQLiteCursor) -> None:
         super()._create_table(c)
+        c.execute(_SQLITE_COLUMNS)
+        if "recorded_at" not in {row[0] for row in c.fetchall()}:
+            c.execute(_SQLITE_STAMP_COLUMN)  # a chain from before the commit stamps
+        c.execute(_SQLITE_STAMP_INDEX)
         c.execute(_SQLITE_CHAIN_IS_EMPTY)
         if c.fetchone()[0]:
             _bind_unchained_events(
@@ -139,12 +163,21 @@ class SQLiteChainedRecorder(SQLiteApplicationRecorder, ChainStore):
     def select_links_after(self, position: int, limit: int) -> Sequence[ChainLink]:
         with self.datastore.transaction(commit=False) as c:
             c.execute(_SQLITE_LINKS, (position, limit))
-            return [ChainLink(row[0], row[1], bytes(row[2])) for row in c.fetchall()]
+            return [_sqlite_row(row) for row in c.fetchall()]
 
     def select_head(self) -> ChainLink | None:
         with self.datastore.transaction(commit=False) as c:
             c.execute(_SQLITE_HEAD)
             return _sqlite_link(c.fetchone())
+
+    def select_unstamped(self, position: int, limit: int) -> Sequence[int]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(_SQLITE_UNSTAMPED, (position, limit))
+            return [int(row[0]) for row in c.fetchall()]
+
+    def stamp_links(self, stamps: Sequence[tuple[int, int]]) -> None:
+        with self.datastore.transaction(commit=True) as c:
+            c.executemany(_SQLITE_STAMP, [(stamp, position) for position, stamp in stamps])
 
     def select_last_position(self) -> int:
         with self.datastore.transaction(commit=False) as c:
@@ -171,7 +204,10 @@ class SQLiteChainedRecorder(SQLiteApplicationRecorder, ChainStore):
     def _append(self, c: SQLiteCursor, events: Sequence[tuple[int, StoredEvent]]) -> None:
         """Insert the links of ``events`` after the stored head; the caller holds the lock."""
         c.execute(_SQLITE_HEAD)
-        c.executemany(_SQLITE_INSERT_LINK, extend_chain(_sqlite_link(c.fetchone()), events))
+        head = _sqlite_link(c.fetchone())
+        stamp = commit_stamp(head)
+        rows = [(*row[:3], stamp) for row in extend_chain(head, events)]
+        c.executemany(_SQLITE_INSERT_LINK, rows)
 
     def _unchained_batch(self, c: SQLiteCursor, after: int) -> list[tuple[int, StoredEvent]]:
         c.execute(self._select_unchained, (after, _BACKFILL_BATCH))
@@ -184,8 +220,19 @@ class SQLiteChainedRecorder(SQLiteApplicationRecorder, ChainStore):
         ]
 
 
+def commit_stamp(head: ChainLink | None) -> int:
+    """The commit stamp for links after ``head``: now in microseconds since the epoch, or
+    the head's stamp if the clock reads earlier (it was stepped back)."""
+    now = time.time_ns() // 1000
+    return now if head is None or head.recorded_at is None else max(now, head.recorded_at)
+
+
 def _sqlite_link(row: Any) -> ChainLink | None:
-    return None if row is None else ChainLink(row[0], row[1], bytes(row[2]))
+    return None if row is None else _sqlite_row(row)
+
+
+def _sqlite_row(row: Any) -> ChainLink:
+    return ChainLink(row[0], row[1], bytes(row[2]), row[3])
 
 
 def _checkpoint(row: tuple[Any, ...]) -> StoredCheckpoint:
@@ -224,9 +271,15 @@ WITH RECURSIVE
             WITH ORDINALITY AS t (position, canonical, n)
     ),
     head AS (
-        SELECT position, link FROM {schema}.{chain}
+        SELECT position, link, recorded_at FROM {schema}.{chain}
         WHERE position < (SELECT min(position) FROM new)
         ORDER BY position DESC LIMIT 1
+    ),
+    stamp AS (
+        SELECT greatest(
+            (extract(epoch FROM clock_timestamp()) * 1000000)::bigint,
+            (SELECT recorded_at FROM head)
+        ) AS recorded_at
     ),
     chained (n, position, previous, link) AS (
         SELECT 0::bigint, coalesce((SELECT position FROM head), 0), 0::bigint,
@@ -235,8 +288,8 @@ WITH RECURSIVE
         SELECT new.n, new.position, chained.position, sha256(chained.link || new.canonical)
         FROM chained JOIN new ON new.n = chained.n + 1
     )
-INSERT INTO {schema}.{chain} (position, previous, link)
-SELECT position, previous, link FROM chained WHERE n > 0
+INSERT INTO {schema}.{chain} (position, previous, link, recorded_at)
+SELECT position, previous, link, (SELECT recorded_at FROM stamp) FROM chained WHERE n > 0
 """
 
 
@@ -268,6 +321,13 @@ class PostgresChainedRecorder(PostgresApplicationRecorder, ChainStore):
                 " previous bigint NOT NULL,"
                 " link bytea NOT NULL CHECK (octet_length(link) = {}))"
             ).format(schema, chain, LINK_BYTES),
+            # A chain from before the commit stamps gains the column (rows stay NULL).
+            SQL("ALTER TABLE {}.{} ADD COLUMN IF NOT EXISTS recorded_at bigint").format(
+                schema, chain
+            ),
+            SQL("CREATE INDEX IF NOT EXISTS {} ON {}.{} (recorded_at)").format(
+                Identifier(f"{CHAIN_TABLE}_recorded_at"), schema, chain
+            ),
             SQL(
                 "CREATE TABLE IF NOT EXISTS {}.{} (position bigint PRIMARY KEY,"
                 " head bytea NOT NULL, time text NOT NULL, key_id text NOT NULL,"
@@ -276,11 +336,18 @@ class PostgresChainedRecorder(PostgresApplicationRecorder, ChainStore):
         )
         self._append_links = SQL(_PG_APPEND).format(schema=schema, chain=chain)
         self._select_head = SQL(
-            "SELECT position, previous, link FROM {}.{} ORDER BY position DESC LIMIT 1"
+            "SELECT position, previous, link, recorded_at FROM {}.{} ORDER BY position DESC LIMIT 1"
         ).format(schema, chain)
         self._select_links = SQL(
-            "SELECT position, previous, link FROM {}.{} WHERE position > %s"
+            "SELECT position, previous, link, recorded_at FROM {}.{} WHERE position > %s"
             " ORDER BY position LIMIT %s"
+        ).format(schema, chain)
+        self._select_unstamped = SQL(
+            "SELECT position FROM {}.{} WHERE recorded_at IS NULL AND position > %s"
+            " ORDER BY position LIMIT %s"
+        ).format(schema, chain)
+        self._stamp = SQL(
+            "UPDATE {}.{} SET recorded_at = %s WHERE position = %s AND recorded_at IS NULL"
         ).format(schema, chain)
         self._select_last_position = SQL(
             "SELECT greatest((SELECT max(notification_id) FROM {}.{}),"
@@ -344,13 +411,22 @@ class PostgresChainedRecorder(PostgresApplicationRecorder, ChainStore):
     def select_links_after(self, position: int, limit: int) -> Sequence[ChainLink]:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._select_links, (position, limit))
-            return [ChainLink(r["position"], r["previous"], bytes(r["link"])) for r in curs]
+            return [ChainLink(*_pg_values(row)) for row in curs]
 
     def select_head(self) -> ChainLink | None:
         with self.datastore.transaction(commit=False) as curs:
             curs.execute(self._select_head)
             row = curs.fetchone()
             return None if row is None else ChainLink(*_pg_values(row))
+
+    def select_unstamped(self, position: int, limit: int) -> Sequence[int]:
+        with self.datastore.transaction(commit=False) as curs:
+            curs.execute(self._select_unstamped, (position, limit))
+            return [int(row["position"]) for row in curs]
+
+    def stamp_links(self, stamps: Sequence[tuple[int, int]]) -> None:
+        with self.datastore.transaction(commit=True) as curs:
+            curs.executemany(self._stamp, [(stamp, position) for position, stamp in stamps])
 
     def select_last_position(self) -> int:
         with self.datastore.transaction(commit=False) as curs:

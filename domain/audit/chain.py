@@ -8,6 +8,9 @@ recorder in the same transaction as the event (:mod:`domain.adapters.recorders`)
     position  the event's notification id (its position in the application log)
     previous  the position of the link before it (0 for the first), a diagnostic pointer
     link      SHA-256(link of the previous position || canonical bytes of this event)
+    recorded_at  when the event was committed: microseconds since the Unix epoch (UTC),
+              taken under the log's write lock and never below the previous row's, so it
+              never goes backwards along positions (see below)
 
 The link before the first event is ``GENESIS`` = SHA-256(``b"pca-audit-chain/v1 genesis"``).
 
@@ -20,6 +23,17 @@ big-endian two's complement, byte strings preceded by their length as such an in
     originator_version  int64
     topic               length + UTF-8
     state               length + the stored bytes (compressed/encrypted, as stored)
+
+Commit stamps
+-------------
+An event's own ``timestamp`` is taken by its writer before the write lock, so with
+concurrent writers those stamps are not in position order. ``recorded_at`` is taken by the
+recorder while it holds the lock, as ``max(clock, recorded_at of the row before)``: a clock
+stepped back (NTP) repeats the last stamp instead of going backwards. Rows chained before
+the column existed are stamped once, at start-up, with the running maximum of their
+events' own timestamps (:mod:`domain.audit.stamps`). The
+stamp is not hashed (the link format predates it): it orders and finds events in time, it
+does not prove when they were written.
 
 ``previous`` is not hashed: it only lets a verifier say "removed" when an event and its
 link were both deleted (the next link then names a position that no longer exists).
@@ -46,6 +60,7 @@ deleted from the end of the log, since their positions would be reused.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import struct
 from abc import ABC, abstractmethod
@@ -70,6 +85,7 @@ __all__ = [
     "event_canonical_bytes",
     "event_link",
     "extend_chain",
+    "from_stamp",
     "next_link",
 ]
 
@@ -78,6 +94,7 @@ CHECKPOINTS_TABLE = "pca_audit_checkpoints"
 GENESIS = hashlib.sha256(b"pca-audit-chain/v1 genesis").digest()
 LINK_BYTES = 32
 _INT64 = struct.Struct(">q")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
 
 class AuditChainError(ConflictError):
@@ -86,11 +103,13 @@ class AuditChainError(ConflictError):
 
 
 class ChainLink(NamedTuple):
-    """One stored row of the chain."""
+    """One stored row of the chain (``recorded_at`` in microseconds since the epoch, None
+    until a row chained before the stamps existed is stamped)."""
 
     position: int
     previous: int
     link: bytes
+    recorded_at: int | None = None
 
 
 class StoredCheckpoint(NamedTuple):
@@ -159,6 +178,11 @@ def extend_chain(
     return rows
 
 
+def from_stamp(recorded_at: int) -> dt.datetime:
+    """A commit stamp (microseconds since the epoch) as an aware UTC time."""
+    return _EPOCH + dt.timedelta(microseconds=recorded_at)
+
+
 def _length_prefixed(data: bytes) -> bytes:
     return _INT64.pack(len(data)) + data
 
@@ -177,6 +201,14 @@ class ChainStore(ABC):
     @abstractmethod
     def select_head(self) -> ChainLink | None:
         """The chain row with the highest position, or None if the chain is empty."""
+
+    @abstractmethod
+    def select_unstamped(self, position: int, limit: int) -> Sequence[int]:
+        """Up to ``limit`` positions above ``position`` whose row has no commit stamp yet."""
+
+    @abstractmethod
+    def stamp_links(self, stamps: Sequence[tuple[int, int]]) -> None:
+        """Give each (position, recorded_at) row without a stamp that stamp."""
 
     @abstractmethod
     def select_last_position(self) -> int:

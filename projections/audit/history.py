@@ -16,7 +16,7 @@ from eventsourcing.domain import CanMutateAggregate
 from eventsourcing.persistence import Notification
 
 from domain.application.service import PrivateCA
-from domain.audit.chain import ChainStore
+from domain.audit.chain import ChainLink, ChainStore, from_stamp
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate, IssuanceRequest
 from domain.model.errors import ValidationError
@@ -64,7 +64,7 @@ class HistoryItem:
     """One event as the history shows it (key material never appears in events)."""
 
     position: int
-    recorded_at: dt.datetime
+    recorded_at: dt.datetime  # committed; never earlier than the event before it
     type: str
     aggregate_id: UUID
     aggregate_version: int
@@ -115,28 +115,29 @@ def _topics(types: Sequence[str]) -> Sequence[str]:
     return [topic for name in types for topic in known[name]]
 
 
-def _links(service: PrivateCA, notifications: Sequence[Notification]) -> dict[int, str]:
+def _links(service: PrivateCA, notifications: Sequence[Notification]) -> dict[int, ChainLink]:
     recorder = service.recorder
     if not notifications or not isinstance(recorder, ChainStore):
         return {}
     first, last = notifications[0].id, notifications[-1].id
     rows = recorder.select_links_after(first - 1, last - first + 1)
-    return {row.position: row.link.hex() for row in rows}
+    return {row.position: row for row in rows}
 
 
-def _item(service: PrivateCA, notification: Notification, link: str | None) -> HistoryItem:
+def _item(service: PrivateCA, notification: Notification, link: ChainLink | None) -> HistoryItem:
     event: Any = service.mapper.to_domain_event(notification)
     fields = {key: value for key, value in vars(event).items() if key not in _BASE_FIELDS}
+    stamp = None if link is None else link.recorded_at
     return HistoryItem(
         position=notification.id,
-        recorded_at=event.timestamp,
+        recorded_at=event.timestamp if stamp is None else from_stamp(stamp),
         type=type(event).__name__,
         aggregate_id=event.originator_id,
         aggregate_version=event.originator_version,
         actor=getattr(event, "actor", ""),
         request_id=getattr(event, "request_id", ""),
         payload={key: jsonable(value) for key, value in fields.items()},
-        chain_hash=link,
+        chain_hash=None if link is None else link.link.hex(),
     )
 
 

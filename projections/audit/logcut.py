@@ -1,14 +1,13 @@
 """Cuts of the event log: where an audit replay or an export stops, and reading up to it.
 
-A cut is a log **position** (exact) or a **time** (approximate). DESIGN §4: positions, not
-clocks. Every event is stamped by its writer before it commits, so with concurrent writers
-the stamps are not in position order: an event stamped at 12:00:00.010 can commit after
-one stamped 12:00:00.020. A time cut is therefore resolved to a position by binary search
-over the stamps: the position P whose event is stamped at or before the time while the
-next event is stamped after it. With one writer the stamps grow with the positions and P is
-exactly the last event at or before the time; with several, P is right to within the
-length of one transaction. Whoever needs an exact, repeatable cut uses the position that
-every answer reports.
+A cut is a log **position** or a **time**. DESIGN §4: positions, not clocks. A time cut is
+resolved to a position by binary search over the chain's commit stamps (``recorded_at``,
+taken under the log's write lock and never going backwards along positions: see
+:mod:`domain.audit.chain`): the last event committed at or before the time. The events'
+own timestamps are taken by their writers before the lock, so with concurrent writers an
+event stamped 12:00:00.010 can commit after one stamped 12:00:00.020; they are the fallback
+only for a log whose recorder keeps no chain. The position every answer reports is the
+repeatable form of a cut.
 """
 
 from __future__ import annotations
@@ -24,6 +23,7 @@ from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Notification
 
 from domain.adapters.settings import Settings
+from domain.audit.chain import ChainStore, from_stamp
 from domain.model.errors import ConflictError, ValidationError
 from domain.model.topics import stored_topics
 from projections.readmodels.projection import EventLog
@@ -204,6 +204,12 @@ class LogReader:
         return best
 
     def _stamp(self, notification: Notification) -> dt.datetime:
+        """When the event at ``notification`` was committed (its writer's stamp if the
+        store keeps no commit stamps)."""
+        if isinstance(self._recorder, ChainStore):
+            links = self._recorder.select_links_after(notification.id - 1, 1)
+            if links and links[0].position == notification.id and links[0].recorded_at:
+                return from_stamp(links[0].recorded_at)
         event: Any = self._mapper.to_domain_event(notification)
         stamp: dt.datetime = event.timestamp
         return stamp

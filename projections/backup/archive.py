@@ -1,10 +1,10 @@
 """The backup archive format, apart from any store: parts, manifest, authenticator.
 
-A backup is one zip file (format ``pca-backup``, version 1)::
+A backup is one zip file (format ``pca-backup``, version 2)::
 
     events.jsonl             the event log: position, originator id, version, topic, state
     snapshots.jsonl          aggregate snapshots (a cache, restored so loads stay fast)
-    audit_chain.jsonl        the hash chain: position, previous, link
+    audit_chain.jsonl        the hash chain: position, previous, link, commit stamp
     audit_checkpoints.jsonl  signed checkpoints: position, head, time, key id, public key, sig
     keys.jsonl               the key store: key id, master key id, encrypted blob, created at
     crls.jsonl               the CRLs being served: issuer, kind, number, DER, SHA-256, times
@@ -12,13 +12,17 @@ A backup is one zip file (format ``pca-backup``, version 1)::
     manifest.auth            an AES-GCM tag over the manifest's SHA-256, under the master key
 
 Each part is JSON lines, one JSON array per row, in the order above; integers stay
-integers, byte strings are base64, UUIDs their 36-character form, so one archive restores
-into SQLite or PostgreSQL whichever it came from. Private keys stay as the key store holds
-them: encrypted under the master keyring, which is never written into a backup.
+integers (null for a commit stamp not yet given), byte strings are base64, UUIDs their
+36-character form, so one archive restores into SQLite or PostgreSQL whichever it came from.
+Private keys stay as the key store holds them: encrypted under the master keyring, which is
+never written into a backup.
 
 The checksums find a damaged or truncated file; the authenticator (GMAC with a fresh
 nonce, through :meth:`MasterKeyring.encrypt` with empty plaintext) finds an edit by someone
 who recomputed them, since making it needs the master key. Restore needs that key anyway.
+
+Version 1 (before the chain's commit stamps) is read too: its chain rows have no stamp, and
+the service stamps them when it next opens the log (:mod:`domain.audit.stamps`).
 """
 
 from __future__ import annotations
@@ -54,7 +58,8 @@ __all__ = [
 ]
 
 FORMAT = "pca-backup"
-VERSION = 1
+VERSION = 2
+_READABLE = (1, 2)
 MANIFEST = "manifest.json"
 AUTHENTICATOR = "manifest.auth"
 _AUTH_LABEL = b"pca-backup/v1 manifest sha256="
@@ -72,6 +77,7 @@ class Kind(Enum):
     """How a column travels in a part."""
 
     INT = "int"
+    OPTIONAL_INT = "int or null"
     TEXT = "text"
     BYTES = "bytes"  # base64
     UUID = "uuid"  # 36-character form; SQLite keeps eventsourcing's 32 hex digits
@@ -83,6 +89,7 @@ class Part:
 
     name: str
     kinds: tuple[Kind, ...]
+    added: int = 0  # trailing columns a version-1 archive lacks (read as null)
 
     @property
     def member(self) -> str:
@@ -92,7 +99,7 @@ class Part:
 _I, _T, _B, _U = Kind.INT, Kind.TEXT, Kind.BYTES, Kind.UUID
 EVENTS = Part("events", (_I, _U, _I, _T, _B))
 SNAPSHOTS = Part("snapshots", (_U, _I, _T, _B))
-AUDIT_CHAIN = Part("audit_chain", (_I, _I, _B))
+AUDIT_CHAIN = Part("audit_chain", (_I, _I, _B, Kind.OPTIONAL_INT), added=1)
 AUDIT_CHECKPOINTS = Part("audit_checkpoints", (_I, _B, _T, _T, _B, _B))
 KEYS = Part("keys", (_T, _T, _B, _T))
 CRLS = Part("crls", (_T, _T, _I, _B, _T, _T, _T))
@@ -143,10 +150,10 @@ class Manifest:
         """The manifest ``data`` describes; BackupDamagedError if it is not one we read."""
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise BackupDamagedError(f"the file is not a {FORMAT} archive (its manifest says not)")
-        if data.get("version") != VERSION:
+        if data.get("version") not in _READABLE:
             raise BackupDamagedError(
                 f"the backup has format version {data.get('version')!r}; this pca reads version"
-                f" {VERSION}: restore it with the pca release that wrote it"
+                f" {VERSION} and earlier: restore it with the pca release that wrote it"
             )
         try:
             parts = {
@@ -306,6 +313,8 @@ def _encode_row(part: Part, row: Sequence[Any]) -> bytes:
 
 
 def _encode(kind: Kind, value: Any) -> object:
+    if kind is Kind.OPTIONAL_INT:
+        return None if value is None else int(value)
     if kind is Kind.INT:
         return int(value)
     if kind is Kind.BYTES:
@@ -318,8 +327,9 @@ def _encode(kind: Kind, value: Any) -> object:
 def _decode_row(part: Part, line: bytes, number: int) -> Row:
     try:
         values = json.loads(line)
-        if not isinstance(values, list) or len(values) != len(part.kinds):
+        if not isinstance(values, list) or not 0 <= len(part.kinds) - len(values) <= part.added:
             raise ValueError(f"expected {len(part.kinds)} values")
+        values += [None] * (len(part.kinds) - len(values))
         return tuple(_decode(kind, value) for kind, value in zip(part.kinds, values, strict=True))
     except (ValueError, TypeError, binascii.Error) as exc:
         raise BackupDamagedError(
@@ -329,7 +339,9 @@ def _decode_row(part: Part, line: bytes, number: int) -> Row:
 
 
 def _decode(kind: Kind, value: object) -> object:
-    if kind is Kind.INT:
+    if kind is Kind.OPTIONAL_INT and value is None:
+        return None
+    if kind in (Kind.INT, Kind.OPTIONAL_INT):
         if isinstance(value, bool) or not isinstance(value, int):
             raise TypeError(f"{value!r} is not an integer")
         return value

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from domain.adapters.masterkeys import MASTER_KEYS_FILE, MasterKeyring
 from domain.adapters.settings import Settings, open_service
+from domain.audit.stamps import stamp_legacy_links
 from domain.audit.verify import AuditLog, ChainReport
 from domain.model.errors import ConflictError, KeyCustodyError
 from projections.backup.archive import (
@@ -246,8 +247,10 @@ def _rebuild_read_models(settings: Settings) -> int:
 
 
 def _verify_audit_chain(settings: Settings) -> ChainReport:
+    """The restored log's chain, verified once rows from a version-1 archive are stamped."""
     service = open_service(settings)
     try:
+        stamp_legacy_links(service)
         return AuditLog.of(service).verify()
     finally:
         service.close()

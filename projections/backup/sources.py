@@ -90,8 +90,10 @@ def _sqlite_rows(copies: dict[str, sqlite3.Connection], table: Table) -> Iterato
     connection = copies.get(table.file)
     if connection is None or not sqlite_has_table(connection, "main", table.name):
         return
-    columns = ", ".join(table.columns)
-    # Names are constants of this module, not input.
+    held = {"rowid", *(row[1] for row in connection.execute(f"PRAGMA table_info({table.name})"))}
+    # Names are constants of this module, not input; a column an older release did not
+    # create yet (the chain's commit stamp) reads as null.
+    columns = ", ".join(c if c in held else "NULL" for c in table.columns)
     yield from connection.execute(f"SELECT {columns} FROM {table.name} ORDER BY 1, 2")  # noqa: S608
 
 
@@ -111,12 +113,27 @@ def _postgres_source(url: str, schema: str) -> Iterator[RowSource]:
             yield lambda part: _postgres_rows(connection, schema, part)
 
 
+def _pg_columns(connection: psycopg.Connection[Any], schema: str, name: str) -> set[str]:
+    """The columns ``name`` has: one an older release did not create reads as null."""
+    query = (
+        "SELECT column_name FROM information_schema.columns"
+        " WHERE table_schema = %s AND table_name = %s"
+    )
+    return {row[0] for row in connection.execute(query, (schema, name))}
+
+
 def _postgres_rows(connection: psycopg.Connection[Any], schema: str, part: Part) -> Iterator[Row]:
     table = POSTGRES_TABLES[part]
     if not pg_has_table(connection, schema, table.name):
         return
+    held = _pg_columns(connection, schema, table.name)
     columns = sql.SQL(", ").join(
-        sql.SQL(table.select[c]) if c in table.select else sql.Identifier(c) for c in table.columns
+        sql.SQL(table.select[c])
+        if c in table.select
+        else sql.Identifier(c)
+        if c in held
+        else sql.SQL("NULL")
+        for c in table.columns
     )
     query = sql.SQL("SELECT {} FROM {} ORDER BY 1, 2").format(
         columns, sql.Identifier(schema, table.name)

@@ -31,7 +31,7 @@ class Table:
 
 
 _EVENT_COLUMNS = ("originator_id", "originator_version", "topic", "state")
-_CHAIN_COLUMNS = ("position", "previous", "link")
+_CHAIN_COLUMNS = ("position", "previous", "link", "recorded_at")
 _CHECKPOINT_COLUMNS = ("position", "head", "time", "key_id", "public_key", "signature")
 # As domain.adapters.keystore_backends creates them.
 _KEY_COLUMNS = ("key_id", "master_key_id", "blob", "created_at")

@@ -22,7 +22,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from domain.adapters.masterkeys import MASTER_KEYS_FILE
+from domain.adapters.masterkeys import MASTER_KEYS_FILE, MasterKeyring
 from domain.adapters.settings import Settings, open_service
 from domain.application.service import PrivateCA
 from domain.audit.verify import AuditLog
@@ -176,6 +176,7 @@ def test_a_backup_taken_while_issuing_restores_the_same_state_crls_and_chain(
     with ReadModels.open(target) as read_models:
         assert read_models.list_cas(clock()) == list(state_at(target).cas)
     assert served_crls(target, source.busy_id) == served_crls(source.settings, source.busy_id)
+    assert commit_stamps(target, head) == commit_stamps(source.settings, head)
 
     service = open_service(target, clock=clock)
     try:
@@ -187,6 +188,20 @@ def test_a_backup_taken_while_issuing_restores_the_same_state_crls_and_chain(
     finally:
         service.close()
         service.keystore.close()
+
+
+def commit_stamps(settings: Settings, head: int) -> list[tuple[int, int | None]]:
+    """The chain's commit stamps up to ``head``, each present."""
+    service = open_service(settings)
+    try:
+        links = AuditLog.of(service).store.select_links_after(0, head)
+    finally:
+        service.close()
+        service.keystore.close()
+    stamps = [(link.position, link.recorded_at) for link in links if link.position <= head]
+    assert stamps
+    assert all(stamp is not None for _, stamp in stamps)
+    return stamps
 
 
 def assert_restored_keys_sign(
@@ -348,3 +363,43 @@ def test_a_backup_never_overwrites_a_file_and_needs_a_store(
         create_backup(nowhere, tmp_path / "none.backup", clock())
     assert sorted(os.listdir(nowhere.data_dir)) == [MASTER_KEYS_FILE]
     assert not (tmp_path / "none.backup").exists()
+
+
+def as_version_1(path: Path, keyring: MasterKeyring) -> None:
+    """Rewrite the backup at ``path`` as the previous release wrote it: chain rows without
+    commit stamps, format version 1, authenticated under ``keyring`` like any backup."""
+    rewrite_member(path, "audit_chain.jsonl", drop_stamps)
+    with zipfile.ZipFile(path) as archive:
+        chain = archive.read("audit_chain.jsonl")
+        manifest = json.loads(archive.read("manifest.json"))
+    manifest["version"] = 1
+    manifest["parts"]["audit_chain"]["sha256"] = hashlib.sha256(chain).hexdigest()
+    text = json.dumps(manifest, indent=2, sort_keys=True).encode("ascii") + b"\n"
+    key_id, tag = keyring.encrypt(b"", b"pca-backup/v1 manifest sha256=" + sha256_hex(text))
+    auth = {"master_key_id": key_id, "gmac": base64.b64encode(tag).decode("ascii")}
+    rewrite_member(path, "manifest.json", lambda _: text)
+    rewrite_member(path, "manifest.auth", lambda _: json.dumps(auth).encode("ascii"))
+
+
+def drop_stamps(chain: bytes) -> bytes:
+    rows = [json.loads(line) for line in chain.splitlines()]
+    assert rows
+    assert all(len(row) == 4 and row[3] is not None for row in rows)
+    return b"".join(json.dumps(row[:3]).encode("ascii") + b"\n" for row in rows)
+
+
+def sha256_hex(data: bytes) -> bytes:
+    return hashlib.sha256(data).hexdigest().encode("ascii")
+
+
+def test_a_backup_from_before_the_commit_stamps_restores_and_gets_them(
+    sqlite_backup: Path, sqlite_settings: Settings, tmp_path: Path
+) -> None:
+    as_version_1(sqlite_backup, MasterKeyring.load(sqlite_settings.data_dir, None))
+    target = sqlite_target(tmp_path / "restored", sqlite_settings)
+
+    restored = restore_backup(target, sqlite_backup)
+
+    assert restored.audit.ok, restored.audit.to_json()
+    stamps = [stamp or 0 for _, stamp in commit_stamps(target, restored.audit.position)]
+    assert stamps == sorted(stamps)

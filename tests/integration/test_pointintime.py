@@ -14,6 +14,7 @@ from domain.adapters.settings import Settings
 from domain.application.service import PrivateCA
 from domain.model.errors import ConflictError, ValidationError
 from domain.model.values import CAKind, RevocationReason
+from projections.audit.history import HistoryFilter, read_history
 from projections.audit.logcut import LogReader, parse_at
 from projections.audit.pointintime import (
     AuditState,
@@ -172,22 +173,23 @@ def test_deleted_certificates_stay_in_the_audit_state_and_on_the_revoked_list(
     assert (issuing.certificates.deleted, issuing.certificates.revoked) == (1, 0)
 
 
-def test_a_time_cut_resolves_to_the_last_event_stamped_at_or_before_it(
+def test_a_time_cut_resolves_to_the_last_event_committed_at_or_before_it(
     service: PrivateCA, settings: Settings
 ) -> None:
     root_id = enabled_root(service, quota=5)
     enabled_intermediate(service, root_id, remaining=2)
-    with LogReader.open(settings) as reader:
-        head = reader.cut(None)
-        stamped = [(position, event.timestamp) for event, position in reader.events(head)]
-    (before, _), (third, stamp) = stamped[1], stamped[2]
+    items = read_history(service, 0, 100, HistoryFilter()).items
+    stamps = [(item.position, item.recorded_at) for item in items]
+    first = stamps[0][1]
+    second = next(stamp for _, stamp in stamps if stamp > first)  # the next commit's stamp
+    last_of_first = max(position for position, stamp in stamps if stamp == first)
+    last_of_second = max(position for position, stamp in stamps if stamp == second)
     tick = dt.timedelta(microseconds=1)
 
-    assert state_at(settings, stamp).position == third
-    assert state_at(settings, stamp + tick).position == third
-    assert state_at(settings, stamp - tick).position == before
-    assert state_at(settings, stamp - dt.timedelta(days=1)).position == 0
-    assert state_at(settings, stamp + dt.timedelta(days=1)).position == head.position
+    assert state_at(settings, second).position == last_of_second
+    assert state_at(settings, second - tick).position == last_of_first
+    assert state_at(settings, first - tick).position == 0
+    assert state_at(settings, second + dt.timedelta(days=1)).position == items[-1].position
 
 
 def test_expiry_is_judged_at_the_cut_time(
