@@ -7,16 +7,20 @@ from __future__ import annotations
 import datetime as dt
 from contextlib import closing
 from typing import Any
+from urllib.parse import quote
 
 from api.deployment import Deployment
 from domain.adapters.settings import Settings
 from domain.application.service import PrivateCA
+from domain.audit.chain import from_stamp
 from domain.model.tokens import ApiToken, Role, new_token
 from projections.audit.history import HistoryFilter, HistoryItem, read_history
+from tests.api_client import ApiClient
 from tests.builders import ADMIN, enabled_intermediate, enabled_root
 from tests.integration.test_audit_chain import RawStore
 
 HOUR_US = 3_600_000_000
+ROOT = {"kind": "root", "subject": {"common_name": "Stamped Root"}}
 
 
 def history(service: PrivateCA) -> list[HistoryItem]:
@@ -65,9 +69,7 @@ def test_a_clock_stepped_back_repeats_the_last_stamp_instead_of_going_back(
     stamps = [row[0] for row in raw.run("SELECT recorded_at FROM {chain} ORDER BY position")]
     assert stamps == sorted(stamps)
     assert stamps[-1] == ahead
-    assert recorded(service)[-1] == dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(
-        microseconds=ahead
-    )
+    assert recorded(service)[-1] == from_stamp(ahead)
 
 
 def test_a_chain_written_before_the_stamps_gets_them_when_the_service_opens(
@@ -91,3 +93,27 @@ def test_a_chain_written_before_the_stamps_gets_them_when_the_service_opens(
         assert after == sorted(after)
         assert len(after) == len(stamps) + 1
     assert raw.run("SELECT count(*) FROM {chain} WHERE recorded_at IS NULL") == [(0,)]
+
+
+def test_over_http_the_history_and_time_cuts_follow_the_commit_stamps(
+    api: ApiClient, settings: Settings
+) -> None:
+    created = api.call("POST", "/api/v1/cas", json=ROOT)
+    assert created.status_code == 201, created.get_json()
+    ahead = int(dt.datetime.now(dt.UTC).timestamp() * 1_000_000) + HOUR_US
+    RawStore(settings).run(
+        "UPDATE {chain} SET recorded_at = %s WHERE position = (SELECT max(position) FROM {chain})",
+        (ahead,),
+    )
+    root_id = created.get_json()["id"]
+    enabled = api.call("POST", f"/api/v1/cas/{root_id}/enable")  # the clock reads an hour back
+    assert enabled.status_code == 200, enabled.get_json()
+
+    events = api.call("GET", "/api/v1/events", role=Role.AUDITOR).get_json()["items"]
+    stamps = [dt.datetime.fromisoformat(item["recorded_at"]) for item in events]
+    assert stamps == sorted(stamps)
+    assert stamps[-1] == stamps[-2] == from_stamp(ahead)
+    at = quote(stamps[-1].isoformat())
+    cut = api.call("GET", f"/api/v1/audit/state?at={at}", role=Role.AUDITOR)
+    assert cut.status_code == 200, cut.get_json()
+    assert cut.get_json()["position"] == events[-1]["position"]
