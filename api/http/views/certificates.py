@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 from typing import Any
-from urllib.parse import quote
 from uuid import UUID
 
 from flask import Blueprint, Response, g, request
@@ -13,12 +12,11 @@ from flask.typing import ResponseReturnValue
 from api.deployment import request_context, services
 from api.http import bodies
 from api.http.errors import item_problem
-from api.http.params import checked_key, idempotency_key, parse_instant
+from api.http.params import checked_key, idempotency_key
 from api.http.ratelimit import limit_issuance
 from api.http.routing import Routes
-from api.http.views.cas import subject_from
-from api.inputs import certificate_filter
-from api.presenters import certificate_shape, certificate_summary
+from api.inputs import certificate_filter, parse_instant, subject_from
+from api.presenters import certificate_shape, certificate_summary, content_disposition
 from domain.application.commands import (
     DEFAULT_REVOCATION_REASON,
     CertificateRequest,
@@ -33,7 +31,6 @@ from domain.model.values import (
 )
 from domain.pki.der import pem
 from domain.pki.formats import (
-    Download,
     DownloadOptions,
     parse_format,
 )
@@ -62,16 +59,6 @@ def _shape(
     shape["chain_pem"] = _chain_pem(service.chain_der(certificate.ca_id))
     headers = {"X-Log-Position": str(position)} if position is not None else {}
     return shape, status, headers
-
-
-def _disposition(download: Download) -> str:
-    """``attachment`` with the safe ASCII name, plus RFC 6266's ``filename*`` (RFC 8187
-    UTF-8) when the certificate's own name differs from it (a non-ASCII name)."""
-    value = f'attachment; filename="{download.filename}"'
-    shown = download.display_filename
-    if shown and shown != download.filename:
-        value += f"; filename*=UTF-8''{quote(shown, safe='')}"
-    return value
 
 
 @functools.lru_cache(maxsize=64)
@@ -238,7 +225,7 @@ def download_certificate(certificate_id: UUID, body: dict[str, Any]) -> Response
         DownloadOptions(body.get("password"), body.get("include_chain", True)),
     )
     headers = {
-        "Content-Disposition": _disposition(export.download),
+        "Content-Disposition": content_disposition(export.download),
         "Cache-Control": "no-store",
     }
     if export.position is not None:
