@@ -24,5 +24,9 @@ def register_console(app: Flask) -> None:
 @blueprint.after_request
 def _headers(response: Response) -> Response:
     response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    # The API's no-referrer makes browsers send "Origin: null" with every form, which
+    # the Origin check (api.console.session) must refuse; same-origin keeps the origin
+    # for the console's own forms and still tells other sites nothing.
+    response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Cache-Control"] = "no-store"
     return response

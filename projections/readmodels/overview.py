@@ -1,21 +1,24 @@
 """The console's overview: what is about to expire, what was issued and revoked lately,
 and the quota each intermediate has left, from the read models.
 
-Counts come from pages of the certificate list, so they cost one indexed query per
-thousand certificates; past ``MAX_SCANNED`` certificates a figure stops growing and
-``capped`` says so (the compliance reports count everything, from the log).
+Counts of certificates come from pages of the certificate list, so they cost one indexed
+query per thousand certificates; past ``MAX_SCANNED`` certificates a figure stops growing
+and ``capped`` says so (the compliance reports count everything, from the log). Issuance
+per day counts the certificates still listed (a deleted one no longer is); revocations
+per day come from the revocation index, which keeps deleted certificates.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from uuid import UUID
 
 from domain.model.values import CAKind
 from projections.readmodels.models import (
+    CAView,
     CertificateFilter,
     CertificateView,
     CertificateViewStatus,
@@ -56,15 +59,15 @@ def overview(read_models: ReadModels, now: dt.datetime) -> Overview:
     """The overview of every CA's certificates as of ``now``."""
     days = [now.date() - dt.timedelta(days=back) for back in range(RECENT_DAYS - 1, -1, -1)]
     since = dt.datetime.combine(days[0], dt.time(), tzinfo=dt.UTC)
-    issued, capped_issued = _per_day(
-        _scan(read_models, now, CertificateFilter()), _issued_at, since, ordered=True
-    )
-    revoked_filter = CertificateFilter(status=CertificateViewStatus.REVOKED)
-    revoked, capped_revoked = _per_day(
-        _scan(read_models, now, revoked_filter), _revoked_at, since, ordered=False
+    issued, capped = _issued_per_day(_scan(read_models, now, CertificateFilter()), since)
+    cas = read_models.list_cas(now)
+    revoked: Counter[dt.date] = Counter(
+        entry.revoked_at.date()
+        for ca in cas
+        for entry in read_models.revoked_serials(ca.id)
+        if entry.revoked_at >= since
     )
     expiring: dict[int, int] = {}
-    capped = capped_issued or capped_revoked
     for horizon in EXPIRY_HORIZONS:
         soon = CertificateFilter(
             status=CertificateViewStatus.ISSUED, expiring_before=now + dt.timedelta(days=horizon)
@@ -76,7 +79,7 @@ def overview(read_models: ReadModels, now: dt.datetime) -> Overview:
         expiring,
         tuple((day, issued[day]) for day in days),
         tuple((day, revoked[day]) for day in days),
-        _quota(read_models, now),
+        _quota(cas),
         capped,
     )
 
@@ -101,39 +104,24 @@ def _count(certificates: Iterator[CertificateView]) -> tuple[int, bool]:
     return count, count >= MAX_SCANNED
 
 
-def _per_day(
-    certificates: Iterator[CertificateView],
-    moment: Callable[[CertificateView], dt.datetime | None],
-    since: dt.datetime,
-    *,
-    ordered: bool,
+def _issued_per_day(
+    certificates: Iterator[CertificateView], since: dt.datetime
 ) -> tuple[Counter[dt.date], bool]:
-    """How many ``certificates`` had their ``moment`` on each day since ``since``, and
-    whether the scan was capped. ``ordered``: the list runs newest ``moment`` first, so
-    the scan stops at the first one before ``since`` (issuance; not revocation)."""
+    """How many ``certificates`` (newest first) were issued on each day since ``since``,
+    and whether the scan was capped before reaching ``since``."""
     per_day: Counter[dt.date] = Counter()
     scanned = 0
     for certificate in certificates:
-        scanned += 1
-        when = moment(certificate)
-        if when is not None and when >= since:
-            per_day[when.date()] += 1
-        elif ordered:
+        if certificate.issued_at < since:
             return per_day, False
+        scanned += 1
+        per_day[certificate.issued_at.date()] += 1
     return per_day, scanned >= MAX_SCANNED
 
 
-def _quota(read_models: ReadModels, now: dt.datetime) -> tuple[QuotaLeft, ...]:
+def _quota(cas: list[CAView]) -> tuple[QuotaLeft, ...]:
     return tuple(
         QuotaLeft(ca.id, ca.subject.common_name, ca.quota.remaining, ca.quota.issued)
-        for ca in read_models.list_cas(now)
+        for ca in cas
         if ca.kind is CAKind.INTERMEDIATE and isinstance(ca.quota, IntermediateQuota)
     )
-
-
-def _issued_at(certificate: CertificateView) -> dt.datetime:
-    return certificate.issued_at
-
-
-def _revoked_at(certificate: CertificateView) -> dt.datetime | None:
-    return certificate.revoked_at
