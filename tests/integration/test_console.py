@@ -19,13 +19,15 @@ from werkzeug.test import TestResponse
 
 from api.console.app import CONTENT_SECURITY_POLICY
 from api.console.session import ABSOLUTE_TIMEOUT, COOKIE, IDLE_TIMEOUT
+from api.console.views.cas import PAGE_SIZE
 from api.deployment import Deployment
 from api.http.app import create_app
 from domain.adapters.sessions import SESSIONS_FILE, TABLE, session_hash
 from domain.adapters.settings import Settings
 from domain.model.tokens import Role, token_id
+from domain.model.values import RevocationReason
 from tests.api_client import SETUP
-from tests.builders import enabled_intermediate, enabled_root, issue
+from tests.builders import enabled_intermediate, enabled_root, issue, server_request
 from tests.conftest import SettableClock
 
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -295,3 +297,24 @@ def test_a_refused_request_shows_each_error_beside_its_field_and_keeps_the_value
     assert country.status_code == 422
     assert "2" in _field_error(country, "f-subject-country")
     assert service.get_ca(issuing).quota_remaining == 2  # nothing issued, nothing spent
+
+
+def test_the_certificate_list_filters_searches_and_pages_like_the_api(app: Flask) -> None:
+    service = _deployment(app).service
+    issuing = enabled_intermediate(service, enabled_root(service, quota=40), remaining=40)
+    names = [f"host{index:02}.example.com" for index in range(PAGE_SIZE + 2)]
+    certificates = [issue(service, issuing, server_request(name)).certificate for name in names]
+    service.revoke_certificate(SETUP, certificates[0].id, RevocationReason.SUPERSEDED)
+    client, _ = _signed_in(app, Role.AUDITOR)
+    listed = re.compile(r">(host\d\d\.example\.com)</a>")
+    first = client.get(f"/console/cas/{issuing}")
+    assert listed.findall(first.text) == names[::-1][:PAGE_SIZE]  # newest first
+    following = re.search(r'<a href="([^"]+)">Next page</a>', first.text)
+    assert following is not None
+    rest = client.get(following.group(1).replace("&amp;", "&"))
+    assert listed.findall(rest.text) == names[::-1][PAGE_SIZE:]
+    assert "Next page" not in rest.text
+    revoked = client.get(f"/console/cas/{issuing}?status=revoked")
+    assert listed.findall(revoked.text) == [names[0]]
+    search = client.get(f"/console/cas/{issuing}?q=host1")
+    assert listed.findall(search.text) == [f"host{index}.example.com" for index in range(19, 9, -1)]

@@ -23,7 +23,8 @@ from domain.model.errors import ValidationError
 from domain.model.tokens import Role
 from domain.model.values import CAKind, CertificateType, KeyAlgorithm
 from projections.readmodels.models import CAView, CertificateViewStatus
-from projections.readmodels.queries import DEFAULT_PAGE_SIZE
+
+PAGE_SIZE = 25  # certificates per page of a CA's list: a screenful
 
 
 def _tree() -> dict[str, Any]:
@@ -42,7 +43,7 @@ def _tree() -> dict[str, Any]:
         "default_algorithm": DEFAULT_CA_KEY_ALGORITHM.value,
         "hints": {
             name: "Empty: "
-            + ", ".join(f"{getattr(CA_DEFAULTS[kind], name)} for a {kind.value}" for kind in CAKind)
+            + ", ".join(f"{kind.value} {getattr(CA_DEFAULTS[kind], name)}" for kind in CAKind)
             + "."
             for name in ("validity_years", "service_days")
         },
@@ -93,9 +94,10 @@ def _ca_page(ca_id: UUID) -> dict[str, Any]:
             query.get("type"),
             query.get("q"),
             parse_instant(query.get("expires_before"), "expires_before"),
+            None if "issuer_revoked" not in query else query["issuer_revoked"] == "true",
         ),
         now,
-        DEFAULT_PAGE_SIZE,
+        PAGE_SIZE,
         query.get("cursor"),
     )
     parent = found.read_models.get_ca(ca.parent_id, now) if ca.parent_id else None
