@@ -13,12 +13,14 @@ from urllib.parse import urlencode
 
 from flask import g, redirect, request, url_for
 from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
 
 from api.console.routing import FormPage, blueprint, render
 from api.console.session import ConsoleForbiddenError, SignInRequiredError
 from api.statuses import domain_status, shown_to_client
 from domain.model.errors import PCAError
 
+TITLES = {404: "Not found", 409: "Conflict"}
 FORM_ERROR = "_form"  # the key of an error that names no field
 HIDDEN_DETAIL = "The service could not complete this; the operators have the details in the log."
 logger = logging.getLogger(__name__)
@@ -51,4 +53,10 @@ def _refused(error: PCAError) -> ResponseReturnValue:
     form = g.get("console_form")
     if isinstance(form, FormPage):
         return render(form.template, status, errors=field_errors(error), **form.context)
-    return render("error.html", status, title="Refused", detail=error.detail)
+    return render("error.html", status, title=TITLES.get(status, "Refused"), detail=error.detail)
+
+
+@blueprint.errorhandler(HTTPException)
+def _http_error(error: HTTPException) -> ResponseReturnValue:
+    status = error.code or 500
+    return render("error.html", status, title=error.name, detail=error.description or "")

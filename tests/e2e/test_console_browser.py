@@ -376,3 +376,23 @@ def test_pages_are_usable_at_360_pixels_with_labels_on_every_control(
     page = operator.open("/console/cas")
     page.keyboard.press("Tab")
     expect(page.get_by_role("link", name="Skip to content")).to_be_focused()
+
+
+def test_signing_in_and_out_with_the_keyboard_alone(browser: Browser, console: Console) -> None:
+    context = browser.new_context(viewport=WIDE)
+    try:
+        page = context.new_page()
+        page.goto(f"{console.server.base}/console/sign-in")
+        page.keyboard.press("Tab")  # the skip link
+        page.keyboard.press("Tab")
+        expect(page.get_by_label("API token")).to_be_focused()
+        page.keyboard.type(console.tokens["auditor"])
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name="Overview")).to_be_visible()
+        page.get_by_role("button", name="Sign out").focus()
+        page.keyboard.press("Enter")
+        expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
+        page.goto(f"{console.server.base}/console/cas")
+        expect(page).to_have_url(re.compile(r"/console/sign-in\?next="))
+    finally:
+        context.close()

@@ -318,3 +318,12 @@ def test_the_certificate_list_filters_searches_and_pages_like_the_api(app: Flask
     assert listed.findall(revoked.text) == [names[0]]
     search = client.get(f"/console/cas/{issuing}?q=host1")
     assert listed.findall(search.text) == [f"host{index}.example.com" for index in range(19, 9, -1)]
+
+
+def test_an_unknown_certificate_is_a_page_saying_so(app: Flask) -> None:
+    client, _ = _signed_in(app, Role.AUDITOR)
+    missing = "00000000-0000-4000-8000-000000000000"
+    answer = client.get(f"/console/certificates/{missing}")
+    assert answer.status_code == 404
+    assert answer.mimetype == "text/html"
+    assert f"No certificate with id {missing}" in answer.text
