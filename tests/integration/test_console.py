@@ -13,6 +13,7 @@ from contextlib import closing
 from typing import cast
 
 import psycopg
+import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
@@ -30,6 +31,9 @@ from tests.api_client import SETUP
 from tests.builders import enabled_intermediate, enabled_root, issue, server_request
 from tests.conftest import SettableClock
 
+# What does not depend on the store runs on SQLite only; what the session store or the
+# read models answer runs on both.
+ON_SQLITE = pytest.mark.parametrize("settings", ["sqlite"], indirect=True)
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
@@ -74,6 +78,7 @@ def _stored_rows(settings: Settings) -> list[tuple[object, ...]]:
         return connection.execute(f'SELECT * FROM "{schema}".{TABLE}').fetchall()  # noqa: S608
 
 
+@ON_SQLITE
 def test_a_page_without_a_session_sends_the_browser_to_sign_in(app: Flask) -> None:
     answer = app.test_client().get("/console/cas?q=x")
     assert answer.status_code == 303
@@ -103,6 +108,7 @@ def test_signing_in_sets_a_strict_httponly_cookie_and_stores_only_its_hash(
     assert "console-operator" in page.text
 
 
+@ON_SQLITE
 def test_the_cookie_is_secure_when_the_console_is_served_over_https(app: Flask) -> None:
     client = app.test_client()
     answer = client.post(
@@ -113,6 +119,7 @@ def test_the_cookie_is_secure_when_the_console_is_served_over_https(app: Flask) 
     assert "Secure" in answer.headers["Set-Cookie"]
 
 
+@ON_SQLITE
 def test_a_wrong_token_is_refused_beside_the_token_field(app: Flask) -> None:
     answer = app.test_client().post("/console/sign-in", data={"token": "pca_not-a-token"})
     assert answer.status_code == 422
@@ -121,6 +128,7 @@ def test_a_wrong_token_is_refused_beside_the_token_field(app: Flask) -> None:
     assert COOKIE not in answer.headers.get("Set-Cookie", "")
 
 
+@ON_SQLITE
 def test_sign_out_ends_the_session_for_whoever_kept_the_cookie(app: Flask) -> None:
     client, csrf = _signed_in(app, Role.AUDITOR)
     assert client.post("/console/sign-out", data={"csrf_token": csrf}).status_code == 303
@@ -148,6 +156,7 @@ def test_a_session_ends_after_its_idle_timeout_unless_used(
     assert client.get("/console/cas").status_code == 303
 
 
+@ON_SQLITE
 def test_a_session_ends_after_its_absolute_timeout_however_used(
     app: Flask, clock: SettableClock
 ) -> None:
@@ -178,6 +187,7 @@ def test_another_process_on_the_same_store_honours_the_session(
         _deployment(other).close()
 
 
+@ON_SQLITE
 def test_every_console_page_but_sign_in_needs_a_session(app: Flask) -> None:
     client = app.test_client()
     open_endpoints = {"console.sign_in_form", "console.sign_in_submit", "console.static"}
@@ -195,6 +205,7 @@ def test_every_console_page_but_sign_in_needs_a_session(app: Flask) -> None:
     assert checked == 19  # every page the console serves (a new one joins this count)
 
 
+@ON_SQLITE
 def test_pages_carry_a_strict_policy_and_no_inline_script_or_style(app: Flask) -> None:
     client, _ = _signed_in(app, Role.ADMIN)
     assert "'unsafe-inline'" not in CONTENT_SECURITY_POLICY
@@ -206,6 +217,7 @@ def test_pages_carry_a_strict_policy_and_no_inline_script_or_style(app: Flask) -
         assert not re.search(r"<style|\sstyle=|\son[a-z]+=", page.text), path
 
 
+@ON_SQLITE
 def test_a_form_without_its_csrf_token_changes_nothing(app: Flask) -> None:
     service = _deployment(app).service
     root = enabled_root(service, quota=5)
@@ -216,6 +228,7 @@ def test_a_form_without_its_csrf_token_changes_nothing(app: Flask) -> None:
     assert service.get_ca(root).quota_total == 5
 
 
+@ON_SQLITE
 def test_a_form_posted_from_another_site_is_refused(app: Flask) -> None:
     service = _deployment(app).service
     root = enabled_root(service, quota=5)
@@ -229,6 +242,7 @@ def test_a_form_posted_from_another_site_is_refused(app: Flask) -> None:
     assert service.get_ca(root).quota_total == 5
 
 
+@ON_SQLITE
 def test_an_auditor_sees_no_forms_and_a_forged_post_is_forbidden(app: Flask) -> None:
     service = _deployment(app).service
     root = enabled_root(service, quota=5)
@@ -268,6 +282,7 @@ def test_a_change_made_in_the_console_names_the_token_and_the_request(app: Flask
     assert service.get_ca(root).quota_total == 12
 
 
+@ON_SQLITE
 def test_a_refused_request_shows_each_error_beside_its_field_and_keeps_the_values(
     app: Flask,
 ) -> None:
@@ -320,6 +335,7 @@ def test_the_certificate_list_filters_searches_and_pages_like_the_api(app: Flask
     assert listed.findall(search.text) == [f"host{index}.example.com" for index in range(19, 9, -1)]
 
 
+@ON_SQLITE
 def test_an_unknown_certificate_is_a_page_saying_so(app: Flask) -> None:
     client, _ = _signed_in(app, Role.AUDITOR)
     missing = "00000000-0000-4000-8000-000000000000"
