@@ -38,10 +38,10 @@ def whole(name: str, *, required: bool = False) -> int | None:
     return int(value)
 
 
-def subject(common_name_field: str = "subject.common_name") -> Subject:
-    """The subject from ``subject.*`` fields (the common name from ``common_name_field``)."""
+def subject() -> Subject:
+    """The subject from the ``subject.*`` fields."""
     fields: dict[str, str | None] = {name: text(f"subject.{name}") for name in SUBJECT_FIELDS}
-    return subject_from({**fields, "common_name": text(common_name_field) or ""})
+    return subject_from({**fields, "common_name": text("subject.common_name") or ""})
 
 
 @dataclass(frozen=True)

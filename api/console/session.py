@@ -47,9 +47,9 @@ class ConsoleForbiddenError(Exception):
         self.detail = detail
 
 
-def sign_in(token: str) -> tuple[str, ApiToken]:
-    """A new session for ``token``: its id (for the cookie) and the token's record.
-    ValidationError (field ``token``) if the token is not accepted."""
+def sign_in(token: str) -> str:
+    """The id (for the cookie) of a new session for ``token``; ValidationError (field
+    ``token``) if the token is not accepted."""
     deployment = services()
     principal = deployment.service.authenticate(token.strip())
     if principal is None:
@@ -65,7 +65,7 @@ def sign_in(token: str) -> tuple[str, ApiToken]:
         principal.id, principal.name, principal.role.value, secrets.token_urlsafe(32), now, now
     )
     deployment.sessions.put(session_id, record)
-    return session_id, principal
+    return session_id
 
 
 def sign_out() -> None:

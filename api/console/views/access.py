@@ -28,7 +28,7 @@ def sign_in_form() -> ResponseReturnValue:
 def sign_in_submit() -> ResponseReturnValue:
     check_origin()
     form_page("sign_in.html", next=_next())
-    session_id, _ = sign_in(request.form.get("token", ""))
+    session_id = sign_in(request.form.get("token", ""))
     response: Response = redirect(_next(), 303)
     return set_cookie(response, session_id)
 
