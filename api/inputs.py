@@ -36,6 +36,19 @@ def certificate_filter(
     )
 
 
+def certificate_query(issuer_id: UUID, query: Mapping[str, Any]) -> CertificateFilter:
+    """The certificate list filter of the API's query parameters (``status``, ``type``,
+    ``q``, ``expires_before``, ``issuer_revoked``), as any face received them."""
+    return certificate_filter(
+        issuer_id,
+        query.get("status"),
+        query.get("type"),
+        query.get("q"),
+        parse_instant(query.get("expires_before"), "expires_before"),
+        None if "issuer_revoked" not in query else query["issuer_revoked"] == "true",
+    )
+
+
 def parse_instant(raw: str | None, name: str) -> dt.datetime | None:
     """An ISO 8601 time (UTC when no offset is given), or None when absent."""
     if raw is None:

@@ -12,7 +12,7 @@ from api.console.forms import choice, subject, text, whole
 from api.console.routing import form_page, page, page_url, render
 from api.console.views.reading import fresh
 from api.deployment import request_context, services
-from api.inputs import certificate_filter, parse_instant
+from api.inputs import certificate_query
 from domain.application.commands import (
     CA_DEFAULTS,
     DEFAULT_CA_KEY_ALGORITHM,
@@ -88,14 +88,7 @@ def _ca_page(ca_id: UUID) -> dict[str, Any]:
     ca = found.read_models.get_ca(ca_id, now)
     query = {key: value for key, value in request.args.items() if value}
     listed = found.read_models.list_certificates(
-        certificate_filter(
-            ca_id,
-            query.get("status"),
-            query.get("type"),
-            query.get("q"),
-            parse_instant(query.get("expires_before"), "expires_before"),
-            None if "issuer_revoked" not in query else query["issuer_revoked"] == "true",
-        ),
+        certificate_query(ca_id, query),
         now,
         PAGE_SIZE,
         query.get("cursor"),

@@ -15,7 +15,7 @@ from api.http.errors import item_problem
 from api.http.params import checked_key, idempotency_key
 from api.http.ratelimit import limit_issuance
 from api.http.routing import Routes
-from api.inputs import certificate_filter, parse_instant, subject_from
+from api.inputs import certificate_query, parse_instant, subject_from
 from api.presenters import certificate_shape, certificate_summary, content_disposition
 from domain.application.commands import (
     DEFAULT_REVOCATION_REASON,
@@ -34,7 +34,6 @@ from domain.pki.formats import (
     DownloadOptions,
     parse_format,
 )
-from projections.readmodels.models import CertificateFilter
 from projections.readmodels.queries import DEFAULT_PAGE_SIZE
 
 issuing = Blueprint("issuing", __name__, url_prefix="/api/v1/cas")
@@ -246,7 +245,7 @@ def list_certificates(ca_id: UUID, query: dict[str, Any]) -> ResponseReturnValue
     found = services()
     found.read_models.get_ca(ca_id, found.service.clock())  # 404 for an unknown CA
     page = found.read_models.list_certificates(
-        _filter(ca_id, query),
+        certificate_query(ca_id, query),
         found.service.clock(),
         query.get("limit", DEFAULT_PAGE_SIZE),
         query.get("cursor"),
@@ -255,14 +254,3 @@ def list_certificates(ca_id: UUID, query: dict[str, Any]) -> ResponseReturnValue
         "items": [certificate_summary(view) for view in page.items],
         "next_cursor": page.next_cursor,
     }
-
-
-def _filter(ca_id: UUID, query: dict[str, Any]) -> CertificateFilter:
-    return certificate_filter(
-        ca_id,
-        query.get("status"),
-        query.get("type"),
-        query.get("q"),
-        parse_instant(query.get("expires_before"), "expires_before"),
-        None if "issuer_revoked" not in query else query["issuer_revoked"] == "true",
-    )
