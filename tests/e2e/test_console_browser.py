@@ -230,6 +230,8 @@ def test_the_reference_flow_from_quota_to_deletion(
     page = operator.open("/console/events?type=CertificateRevoked")
     row = page.locator("tr", has_text="CertificateRevoked").last
     expect(row.locator(".actor")).to_have_text("console-operator (operator)")
+    row.get_by_text("payload", exact=True).click()
+    expect(row.locator("pre")).to_contain_text('"reason": "key_compromise"')
     operator.shoot("events")
     operator.open(certificate_path)
     page.get_by_role("button", name="Delete").click()
