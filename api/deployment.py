@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from flask import current_app, g
 
+from domain.adapters.sessions import SessionStore, open_session_store
 from domain.adapters.settings import Settings, open_service
 from domain.application.service import Clock, PrivateCA, utc_now
 from domain.audit.guard import ChainGuard
@@ -42,6 +43,7 @@ class Deployment:
     crls: CRLStore
     publisher: CRLPublisher
     ocsp: OCSPResponder
+    sessions: SessionStore  # the web console's sign-ins
     _resources: ExitStack = field(repr=False)
 
     @classmethod
@@ -72,6 +74,7 @@ class Deployment:
             )
             crls = open_crl_store(settings)
             resources.callback(crls.close)
+            sessions = resources.enter_context(open_session_store(settings))
             publisher = CRLPublisher(service, read_models, crls, settings.publishing)
             if runner is not None:
                 runner.start()
@@ -84,7 +87,15 @@ class Deployment:
                 resources.callback(thread.stop)
             ocsp = OCSPResponder(service, read_models, settings.ocsp)
             return cls(
-                settings, service, read_models, runner, crls, publisher, ocsp, resources.pop_all()
+                settings,
+                service,
+                read_models,
+                runner,
+                crls,
+                publisher,
+                ocsp,
+                sessions,
+                resources.pop_all(),
             )
 
     def caught_up(self, floor: int = 0, *, include_head: bool = True) -> bool:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from urllib.parse import quote
 
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
 from domain.model.values import CAKind, CertificateStatus, Subject
 from domain.pki.der import pem
+from domain.pki.formats import Download
 from projections.readmodels.models import CAView, CertificateView
 
 Shape = dict[str, object]
@@ -111,6 +113,16 @@ def certificate_summary(view: CertificateView) -> Shape:
         "issued_at": _iso(view.issued_at),
         "issuer_revoked": view.issuer_revoked_at is not None,
     }
+
+
+def content_disposition(download: Download) -> str:
+    """``attachment`` with the safe ASCII name, plus RFC 6266's ``filename*`` (RFC 8187
+    UTF-8) when the certificate's own name differs from it (a non-ASCII name)."""
+    value = f'attachment; filename="{download.filename}"'
+    shown = download.display_filename
+    if shown and shown != download.filename:
+        value += f"; filename*=UTF-8''{quote(shown, safe='')}"
+    return value
 
 
 def _iso(moment: dt.datetime | None) -> str | None:

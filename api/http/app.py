@@ -9,6 +9,7 @@ from typing import TypeVar
 
 from flask import Flask, Response, g, request
 
+from api.console.app import register_console
 from api.deployment import EXTENSION, Deployment
 from api.http.errors import register_error_handlers
 from api.http.metrics import StoreCollector, instrument, registry_with
@@ -80,6 +81,7 @@ def create_app(
         views_reports.blueprint,
     ):
         app.register_blueprint(blueprint)
+    register_console(app)
     register_error_handlers(app)
     register_outage_handler(app)
     install_issuance_limits(app, settings.issuance)

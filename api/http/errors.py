@@ -1,7 +1,7 @@
 """HTTP-level errors and the one handler map that turns every error into RFC 9457
 ``application/problem+json``.
 
-    PCAError (domain)            -> 422 / 404 / 409 / 503 / 500 by branch (STATUS_BY_ERROR)
+    PCAError (domain)            -> 422 / 404 / 409 / 503 / 500 by branch (api.statuses)
     HTTPProblemError
     ├── MalformedRequestError    the body is not JSON / not UTF-8               (400)
     ├── UnauthenticatedError     no token, or an unknown or revoked one         (401)
@@ -18,32 +18,14 @@ import re
 from flask import Flask, Response, g, json, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
-from domain.model.errors import (
-    ConflictError,
-    KeyCustodyError,
-    LogTamperedError,
-    NotFoundError,
-    PCAError,
-    StorageNotDurableError,
-    ValidationError,
-)
+from api.statuses import ADVISED, domain_status
+from domain.model.errors import PCAError
 
 PROBLEM_TYPE_BASE = "https://pca.dev/problems/"
 MAX_DETAIL = 4096
 MAX_INSTANCE = 2048
 MAX_FIELD = 256
 logger = logging.getLogger(__name__)
-
-STATUS_BY_ERROR: tuple[tuple[type[PCAError], int], ...] = (
-    (ValidationError, 422),
-    (NotFoundError, 404),
-    (ConflictError, 409),
-    (KeyCustodyError, 500),
-    (StorageNotDurableError, 500),
-    (LogTamperedError, 503),
-)
-# 5xx errors whose detail is advice for the client rather than an internal matter.
-ADVISED: tuple[type[PCAError], ...] = (LogTamperedError,)
 
 
 class HTTPProblemError(Exception):
@@ -110,7 +92,7 @@ def _clip(text: str, limit: int) -> str:
 
 def item_problem(error: PCAError) -> dict[str, object]:
     """The problem details of a 4xx domain error, for one item of a batch answer."""
-    status = _domain_status(error)
+    status = domain_status(error)
     title = _title(error, status)
     body: dict[str, object] = {
         "type": problem_type(title),
@@ -121,13 +103,6 @@ def item_problem(error: PCAError) -> dict[str, object]:
     if error.field:
         body["field"] = error.field
     return body
-
-
-def _domain_status(error: PCAError) -> int:
-    for error_class, status in STATUS_BY_ERROR:
-        if isinstance(error, error_class):
-            return status
-    return 500
 
 
 # A word of a class name: an acronym (the "CSR" of CSRError), or a capitalised word.
@@ -147,7 +122,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(PCAError)
     def domain_error(error: PCAError) -> Response:
-        status = _domain_status(error)
+        status = domain_status(error)
         if status >= 500 and not isinstance(error, ADVISED):
             logger.error("request failed: %s", type(error).__name__)
             return problem(

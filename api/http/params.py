@@ -2,25 +2,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
-
 from flask import request
 
 from domain.model.errors import ValidationError
-
-
-def parse_instant(raw: str | None, name: str) -> dt.datetime | None:
-    """An ISO 8601 time (UTC when no offset is given), or None when absent."""
-    if raw is None:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        raise ValidationError(
-            f"{name} must be an ISO 8601 time such as 2027-01-31T00:00:00Z.", field=name
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
 
 MAX_IDEMPOTENCY_KEY = 255
 

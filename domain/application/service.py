@@ -277,6 +277,11 @@ class PrivateCA(Application[UUID]):
         """The valid token record for ``token``, or None (unknown, revoked or malformed)."""
         return self._tokens.authenticate(token)
 
+    def current_token(self, record_id: UUID) -> ApiToken | None:
+        """The token record ``record_id`` while it is accepted, or None (unknown, revoked
+        or expired): what a session made from that token stands for."""
+        return self._tokens.current(record_id)
+
     @command
     def revoke_token(self, ctx: RequestContext, record_id: UUID) -> Outcome:
         """Stop accepting the token ``record_id``."""

@@ -62,6 +62,13 @@ class Tokens:
             return record
         return None
 
+    def current(self, record_id: UUID) -> ApiToken | None:
+        """The token record ``record_id`` if it is neither revoked nor expired."""
+        record = self.record(record_id)
+        if record is None or record.revoked or not record.is_current(self._store.clock()):
+            return None
+        return record
+
     def record(self, record_id: UUID) -> ApiToken | None:
         """The token record, loaded at most every TOKEN_CACHE_SECONDS: every request
         authenticates, and loading the record was a tenth of an issuance. The age counts

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
 from flask import Blueprint
 from flask.typing import ResponseReturnValue
 
 from api.deployment import services
 from api.http import bodies
-from api.http.params import parse_instant
 from api.http.routing import Routes
+from api.inputs import history_filter
 from domain.audit.verify import AuditLog
-from domain.model.errors import ValidationError
 from domain.model.tokens import Role
 from projections.audit.history import HistoryFilter, HistoryItem, jsonable, read_history
 from projections.readmodels.queries import (
@@ -118,20 +116,10 @@ def _shape(item: HistoryItem) -> dict[str, Any]:
 
 
 def _filter(query: dict[str, Any]) -> HistoryFilter:
-    types = tuple(name.strip() for name in query.get("type", "").split(",") if name.strip())
-    return HistoryFilter(
-        types=types,
-        aggregate_id=_uuid(query.get("aggregate_id")),
-        actor=query.get("actor"),
-        since=parse_instant(query.get("from"), "from"),
-        until=parse_instant(query.get("to"), "to"),
+    return history_filter(
+        query.get("type", ""),
+        query.get("aggregate_id"),
+        query.get("actor"),
+        query.get("from"),
+        query.get("to"),
     )
-
-
-def _uuid(raw: str | None) -> UUID | None:
-    if raw is None:
-        return None
-    try:
-        return UUID(raw)
-    except ValueError:
-        raise ValidationError("aggregate_id must be a UUID.", field="aggregate_id") from None

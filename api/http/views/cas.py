@@ -12,6 +12,7 @@ from api.deployment import request_context, services
 from api.http import bodies
 from api.http.params import idempotency_key
 from api.http.routing import Routes
+from api.inputs import subject_from
 from api.presenters import ca_shape, ca_view_shape
 from domain.application.commands import (
     DEFAULT_INCLUDED_CERTIFICATES,
@@ -21,18 +22,13 @@ from domain.application.commands import (
 )
 from domain.application.service import Outcome
 from domain.model.tokens import Role
-from domain.model.values import CAKind, RevocationReason, Subject
+from domain.model.values import CAKind, RevocationReason
 from domain.pki.der import pem
 from projections.readmodels.models import CAView
 from projections.readmodels.queries import DEFAULT_PAGE_SIZE
 
 blueprint = Blueprint("cas", __name__, url_prefix="/api/v1/cas")
 routes = Routes(blueprint, "CAs")
-
-
-def subject_from(body: dict[str, Any]) -> Subject:
-    """A Subject from a validated subject object."""
-    return Subject(**{key: value for key, value in body.items() if value is not None})
 
 
 def _shown(ca_id: UUID, outcome: Outcome | None = None, status: int = 200) -> ResponseReturnValue:

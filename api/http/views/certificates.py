@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 from typing import Any
-from urllib.parse import quote
 from uuid import UUID
 
 from flask import Blueprint, Response, g, request
@@ -13,12 +12,11 @@ from flask.typing import ResponseReturnValue
 from api.deployment import request_context, services
 from api.http import bodies
 from api.http.errors import item_problem
-from api.http.params import checked_key, idempotency_key, parse_instant
+from api.http.params import checked_key, idempotency_key
 from api.http.ratelimit import limit_issuance
 from api.http.routing import Routes
-from api.http.views.cas import subject_from
-from api.inputs import certificate_filter
-from api.presenters import certificate_shape, certificate_summary
+from api.inputs import certificate_query, parse_instant, subject_from
+from api.presenters import certificate_shape, certificate_summary, content_disposition
 from domain.application.commands import (
     DEFAULT_REVOCATION_REASON,
     CertificateRequest,
@@ -33,11 +31,9 @@ from domain.model.values import (
 )
 from domain.pki.der import pem
 from domain.pki.formats import (
-    Download,
     DownloadOptions,
     parse_format,
 )
-from projections.readmodels.models import CertificateFilter
 from projections.readmodels.queries import DEFAULT_PAGE_SIZE
 
 issuing = Blueprint("issuing", __name__, url_prefix="/api/v1/cas")
@@ -62,16 +58,6 @@ def _shape(
     shape["chain_pem"] = _chain_pem(service.chain_der(certificate.ca_id))
     headers = {"X-Log-Position": str(position)} if position is not None else {}
     return shape, status, headers
-
-
-def _disposition(download: Download) -> str:
-    """``attachment`` with the safe ASCII name, plus RFC 6266's ``filename*`` (RFC 8187
-    UTF-8) when the certificate's own name differs from it (a non-ASCII name)."""
-    value = f'attachment; filename="{download.filename}"'
-    shown = download.display_filename
-    if shown and shown != download.filename:
-        value += f"; filename*=UTF-8''{quote(shown, safe='')}"
-    return value
 
 
 @functools.lru_cache(maxsize=64)
@@ -238,7 +224,7 @@ def download_certificate(certificate_id: UUID, body: dict[str, Any]) -> Response
         DownloadOptions(body.get("password"), body.get("include_chain", True)),
     )
     headers = {
-        "Content-Disposition": _disposition(export.download),
+        "Content-Disposition": content_disposition(export.download),
         "Cache-Control": "no-store",
     }
     if export.position is not None:
@@ -259,7 +245,7 @@ def list_certificates(ca_id: UUID, query: dict[str, Any]) -> ResponseReturnValue
     found = services()
     found.read_models.get_ca(ca_id, found.service.clock())  # 404 for an unknown CA
     page = found.read_models.list_certificates(
-        _filter(ca_id, query),
+        certificate_query(ca_id, query),
         found.service.clock(),
         query.get("limit", DEFAULT_PAGE_SIZE),
         query.get("cursor"),
@@ -268,14 +254,3 @@ def list_certificates(ca_id: UUID, query: dict[str, Any]) -> ResponseReturnValue
         "items": [certificate_summary(view) for view in page.items],
         "next_cursor": page.next_cursor,
     }
-
-
-def _filter(ca_id: UUID, query: dict[str, Any]) -> CertificateFilter:
-    return certificate_filter(
-        ca_id,
-        query.get("status"),
-        query.get("type"),
-        query.get("q"),
-        parse_instant(query.get("expires_before"), "expires_before"),
-        None if "issuer_revoked" not in query else query["issuer_revoked"] == "true",
-    )

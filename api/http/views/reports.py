@@ -10,16 +10,11 @@ from flask.typing import ResponseReturnValue
 from api.deployment import services
 from api.http import bodies
 from api.http.routing import Routes
+from api.inputs import report_stream
 from domain.model.tokens import Role
 from projections.audit.logcut import parse_at
 from projections.audit.pointintime import render_json, state_at
 from projections.audit.report_kinds import ReportKind
-from projections.audit.reports import (
-    ReportStream,
-    open_report,
-    parse_format,
-    parse_parameters,
-)
 
 blueprint = Blueprint("reports", __name__, url_prefix="/api/v1")
 routes = Routes(blueprint, "Audit")
@@ -60,7 +55,7 @@ def _register_report(kind: ReportKind) -> None:
         name=f"report_{slug}",
     )
     def report(query: dict[str, Any]) -> ResponseReturnValue:
-        stream = _open(kind, query)
+        stream = report_stream(services(), kind, query)
         headers = {
             "Content-Disposition": f'attachment; filename="{stream.filename}"',
             "X-Report-Position": str(stream.cut.position),
@@ -78,7 +73,7 @@ def _register_report(kind: ReportKind) -> None:
         name=f"report_{slug}_manifest",
     )
     def report_manifest(query: dict[str, Any]) -> ResponseReturnValue:
-        stream = _open(kind, query)
+        stream = report_stream(services(), kind, query)
         for _ in stream:
             pass  # the manifest is signed over the whole body
         manifest: dict[str, Any] = stream.manifest.to_json()
@@ -87,20 +82,3 @@ def _register_report(kind: ReportKind) -> None:
 
 for _kind in ReportKind:
     _register_report(_kind)
-
-
-def _open(kind: ReportKind, query: dict[str, Any]) -> ReportStream:
-    parameters = parse_parameters(
-        at=query.get("at"),
-        start=query.get("from"),
-        end=query.get("to"),
-        ca_id=query.get("ca_id"),
-        days=query.get("days"),
-    )
-    return open_report(
-        services().settings,
-        kind,
-        parse_format(query.get("format", "csv")),
-        parameters,
-        keystore=services().service.keystore,
-    )
