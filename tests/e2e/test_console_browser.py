@@ -1,13 +1,16 @@
 """The web console in a real browser: Playwright drives Debian's chromium (the system
 executable; nothing is downloaded) against `pca serve` with two workers.
 
-One browser and one server serve the whole module. The tests save screenshots of the main
-pages into docs/console/ (the README shows them); they also fail on any Content-Security-
-Policy violation the browser reports.
+One browser and one server serve the whole module. The tests take screenshots of the main
+pages, into the directory PCA_TEST_SCREENSHOTS names (``PCA_TEST_SCREENSHOTS=docs/console``
+refreshes the ones the README shows) or else a temporary one, so a test run leaves the
+checkout as it was; they also fail on any Content-Security-Policy violation the browser
+reports.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 from collections.abc import Iterator
@@ -39,7 +42,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "console"
 WIDE = ViewportSize(width=1440, height=900)
 NARROW = ViewportSize(width=360, height=740)
 PASSWORD = "console-p12-secret"
@@ -52,6 +54,7 @@ class Console:
     server: LiveServer
     tokens: dict[str, str]
     intermediate: str
+    screenshots: Path  # where the pages are shot (see the module docstring)
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +68,9 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
             for role in ("admin", "operator", "auditor")
         }
         _, intermediate = server.hierarchy(tokens["admin"], "Console", quota=20)
-        yield Console(server, tokens, intermediate)
+        chosen = os.environ.get("PCA_TEST_SCREENSHOTS")
+        shots = Path(chosen).absolute() if chosen else tmp_path_factory.mktemp("screenshots")
+        yield Console(server, tokens, intermediate, shots)
 
 
 @pytest.fixture(scope="module")
@@ -81,6 +86,7 @@ class Session:
 
     def __init__(self, browser: Browser, console: Console, role: str, viewport: ViewportSize):
         self.base = console.server.base
+        self.screenshots = console.screenshots
         self.context = browser.new_context(viewport=viewport, accept_downloads=True)
         self.page = self.context.new_page()
         self.violations: list[str] = []
@@ -100,8 +106,8 @@ class Session:
         return self.page
 
     def shoot(self, name: str) -> None:
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        self.page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+        self.screenshots.mkdir(parents=True, exist_ok=True)
+        self.page.screenshot(path=str(self.screenshots / f"{name}.png"), full_page=True)
 
     def close(self) -> None:
         self.context.close()
