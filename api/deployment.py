@@ -62,6 +62,8 @@ class Deployment:
         with ExitStack() as resources:
             service = open_service(settings, clock=clock)
             resources.callback(service.keystore.close)
+            if service.token_signer is not None:
+                resources.callback(service.token_signer.close)
             resources.callback(service.close)
             service.integrity.watch(ChainGuard.of(service))
             runner = RunnerHandle(settings) if run_projections else None

@@ -38,6 +38,7 @@ def ca_shape(ca: CertificateAuthority, now: dt.datetime) -> Shape:
         "status": "expired" if expired else ca.status.value,
         "subject": subject_shape(ca.subject),
         "key_algorithm": ca.key_algorithm.value,
+        "key_storage": ca.key_storage.value if ca.key_id else None,
         "not_before": _iso(ca.not_before),
         "not_after": _iso(not_after),
         "service_until": _iso(ca.service_until),

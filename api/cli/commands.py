@@ -16,7 +16,7 @@ from domain.application.commands import CAProfile, ca_profile, certificate_reque
 from domain.application.service import PrivateCA
 from domain.model.errors import ValidationError
 from domain.model.tokens import Role
-from domain.model.values import CAKind, RequestContext, RevocationReason, Subject
+from domain.model.values import CAKind, KeyStorage, RequestContext, RevocationReason, Subject
 from domain.pki.formats import DownloadOptions, parse_format
 from projections.audit.logcut import parse_time
 
@@ -87,7 +87,8 @@ def create_intermediate(session: Session, args: argparse.Namespace) -> list[Row]
 
 
 def enable_ca(session: Session, args: argparse.Namespace) -> list[Row]:
-    return _ca_row(session, session.service.enable_ca(session.context, args.id).id)
+    storage = KeyStorage(args.key_storage)
+    return _ca_row(session, session.service.enable_ca(session.context, args.id, storage).id)
 
 
 def disable_ca(session: Session, args: argparse.Namespace) -> list[Row]:

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from uuid import UUID
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from domain.application.commands import CAProfile
@@ -23,8 +22,9 @@ from domain.model.authority import CertificateAuthority
 from domain.model.certificate_facts import load_certificate
 from domain.model.idempotency import Repeatable
 from domain.model.validation import normalize_subject
-from domain.model.values import CAKind, RequestContext
+from domain.model.values import CAKind, KeyRef, KeyStorage, RequestContext
 from domain.pki import x509 as certs
+from domain.pki.signing import IssuerKey
 
 
 class Authorities:
@@ -79,26 +79,28 @@ class Authorities:
         )
         return self._store.save_once(ctx, once, intermediate.id, intermediate)
 
-    def enable(self, ctx: RequestContext, ca_id: UUID) -> Outcome:
-        """Enable; the first time, generate the CA key and have the certificate signed.
+    def enable(
+        self, ctx: RequestContext, ca_id: UUID, key_storage: KeyStorage = KeyStorage.SOFTWARE
+    ) -> Outcome:
+        """Enable; the first time, generate the CA key in ``key_storage`` and have the
+        certificate signed.
 
         The key is stored before the event that names it is saved, and destroyed again if
-        that save fails.
+        signing or that save fails.
         """
         ca = self._store.get_ca(ca_id)
         now = self._store.clock()
         if not ca.needs_certificate:
             ca.enable(ctx, now)
             return self._store.save(ca_id, ca)
-        key = certs.generate_private_key(ca.key_algorithm)
-        certificate = self._sign_ca_certificate(ca, key, now)
-        key_id = f"ca-{ca_id}"
-        self._store.keys.put(key_id, key)
+        key_ref = KeyRef(f"ca-{ca_id}", key_storage)
+        key = self._store.signers.generate(key_ref, ca.key_algorithm)
         try:
-            ca.enable(ctx, now, key_id, certificate.public_bytes(Encoding.DER))
+            certificate = self._sign_ca_certificate(ca, key, now)
+            ca.enable(ctx, now, key_ref, certificate.public_bytes(Encoding.DER))
             return self._store.save(ca_id, ca)
         except BaseException:
-            self._store.keys.destroy(key_id)
+            self._store.signers.destroy(key_ref)
             raise
 
     def update(self, ca_id: UUID, change: Callable[[CertificateAuthority], None]) -> Outcome:
@@ -146,7 +148,7 @@ class Authorities:
             return retry_on_conflict(attempt)
 
     def _sign_ca_certificate(
-        self, ca: CertificateAuthority, key: CertificateIssuerPrivateKeyTypes, now: dt.datetime
+        self, ca: CertificateAuthority, key: IssuerKey, now: dt.datetime
     ) -> x509.Certificate:
         """The CA's certificate: self-signed for a root, else signed by its enabled parent."""
         window = ca.validity_window(now)
@@ -156,12 +158,12 @@ class Authorities:
         parent = self._store.get_ca(ca.parent_id)
         parent.require_enabled(now)
         parent.check_child_validity(now, ca.validity_years)
-        parent_der, parent_key_id = parent.signing_identity()
+        parent_der, parent_key = parent.signing_identity()
         return certs.build_intermediate(
             key.public_key(),
             ca.subject,
             load_certificate(parent_der),
-            certs.as_issuer_key(self._store.keys.get(parent_key_id)),
+            self._store.signers.signing_key(parent_key),
             window,
             certs.PublicationURLs.for_issuer(self._store.public_url, str(parent.id)),
         )

@@ -157,13 +157,13 @@ class Issuance:
         subject = normalize_subject(request.subject)
         sans = _sans_for(request.type, subject.common_name, request.sans)
         public_key, algorithm, key_id, sealed_key = self._leaf_key(request)
-        ca_der, ca_key_id = ca.signing_identity()
+        ca_der, ca_key = ca.signing_identity()
         profile = certs.LeafProfile(request.type, subject, sans, request.include_crl)
         certificate = certs.build_leaf(
             public_key,
             profile,
             self._issuer_certificate(ca.id, ca_der),
-            certs.as_issuer_key(self._store.keys.get(ca_key_id)),
+            self._store.signers.signing_key(ca_key),
             window,
             certs.PublicationURLs.for_issuer(self._store.public_url, str(ca.id)),
         )

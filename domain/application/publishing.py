@@ -11,7 +11,6 @@ import datetime as dt
 from uuid import UUID, uuid4
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 
@@ -21,6 +20,7 @@ from domain.model.publication import Publication, publication_id
 from domain.model.values import KeyAlgorithm, RequestContext
 from domain.pki import x509 as certs
 from domain.pki.ocsp import build_responder_certificate
+from domain.pki.signing import IssuerKey
 
 RESPONDER_BACKDATE = dt.timedelta(minutes=1)  # room for relying parties' clock skew
 
@@ -31,13 +31,10 @@ class Publishing:
     def __init__(self, store: Store) -> None:
         self._store = store
 
-    def signing_material(
-        self, ca_id: UUID
-    ) -> tuple[x509.Certificate, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey]:
-        """The CA's certificate and private key, for signing CRLs and responder certificates."""
-        certificate_der, key_id = self._store.get_ca(ca_id).signing_identity()
-        key = certs.as_issuer_key(self._store.keys.get(key_id))
-        return load_certificate(certificate_der), key
+    def signing_material(self, ca_id: UUID) -> tuple[x509.Certificate, IssuerKey]:
+        """The CA's certificate and key, for signing CRLs and responder certificates."""
+        certificate_der, key = self._store.get_ca(ca_id).signing_identity()
+        return load_certificate(certificate_der), self._store.signers.signing_key(key)
 
     def publication(self, ctx: RequestContext, ca_id: UUID) -> Publication:
         """The CA's publication record (a new, unsaved one before its first CRL)."""

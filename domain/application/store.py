@@ -22,6 +22,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Recording
 
 from domain.application.ports import Clock, Keys, WriteLocks
+from domain.application.signers import Signers
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate, certificate_id
 from domain.model.errors import (
@@ -60,12 +61,15 @@ class IssuedCertificate:
 
 
 class Store:
-    """Loads and saves of ``app``'s aggregates, with the key store, clock and public URL
-    every part needs beside them."""
+    """Loads and saves of ``app``'s aggregates, with the key store, CA signers, clock and
+    public URL every part needs beside them."""
 
-    def __init__(self, app: Application[UUID], keys: Keys, clock: Clock, public_url: str) -> None:
+    def __init__(
+        self, app: Application[UUID], keys: Keys, signers: Signers, clock: Clock, public_url: str
+    ) -> None:
         self.app = app
         self.keys = keys
+        self.signers = signers
         self.clock = clock
         self.public_url = public_url
         self._chains: dict[UUID, tuple[bytes, ...]] = {}

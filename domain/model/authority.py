@@ -30,6 +30,8 @@ from domain.model.values import (
     CAKind,
     CAStatus,
     KeyAlgorithm,
+    KeyRef,
+    KeyStorage,
     RequestContext,
     RevocationReason,
     Subject,
@@ -55,11 +57,14 @@ class CertificateAuthority(SigningRules, Aggregate):
         key_id: str | None
         certificate_der: bytes | None
         service_until: dt.datetime | None
+        # Events stored before keys could live in a token have no key_storage: software.
+        key_storage: KeyStorage = KeyStorage.SOFTWARE
 
         def apply(self, ca: CertificateAuthority) -> None:
             ca.status = CAStatus.ENABLED
             if self.certificate_der is not None:
                 ca.key_id = self.key_id
+                ca.key_storage = self.key_storage
                 ca.certificate_der = self.certificate_der
                 ca.service_until = self.service_until
 
@@ -156,6 +161,7 @@ class CertificateAuthority(SigningRules, Aggregate):
         self.service_days = service_days
         self.status = CAStatus.PENDING
         self.key_id: str | None = None
+        self.key_storage = KeyStorage.SOFTWARE
         self.certificate_der: bytes | None = None
         self.service_until: dt.datetime | None = None
         self.revoked_at: dt.datetime | None = None
@@ -245,10 +251,10 @@ class CertificateAuthority(SigningRules, Aggregate):
         self,
         ctx: RequestContext,
         now: dt.datetime,
-        key_id: str | None = None,
+        key: KeyRef | None = None,
         certificate_der: bytes | None = None,
     ) -> None:
-        """Enable; the first time, ``key_id`` and ``certificate_der`` must be given."""
+        """Enable; the first time, ``key`` and ``certificate_der`` must be given."""
         if self.status is CAStatus.REVOKED:
             raise CAStateError("This CA was revoked; a revoked CA cannot be enabled again.")
         if self.status is CAStatus.ENABLED:
@@ -263,9 +269,10 @@ class CertificateAuthority(SigningRules, Aggregate):
             self.CAEnabled,
             actor=ctx.actor,
             request_id=ctx.request_id,
-            key_id=key_id,
+            key_id=key.key_id if key else None,
             certificate_der=certificate_der,
             service_until=service_until,
+            key_storage=key.storage if key else KeyStorage.SOFTWARE,
         )
 
     def disable(self, ctx: RequestContext) -> None:

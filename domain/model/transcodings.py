@@ -17,6 +17,7 @@ from domain.model.values import (
     CertificateStatus,
     CertificateType,
     KeyAlgorithm,
+    KeyStorage,
     RevocationReason,
     SANType,
     Subject,
@@ -29,6 +30,7 @@ _ENUMS: tuple[type[Enum], ...] = (
     CertificateStatus,
     CertificateType,
     KeyAlgorithm,
+    KeyStorage,
     RevocationReason,
     SANType,
 )

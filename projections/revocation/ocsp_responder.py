@@ -19,7 +19,7 @@ from domain.model.certificate_facts import load_certificate
 from domain.model.errors import PCAError
 from domain.model.values import RequestContext, RevocationReason
 from domain.pki import ocsp
-from domain.pki.crl import IssuerKey
+from domain.pki.signing import SoftwareKey
 from domain.pki.x509 import as_issuer_key
 from projections.readmodels.queries import ReadModels
 
@@ -36,7 +36,7 @@ class OCSPResponder:
         self._read_models = read_models
         self._config = config or OCSPSettings()
         self._lock = threading.Lock()
-        self._signers: dict[UUID, tuple[x509.Certificate, IssuerKey]] = {}
+        self._signers: dict[UUID, tuple[x509.Certificate, SoftwareKey]] = {}
         self._context = RequestContext("ocsp-responder (system)", f"ocsp-{uuid.uuid4()}")
 
     def answer(self, ca_id: UUID, request_der: bytes) -> bytes:
@@ -93,7 +93,7 @@ class OCSPResponder:
             reason = RevocationReason.CA_COMPROMISE
         return ocsp.Revoked(ca.revoked_at, reason)
 
-    def _responder(self, ca_id: UUID) -> tuple[x509.Certificate, IssuerKey]:
+    def _responder(self, ca_id: UUID) -> tuple[x509.Certificate, SoftwareKey]:
         """The CA's responder certificate and key, certifying a new one when there is none
         or it is near its end. Cached per process: a sibling's rotation does not invalidate
         this process's certificate."""
@@ -104,7 +104,9 @@ class OCSPResponder:
                 cached = self._signers[ca_id] = self._current_signer(ca_id, now)
             return cached
 
-    def _current_signer(self, ca_id: UUID, now: dt.datetime) -> tuple[x509.Certificate, IssuerKey]:
+    def _current_signer(
+        self, ca_id: UUID, now: dt.datetime
+    ) -> tuple[x509.Certificate, SoftwareKey]:
         """The CA's responder, certified here if it has none in date. The certificate is
         saved on the CA's Publication, which the CRL publisher and sibling processes save
         too: a save that lost that race is tried again on the fresh aggregate, which may
@@ -116,7 +118,7 @@ class OCSPResponder:
 
     def _current_signer_once(
         self, ca_id: UUID, now: dt.datetime
-    ) -> tuple[x509.Certificate, IssuerKey]:
+    ) -> tuple[x509.Certificate, SoftwareKey]:
         publication = self._service.publication(self._context, ca_id)
         certificate = (
             load_certificate(publication.responder_der) if publication.responder_der else None

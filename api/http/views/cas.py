@@ -21,7 +21,7 @@ from domain.application.commands import (
 )
 from domain.application.service import Outcome
 from domain.model.tokens import Role
-from domain.model.values import CAKind, RevocationReason, Subject
+from domain.model.values import CAKind, KeyStorage, RevocationReason, Subject
 from domain.pki.der import pem
 from projections.readmodels.models import CAView
 from projections.readmodels.queries import DEFAULT_PAGE_SIZE
@@ -86,9 +86,11 @@ def get_ca(ca_id: UUID) -> ResponseReturnValue:
     role=Role.ADMIN,
     response=bodies.CA,
     summary="Enable; the first time this makes the CA's key and certificate",
+    body=bodies.ENABLE_CA,
 )
-def enable_ca(ca_id: UUID) -> ResponseReturnValue:
-    return _shown(ca_id, services().service.enable_ca(request_context(), ca_id))
+def enable_ca(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
+    storage = KeyStorage(body.get("key_storage", KeyStorage.SOFTWARE.value))
+    return _shown(ca_id, services().service.enable_ca(request_context(), ca_id, storage))
 
 
 @routes.route(
