@@ -17,6 +17,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from eventsourcing.persistence import StoredEvent
 from pkcs11 import Attribute, ObjectClass
 
 from domain.adapters.pkcs11 import TokenSettings
@@ -36,7 +37,7 @@ from projections.readmodels.worker import catch_up
 from projections.revocation.crlstore import BASE, open_crl_store
 from projections.revocation.ocsp_responder import OCSPResponder
 from projections.revocation.publisher import CRLPublisher
-from tests.builders import ADMIN, OPERATOR, intermediate_profile, issue, root_profile
+from tests.builders import ADMIN, OPERATOR, enabled_root, intermediate_profile, issue, root_profile
 from tests.conftest import SettableClock
 
 
@@ -241,3 +242,28 @@ class Files:
         path = self.directory / name
         path.write_bytes(x509.load_der_x509_certificate(der).public_bytes(Encoding.PEM))
         return path
+
+
+def test_a_ca_enabled_before_keys_could_live_in_a_token_loads_with_its_key_in_the_store(
+    service: PrivateCA,
+) -> None:
+    root_id = enabled_root(service, quota=0)
+    stored = [
+        as_stored_before_tokens(service, event) for event in service.recorder.select_events(root_id)
+    ]
+    ca: CertificateAuthority | None = None
+    for event in map(service.mapper.to_domain_event, stored):
+        assert isinstance(event, CertificateAuthority.Event)
+        ca = event.mutate(ca)
+    assert ca is not None
+    assert ca.key_storage is KeyStorage.SOFTWARE
+    _, key = ca.signing_identity()
+    assert spki(service.signers.signing_key(key).public_key()) == ca_public_key(ca)
+
+
+def as_stored_before_tokens(service: PrivateCA, stored: StoredEvent) -> StoredEvent:
+    """``stored`` as it was written before CAEnabled had a key_storage."""
+    state = service.mapper.transcoder.decode(stored.state)
+    if stored.topic.endswith("CAEnabled"):
+        del state["key_storage"]
+    return dataclasses.replace(stored, state=service.mapper.transcoder.encode(state))
