@@ -22,6 +22,7 @@ from pkcs11 import Attribute, ObjectClass
 
 from domain.adapters.pkcs11 import TokenSettings
 from domain.adapters.settings import (
+    EVENTS_FILE,
     KEYS_FILE,
     OCSPSettings,
     PublishingSettings,
@@ -30,8 +31,9 @@ from domain.adapters.settings import (
 )
 from domain.application.service import PrivateCA
 from domain.model.authority import CertificateAuthority
-from domain.model.errors import ValidationError
+from domain.model.errors import KeyCustodyError, ValidationError
 from domain.model.values import CAStatus, KeyAlgorithm, KeyStorage, RevocationReason
+from projections.backup.operations import create_backup, restore_backup
 from projections.readmodels.queries import ReadModels
 from projections.readmodels.worker import catch_up
 from projections.revocation.crlstore import BASE, open_crl_store
@@ -39,6 +41,7 @@ from projections.revocation.ocsp_responder import OCSPResponder
 from projections.revocation.publisher import CRLPublisher
 from tests.builders import ADMIN, OPERATOR, enabled_root, intermediate_profile, issue, root_profile
 from tests.conftest import SettableClock
+from tests.integration.test_backup import sqlite_target
 
 
 @pytest.fixture
@@ -267,3 +270,27 @@ def as_stored_before_tokens(service: PrivateCA, stored: StoredEvent) -> StoredEv
     if stored.topic.endswith("CAEnabled"):
         del state["key_storage"]
     return dataclasses.replace(stored, state=service.mapper.transcoder.encode(state))
+
+
+def test_a_backup_names_the_keys_left_in_the_token_and_a_restore_without_it_says_so(
+    sqlite_settings: Settings, token: TokenSettings, clock: SettableClock, tmp_path: Path
+) -> None:
+    source = dataclasses.replace(sqlite_settings, pkcs11=token)
+    with opened(source, clock) as service:
+        root_id, ca_id = token_hierarchy(service)
+        issue(service, ca_id)
+    backup = create_backup(source, tmp_path / "backup.zip", clock())
+    assert backup.manifest.token_keys == sorted([f"ca-{root_id}", f"ca-{ca_id}"])
+    assert backup.to_row()["token_label"] == token.token_label
+
+    bare = sqlite_target(tmp_path / "bare", source)
+    with pytest.raises(KeyCustodyError, match="live in the PKCS#11 token") as refused:
+        restore_backup(bare, backup.path)
+    assert refused.value.field == "PCA_PKCS11_MODULE"
+    assert not (bare.data_dir / EVENTS_FILE).exists()  # nothing was written
+
+    target = dataclasses.replace(sqlite_target(tmp_path / "with-token", source), pkcs11=token)
+    restore_backup(target, backup.path)
+    with opened(target, clock) as service:
+        assert service.get_ca(ca_id).key_storage is KeyStorage.PKCS11
+        issue(service, ca_id)  # the restored deployment signs with the token's key
