@@ -57,6 +57,12 @@ def _profile(args: argparse.Namespace, kind: CAKind) -> CAProfile:
 def _ca_row(session: Session, ca_id: UUID) -> list[Row]:
     shape = ca_shape(session.service.get_ca(ca_id), session.service.clock())
     shape.pop("certificate_pem")
+    shape.pop("link_certificates_pem")
+    generations = shape.pop("key_generations")
+    assert isinstance(generations, list)
+    shape["key_generations"] = ", ".join(
+        f"{g['generation']} ({g['key_storage']}, until {g['not_after']})" for g in generations
+    )
     subject = shape.pop("subject")
     assert isinstance(subject, dict)
     shape["common_name"] = subject["common_name"]
@@ -98,6 +104,10 @@ def disable_ca(session: Session, args: argparse.Namespace) -> list[Row]:
 def renew_ca(session: Session, args: argparse.Namespace) -> list[Row]:
     outcome = session.service.renew_ca(session.context, args.id, args.service_days)
     return _ca_row(session, outcome.id)
+
+
+def roll_over_ca_key(session: Session, args: argparse.Namespace) -> list[Row]:
+    return _ca_row(session, session.service.roll_over_ca_key(session.context, args.id).id)
 
 
 def revoke_ca(session: Session, args: argparse.Namespace) -> list[Row]:

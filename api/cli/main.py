@@ -198,6 +198,9 @@ GROUPS: dict[str, dict[str, Command]] = {
         ),
         "disable": Command(commands.disable_ca, _id_arg, "stop a CA from issuing"),
         "renew": Command(commands.renew_ca, _renew_args, "extend the service period"),
+        "rollover": Command(
+            commands.roll_over_ca_key, _id_arg, "new key and certificate, same name"
+        ),
         "revoke": Command(commands.revoke_ca, _reason_arg, "revoke an intermediate (final)"),
         "show": Command(commands.show_ca, _id_arg, "show one CA with its quota"),
         "list": Command(lists.list_cas, lists.declare_paging, "every CA with quota and counts"),

@@ -130,6 +130,7 @@ CREATE_CA = Obj(
     frozenset({"kind", "subject"}),
     required_when=(RequiredWhen("kind", (CAKind.INTERMEDIATE.value,), frozenset({"parent_id"})),),
 )
+GENERATION = Int(2, 2**31 - 1, "a CA key after its first rollover (the first key has no -g)")
 ENABLE_CA = Obj(
     "EnableCA",
     {
@@ -325,6 +326,17 @@ CERTIFICATE_COUNTS = Obj(
     frozenset({"issued", "revoked", "expired", "deleted"}),
     description="end-entity certificates of the CA by status (lists only)",
 )
+KEY_GENERATION = Obj(
+    "KeyGeneration",
+    {
+        "generation": Int(1, 2**31 - 1),
+        "key_storage": Str(enum=KEY_STORAGES),
+        "not_before": TIMESTAMP,
+        "not_after": TIMESTAMP,
+        "certificate_pem": Str(max_length=65536),
+    },
+    frozenset({"generation", "key_storage", "not_before", "not_after", "certificate_pem"}),
+)
 CA = Obj(
     "CA",
     {
@@ -343,6 +355,14 @@ CA = Obj(
         "certificate_pem": Nullable(Str(max_length=65536)),
         "quota": QUOTA,
         "certificates": CERTIFICATE_COUNTS,
+        "key_generations": Array(
+            KEY_GENERATION, 2**31 - 1, "every key the CA has had, oldest first"
+        ),
+        "link_certificates_pem": Array(
+            Str(max_length=65536),
+            2,
+            "after a root's rollover: its new key certified by the old one, the old by the new",
+        ),
     },
     frozenset({"id", "kind", "parent_id", "status", "subject", "key_algorithm", "quota"}),
 )

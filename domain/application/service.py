@@ -141,6 +141,13 @@ class PrivateCA(Application[UUID]):
         return self._authorities.create_intermediate(ctx, parent_id, profile, idempotency_key)
 
     @command
+    def roll_over_ca_key(self, ctx: RequestContext, ca_id: UUID) -> Outcome:
+        """A new key and certificate for the CA under the same name; issuance signs with it
+        at once, and the previous key keeps signing the CRLs and OCSP answers about the
+        certificates it signed. A root also gets link certificates (CAKeyRolledOver)."""
+        return self._authorities.roll_over(ctx, ca_id)
+
+    @command
     def enable_ca(
         self, ctx: RequestContext, ca_id: UUID, key_storage: KeyStorage = KeyStorage.SOFTWARE
     ) -> Outcome:
@@ -254,20 +261,25 @@ class PrivateCA(Application[UUID]):
 
     # --- revocation publishing (see domain.application.publishing) ----------------------
 
-    def signing_material(self, ca_id: UUID) -> tuple[x509.Certificate, IssuerKey]:
-        """The CA's certificate and key, for signing CRLs and responder certificates."""
-        return self._publishing.signing_material(ca_id)
+    def signing_material(
+        self, ca_id: UUID, generation: int = 1
+    ) -> tuple[x509.Certificate, IssuerKey]:
+        """The certificate and key of the CA's key ``generation`` (1: its first), for
+        signing CRLs and responder certificates about what that key signed."""
+        return self._publishing.signing_material(ca_id, generation)
 
-    def publication(self, ctx: RequestContext, ca_id: UUID) -> Publication:
-        """The CA's publication record (a new, unsaved one before its first CRL)."""
-        return self._publishing.publication(ctx, ca_id)
+    def publication(self, ctx: RequestContext, ca_id: UUID, generation: int = 1) -> Publication:
+        """The publication record of the CA's key ``generation`` (a new, unsaved one
+        before its first CRL)."""
+        return self._publishing.publication(ctx, ca_id, generation)
 
     @command
     def certify_ocsp_responder(
-        self, ctx: RequestContext, ca_id: UUID, lifetime: dt.timedelta
+        self, ctx: RequestContext, ca_id: UUID, lifetime: dt.timedelta, generation: int = 1
     ) -> Publication:
-        """Issue a fresh delegated OCSP responder certificate for ``ca_id`` and record it."""
-        return self._publishing.certify_ocsp_responder(ctx, ca_id, lifetime)
+        """Issue a fresh delegated OCSP responder certificate for the CA's key
+        ``generation`` and record it."""
+        return self._publishing.certify_ocsp_responder(ctx, ca_id, lifetime, generation)
 
     # --- API tokens (see domain.application.tokens) -------------------------------------
 
@@ -306,6 +318,7 @@ class PrivateCA(Application[UUID]):
         """The certificate ``ca_id`` issued with ``serial_number`` (lower-case hex), if any."""
         return self._store.find_certificate(ca_id, serial_number)
 
-    def chain_der(self, ca_id: UUID) -> tuple[bytes, ...]:
-        """The CA's certificate followed by its parents' up to the root."""
-        return self._store.chain_der(ca_id)
+    def chain_der(self, ca_id: UUID, issued_der: bytes | None = None) -> tuple[bytes, ...]:
+        """The certificate of the CA's key that signed ``issued_der`` (by default its
+        current key) followed by its parents' up to the root."""
+        return self._store.chain_der(ca_id, issued_der)

@@ -35,6 +35,15 @@ class KeyRef:
     storage: KeyStorage = KeyStorage.SOFTWARE
 
 
+@dataclass(frozen=True)
+class KeyGeneration:
+    """One key a CA signs (or signed) with, numbered from 1, and its CA certificate."""
+
+    number: int
+    key: KeyRef
+    certificate_der: bytes
+
+
 class CAKind(Enum):
     ROOT = "root"
     INTERMEDIATE = "intermediate"

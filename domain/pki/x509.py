@@ -56,13 +56,16 @@ class PublicationURLs:
     ocsp: str
 
     @classmethod
-    def for_issuer(cls, public_url: str, issuer_id: str) -> PublicationURLs:
-        """The URLs the service itself serves for the CA ``issuer_id``."""
+    def for_issuer(cls, public_url: str, issuer_id: str, generation: int = 1) -> PublicationURLs:
+        """The URLs the service itself serves for key ``generation`` of the CA ``issuer_id``:
+        after a key rollover each key has its own CRLs and CA certificate (``-g2``, ...);
+        one OCSP URL answers for every key."""
         base = public_url.rstrip("/")
+        name = issuer_id if generation == 1 else f"{issuer_id}-g{generation}"
         return cls(
-            crl=f"{base}/crl/{issuer_id}.crl",
-            delta_crl=f"{base}/crl/{issuer_id}-delta.crl",
-            ca_issuers=f"{base}/ca/{issuer_id}.crt",
+            crl=f"{base}/crl/{name}.crl",
+            delta_crl=f"{base}/crl/{name}-delta.crl",
+            ca_issuers=f"{base}/ca/{name}.crt",
             ocsp=f"{base}/ocsp/{issuer_id}",
         )
 
@@ -151,6 +154,23 @@ def build_intermediate(
     )
     for link in _issuer_links(issuer, urls, True):
         builder = builder.add_extension(link.value, critical=link.critical)
+    return sign_certificate(builder, issuer_key)
+
+
+def build_link(
+    public_key: CertificatePublicKeyTypes,
+    issuer: x509.Certificate,
+    issuer_key: IssuerKey,
+    window: tuple[dt.datetime, dt.datetime],
+) -> x509.Certificate:
+    """A root key-rollover link certificate: the root's name with ``public_key``, issued by
+    the root's other key (``issuer`` and ``issuer_key``), without a path length limit so
+    that chains through it reach what either key certified."""
+    builder = _ca_builder(issuer.subject, issuer.subject, public_key, *window, path_length=None)
+    issuer_ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    builder = builder.add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False
+    )
     return sign_certificate(builder, issuer_key)
 
 

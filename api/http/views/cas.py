@@ -119,6 +119,17 @@ def renew_ca(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
 
 @routes.route(
     "POST",
+    "/<uuid:ca_id>/rollover",
+    summary="A new key and certificate under the same name; issuance moves to it at once",
+    role=Role.ADMIN,
+    response=bodies.CA,
+)
+def roll_over_ca_key(ca_id: UUID) -> ResponseReturnValue:
+    return _shown(ca_id, services().service.roll_over_ca_key(request_context(), ca_id))
+
+
+@routes.route(
+    "POST",
     "/<uuid:ca_id>/revoke",
     summary="Revoke an intermediate (final)",
     role=Role.ADMIN,
