@@ -39,7 +39,7 @@ from domain.pki.crl import EncodedRevocationList, RecutPolicy, RevokedEntry, bui
 from domain.pki.x509 import PublicationURLs
 from projections.errors import RunnerActiveError
 from projections.readmodels.lease import acquire_lease
-from projections.readmodels.models import RevocationEntry
+from projections.readmodels.models import CAView, RevocationEntry
 from projections.readmodels.queries import ReadModels
 from projections.revocation.crlstore import BASE, DELTA, CRLStore, StoredCRL
 
@@ -108,6 +108,7 @@ class CRLPublisher:
         )
         self._states: dict[UUID, _IssuerState] = {}
         self._issuers_cache: list[tuple[_Issuer, dt.datetime]] = []
+        self._keys: dict[UUID, tuple[str | None, list[tuple[_Issuer, dt.datetime]]]] = {}
         self._issuers_position = -1
         self._context = RequestContext("crl-publisher (system)", f"publisher-{uuid.uuid4()}")
 
@@ -129,16 +130,25 @@ class CRLPublisher:
         if position != self._issuers_position:
             views = self._read_models.list_cas(self._service.clock())
             self._issuers_cache = [
+                key for view in views if view.serial_number for key in self._keys_of(view)
+            ]
+            self._issuers_position = position
+        return self._issuers_cache
+
+    def _keys_of(self, view: CAView) -> list[tuple[_Issuer, dt.datetime]]:
+        """Every key of the CA ``view`` lists, with the end of its certificate; the CA is
+        loaded again only when its listed certificate changed (a rollover)."""
+        cached = self._keys.get(view.id)
+        if cached is None or cached[0] != view.serial_number:
+            keys = [
                 (
                     _Issuer(view.id, generation.number),
                     certificate_facts(generation.certificate_der).not_after,
                 )
-                for view in views
-                if view.not_after is not None
                 for generation in self._service.get_ca(view.id).generations
             ]
-            self._issuers_position = position
-        return self._issuers_cache
+            cached = self._keys[view.id] = (view.serial_number, keys)
+        return cached[1]
 
     def publish(
         self, ca_id: UUID, *, force_base: bool = False, generation: int | None = None
