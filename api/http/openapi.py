@@ -67,7 +67,8 @@ def _operation(operation: Operation) -> JSON:
         spec["parameters"] = parameters
     if operation.body is not None:
         spec["requestBody"] = {
-            "required": True,
+            # a body whose fields are all optional may be left out (routing reads it as {})
+            "required": bool(operation.body.required),
             "content": {"application/json": {"schema": operation.body.json_schema()}},
         }
     if operation.role is None:
