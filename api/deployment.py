@@ -65,6 +65,8 @@ class Deployment:
         with ExitStack() as resources:
             service = open_service(settings, clock=clock)
             resources.callback(service.keystore.close)
+            if service.token_signer is not None:
+                resources.callback(service.token_signer.close)
             resources.callback(service.close)
             service.integrity.watch(ChainGuard.of(service))
             stamp_legacy_links(service)

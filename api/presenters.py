@@ -8,7 +8,8 @@ from urllib.parse import quote
 
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
-from domain.model.values import CAKind, CertificateStatus, Subject
+from domain.model.certificate_facts import certificate_facts
+from domain.model.values import CAKind, CertificateStatus, KeyGeneration, Subject
 from domain.pki.der import pem
 from domain.pki.formats import Download
 from projections.readmodels.models import CAView, CertificateView
@@ -40,11 +41,26 @@ def ca_shape(ca: CertificateAuthority, now: dt.datetime) -> Shape:
         "status": "expired" if expired else ca.status.value,
         "subject": subject_shape(ca.subject),
         "key_algorithm": ca.key_algorithm.value,
+        "key_storage": ca.key_storage.value if ca.key_id else None,
         "not_before": _iso(ca.not_before),
         "not_after": _iso(not_after),
         "service_until": _iso(ca.service_until),
         "certificate_pem": pem(ca.certificate_der) if ca.certificate_der else None,
         "quota": quota,
+        "key_generations": [_generation_shape(generation) for generation in ca.generations],
+        "link_certificates_pem": [pem(link) for link in ca.link_certificates],
+    }
+
+
+def _generation_shape(generation: KeyGeneration) -> Shape:
+    """One key a CA has had: its number, where it lives and its certificate."""
+    facts = certificate_facts(generation.certificate_der)
+    return {
+        "generation": generation.number,
+        "key_storage": generation.key.storage.value,
+        "not_before": _iso(facts.not_before),
+        "not_after": _iso(facts.not_after),
+        "certificate_pem": pem(generation.certificate_der),
     }
 
 

@@ -50,7 +50,7 @@ from cryptography.x509 import ocsp as x509_ocsp
 from cryptography.x509.oid import NameOID
 
 from domain.model.values import KeyAlgorithm, RevocationReason, Subject
-from domain.pki import crl, ocsp
+from domain.pki import crl, ocsp, signing
 from domain.pki import x509 as certs
 from domain.pki.crl import EncodedRevocationList, RevokedEntry
 
@@ -65,7 +65,7 @@ class Issuer:
     """An issuing CA certificate and its key."""
 
     cert: x509.Certificate
-    key: crl.IssuerKey
+    key: signing.SoftwareKey
 
 
 @dataclass(frozen=True)
@@ -146,7 +146,7 @@ def builder_crl(issuer: Issuer, entries: Sequence[RevokedEntry], *, quadratic: b
     if quadratic:
         for item in revoked:
             builder = builder.add_revoked_certificate(item)
-    crl_object = builder.sign(issuer.key, certs.signature_hash(issuer.key))
+    crl_object = builder.sign(issuer.key, signing.signature_hash(issuer.key))
     return crl_object.public_bytes(Encoding.DER)
 
 
@@ -290,7 +290,7 @@ def _ocsp_request(issuer: Issuer) -> bytes:
         .serial_number(x509.random_serial_number())
         .not_valid_before(NOW)
         .not_valid_after(NEXT_UPDATE)
-        .sign(issuer.key, certs.signature_hash(issuer.key))
+        .sign(issuer.key, signing.signature_hash(issuer.key))
     )
     builder = x509_ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer.cert, hashes.SHA256())
     builder = builder.add_extension(x509.OCSPNonce(os.urandom(16)), critical=False)

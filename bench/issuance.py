@@ -58,9 +58,9 @@ def _csr_pem() -> str:
 def _bare(service: PrivateCA, ca_id: UUID, request: CertificateRequest) -> Callable[[], object]:
     """Key generation (or CSR parse) plus the same leaf built and signed, nothing stored."""
     ca = service.get_ca(ca_id)
-    ca_der, key_id = ca.signing_identity()
+    ca_der, key = ca.signing_identity()
     issuer = load_certificate(ca_der)
-    issuer_key = certs.as_issuer_key(service.keystore.get(key_id))
+    issuer_key = service.signers.signing_key(key)
     urls = certs.PublicationURLs.for_issuer(service.public_url, str(ca_id))
     profile = certs.LeafProfile(request.type, request.subject, request.sans, True)
 

@@ -26,6 +26,8 @@ class EventFold(Protocol):
 
     def enable_ca(self, event: CA.CAEnabled) -> None: ...
 
+    def roll_over_ca(self, event: CA.CAKeyRolledOver) -> None: ...
+
     def disable_ca(self, event: CA.CADisabled) -> None: ...
 
     def renew_ca(self, event: CA.CAServiceRenewed) -> None: ...
@@ -61,6 +63,7 @@ _Route = Callable[[EventFold, Any, int], None]
 _ROUTES: dict[type[Any], _Route] = {
     CA.CACreated: lambda fold, event, position: fold.add_ca(event, position),
     CA.CAEnabled: lambda fold, event, _: fold.enable_ca(event),
+    CA.CAKeyRolledOver: lambda fold, event, _: fold.roll_over_ca(event),
     CA.CADisabled: lambda fold, event, _: fold.disable_ca(event),
     CA.CAServiceRenewed: lambda fold, event, _: fold.renew_ca(event),
     CA.CARevoked: lambda fold, event, position: fold.revoke_ca(event, position),

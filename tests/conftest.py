@@ -24,6 +24,7 @@ from flask import Flask
 
 from api.http.app import create_app
 from domain.adapters.masterkeys import MASTER_KEYS_FILE, MasterKeyring
+from domain.adapters.pkcs11 import TokenSettings
 from domain.adapters.settings import Settings, open_service
 from domain.application.service import PrivateCA
 from domain.model.tokens import TOKEN_PREFIX
@@ -31,6 +32,7 @@ from domain.pki.formats import DownloadOptions
 from tests.api_client import ApiClient
 from tests.live import LOG_FILES, SENT_PASSWORDS
 from tests.pgserver import PostgresServer, create_schema, drop_schema
+from tests.softhsm import init_token
 
 PUBLIC_URL = "http://pca.test:8080"
 STORES = ("sqlite", "postgres")
@@ -67,6 +69,15 @@ def _watch_password(url: str) -> None:
     password = urlsplit(url).password
     if password:
         WATCH.secrets.add(unquote(password))
+
+
+@pytest.fixture(scope="session")
+def token(tmp_path_factory: pytest.TempPathFactory) -> TokenSettings:
+    """The run's SoftHSM2 token (one per process, see tests/softhsm.py); its PIN is
+    watched for in every log."""
+    made = init_token(tmp_path_factory.mktemp("softhsm"))
+    WATCH.secrets.add(made.pin)
+    return made
 
 
 @pytest.fixture

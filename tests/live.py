@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any, Self
 
 from domain.adapters.settings import API_ONLY_ENV, Settings
+from tests.softhsm import token_env
 
 LOG_FILES: list[Path] = []
 SENT_PASSWORDS: set[str] = set()
@@ -46,6 +47,8 @@ def settings_env(settings: Settings, port: int) -> dict[str, str]:
         env["PCA_MASTER_KEY"] = settings.master_key
     if settings.api_only:
         env[API_ONLY_ENV] = "1"
+    if settings.pkcs11:
+        env.update(token_env(settings.pkcs11, settings.data_dir.parent / "token.pin"))
     return env
 
 

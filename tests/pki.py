@@ -11,7 +11,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from domain.model.values import SAN, CertificateType, KeyAlgorithm, SANType, Subject
-from domain.pki import crl
+from domain.pki import signing
 from domain.pki import x509 as certs
 
 NOW = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
@@ -23,7 +23,7 @@ class Pki:
 
     root: x509.Certificate
     intermediate: x509.Certificate
-    intermediate_key: crl.IssuerKey
+    intermediate_key: signing.SoftwareKey
     urls: certs.PublicationURLs
     leaves: tuple[x509.Certificate, x509.Certificate]
 

@@ -16,7 +16,7 @@ from domain.application.commands import CAProfile, ca_profile, certificate_reque
 from domain.application.service import PrivateCA
 from domain.model.errors import ValidationError
 from domain.model.tokens import Role
-from domain.model.values import CAKind, RequestContext, RevocationReason, Subject
+from domain.model.values import CAKind, KeyStorage, RequestContext, RevocationReason, Subject
 from domain.pki.formats import DownloadOptions, parse_format
 from projections.audit.logcut import parse_time
 
@@ -57,6 +57,12 @@ def _profile(args: argparse.Namespace, kind: CAKind) -> CAProfile:
 def _ca_row(session: Session, ca_id: UUID) -> list[Row]:
     shape = ca_shape(session.service.get_ca(ca_id), session.service.clock())
     shape.pop("certificate_pem")
+    shape.pop("link_certificates_pem")
+    generations = shape.pop("key_generations")
+    assert isinstance(generations, list)
+    shape["key_generations"] = ", ".join(
+        f"{g['generation']} ({g['key_storage']}, until {g['not_after']})" for g in generations
+    )
     subject = shape.pop("subject")
     assert isinstance(subject, dict)
     shape["common_name"] = subject["common_name"]
@@ -87,7 +93,8 @@ def create_intermediate(session: Session, args: argparse.Namespace) -> list[Row]
 
 
 def enable_ca(session: Session, args: argparse.Namespace) -> list[Row]:
-    return _ca_row(session, session.service.enable_ca(session.context, args.id).id)
+    storage = KeyStorage(args.key_storage)
+    return _ca_row(session, session.service.enable_ca(session.context, args.id, storage).id)
 
 
 def disable_ca(session: Session, args: argparse.Namespace) -> list[Row]:
@@ -97,6 +104,10 @@ def disable_ca(session: Session, args: argparse.Namespace) -> list[Row]:
 def renew_ca(session: Session, args: argparse.Namespace) -> list[Row]:
     outcome = session.service.renew_ca(session.context, args.id, args.service_days)
     return _ca_row(session, outcome.id)
+
+
+def roll_over_ca_key(session: Session, args: argparse.Namespace) -> list[Row]:
+    return _ca_row(session, session.service.roll_over_ca_key(session.context, args.id).id)
 
 
 def revoke_ca(session: Session, args: argparse.Namespace) -> list[Row]:

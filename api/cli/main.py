@@ -34,6 +34,7 @@ from domain.model.values import (
     CAKind,
     CertificateType,
     KeyAlgorithm,
+    KeyStorage,
     RequestContext,
     RevocationReason,
 )
@@ -87,6 +88,16 @@ def _ca_args(parser: argparse.ArgumentParser, *, root: bool) -> None:
 
 def _id_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("id", type=uuid.UUID)
+
+
+def _enable_args(parser: argparse.ArgumentParser) -> None:
+    _id_arg(parser)
+    parser.add_argument(
+        "--key-storage",
+        choices=[storage.value for storage in KeyStorage],
+        default=KeyStorage.SOFTWARE.value,
+        help="where the first enablement makes the CA's key (pkcs11: the configured token)",
+    )
 
 
 def _reason_arg(parser: argparse.ArgumentParser) -> None:
@@ -182,9 +193,14 @@ GROUPS: dict[str, dict[str, Command]] = {
             lambda p: _ca_args(p, root=False),
             "create a pending intermediate under an enabled root",
         ),
-        "enable": Command(commands.enable_ca, _id_arg, "enable (first time: make key and cert)"),
+        "enable": Command(
+            commands.enable_ca, _enable_args, "enable (first time: make key and cert)"
+        ),
         "disable": Command(commands.disable_ca, _id_arg, "stop a CA from issuing"),
         "renew": Command(commands.renew_ca, _renew_args, "extend the service period"),
+        "rollover": Command(
+            commands.roll_over_ca_key, _id_arg, "new key and certificate, same name"
+        ),
         "revoke": Command(commands.revoke_ca, _reason_arg, "revoke an intermediate (final)"),
         "show": Command(commands.show_ca, _id_arg, "show one CA with its quota"),
         "list": Command(lists.list_cas, lists.declare_paging, "every CA with quota and counts"),

@@ -89,7 +89,7 @@ def _write_server_files(session: Session, out: Path, certificate_id: UUID) -> st
     the PKCS#12 is a key export like any other, recorded before it is written."""
     service = session.service
     certificate = service.get_certificate(certificate_id)
-    intermediate_der, root_der = service.chain_der(certificate.ca_id)
+    intermediate_der, root_der = service.chain_der(certificate.ca_id, certificate.certificate_der)
     out.mkdir(mode=0o700, parents=True, exist_ok=True)
     (out / "root-ca.pem").write_text(pem(root_der))
     (out / "chain.pem").write_text(pem(intermediate_der) + pem(root_der))

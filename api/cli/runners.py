@@ -15,6 +15,7 @@ from api.cli.commands import Session
 from api.cli.output import Row
 from api.deployment import FRESHNESS_WAIT_SECONDS
 from domain.model.errors import NotFoundError
+from domain.model.publication import issuer_scope
 from domain.pki.x509 import PublicationURLs
 from projections.errors import ReadModelsBehindError, RunnerActiveError
 from projections.readmodels.queries import ReadModels
@@ -66,7 +67,7 @@ def _progress_bar(position: int, end: int) -> None:
 
 
 def publish_crl(session: Session, args: argparse.Namespace) -> list[Row]:
-    """Cut and publish a new base CRL (and an empty delta) for one CA now."""
+    """Cut and publish a new base CRL (and an empty delta) for each key of one CA now."""
     fresh_read_models(session)
     published = session.deployment.publisher.publish(args.id, force_base=True)
     return [
@@ -75,16 +76,21 @@ def publish_crl(session: Session, args: argparse.Namespace) -> list[Row]:
             "kind": item.kind,
             "number": item.number,
             "entries": item.entries,
+            "generation": item.generation,
         }
         for item in published
     ]
 
 
 def show_crl(session: Session, args: argparse.Namespace) -> list[Row]:
-    """The base and delta CRL being served for one CA."""
-    served = [session.deployment.crls.get(args.id, kind) for kind in (BASE, DELTA)]
-    urls = PublicationURLs.for_issuer(session.settings.public_url, str(args.id))
-    rows = [_crl_row(crl, urls) for crl in served if crl is not None]
+    """The base and delta CRL being served for each key of one CA."""
+    rows = []
+    for generation in session.service.get_ca(args.id).generations:
+        scope = issuer_scope(args.id, generation.number)
+        served = [session.deployment.crls.get(scope, kind) for kind in (BASE, DELTA)]
+        public_url = session.settings.public_url
+        urls = PublicationURLs.for_issuer(public_url, str(args.id), generation.number)
+        rows += [_crl_row(crl, urls) for crl in served if crl is not None]
     if not rows:
         raise NotFoundError(
             f"No CRL has been published for CA {args.id} yet; run "

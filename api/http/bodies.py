@@ -37,6 +37,7 @@ from domain.model.values import (
     CAStatus,
     CertificateType,
     KeyAlgorithm,
+    KeyStorage,
     RevocationReason,
     SANType,
 )
@@ -56,6 +57,7 @@ from projections.readmodels.queries import (
 KEY_ALGORITHMS = tuple(algorithm.value for algorithm in KeyAlgorithm)
 REASONS = tuple(reason.value for reason in RevocationReason)
 CA_KINDS = tuple(kind.value for kind in CAKind)
+KEY_STORAGES = tuple(storage.value for storage in KeyStorage)
 CERTIFICATE_STATUSES = tuple(status.value for status in CertificateViewStatus)
 _DEFAULT_YEARS = ", ".join(
     f"{defaults.validity_years} for {kind.value}" for kind, defaults in CA_DEFAULTS.items()
@@ -127,6 +129,17 @@ CREATE_CA = Obj(
     },
     frozenset({"kind", "subject"}),
     required_when=(RequiredWhen("kind", (CAKind.INTERMEDIATE.value,), frozenset({"parent_id"})),),
+)
+GENERATION = Int(2, 2**31 - 1, "a CA key after its first rollover (the first key has no -g)")
+ENABLE_CA = Obj(
+    "EnableCA",
+    {
+        "key_storage": Str(
+            f"where the first enablement makes the CA's key: the key store, or the PKCS#11"
+            f" token the server is configured with (default {KeyStorage.SOFTWARE.value})",
+            enum=KEY_STORAGES,
+        )
+    },
 )
 RENEW_CA = Obj("RenewCA", {"service_days": Int(1, MAX_SERVICE_DAYS)}, frozenset({"service_days"}))
 REVOKE = Obj("Revoke", {"reason": Str(enum=REASONS)})
@@ -313,6 +326,17 @@ CERTIFICATE_COUNTS = Obj(
     frozenset({"issued", "revoked", "expired", "deleted"}),
     description="end-entity certificates of the CA by status (lists only)",
 )
+KEY_GENERATION = Obj(
+    "KeyGeneration",
+    {
+        "generation": Int(1, 2**31 - 1),
+        "key_storage": Str(enum=KEY_STORAGES),
+        "not_before": TIMESTAMP,
+        "not_after": TIMESTAMP,
+        "certificate_pem": Str(max_length=65536),
+    },
+    frozenset({"generation", "key_storage", "not_before", "not_after", "certificate_pem"}),
+)
 CA = Obj(
     "CA",
     {
@@ -322,12 +346,23 @@ CA = Obj(
         "status": Str(enum=(*(status.value for status in CAStatus), "expired")),
         "subject": SUBJECT,
         "key_algorithm": Str(enum=KEY_ALGORITHMS),
+        "key_storage": Nullable(
+            Str("where the CA's key lives, once it has one", enum=KEY_STORAGES)
+        ),
         "not_before": TIMESTAMP,
         "not_after": TIMESTAMP,
         "service_until": TIMESTAMP,
         "certificate_pem": Nullable(Str(max_length=65536)),
         "quota": QUOTA,
         "certificates": CERTIFICATE_COUNTS,
+        "key_generations": Array(
+            KEY_GENERATION, 2**31 - 1, "every key the CA has had, oldest first"
+        ),
+        "link_certificates_pem": Array(
+            Str(max_length=65536),
+            2,
+            "after a root's rollover: its new key certified by the old one, the old by the new",
+        ),
     },
     frozenset({"id", "kind", "parent_id", "status", "subject", "key_algorithm", "quota"}),
 )

@@ -67,7 +67,8 @@ def _operation(operation: Operation) -> JSON:
         spec["parameters"] = parameters
     if operation.body is not None:
         spec["requestBody"] = {
-            "required": True,
+            # a body whose fields are all optional may be left out (routing reads it as {})
+            "required": bool(operation.body.required),
             "content": {"application/json": {"schema": operation.body.json_schema()}},
         }
     if operation.role is None:
@@ -91,8 +92,8 @@ def _responses(operation: Operation) -> JSON:
         codes += [413]  # a body over the limit is refused, JSON or not (OCSP)
     if operation.body is not None:
         codes += [400, 422]
-    if operation.query is not None:
-        codes += [422]
+    if operation.query is not None or operation.path:
+        codes += [422]  # a query or path parameter out of its range
     for code in sorted(set(codes)):
         responses[str(code)] = {
             "description": _ERRORS.get(code, "Internal error"),

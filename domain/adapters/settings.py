@@ -25,6 +25,10 @@ Settings (all optional):
 ``PCA_ISSUANCE_BURST``  certificates one token may ask for at once (default 1000).
 ``PCA_API_ONLY``       ``1``: API workers run no read-model runner, CRL publisher or
                        checkpoints (``pca projections run`` does, apart).
+``PCA_PKCS11_MODULE``  path of a PKCS#11 module (e.g. ``/usr/lib/softhsm/libsofthsm2.so``):
+                       CAs enabled with ``key_storage: "pkcs11"`` keep their keys in its
+                       token ``PCA_PKCS11_TOKEN_LABEL``, logged in with ``PCA_PKCS11_PIN`` or
+                       the first line of the file ``PCA_PKCS11_PIN_FILE``.
 
 A value that cannot be used stops the start with a :class:`SettingsError` naming the
 variable. ``PCA_DOWNLOAD_PASSWORD`` is no setting: it is one `pca cert download`'s input.
@@ -49,6 +53,7 @@ import psycopg
 from domain.adapters.keystore import KeyStore
 from domain.adapters.keystore_backends import PostgresKeyStore, SQLiteKeyStore
 from domain.adapters.masterkeys import MasterKeyring
+from domain.adapters.pkcs11 import Pkcs11Signer, TokenSettings
 from domain.adapters.recorders import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
 from domain.adapters.writelock import write_locks
 from domain.application.service import Clock, PrivateCA, utc_now
@@ -125,6 +130,7 @@ class Settings:
     ocsp: OCSPSettings = OCSPSettings()
     issuance: IssuanceLimit = IssuanceLimit()
     api_only: bool = False
+    pkcs11: TokenSettings | None = field(default=None, repr=False)  # holds the PIN
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -141,6 +147,7 @@ class Settings:
             ocsp=_ocsp(variables),
             issuance=_issuance(variables),
             api_only=variables.flag(API_ONLY_ENV),
+            pkcs11=_token(environ),
         )
 
     @property
@@ -206,12 +213,15 @@ class Settings:
 
 
 def open_service(settings: Settings, *, clock: Clock = utc_now) -> PrivateCA:
-    """The application service on durable storage, with its key store."""
+    """The application service on durable storage, with its key store and, if one is
+    configured, its PKCS#11 token (both closed by whoever closes the service's stores)."""
     settings.prepare_data_dir()
     env = settings.eventsourcing_env()
+    token = None if settings.pkcs11 is None else Pkcs11Signer(settings.pkcs11)
     return PrivateCA(
         env,
         keystore=settings.open_keystore(),
+        token_signer=token,
         public_url=settings.public_url,
         clock=clock,
         write_locks=functools.partial(write_locks, env),
@@ -294,6 +304,45 @@ def _ocsp(variables: _Variables) -> OCSPSettings:
             "PCA_OCSP_RESPONDER_DAYS", defaults.responder_lifetime, _DAY
         ),
     )
+
+
+def _token(environ: Mapping[str, str]) -> TokenSettings | None:
+    """The PKCS#11 token, if ``PCA_PKCS11_MODULE`` names one; its label and PIN are then
+    required."""
+    module = environ.get("PCA_PKCS11_MODULE", "").strip()
+    if not module:
+        return None
+    label = environ.get("PCA_PKCS11_TOKEN_LABEL", "").strip()
+    if not label:
+        raise SettingsError(
+            "PCA_PKCS11_TOKEN_LABEL must name the token that holds the CA keys.",
+            field="PCA_PKCS11_TOKEN_LABEL",
+        )
+    return TokenSettings(Path(module), label, _token_pin(environ))
+
+
+def _token_pin(environ: Mapping[str, str]) -> str:
+    pin = environ.get("PCA_PKCS11_PIN", "")
+    pin_file = environ.get("PCA_PKCS11_PIN_FILE", "").strip()
+    if pin and pin_file:
+        raise SettingsError(
+            "Set PCA_PKCS11_PIN or PCA_PKCS11_PIN_FILE, not both.", field="PCA_PKCS11_PIN"
+        )
+    if pin_file:
+        try:
+            lines = Path(pin_file).read_text(encoding="utf-8").splitlines()
+        except OSError as error:
+            raise SettingsError(
+                f"PCA_PKCS11_PIN_FILE: cannot read {pin_file} ({error.strerror}).",
+                field="PCA_PKCS11_PIN_FILE",
+            ) from None
+        pin = lines[0] if lines else ""
+    if not pin:
+        raise SettingsError(
+            "PCA_PKCS11_PIN must hold the token's PIN, or PCA_PKCS11_PIN_FILE a file with it.",
+            field="PCA_PKCS11_PIN",
+        )
+    return pin
 
 
 def _issuance(variables: _Variables) -> IssuanceLimit:

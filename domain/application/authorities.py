@@ -13,7 +13,6 @@ from collections.abc import Callable
 from uuid import UUID
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric.types import CertificateIssuerPrivateKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from domain.application.commands import CAProfile
@@ -21,10 +20,12 @@ from domain.application.issuance import Issuance
 from domain.application.store import Outcome, Store, retry_on_conflict
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate_facts import load_certificate
+from domain.model.errors import CAStateError
 from domain.model.idempotency import Repeatable
 from domain.model.validation import normalize_subject
-from domain.model.values import CAKind, RequestContext
+from domain.model.values import CAKind, KeyRef, KeyStorage, RequestContext
 from domain.pki import x509 as certs
+from domain.pki.signing import IssuerKey
 
 
 class Authorities:
@@ -79,27 +80,82 @@ class Authorities:
         )
         return self._store.save_once(ctx, once, intermediate.id, intermediate)
 
-    def enable(self, ctx: RequestContext, ca_id: UUID) -> Outcome:
-        """Enable; the first time, generate the CA key and have the certificate signed.
+    def enable(
+        self, ctx: RequestContext, ca_id: UUID, key_storage: KeyStorage = KeyStorage.SOFTWARE
+    ) -> Outcome:
+        """Enable; the first time, generate the CA key in ``key_storage`` and have the
+        certificate signed.
 
         The key is stored before the event that names it is saved, and destroyed again if
-        that save fails.
+        signing or that save fails.
         """
         ca = self._store.get_ca(ca_id)
         now = self._store.clock()
         if not ca.needs_certificate:
             ca.enable(ctx, now)
             return self._store.save(ca_id, ca)
-        key = certs.generate_private_key(ca.key_algorithm)
-        certificate = self._sign_ca_certificate(ca, key, now)
-        key_id = f"ca-{ca_id}"
-        self._store.keys.put(key_id, key)
+        key_ref = KeyRef(f"ca-{ca_id}", key_storage)
+        key = self._store.signers.generate(key_ref, ca.key_algorithm)
         try:
-            ca.enable(ctx, now, key_id, certificate.public_bytes(Encoding.DER))
+            certificate = self._sign_ca_certificate(ca, key, now)
+            ca.enable(ctx, now, key_ref, certificate.public_bytes(Encoding.DER))
             return self._store.save(ca_id, ca)
         except BaseException:
-            self._store.keys.destroy(key_id)
+            self._store.signers.destroy(key_ref)
             raise
+
+    def roll_over(self, ctx: RequestContext, ca_id: UUID) -> Outcome:
+        """A new key (where the current one lives) and certificate under the CA's name;
+        issuance signs with it from the save on. A root also gets link certificates.
+
+        The key and certificates are made once; a conflict with issuance saving the CA
+        meanwhile is retried with them, and they are destroyed if nothing is saved.
+        """
+        ca = self._store.get_ca(ca_id)
+        now = self._store.clock()
+        ca.require_enabled(now)
+        generation = ca.generation + 1
+        key_ref = KeyRef(f"ca-{ca_id}-g{generation}", ca.key_storage)
+        key = self._store.signers.generate(key_ref, ca.key_algorithm)
+
+        def attempt() -> Outcome:
+            current = self._store.get_ca(ca_id)
+            if current.generation != ca.generation:
+                raise CAStateError("Another rollover of this CA's key came first; reload it.")
+            current.roll_over_key(ctx, key_ref, certificate_der, links)
+            self._issuance.forget(ca_id)
+            return self._store.save(ca_id, current)
+
+        try:
+            certificate = self._sign_ca_certificate(ca, key, now)
+            certificate_der = certificate.public_bytes(Encoding.DER)
+            links = self._link_certificates(ca, key, certificate, now)
+            with self._store.ca_lock(ca_id):
+                return retry_on_conflict(attempt)
+        except BaseException:
+            self._store.signers.destroy(key_ref)
+            raise
+
+    def _link_certificates(
+        self,
+        ca: CertificateAuthority,
+        key: IssuerKey,
+        certificate: x509.Certificate,
+        now: dt.datetime,
+    ) -> tuple[bytes, ...]:
+        """A root's two link certificates: its new key certified by the old key, and the
+        old key by the new one, valid while the old certificate is; none for others."""
+        if ca.kind is not CAKind.ROOT:
+            return ()
+        old_der, old_key_ref = ca.signing_identity()
+        old = load_certificate(old_der)
+        window = (now, old.not_valid_after_utc)
+        old_key = self._store.signers.signing_key(old_key_ref)
+        links = (
+            certs.build_link(key.public_key(), old, old_key, window),
+            certs.build_link(old.public_key(), certificate, key, window),
+        )
+        return tuple(link.public_bytes(Encoding.DER) for link in links)
 
     def update(self, ca_id: UUID, change: Callable[[CertificateAuthority], None]) -> Outcome:
         """Apply ``change`` to the CA and save it, retrying conflicts."""
@@ -146,7 +202,7 @@ class Authorities:
             return retry_on_conflict(attempt)
 
     def _sign_ca_certificate(
-        self, ca: CertificateAuthority, key: CertificateIssuerPrivateKeyTypes, now: dt.datetime
+        self, ca: CertificateAuthority, key: IssuerKey, now: dt.datetime
     ) -> x509.Certificate:
         """The CA's certificate: self-signed for a root, else signed by its enabled parent."""
         window = ca.validity_window(now)
@@ -156,12 +212,14 @@ class Authorities:
         parent = self._store.get_ca(ca.parent_id)
         parent.require_enabled(now)
         parent.check_child_validity(now, ca.validity_years)
-        parent_der, parent_key_id = parent.signing_identity()
+        parent_der, parent_key = parent.signing_identity()
         return certs.build_intermediate(
             key.public_key(),
             ca.subject,
             load_certificate(parent_der),
-            certs.as_issuer_key(self._store.keys.get(parent_key_id)),
+            self._store.signers.signing_key(parent_key),
             window,
-            certs.PublicationURLs.for_issuer(self._store.public_url, str(parent.id)),
+            certs.PublicationURLs.for_issuer(
+                self._store.public_url, str(parent.id), parent.generation
+            ),
         )

@@ -55,7 +55,7 @@ class Exports:
         material = DownloadMaterial(
             certificate.name,
             certificate.certificate_der,
-            self._store.chain_der(certificate.ca_id),
+            self._store.chain_der(certificate.ca_id, certificate.certificate_der),
             self._store.keys.get(key_id) if key_id is not None else None,
         )
         download = render_download(file_format, material, options)

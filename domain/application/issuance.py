@@ -38,6 +38,9 @@ from domain.model.validation import display_name, normalize_sans, normalize_subj
 from domain.model.values import SAN, CertificateType, KeyAlgorithm, RequestContext, SANType
 from domain.pki import x509 as certs
 
+# What issuance decided for a certificate, apart from what its signed DER says.
+_DECIDED = ("ca_id", "type", "name", "subject", "sans", "key_algorithm", "key_id", "include_crl")
+
 
 class Issuance:
     """Issuance for every CA of one process, with the caches that keep it cheap."""
@@ -46,7 +49,7 @@ class Issuance:
         self._store = store
         self._write_locks = write_locks
         self._issuers: dict[UUID, CertificateAuthority] = {}
-        self._parsed_issuers: dict[UUID, x509.Certificate] = {}
+        self._parsed_issuers: dict[bytes, x509.Certificate] = {}
         self._group_commits: dict[UUID, GroupCommit] = {}
         self._guard = threading.Lock()
 
@@ -133,11 +136,11 @@ class Issuance:
             facts, sealed_key = self._sign_leaf(ca, request, now)
         except PCAError as error:
             return error
-        return Ticket(ctx, request, facts, sealed_key)
+        return Ticket(ctx, request, facts, sealed_key, ca.generation)
 
     def _settled(self, ca_id: UUID, ticket: Ticket) -> IssuedCertificate | PCAError:
         if ticket.certificate is not None:
-            chain = self._store.chain_der(ca_id)
+            chain = self._store.chain_der(ca_id, ticket.certificate.certificate_der)
             return IssuedCertificate(ticket.certificate, chain, ticket.position)
         if ticket.state is TicketState.REPEATED:
             try:
@@ -157,15 +160,15 @@ class Issuance:
         subject = normalize_subject(request.subject)
         sans = _sans_for(request.type, subject.common_name, request.sans)
         public_key, algorithm, key_id, sealed_key = self._leaf_key(request)
-        ca_der, ca_key_id = ca.signing_identity()
+        ca_der, ca_key = ca.signing_identity()
         profile = certs.LeafProfile(request.type, subject, sans, request.include_crl)
         certificate = certs.build_leaf(
             public_key,
             profile,
-            self._issuer_certificate(ca.id, ca_der),
-            certs.as_issuer_key(self._store.keys.get(ca_key_id)),
+            self._issuer_certificate(ca_der),
+            self._store.signers.signing_key(ca_key),
             window,
-            certs.PublicationURLs.for_issuer(self._store.public_url, str(ca.id)),
+            certs.PublicationURLs.for_issuer(self._store.public_url, str(ca.id), ca.generation),
         )
         facts = IssuedFacts.of(
             certificate,
@@ -180,11 +183,11 @@ class Issuance:
         )
         return facts, sealed_key
 
-    def _issuer_certificate(self, ca_id: UUID, ca_der: bytes) -> x509.Certificate:
-        """The CA's parsed certificate (it never changes once made, so parse it once)."""
-        parsed = self._parsed_issuers.get(ca_id)
+    def _issuer_certificate(self, ca_der: bytes) -> x509.Certificate:
+        """The CA's parsed certificate, by its DER: a key rollover brings a new one."""
+        parsed = self._parsed_issuers.get(ca_der)
         if parsed is None:
-            parsed = self._parsed_issuers[ca_id] = load_certificate(ca_der)
+            parsed = self._parsed_issuers[ca_der] = load_certificate(ca_der)
         return parsed
 
     def _leaf_key(
@@ -232,6 +235,8 @@ class Issuance:
         for attempt in range(MAX_SAVE_ATTEMPTS):
             with self._store.ca_lock(ca_id), self._write_locks.hold(ca_id):
                 ca = self._current_issuer(ca_id)
+                for ticket in pending:
+                    self._sign_again_if_rolled_over(ca, ticket)
                 staged = _Staged.of(ca, pending, self._store.clock())
                 if not staged.recorded:
                     staged.settle(0)
@@ -249,6 +254,26 @@ class Issuance:
                     return
             backoff(attempt)
         raise too_busy()
+
+    def _sign_again_if_rolled_over(self, ca: CertificateAuthority, ticket: Ticket) -> None:
+        """A ticket signed with a key that another process rolled over meanwhile is signed
+        again by the current key, for the same public key and window, before it is saved:
+        once a rollover is saved, every certificate recorded after it carries the new key."""
+        if ticket.generation == ca.generation:
+            return
+        facts = ticket.facts
+        ca_der, ca_key = ca.signing_identity()
+        certificate = certs.build_leaf(
+            x509.load_der_x509_certificate(facts.certificate_der).public_key(),
+            certs.LeafProfile(facts.type, facts.subject, facts.sans, facts.include_crl),
+            self._issuer_certificate(ca_der),
+            self._store.signers.signing_key(ca_key),
+            (facts.not_before, facts.not_after),
+            certs.PublicationURLs.for_issuer(self._store.public_url, str(ca.id), ca.generation),
+        )
+        kept = {name: getattr(facts, name) for name in _DECIDED}
+        ticket.facts = IssuedFacts.of(certificate, **kept)
+        ticket.generation = ca.generation
 
     def _current_issuer(self, ca_id: UUID) -> CertificateAuthority:
         """The cached CA brought up to date (under the lock) with the events other
@@ -281,7 +306,8 @@ class Issuance:
         certificate = self._store.get_certificate(claim.certificate_id)
         # The claim's own position is not at hand; the log's head is at or after it, so a
         # reader waiting for it also sees the first issuance.
-        return IssuedCertificate(certificate, self._store.chain_der(ca_id), self._store.head())
+        chain = self._store.chain_der(ca_id, certificate.certificate_der)
+        return IssuedCertificate(certificate, chain, self._store.head())
 
 
 @dataclass

@@ -41,6 +41,7 @@ class Ticket:
     request: CertificateRequest
     facts: IssuedFacts
     sealed_key: object | None  # the key store's sealed form of a key the service made
+    generation: int = 1  # the CA key that signed ``facts``
     state: TicketState = TicketState.WAITING
     certificate: Certificate | None = None
     position: int = 0

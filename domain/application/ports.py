@@ -1,8 +1,9 @@
 """What the application needs from outside, as typing Protocols.
 
-The application signs with keys it keeps in a key store and serialises issuance per CA
-across processes, but it does not choose how: the composition (``open_service``) hands it
-a key store and a way to make write locks, both from ``domain.adapters``. Nothing in
+The application signs with keys it keeps in a key store (or a PKCS#11 token) and serialises
+issuance per CA across processes, but it does not choose how: the composition
+(``open_service``) hands it a key store, a token signer if one is configured, and a way to
+make write locks, all from ``domain.adapters``. Nothing in
 ``domain.application`` imports the adapters; these Protocols are the whole contract.
 """
 
@@ -15,6 +16,9 @@ from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
+
+from domain.model.values import KeyAlgorithm
+from domain.pki.signing import IssuerKey
 
 Sealed = TypeVar("Sealed")
 Clock = Callable[[], dt.datetime]
@@ -48,6 +52,27 @@ class KeyCustody(Protocol[Sealed]):
 
 # The application never looks inside a sealed key, so any store's form will do.
 Keys = KeyCustody[Any]
+
+
+class CASigner(Protocol):
+    """Where CA keys are made and sign: every signature made with a CA key (certificates,
+    CRLs, OCSP responder certificates) comes from a key this port hands out.
+
+    The software signer keeps keys in the key store (:class:`KeyCustody`); a token signer
+    makes them inside a PKCS#11 token, whose keys never leave it.
+    """
+
+    def generate(self, key_id: str, algorithm: KeyAlgorithm) -> IssuerKey:
+        """A new key of ``algorithm`` kept under ``key_id`` (never reused)."""
+
+    def signing_key(self, key_id: str) -> IssuerKey:
+        """The key kept under ``key_id``; KeyCustodyError if it cannot be found."""
+
+    def destroy(self, key_id: str) -> bool:
+        """Delete the key for good; True if it existed."""
+
+    def close(self) -> None:
+        """Release what the signer holds open; called by whoever opened it."""
 
 
 class WriteLocks(Protocol):

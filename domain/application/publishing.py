@@ -11,16 +11,16 @@ import datetime as dt
 from uuid import UUID, uuid4
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import CertificatePublicKeyTypes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from domain.application.store import Store
 from domain.model.certificate_facts import load_certificate
-from domain.model.publication import Publication, publication_id
+from domain.model.publication import Publication, issuer_scope, publication_id
 from domain.model.values import KeyAlgorithm, RequestContext
 from domain.pki import x509 as certs
 from domain.pki.ocsp import build_responder_certificate
+from domain.pki.signing import IssuerKey
 
 RESPONDER_BACKDATE = dt.timedelta(minutes=1)  # room for relying parties' clock skew
 
@@ -32,23 +32,26 @@ class Publishing:
         self._store = store
 
     def signing_material(
-        self, ca_id: UUID
-    ) -> tuple[x509.Certificate, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey]:
-        """The CA's certificate and private key, for signing CRLs and responder certificates."""
-        certificate_der, key_id = self._store.get_ca(ca_id).signing_identity()
-        key = certs.as_issuer_key(self._store.keys.get(key_id))
-        return load_certificate(certificate_der), key
+        self, ca_id: UUID, generation: int = 1
+    ) -> tuple[x509.Certificate, IssuerKey]:
+        """The certificate and key of the CA's key ``generation``, for signing CRLs and
+        responder certificates about what that key signed."""
+        found = self._store.get_ca(ca_id).key_generation(generation)
+        key = self._store.signers.signing_key(found.key)
+        return load_certificate(found.certificate_der), key
 
-    def publication(self, ctx: RequestContext, ca_id: UUID) -> Publication:
-        """The CA's publication record (a new, unsaved one before its first CRL)."""
-        found = self._store.find(publication_id(ca_id))
+    def publication(self, ctx: RequestContext, ca_id: UUID, generation: int = 1) -> Publication:
+        """The publication record of the CA's key ``generation`` (a new, unsaved one
+        before its first CRL)."""
+        scope = issuer_scope(ca_id, generation)
+        found = self._store.find(publication_id(scope))
         if found is None:
-            return Publication.start(ctx, ca_id)
+            return Publication.start(ctx, scope)
         assert isinstance(found, Publication)
         return found
 
     def certify_ocsp_responder(
-        self, ctx: RequestContext, ca_id: UUID, lifetime: dt.timedelta
+        self, ctx: RequestContext, ca_id: UUID, lifetime: dt.timedelta, generation: int = 1
     ) -> Publication:
         """Issue a fresh delegated OCSP responder certificate for ``ca_id`` and record it.
 
@@ -56,10 +59,10 @@ class Publishing:
         so no saved record names a missing key.
         """
         key = certs.generate_private_key(KeyAlgorithm.EC_P256)
-        certificate = self._responder_certificate(ca_id, key.public_key(), lifetime)
+        certificate = self._responder_certificate(ca_id, generation, key.public_key(), lifetime)
         key_id = f"ocsp-{ca_id}-{uuid4()}"
         self._store.keys.put(key_id, key)
-        publication = self.publication(ctx, ca_id)
+        publication = self.publication(ctx, ca_id, generation)
         publication.certify_responder(ctx, key_id, certificate.public_bytes(Encoding.DER))
         try:
             self._store.save(publication.id, publication)
@@ -69,9 +72,13 @@ class Publishing:
         return publication
 
     def _responder_certificate(
-        self, ca_id: UUID, public_key: CertificatePublicKeyTypes, lifetime: dt.timedelta
+        self,
+        ca_id: UUID,
+        generation: int,
+        public_key: CertificatePublicKeyTypes,
+        lifetime: dt.timedelta,
     ) -> x509.Certificate:
-        issuer, issuer_key = self.signing_material(ca_id)
+        issuer, issuer_key = self.signing_material(ca_id, generation)
         now = self._store.clock()
         return build_responder_certificate(
             issuer,
@@ -80,6 +87,6 @@ class Publishing:
             now - RESPONDER_BACKDATE,
             min(now + lifetime, issuer.not_valid_after_utc),
             ca_issuers_url=certs.PublicationURLs.for_issuer(
-                self._store.public_url, str(ca_id)
+                self._store.public_url, str(ca_id), generation
             ).ca_issuers,
         )

@@ -17,7 +17,6 @@ from typing import Any
 from uuid import UUID
 
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from eventsourcing.application import Application
 from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import JSONTranscoder, Recording
@@ -32,8 +31,9 @@ from domain.application.commands import (
 from domain.application.exports import Export, Exports
 from domain.application.integrity import Integrity, command
 from domain.application.issuance import Issuance
-from domain.application.ports import Clock, Keys, WriteLocksFactory
+from domain.application.ports import CASigner, Clock, Keys, WriteLocksFactory
 from domain.application.publishing import Publishing
+from domain.application.signers import Signers
 from domain.application.store import (
     IssuedCertificate,
     Outcome,
@@ -49,8 +49,9 @@ from domain.model.errors import PCAError, StorageNotDurableError
 from domain.model.publication import Publication
 from domain.model.tokens import ApiToken, Role
 from domain.model.transcodings import register_all
-from domain.model.values import RequestContext, RevocationReason
+from domain.model.values import KeyStorage, RequestContext, RevocationReason
 from domain.pki.formats import DownloadFormat, DownloadOptions
+from domain.pki.signing import IssuerKey
 
 __all__ = ["Clock", "IssuedCertificate", "Outcome", "PrivateCA", "utc_now"]
 
@@ -67,12 +68,14 @@ class PrivateCA(Application[UUID]):
         *,
         keystore: Keys,
         public_url: str,
+        token_signer: CASigner | None = None,
         clock: Clock = utc_now,
         allow_memory: bool = False,
         write_locks: WriteLocksFactory = one_process,
     ) -> None:
         """The service on the event store ``env`` configures, signing with keys from
-        ``keystore`` (owned and closed by the caller); ``write_locks`` makes the locks
+        ``keystore`` and, for CAs whose keys live in a PKCS#11 token, ``token_signer``
+        (both owned and closed by the caller); ``write_locks`` makes the locks
         that let one process at a time record issuance for a CA."""
         super().__init__(env)
         self.integrity = Integrity()
@@ -86,7 +89,9 @@ class PrivateCA(Application[UUID]):
         self.keystore = keystore
         self.public_url = public_url
         self.clock = clock
-        self._store = Store(self, keystore, clock, public_url)
+        self.token_signer = token_signer
+        self.signers = Signers(keystore, token_signer)
+        self._store = Store(self, keystore, self.signers, clock, public_url)
         self._issuance = Issuance(self._store, self._write_locks)
         self._authorities = Authorities(self._store, self._issuance)
         self._exports = Exports(self._store)
@@ -136,9 +141,19 @@ class PrivateCA(Application[UUID]):
         return self._authorities.create_intermediate(ctx, parent_id, profile, idempotency_key)
 
     @command
-    def enable_ca(self, ctx: RequestContext, ca_id: UUID) -> Outcome:
-        """Enable; the first time, generate the CA key and have the certificate signed."""
-        return self._authorities.enable(ctx, ca_id)
+    def roll_over_ca_key(self, ctx: RequestContext, ca_id: UUID) -> Outcome:
+        """A new key and certificate for the CA under the same name; issuance signs with it
+        at once, and the previous key keeps signing the CRLs and OCSP answers about the
+        certificates it signed. A root also gets link certificates (CAKeyRolledOver)."""
+        return self._authorities.roll_over(ctx, ca_id)
+
+    @command
+    def enable_ca(
+        self, ctx: RequestContext, ca_id: UUID, key_storage: KeyStorage = KeyStorage.SOFTWARE
+    ) -> Outcome:
+        """Enable; the first time, generate the CA key (in the key store, or in the PKCS#11
+        token for ``KeyStorage.PKCS11``) and have the certificate signed."""
+        return self._authorities.enable(ctx, ca_id, key_storage)
 
     @command
     def disable_ca(self, ctx: RequestContext, ca_id: UUID) -> Outcome:
@@ -247,21 +262,24 @@ class PrivateCA(Application[UUID]):
     # --- revocation publishing (see domain.application.publishing) ----------------------
 
     def signing_material(
-        self, ca_id: UUID
-    ) -> tuple[x509.Certificate, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey]:
-        """The CA's certificate and private key, for signing CRLs and responder certificates."""
-        return self._publishing.signing_material(ca_id)
+        self, ca_id: UUID, generation: int = 1
+    ) -> tuple[x509.Certificate, IssuerKey]:
+        """The certificate and key of the CA's key ``generation`` (1: its first), for
+        signing CRLs and responder certificates about what that key signed."""
+        return self._publishing.signing_material(ca_id, generation)
 
-    def publication(self, ctx: RequestContext, ca_id: UUID) -> Publication:
-        """The CA's publication record (a new, unsaved one before its first CRL)."""
-        return self._publishing.publication(ctx, ca_id)
+    def publication(self, ctx: RequestContext, ca_id: UUID, generation: int = 1) -> Publication:
+        """The publication record of the CA's key ``generation`` (a new, unsaved one
+        before its first CRL)."""
+        return self._publishing.publication(ctx, ca_id, generation)
 
     @command
     def certify_ocsp_responder(
-        self, ctx: RequestContext, ca_id: UUID, lifetime: dt.timedelta
+        self, ctx: RequestContext, ca_id: UUID, lifetime: dt.timedelta, generation: int = 1
     ) -> Publication:
-        """Issue a fresh delegated OCSP responder certificate for ``ca_id`` and record it."""
-        return self._publishing.certify_ocsp_responder(ctx, ca_id, lifetime)
+        """Issue a fresh delegated OCSP responder certificate for the CA's key
+        ``generation`` and record it."""
+        return self._publishing.certify_ocsp_responder(ctx, ca_id, lifetime, generation)
 
     # --- API tokens (see domain.application.tokens) -------------------------------------
 
@@ -305,6 +323,7 @@ class PrivateCA(Application[UUID]):
         """The certificate ``ca_id`` issued with ``serial_number`` (lower-case hex), if any."""
         return self._store.find_certificate(ca_id, serial_number)
 
-    def chain_der(self, ca_id: UUID) -> tuple[bytes, ...]:
-        """The CA's certificate followed by its parents' up to the root."""
-        return self._store.chain_der(ca_id)
+    def chain_der(self, ca_id: UUID, issued_der: bytes | None = None) -> tuple[bytes, ...]:
+        """The certificate of the CA's key that signed ``issued_der`` (by default its
+        current key) followed by its parents' up to the root."""
+        return self._store.chain_der(ca_id, issued_der)

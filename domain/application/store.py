@@ -22,8 +22,10 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Recording
 
 from domain.application.ports import Clock, Keys, WriteLocks
+from domain.application.signers import Signers
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate, certificate_id
+from domain.model.certificate_facts import authority_key_identifier
 from domain.model.errors import (
     CAStateError,
     ConflictError,
@@ -60,15 +62,18 @@ class IssuedCertificate:
 
 
 class Store:
-    """Loads and saves of ``app``'s aggregates, with the key store, clock and public URL
-    every part needs beside them."""
+    """Loads and saves of ``app``'s aggregates, with the key store, CA signers, clock and
+    public URL every part needs beside them."""
 
-    def __init__(self, app: Application[UUID], keys: Keys, clock: Clock, public_url: str) -> None:
+    def __init__(
+        self, app: Application[UUID], keys: Keys, signers: Signers, clock: Clock, public_url: str
+    ) -> None:
         self.app = app
         self.keys = keys
+        self.signers = signers
         self.clock = clock
         self.public_url = public_url
-        self._chains: dict[UUID, tuple[bytes, ...]] = {}
+        self._chains: dict[tuple[UUID, bytes | None], tuple[bytes, ...]] = {}
         self._ca_locks = CALocks()
 
     def get(self, aggregate_id: UUID, message: str, field: str | None = None) -> Any:
@@ -117,10 +122,13 @@ class Store:
         found = self.find(certificate_id(ca_id, serial_number))
         return found if isinstance(found, Certificate) else None
 
-    def chain_der(self, ca_id: UUID) -> tuple[bytes, ...]:
-        """The CA's certificate followed by its parents' up to the root."""
-        # A CA's certificate never changes once made, so a found chain is cached for good.
-        cached = self._chains.get(ca_id)
+    def chain_der(self, ca_id: UUID, issued_der: bytes | None = None) -> tuple[bytes, ...]:
+        """The certificate of the CA's key that signed ``issued_der`` (by default its
+        current key), followed by its parents' up to the root, each the one whose key
+        signed the certificate before it (a CA has several after a key rollover)."""
+        # The key that signed a certificate never changes, so that chain is cached for good.
+        signer = authority_key_identifier(issued_der) if issued_der is not None else None
+        cached = self._chains.get((ca_id, signer))
         if cached is not None:
             return cached
         chain: list[bytes] = []
@@ -129,10 +137,13 @@ class Store:
             ca = self.get_ca(current)
             if ca.certificate_der is None:
                 raise CAStateError(f"CA {current} has no certificate yet; enable it first.")
-            chain.append(ca.certificate_der)
+            below = chain[-1] if chain else issued_der
+            generation = ca.generation_signing(below) if below else ca.current_generation
+            chain.append(generation.certificate_der)
             current = ca.parent_id
-        self._chains[ca_id] = tuple(chain)
-        return self._chains[ca_id]
+        if signer is not None:
+            self._chains[(ca_id, signer)] = tuple(chain)
+        return tuple(chain)
 
     def save(self, outcome_id: UUID, *changed: Any) -> Outcome:
         """Save ``changed`` atomically; the outcome names ``outcome_id`` and the position."""

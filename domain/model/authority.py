@@ -23,13 +23,26 @@ from domain.model.ca_rules import (
     check_range,
     no_quota_left,
 )
-from domain.model.certificate_facts import certificate_facts
-from domain.model.errors import CANotEnabledError, CAStateError, LifetimeError, QuotaError
+from domain.model.certificate_facts import (
+    authority_key_identifier,
+    certificate_facts,
+    subject_key_identifier,
+)
+from domain.model.errors import (
+    CANotEnabledError,
+    CAStateError,
+    LifetimeError,
+    NotFoundError,
+    QuotaError,
+)
 from domain.model.events import AuditedCreated, AuditedEvent
 from domain.model.values import (
     CAKind,
     CAStatus,
     KeyAlgorithm,
+    KeyGeneration,
+    KeyRef,
+    KeyStorage,
     RequestContext,
     RevocationReason,
     Subject,
@@ -55,13 +68,33 @@ class CertificateAuthority(SigningRules, Aggregate):
         key_id: str | None
         certificate_der: bytes | None
         service_until: dt.datetime | None
+        # Events stored before keys could live in a token have no key_storage: software.
+        key_storage: KeyStorage = KeyStorage.SOFTWARE
 
         def apply(self, ca: CertificateAuthority) -> None:
             ca.status = CAStatus.ENABLED
             if self.certificate_der is not None:
                 ca.key_id = self.key_id
+                ca.key_storage = self.key_storage
                 ca.certificate_der = self.certificate_der
                 ca.service_until = self.service_until
+
+    class CAKeyRolledOver(AuditedEvent):
+        """A new key and certificate under the same name; the previous ones stay, for the
+        CRLs and OCSP answers about what they signed. ``link_certificates`` (roots only):
+        the new key certified by the old one and the old key by the new one."""
+
+        key_id: str
+        key_storage: KeyStorage
+        certificate_der: bytes
+        link_certificates: tuple[bytes, ...]
+
+        def apply(self, ca: CertificateAuthority) -> None:
+            ca.previous_generations = (*ca.previous_generations, ca.current_generation)
+            ca.key_id = self.key_id
+            ca.key_storage = self.key_storage
+            ca.certificate_der = self.certificate_der
+            ca.link_certificates = tuple(self.link_certificates)
 
     class CADisabled(AuditedEvent):
         def apply(self, ca: CertificateAuthority) -> None:
@@ -156,6 +189,9 @@ class CertificateAuthority(SigningRules, Aggregate):
         self.service_days = service_days
         self.status = CAStatus.PENDING
         self.key_id: str | None = None
+        self.key_storage = KeyStorage.SOFTWARE
+        self.previous_generations: tuple[KeyGeneration, ...] = ()
+        self.link_certificates: tuple[bytes, ...] = ()
         self.certificate_der: bytes | None = None
         self.service_until: dt.datetime | None = None
         self.revoked_at: dt.datetime | None = None
@@ -245,10 +281,10 @@ class CertificateAuthority(SigningRules, Aggregate):
         self,
         ctx: RequestContext,
         now: dt.datetime,
-        key_id: str | None = None,
+        key: KeyRef | None = None,
         certificate_der: bytes | None = None,
     ) -> None:
-        """Enable; the first time, ``key_id`` and ``certificate_der`` must be given."""
+        """Enable; the first time, ``key`` and ``certificate_der`` must be given."""
         if self.status is CAStatus.REVOKED:
             raise CAStateError("This CA was revoked; a revoked CA cannot be enabled again.")
         if self.status is CAStatus.ENABLED:
@@ -263,10 +299,63 @@ class CertificateAuthority(SigningRules, Aggregate):
             self.CAEnabled,
             actor=ctx.actor,
             request_id=ctx.request_id,
-            key_id=key_id,
+            key_id=key.key_id if key else None,
             certificate_der=certificate_der,
             service_until=service_until,
+            key_storage=key.storage if key else KeyStorage.SOFTWARE,
         )
+
+    def roll_over_key(
+        self, ctx: RequestContext, key: KeyRef, certificate_der: bytes, links: tuple[bytes, ...]
+    ) -> None:
+        """Sign from now on with ``key``, certified by ``certificate_der`` (same name, new
+        key); ``links`` are a root's link certificates."""
+        if self.status is CAStatus.REVOKED:
+            raise CAStateError("This CA was revoked; a revoked CA's key cannot be rolled over.")
+        self.signing_identity()  # CANotEnabledError before the first key
+        self.trigger_event(
+            self.CAKeyRolledOver,
+            actor=ctx.actor,
+            request_id=ctx.request_id,
+            key_id=key.key_id,
+            key_storage=key.storage,
+            certificate_der=certificate_der,
+            link_certificates=links,
+        )
+
+    @property
+    def generation(self) -> int:
+        """The number of the key the CA signs with now (1 until its first rollover)."""
+        return len(self.previous_generations) + 1
+
+    @property
+    def current_generation(self) -> KeyGeneration:
+        """The key the CA signs with now, and its certificate."""
+        certificate_der, key = self.signing_identity()
+        return KeyGeneration(self.generation, key, certificate_der)
+
+    @property
+    def generations(self) -> tuple[KeyGeneration, ...]:
+        """Every key the CA has had, oldest first (none before its first enablement)."""
+        if self.certificate_der is None:
+            return ()
+        return (*self.previous_generations, self.current_generation)
+
+    def generation_signing(self, issued_der: bytes) -> KeyGeneration:
+        """The generation whose key signed ``issued_der`` (by its authorityKeyIdentifier);
+        the current one if none matches."""
+        wanted = authority_key_identifier(issued_der)
+        for generation in self.generations:
+            if subject_key_identifier(generation.certificate_der) == wanted:
+                return generation
+        return self.current_generation
+
+    def key_generation(self, number: int) -> KeyGeneration:
+        """Generation ``number``; NotFoundError if the CA has none of that number."""
+        for generation in self.generations:
+            if generation.number == number:
+                return generation
+        raise NotFoundError(f"CA {self.id} has no key generation {number}.")
 
     def disable(self, ctx: RequestContext) -> None:
         """Stop issuing (and assigning) until enabled again."""

@@ -20,7 +20,7 @@ from domain.model.errors import (
     ServicePeriodError,
     ValidationError,
 )
-from domain.model.values import CAKind, CAStatus
+from domain.model.values import CAKind, CAStatus, KeyRef, KeyStorage
 
 ONE_YEAR_DAYS = 365
 MAX_LEAF_DAYS = 36525  # 100 years
@@ -38,6 +38,7 @@ class CAState(Protocol):
     kind: CAKind
     status: CAStatus
     key_id: str | None
+    key_storage: KeyStorage
     certificate_der: bytes | None
     validity_years: int
     service_days: int
@@ -78,11 +79,11 @@ class SigningRules:
         """True until the first enablement made the key and certificate."""
         return self.certificate_der is None
 
-    def signing_identity(self: CAState) -> tuple[bytes, str]:
-        """The CA's certificate (DER) and key id; CAStateError before the first enablement."""
+    def signing_identity(self: CAState) -> tuple[bytes, KeyRef]:
+        """The CA's certificate (DER) and key; CAStateError before the first enablement."""
         if self.certificate_der is None or self.key_id is None:
             raise CANotEnabledError(f"CA {self.id} has no key yet; enable it first.")
-        return self.certificate_der, self.key_id
+        return self.certificate_der, KeyRef(self.key_id, self.key_storage)
 
     def validity_window(self: CAState, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
         """The window for this CA's own certificate when enabled at ``now``."""

@@ -9,8 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import functools
 from dataclasses import dataclass
+from typing import TypeVar
 
 from cryptography import x509
+
+_Extension = TypeVar("_Extension", bound=x509.ExtensionType)
 
 
 @functools.lru_cache(maxsize=256)
@@ -38,3 +41,22 @@ def certificate_facts(der: bytes) -> CertificateFacts:
         certificate.not_valid_before_utc,
         certificate.not_valid_after_utc,
     )
+
+
+def subject_key_identifier(der: bytes) -> bytes | None:
+    """The certificate's subjectKeyIdentifier, if it carries one."""
+    found = _extension(der, x509.SubjectKeyIdentifier)
+    return None if found is None else found.digest
+
+
+def authority_key_identifier(der: bytes) -> bytes | None:
+    """The keyIdentifier of the certificate's authorityKeyIdentifier: which key signed it."""
+    found = _extension(der, x509.AuthorityKeyIdentifier)
+    return None if found is None else found.key_identifier
+
+
+def _extension(der: bytes, kind: type[_Extension]) -> _Extension | None:
+    try:
+        return load_certificate(der).extensions.get_extension_for_class(kind).value
+    except x509.ExtensionNotFound:
+        return None

@@ -23,6 +23,15 @@ def publication_id(ca_id: UUID) -> UUID:
     return uuid5(PUBLICATION_NAMESPACE, str(ca_id))
 
 
+def issuer_scope(ca_id: UUID, generation: int = 1) -> UUID:
+    """The id under which key generation ``generation`` of CA ``ca_id`` publishes its CRLs
+    and certifies OCSP responders: the CA's own id for its first key, so records made
+    before keys could roll over stay where they are."""
+    if generation == 1:
+        return ca_id
+    return uuid5(PUBLICATION_NAMESPACE, f"{ca_id}/generation/{generation}")
+
+
 class Publication(Aggregate):
     """The CRLs and OCSP responder certificates of one CA."""
 

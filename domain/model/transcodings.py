@@ -17,6 +17,9 @@ from domain.model.values import (
     CertificateStatus,
     CertificateType,
     KeyAlgorithm,
+    KeyGeneration,
+    KeyRef,
+    KeyStorage,
     RevocationReason,
     SANType,
     Subject,
@@ -29,6 +32,7 @@ _ENUMS: tuple[type[Enum], ...] = (
     CertificateStatus,
     CertificateType,
     KeyAlgorithm,
+    KeyStorage,
     RevocationReason,
     SANType,
 )
@@ -74,6 +78,23 @@ class SANAsPair(Transcoding):
         return SAN(SANType(data[0]), data[1])
 
 
+class KeyGenerationAsDict(Transcoding):
+    type = KeyGeneration
+    name = "key_generation"
+
+    def encode(self, obj: KeyGeneration) -> dict[str, Any]:
+        return {
+            "number": obj.number,
+            "key_id": obj.key.key_id,
+            "key_storage": obj.key.storage.value,
+            "certificate_der": obj.certificate_der,
+        }
+
+    def decode(self, data: dict[str, Any]) -> KeyGeneration:
+        key = KeyRef(data["key_id"], KeyStorage(data["key_storage"]))
+        return KeyGeneration(data["number"], key, data["certificate_der"])
+
+
 def _enum_transcoding(enum_class: type[Enum]) -> Transcoding:
     class EnumAsValue(Transcoding):
         type = enum_class
@@ -94,5 +115,6 @@ def register_all(transcoder: JSONTranscoder) -> None:
     transcoder.register(BytesAsBase64())
     transcoder.register(SubjectAsDict())
     transcoder.register(SANAsPair())
+    transcoder.register(KeyGenerationAsDict())
     for enum_class in _ENUMS:
         transcoder.register(_enum_transcoding(enum_class))

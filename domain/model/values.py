@@ -20,6 +20,30 @@ class KeyAlgorithm(Enum):
         return self.value.startswith("RSA")
 
 
+class KeyStorage(Enum):
+    """Where a CA's private key lives."""
+
+    SOFTWARE = "software"  # the key store, encrypted under the master keys
+    PKCS11 = "pkcs11"  # a PKCS#11 token: made there, never leaves it
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """A CA key by id and where it lives."""
+
+    key_id: str
+    storage: KeyStorage = KeyStorage.SOFTWARE
+
+
+@dataclass(frozen=True)
+class KeyGeneration:
+    """One key a CA signs (or signed) with, numbered from 1, and its CA certificate."""
+
+    number: int
+    key: KeyRef
+    certificate_der: bytes
+
+
 class CAKind(Enum):
     ROOT = "root"
     INTERMEDIATE = "intermediate"

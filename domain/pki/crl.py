@@ -45,13 +45,10 @@ from dataclasses import dataclass
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa, utils
 
 from domain.model.values import RevocationReason
 from domain.pki import der
-from domain.pki.x509 import signature_hash
-
-IssuerKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey
+from domain.pki.signing import IssuerKey, is_rsa, sign_parts, signature_hash
 
 CRL_REASON_CODES: dict[RevocationReason, int] = {
     RevocationReason.UNSPECIFIED: 0,
@@ -209,7 +206,7 @@ def build_crl(
         der.context(0, der.sequence(*extensions)),
     ]
     tbs_parts.insert(0, der.header(der.TAG_SEQUENCE, sum(map(len, tbs_parts))))
-    signature = _sign(issuer_key, hash_algorithm, tbs_parts)
+    signature = sign_parts(issuer_key, hash_algorithm, tbs_parts)
     trailer = algorithm + der.bit_string(signature)
     size = sum(map(len, tbs_parts)) + len(trailer)
     return b"".join([der.header(der.TAG_SEQUENCE, size), *tbs_parts, trailer])
@@ -282,14 +279,4 @@ def _extension(extn_id: bytes, value: bytes, *, critical: bool = False) -> bytes
 
 
 def _signature_algorithm(key: IssuerKey, hash_algorithm: hashes.HashAlgorithm) -> bytes:
-    return _SIGNATURE_ALGORITHMS[isinstance(key, rsa.RSAPrivateKey), hash_algorithm.name]
-
-
-def _sign(key: IssuerKey, hash_algorithm: hashes.HashAlgorithm, parts: list[bytes]) -> bytes:
-    digest = hashes.Hash(hash_algorithm)
-    for part in parts:
-        digest.update(part)
-    prehashed = utils.Prehashed(hash_algorithm)
-    if isinstance(key, ec.EllipticCurvePrivateKey):
-        return key.sign(digest.finalize(), ec.ECDSA(prehashed))
-    return key.sign(digest.finalize(), padding.PKCS1v15(), prehashed)
+    return _SIGNATURE_ALGORITHMS[is_rsa(key), hash_algorithm.name]

@@ -23,7 +23,6 @@ from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.types import (
-    CertificateIssuerPrivateKeyTypes,
     CertificatePublicKeyTypes,
 )
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
@@ -33,7 +32,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from domain.model.errors import ValidationError
 from domain.model.values import RevocationReason
 from domain.pki import der
-from domain.pki.x509 import signature_hash
+from domain.pki.signing import IssuerKey, SoftwareKey, sign_certificate, signature_hash
 
 MAX_NONCE_OCTETS = 32  # RFC 8954 §2.1
 _RESPONDER_SUFFIX = " OCSP Responder"
@@ -124,7 +123,7 @@ def respond(
     status: CertStatusAnswer,
     issuer: x509.Certificate,
     responder_cert: x509.Certificate,
-    responder_key: CertificateIssuerPrivateKeyTypes,
+    responder_key: SoftwareKey,
     this_update: dt.datetime,
     next_update: dt.datetime,
 ) -> bytes:
@@ -168,7 +167,7 @@ def error_response(status: ocsp.OCSPResponseStatus) -> bytes:
 
 def build_responder_certificate(
     issuer: x509.Certificate,
-    issuer_key: CertificateIssuerPrivateKeyTypes,
+    issuer_key: IssuerKey,
     responder_public_key: CertificatePublicKeyTypes,
     not_before: dt.datetime,
     not_after: dt.datetime,
@@ -207,7 +206,7 @@ def build_responder_certificate(
     )
     if ca_issuers_url is not None:
         builder = builder.add_extension(_ca_issuers(ca_issuers_url), critical=False)
-    return builder.sign(issuer_key, signature_hash(issuer_key))
+    return sign_certificate(builder, issuer_key)
 
 
 def needs_rotation(cert: x509.Certificate, now: dt.datetime, margin: dt.timedelta) -> bool:

@@ -15,10 +15,8 @@ from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.types import (
-    CertificateIssuerPrivateKeyTypes,
     CertificatePublicKeyTypes,
     PrivateKeyTypes,
 )
@@ -28,6 +26,7 @@ from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsag
 from domain.model.errors import CSRError, KeyCustodyError
 from domain.model.values import SAN, CertificateType, KeyAlgorithm, SANType, Subject
 from domain.pki import der
+from domain.pki.signing import IssuerKey, SoftwareKey, sign_certificate
 
 CA_PATH_LENGTH = 0
 MIN_RSA_BITS = 2048
@@ -57,13 +56,16 @@ class PublicationURLs:
     ocsp: str
 
     @classmethod
-    def for_issuer(cls, public_url: str, issuer_id: str) -> PublicationURLs:
-        """The URLs the service itself serves for the CA ``issuer_id``."""
+    def for_issuer(cls, public_url: str, issuer_id: str, generation: int = 1) -> PublicationURLs:
+        """The URLs the service itself serves for key ``generation`` of the CA ``issuer_id``:
+        after a key rollover each key has its own CRLs and CA certificate (``-g2``, ...);
+        one OCSP URL answers for every key."""
         base = public_url.rstrip("/")
+        name = issuer_id if generation == 1 else f"{issuer_id}-g{generation}"
         return cls(
-            crl=f"{base}/crl/{issuer_id}.crl",
-            delta_crl=f"{base}/crl/{issuer_id}-delta.crl",
-            ca_issuers=f"{base}/ca/{issuer_id}.crt",
+            crl=f"{base}/crl/{name}.crl",
+            delta_crl=f"{base}/crl/{name}-delta.crl",
+            ca_issuers=f"{base}/ca/{name}.crt",
             ocsp=f"{base}/ocsp/{issuer_id}",
         )
 
@@ -78,14 +80,14 @@ class LeafProfile:
     include_crl: bool
 
 
-def generate_private_key(algorithm: KeyAlgorithm) -> CertificateIssuerPrivateKeyTypes:
+def generate_private_key(algorithm: KeyAlgorithm) -> SoftwareKey:
     """A fresh private key of ``algorithm`` (RSA with e=65537)."""
     if algorithm.is_rsa:
         return rsa.generate_private_key(public_exponent=65537, key_size=_RSA_BITS[algorithm])
     return ec.generate_private_key(_CURVES[algorithm])
 
 
-def as_issuer_key(key: PrivateKeyTypes) -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
+def as_issuer_key(key: PrivateKeyTypes) -> SoftwareKey:
     """``key`` narrowed to the kinds a CA signs with; KeyCustodyError for anything else."""
     if isinstance(key, rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey):
         return key
@@ -112,13 +114,6 @@ def key_algorithm_of(public_key: CertificatePublicKeyTypes) -> KeyAlgorithm:
     raise CSRError("The CSR's key must be RSA (2048+) or ECDSA P-256/P-384.", field="csr")
 
 
-def signature_hash(key: CertificateIssuerPrivateKeyTypes) -> hashes.SHA256 | hashes.SHA384:
-    """SHA-384 for P-384 keys, SHA-256 for the others (only RSA and ECDSA keys are offered)."""
-    if isinstance(key, ec.EllipticCurvePrivateKey) and key.curve.key_size >= 384:
-        return hashes.SHA384()
-    return hashes.SHA256()
-
-
 def x509_name(subject: Subject) -> x509.Name:
     """The distinguished name for ``subject``, most general attribute first."""
     attributes = [
@@ -130,7 +125,7 @@ def x509_name(subject: Subject) -> x509.Name:
 
 
 def build_root(
-    key: CertificateIssuerPrivateKeyTypes,
+    key: IssuerKey,
     subject: Subject,
     not_before: dt.datetime,
     not_after: dt.datetime,
@@ -142,14 +137,14 @@ def build_root(
     builder = builder.add_extension(
         x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False
     )
-    return builder.sign(key, signature_hash(key))
+    return sign_certificate(builder, key)
 
 
 def build_intermediate(
     public_key: CertificatePublicKeyTypes,
     subject: Subject,
     issuer: x509.Certificate,
-    issuer_key: CertificateIssuerPrivateKeyTypes,
+    issuer_key: IssuerKey,
     window: tuple[dt.datetime, dt.datetime],
     urls: PublicationURLs,
 ) -> x509.Certificate:
@@ -159,14 +154,31 @@ def build_intermediate(
     )
     for link in _issuer_links(issuer, urls, True):
         builder = builder.add_extension(link.value, critical=link.critical)
-    return builder.sign(issuer_key, signature_hash(issuer_key))
+    return sign_certificate(builder, issuer_key)
+
+
+def build_link(
+    public_key: CertificatePublicKeyTypes,
+    issuer: x509.Certificate,
+    issuer_key: IssuerKey,
+    window: tuple[dt.datetime, dt.datetime],
+) -> x509.Certificate:
+    """A root key-rollover link certificate: the root's name with ``public_key``, issued by
+    the root's other key (``issuer`` and ``issuer_key``), without a path length limit so
+    that chains through it reach what either key certified."""
+    builder = _ca_builder(issuer.subject, issuer.subject, public_key, *window, path_length=None)
+    issuer_ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    builder = builder.add_extension(
+        x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski), critical=False
+    )
+    return sign_certificate(builder, issuer_key)
 
 
 def build_leaf(
     public_key: CertificatePublicKeyTypes,
     profile: LeafProfile,
     issuer: x509.Certificate,
-    issuer_key: CertificateIssuerPrivateKeyTypes,
+    issuer_key: IssuerKey,
     window: tuple[dt.datetime, dt.datetime],
     urls: PublicationURLs,
 ) -> x509.Certificate:
@@ -190,7 +202,7 @@ def build_leaf(
         extensions=extensions,
     )
     builder = builder.not_valid_before(window[0]).not_valid_after(window[1])
-    return builder.sign(issuer_key, signature_hash(issuer_key))
+    return sign_certificate(builder, issuer_key)
 
 
 def _extension(value: x509.ExtensionType, *, critical: bool = False) -> x509.Extension[Any]:

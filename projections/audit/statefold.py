@@ -152,6 +152,13 @@ class StateFold:
             ca.not_after = certificate.not_after
             ca.service_until = event.service_until
 
+    def roll_over_ca(self, event: CA.CAKeyRolledOver) -> None:
+        ca = self._cas[event.originator_id]
+        certificate = certificate_facts(event.certificate_der)
+        ca.serial_number = certificate.serial_number
+        ca.not_before = certificate.not_before
+        ca.not_after = certificate.not_after
+
     def disable_ca(self, event: CA.CADisabled) -> None:
         self._cas[event.originator_id].status = CAStatus.DISABLED
 

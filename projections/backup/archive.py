@@ -35,7 +35,7 @@ import json
 import uuid
 import zipfile
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 from typing import IO, Any
@@ -126,6 +126,15 @@ class Manifest:
     chain_head: str | None  # hex link at the chain's last position
     master_key_ids: tuple[str, ...]  # the master keys the key store's records need
     parts: dict[str, PartDigest]
+    # Where each CA key lives, by key id: "software" (in the keys part) or "pkcs11" (in the
+    # token named token_label, which the backup cannot hold). Older archives have neither.
+    ca_keys: dict[str, str] = field(default_factory=dict)
+    token_label: str | None = None
+
+    @property
+    def token_keys(self) -> list[str]:
+        """The ids of the CA keys that live in a PKCS#11 token, not in the backup."""
+        return sorted(key_id for key_id, storage in self.ca_keys.items() if storage == "pkcs11")
 
     def count(self, part: Part) -> int:
         return self.parts[part.name].rows
@@ -139,6 +148,8 @@ class Manifest:
             "head_position": self.head_position,
             "chain_head": self.chain_head,
             "master_key_ids": list(self.master_key_ids),
+            "ca_keys": dict(sorted(self.ca_keys.items())),
+            "token_label": self.token_label,
             "parts": {
                 name: {"member": f"{name}.jsonl", "rows": d.rows, "sha256": d.sha256}
                 for name, d in self.parts.items()
@@ -169,6 +180,8 @@ class Manifest:
                 None if data["chain_head"] is None else str(data["chain_head"]),
                 tuple(str(key_id) for key_id in data["master_key_ids"]),
                 parts,
+                {str(key_id): str(storage) for key_id, storage in data.get("ca_keys", {}).items()},
+                None if data.get("token_label") is None else str(data["token_label"]),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise BackupDamagedError(f"the backup's manifest lacks or garbles {exc}") from None

@@ -19,6 +19,7 @@ docs/BACKUP.md is the guide.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import tempfile
 from collections.abc import Iterator
@@ -26,10 +27,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from domain.adapters.masterkeys import MASTER_KEYS_FILE, MasterKeyring
+from domain.adapters.pkcs11 import Pkcs11Signer
 from domain.adapters.settings import Settings, open_service
 from domain.audit.stamps import stamp_legacy_links
 from domain.audit.verify import AuditLog, ChainReport
+from domain.model.authority import CertificateAuthority
 from domain.model.errors import ConflictError, KeyCustodyError
+from domain.model.values import KeyStorage
 from projections.backup.archive import (
     AUDIT_CHAIN,
     CRLS,
@@ -58,6 +62,7 @@ __all__ = [
 ]
 
 
+_CA_ENABLED = f":{CertificateAuthority.CAEnabled.__qualname__}"
 _MISSING_MASTER_KEY = (
     "there is no master key: PCA_MASTER_KEY is unset and {keyfile} does not exist. {hint}"
 )
@@ -90,6 +95,8 @@ class BackupResult:
             "crls": self.manifest.count(CRLS),
             "chain_head": self.manifest.chain_head,
             "master_key_ids": list(self.manifest.master_key_ids),
+            "ca_keys_in_token": self.manifest.token_keys,
+            "token_label": self.manifest.token_label,
         }
 
 
@@ -146,6 +153,7 @@ def restore_backup(settings: Settings, path: Path) -> RestoreResult:
     with ArchiveReader(path.absolute()) as archive:
         archive.authenticate(_load_keyring(settings, _RESTORE_HINT))
         archive.verify()
+        _require_token_keys(settings, archive.manifest)
         target = target_for(settings)
         target.refuse_unless_empty()
         with acquire_lease(settings):  # no runner writes read models meanwhile
@@ -185,6 +193,8 @@ def _write_archive(
                 chain_head=tally.chain_head,
                 master_key_ids=tuple(sorted(tally.master_key_ids)),
                 parts=digests,
+                ca_keys=tally.ca_keys,
+                token_label=settings.pkcs11.token_label if settings.pkcs11 else None,
             )
             writer.finish(manifest, keyring)
         handle.flush()
@@ -199,16 +209,57 @@ class _Tally:
     head_position: int = 0
     chain_head: str | None = None
     master_key_ids: set[str] = field(default_factory=set)
+    ca_keys: dict[str, str] = field(default_factory=dict)
 
     def watch(self, part: Part, rows: Iterator[Row]) -> Iterator[Row]:
         for row in rows:
             if part is EVENTS:
                 self.head_position = max(self.head_position, int(row[0]))
+                self._note_ca_key(str(row[3]), bytes(row[4]))
             elif part is AUDIT_CHAIN:
                 self.chain_head = bytes(row[2]).hex()  # rows come by position
             elif part is KEYS:
                 self.master_key_ids.add(str(row[1]))
             yield row
+
+    def _note_ca_key(self, topic: str, state: bytes) -> None:
+        """Where the key of a CA enabled by this event lives (a token, or the key store)."""
+        if not topic.endswith(_CA_ENABLED):
+            return
+        fields = json.loads(state)
+        if fields.get("key_id") is not None:
+            storage = fields.get("key_storage") or {"_data_": KeyStorage.SOFTWARE.value}
+            self.ca_keys[fields["key_id"]] = storage["_data_"]
+
+
+def _require_token_keys(settings: Settings, manifest: Manifest) -> None:
+    """KeyCustodyError, before anything is written, unless every CA key the backup left in
+    a PKCS#11 token is found in the token this machine is configured with."""
+    missing = manifest.token_keys
+    if not missing:
+        return
+    label = manifest.token_label or "unknown"
+    if settings.pkcs11 is None:
+        raise KeyCustodyError(
+            f"the CA keys {', '.join(missing)} of this backup live in the PKCS#11 token "
+            f"{label!r}, not in the backup, and this machine has no token configured: set "
+            "PCA_PKCS11_MODULE, PCA_PKCS11_TOKEN_LABEL and PCA_PKCS11_PIN for that token "
+            "(or a copy of its keys), then restore again",
+            field="PCA_PKCS11_MODULE",
+        )
+    signer = Pkcs11Signer(settings.pkcs11)
+    try:
+        for key_id in missing:
+            signer.signing_key(key_id)
+    except KeyCustodyError:
+        raise KeyCustodyError(
+            f"the configured token {settings.pkcs11.token_label!r} lacks the CA key {key_id} "
+            f"of this backup, which lives in the token {label!r}: configure that token (or "
+            "a copy of its keys), then restore again",
+            field="PCA_PKCS11_TOKEN_LABEL",
+        ) from None
+    finally:
+        signer.close()
 
 
 def _place(partial: Path, path: Path) -> None:

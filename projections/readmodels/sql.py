@@ -157,6 +157,9 @@ class Statements:
             "UPDATE {cas} SET serial_number = ?, not_before = ?, not_after = ?, "
             "service_until = ? WHERE id = ?"
         )
+        self.recertify_ca = self._render(
+            "UPDATE {cas} SET serial_number = ?, not_before = ?, not_after = ? WHERE id = ?"
+        )
         self.set_ca_status = self._render("UPDATE {cas} SET status = ? WHERE id = ?")
         self.renew_ca = self._render(
             "UPDATE {cas} SET service_days = ?, service_until = ? WHERE id = ?"

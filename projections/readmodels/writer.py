@@ -127,6 +127,19 @@ class ReadModelWriter:
                 ),
             )
 
+    def roll_over_ca(self, event: CertificateAuthority.CAKeyRolledOver) -> None:
+        """A new key: the CA is listed with its new certificate's serial and validity."""
+        certificate = certificate_facts(event.certificate_der)
+        self._execute(
+            self._sql.recertify_ca,
+            (
+                certificate.serial_number,
+                to_micros(certificate.not_before),
+                to_micros(certificate.not_after),
+                str(event.originator_id),
+            ),
+        )
+
     def disable_ca(self, event: CertificateAuthority.CADisabled) -> None:
         self._execute(self._sql.set_ca_status, (CAStatus.DISABLED.value, str(event.originator_id)))
 

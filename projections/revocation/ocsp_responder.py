@@ -19,7 +19,7 @@ from domain.model.certificate_facts import load_certificate
 from domain.model.errors import PCAError
 from domain.model.values import RequestContext, RevocationReason
 from domain.pki import ocsp
-from domain.pki.crl import IssuerKey
+from domain.pki.signing import SoftwareKey
 from domain.pki.x509 import as_issuer_key
 from projections.readmodels.queries import ReadModels
 
@@ -36,7 +36,7 @@ class OCSPResponder:
         self._read_models = read_models
         self._config = config or OCSPSettings()
         self._lock = threading.Lock()
-        self._signers: dict[UUID, tuple[x509.Certificate, IssuerKey]] = {}
+        self._signers: dict[tuple[UUID, int], tuple[x509.Certificate, SoftwareKey]] = {}
         self._context = RequestContext("ocsp-responder (system)", f"ocsp-{uuid.uuid4()}")
 
     def answer(self, ca_id: UUID, request_der: bytes) -> bytes:
@@ -47,13 +47,24 @@ class OCSPResponder:
         except ocsp.MalformedOCSPRequest:
             return ocsp.error_response(x509_ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
         try:
-            issuer_der, _ = self._service.get_ca(ca_id).signing_identity()
-        except PCAError:  # an unknown CA, or one without a certificate yet
+            generations = self._service.get_ca(ca_id).generations
+        except PCAError:  # an unknown CA
+            generations = ()
+        if not generations:  # unknown, or without a certificate yet
             return ocsp.error_response(x509_ocsp.OCSPResponseStatus.UNAUTHORIZED)
-        return self._sign(ca_id, query, load_certificate(issuer_der))
+        # The key asked about answers (after a rollover, the one that signed the
+        # certificate); a query naming none of them gets unauthorized from the newest.
+        asked = generations[-1]
+        for generation in generations:
+            if ocsp.asks_about(query, load_certificate(generation.certificate_der)):
+                asked = generation
+        issuer = load_certificate(asked.certificate_der)
+        return self._sign(ca_id, asked.number, query, issuer)
 
-    def _sign(self, ca_id: UUID, query: ocsp.OCSPQuery, issuer: x509.Certificate) -> bytes:
-        responder, key = self._responder(ca_id)
+    def _sign(
+        self, ca_id: UUID, generation: int, query: ocsp.OCSPQuery, issuer: x509.Certificate
+    ) -> bytes:
+        responder, key = self._responder(ca_id, generation)
         now = self._service.clock()
         next_update = min(now + self._config.validity, responder.not_valid_after_utc)
         return ocsp.respond(
@@ -93,37 +104,40 @@ class OCSPResponder:
             reason = RevocationReason.CA_COMPROMISE
         return ocsp.Revoked(ca.revoked_at, reason)
 
-    def _responder(self, ca_id: UUID) -> tuple[x509.Certificate, IssuerKey]:
+    def _responder(self, ca_id: UUID, generation: int = 1) -> tuple[x509.Certificate, SoftwareKey]:
         """The CA's responder certificate and key, certifying a new one when there is none
         or it is near its end. Cached per process: a sibling's rotation does not invalidate
         this process's certificate."""
         with self._lock:
-            cached = self._signers.get(ca_id)
+            cached = self._signers.get((ca_id, generation))
             now = self._service.clock()
             if cached is None or ocsp.needs_rotation(cached[0], now, self._config.validity):
-                cached = self._signers[ca_id] = self._current_signer(ca_id, now)
+                cached = self._current_signer(ca_id, generation, now)
+                self._signers[(ca_id, generation)] = cached
             return cached
 
-    def _current_signer(self, ca_id: UUID, now: dt.datetime) -> tuple[x509.Certificate, IssuerKey]:
+    def _current_signer(
+        self, ca_id: UUID, generation: int, now: dt.datetime
+    ) -> tuple[x509.Certificate, SoftwareKey]:
         """The CA's responder, certified here if it has none in date. The certificate is
         saved on the CA's Publication, which the CRL publisher and sibling processes save
         too: a save that lost that race is tried again on the fresh aggregate, which may
         hold a sibling's responder by then (as the publisher retries its CRL numbers)."""
         for _ in range(_CERTIFY_ATTEMPTS - 1):
             with contextlib.suppress(IntegrityError):
-                return self._current_signer_once(ca_id, now)
-        return self._current_signer_once(ca_id, now)
+                return self._current_signer_once(ca_id, generation, now)
+        return self._current_signer_once(ca_id, generation, now)
 
     def _current_signer_once(
-        self, ca_id: UUID, now: dt.datetime
-    ) -> tuple[x509.Certificate, IssuerKey]:
-        publication = self._service.publication(self._context, ca_id)
+        self, ca_id: UUID, generation: int, now: dt.datetime
+    ) -> tuple[x509.Certificate, SoftwareKey]:
+        publication = self._service.publication(self._context, ca_id, generation)
         certificate = (
             load_certificate(publication.responder_der) if publication.responder_der else None
         )
         if certificate is None or ocsp.needs_rotation(certificate, now, self._config.validity):
             publication = self._service.certify_ocsp_responder(
-                self._context, ca_id, self._config.responder_lifetime
+                self._context, ca_id, self._config.responder_lifetime, generation
             )
         assert publication.responder_der is not None
         assert publication.responder_key_id is not None

@@ -31,13 +31,15 @@ from eventsourcing.persistence import IntegrityError
 from domain.adapters.settings import PublishingSettings, Settings
 from domain.application.service import PrivateCA
 from domain.audit.verify import AuditLog
+from domain.model.certificate_facts import certificate_facts
 from domain.model.errors import LogTamperedError
+from domain.model.publication import issuer_scope
 from domain.model.values import RequestContext
 from domain.pki.crl import EncodedRevocationList, RecutPolicy, RevokedEntry, build_crl
 from domain.pki.x509 import PublicationURLs
 from projections.errors import RunnerActiveError
 from projections.readmodels.lease import acquire_lease
-from projections.readmodels.models import RevocationEntry
+from projections.readmodels.models import CAView, RevocationEntry
 from projections.readmodels.queries import ReadModels
 from projections.revocation.crlstore import BASE, DELTA, CRLStore, StoredCRL
 
@@ -68,6 +70,23 @@ class Published:
     kind: str
     number: int
     entries: int
+    generation: int = 1
+
+
+@dataclass(frozen=True)
+class _Issuer:
+    """One key of a CA, whose CRLs are published on their own."""
+
+    ca_id: UUID
+    generation: int
+
+    @property
+    def scope(self) -> UUID:
+        """Where this key's CRLs are kept and served from (the CA's id for its first)."""
+        return issuer_scope(self.ca_id, self.generation)
+
+    def __str__(self) -> str:
+        return f"CA {self.ca_id} key {self.generation}"
 
 
 class CRLPublisher:
@@ -88,54 +107,85 @@ class CRLPublisher:
             max_delta_entries=self._config.max_delta_entries, max_base_age=self._config.validity / 2
         )
         self._states: dict[UUID, _IssuerState] = {}
-        self._issuers_cache: list[tuple[UUID, dt.datetime]] = []
+        self._issuers_cache: list[tuple[_Issuer, dt.datetime]] = []
+        self._keys: dict[UUID, tuple[str | None, list[tuple[_Issuer, dt.datetime]]]] = {}
         self._issuers_position = -1
         self._context = RequestContext("crl-publisher (system)", f"publisher-{uuid.uuid4()}")
 
     def publish_due(self) -> list[Published]:
-        """Publish for every CA with news, or whose base CRL needs re-signing."""
+        """Publish for every CA key with news, or whose base CRL needs re-signing: each key
+        a CA has had signs the CRLs about what it signed, while its certificate lasts."""
         published: list[Published] = []
         now = self._service.clock()
-        for ca_id, not_after in self._issuers():
+        for issuer, not_after in self._issuers():
             if now < not_after:
-                published += self.publish(ca_id)
+                published += self._publish_guarded(issuer, force_base=False)
         return published
 
-    def _issuers(self) -> list[tuple[UUID, dt.datetime]]:
-        """The CAs that have a certificate, with its end; listed again only when the read
-        models moved (this runs twice a second, and the CA list counts expired leaves)."""
+    def _issuers(self) -> list[tuple[_Issuer, dt.datetime]]:
+        """Every key of the CAs that have a certificate, with its certificate's end; listed
+        again only when the read models moved (this runs twice a second, and the CA list
+        counts expired leaves)."""
         position = self._read_models.position()
         if position != self._issuers_position:
             views = self._read_models.list_cas(self._service.clock())
             self._issuers_cache = [
-                (view.id, view.not_after) for view in views if view.not_after is not None
+                key for view in views if view.serial_number for key in self._keys_of(view)
             ]
             self._issuers_position = position
         return self._issuers_cache
 
-    def publish(self, ca_id: UUID, *, force_base: bool = False) -> list[Published]:
-        """Publish what is due for ``ca_id``: a base (and an empty delta), a delta, or nothing.
+    def _keys_of(self, view: CAView) -> list[tuple[_Issuer, dt.datetime]]:
+        """Every key of the CA ``view`` lists, with the end of its certificate; the CA is
+        loaded again only when its listed certificate changed (a rollover)."""
+        cached = self._keys.get(view.id)
+        if cached is None or cached[0] != view.serial_number:
+            keys = [
+                (
+                    _Issuer(view.id, generation.number),
+                    certificate_facts(generation.certificate_der).not_after,
+                )
+                for generation in self._service.get_ca(view.id).generations
+            ]
+            cached = self._keys[view.id] = (view.serial_number, keys)
+        return cached[1]
 
-        If publishing fails (storage gone mid-way), the CA's state is forgotten: what it
-        had taken in may be signed but not served, so the next round starts from a base.
-        """
+    def publish(
+        self, ca_id: UUID, *, force_base: bool = False, generation: int | None = None
+    ) -> list[Published]:
+        """Publish what is due for ``ca_id``'s key ``generation`` (by default every key it
+        has had): a base (and an empty delta), a delta, or nothing."""
+        numbers = (
+            [generation]
+            if generation is not None
+            else [found.number for found in self._service.get_ca(ca_id).generations]
+        )
+        published: list[Published] = []
+        for number in numbers:
+            published += self._publish_guarded(_Issuer(ca_id, number), force_base=force_base)
+        return published
+
+    def _publish_guarded(self, issuer: _Issuer, *, force_base: bool) -> list[Published]:
+        """If publishing fails (storage gone mid-way), the key's state is forgotten: what it
+        had taken in may be signed but not served, so the next round starts from a base."""
         try:
-            return self._publish(ca_id, force_base)
+            return self._publish(issuer, force_base)
         except BaseException:
-            self._states.pop(ca_id, None)
+            self._states.pop(issuer.scope, None)
             raise
 
-    def _publish(self, ca_id: UUID, force_base: bool) -> list[Published]:
-        state = self._states.setdefault(ca_id, _IssuerState())
+    def _publish(self, issuer: _Issuer, force_base: bool) -> list[Published]:
+        state = self._states.setdefault(issuer.scope, _IssuerState())
         now = self._service.clock()
         if state.base_number is None:
-            return self._publish_base(ca_id, state, now, self._read_models.revoked_serials(ca_id))
-        state.pending += self._read_models.revocations_after(ca_id, state.position)
+            revoked = self._read_models.revoked_serials(issuer.ca_id)
+            return self._publish_base(issuer, state, now, revoked)
+        state.pending += self._read_models.revocations_after(issuer.ca_id, state.position)
         if force_base or self._base_due(state, now):
             entries, state.delta_entries = [*state.delta_entries, *state.pending], []
-            return self._publish_base(ca_id, state, now, entries)
+            return self._publish_base(issuer, state, now, entries)
         if state.pending:
-            return [self._publish_delta(ca_id, state)]
+            return [self._publish_delta(issuer, state)]
         return []
 
     def _base_due(self, state: _IssuerState, now: dt.datetime) -> bool:
@@ -144,7 +194,7 @@ class CRLPublisher:
         return self._policy.base_due(len(state.base), delta_size, now - state.base_cut_at)
 
     def _publish_base(
-        self, ca_id: UUID, state: _IssuerState, now: dt.datetime, entries: list[RevocationEntry]
+        self, issuer: _Issuer, state: _IssuerState, now: dt.datetime, entries: list[RevocationEntry]
     ) -> list[Published]:
         cutoff = now - self._config.expired_grace
         for entry in entries:
@@ -155,18 +205,18 @@ class CRLPublisher:
         self._drop_expired(state, cutoff)
         state.position = max([state.position, *(entry.position for entry in entries)])
         state.pending, state.delta = [], EncodedRevocationList()
-        base = self._sign(ca_id, BASE, state.base, None, state.position)
+        base = self._sign(issuer, BASE, state.base, None, state.position)
         state.base_number, state.base_cut_at = base.number, now
-        delta = self._sign(ca_id, DELTA, state.delta, base.number, state.position)
+        delta = self._sign(issuer, DELTA, state.delta, base.number, state.position)
         return [base, delta]
 
-    def _publish_delta(self, ca_id: UUID, state: _IssuerState) -> Published:
+    def _publish_delta(self, issuer: _Issuer, state: _IssuerState) -> Published:
         for entry in state.pending:
             state.delta.add(_revoked(entry))
         state.delta_entries += state.pending
         state.position = max(entry.position for entry in state.pending)
         state.pending = []
-        return self._sign(ca_id, DELTA, state.delta, state.base_number, state.position)
+        return self._sign(issuer, DELTA, state.delta, state.base_number, state.position)
 
     def _drop_expired(self, state: _IssuerState, cutoff: dt.datetime) -> None:
         """Entries whose certificate expired more than the grace ago leave the base CRL
@@ -178,7 +228,7 @@ class CRLPublisher:
 
     def _sign(
         self,
-        ca_id: UUID,
+        issuer: _Issuer,
         kind: str,
         entries: EncodedRevocationList,
         delta_of: int | None,
@@ -186,27 +236,28 @@ class CRLPublisher:
     ) -> Published:
         for _ in range(MAX_ATTEMPTS):
             try:
-                return self._sign_once(ca_id, kind, entries, delta_of, position)
+                return self._sign_once(issuer, kind, entries, delta_of, position)
             except IntegrityError:
-                logger.info("another publisher took a CRL number for %s; retrying", ca_id)
-        raise RunnerActiveError(f"CRL publishing for CA {ca_id} keeps conflicting.")
+                logger.info("another publisher took a CRL number for %s; retrying", issuer)
+        raise RunnerActiveError(f"CRL publishing for {issuer} keeps conflicting.")
 
     def _sign_once(
         self,
-        ca_id: UUID,
+        issuer: _Issuer,
         kind: str,
         entries: EncodedRevocationList,
         delta_of: int | None,
         position: int,
     ) -> Published:
-        publication = self._service.publication(self._context, ca_id)
+        ca_id, generation = issuer.ca_id, issuer.generation
+        publication = self._service.publication(self._context, ca_id, generation)
         number = publication.next_number
-        issuer, key = self._service.signing_material(ca_id)
+        certificate, key = self._service.signing_material(ca_id, generation)
         now = self._service.clock()
         window = (now, now + self._config.validity)
-        urls = PublicationURLs.for_issuer(self._service.public_url, str(ca_id))
+        urls = PublicationURLs.for_issuer(self._service.public_url, str(ca_id), generation)
         der = build_crl(
-            issuer,
+            certificate,
             key,
             entries,
             number,
@@ -217,8 +268,8 @@ class CRLPublisher:
         digest = hashlib.sha256(der).hexdigest()
         publication.record_crl(self._context, window, len(entries), digest, delta_of, position)
         self._service.save(publication)
-        self._store.put(StoredCRL(ca_id, kind, number, der, digest, *window))
-        return Published(ca_id, kind, number, len(entries))
+        self._store.put(StoredCRL(issuer.scope, kind, number, der, digest, *window))
+        return Published(ca_id, kind, number, len(entries), generation)
 
 
 def _revoked(entry: RevocationEntry) -> RevokedEntry:

@@ -23,11 +23,11 @@ def test_a_responder_certification_that_lost_a_race_is_tried_again(
     certify = service.certify_ocsp_responder
     attempts: list[object] = []
 
-    def lose_the_first(ctx: RequestContext, ca: Any, lifetime: Any) -> Any:
+    def lose_the_first(ctx: RequestContext, ca: Any, lifetime: Any, generation: int = 1) -> Any:
         attempts.append(ca)
         if len(attempts) == 1:
             raise IntegrityError("duplicate key value violates unique constraint")
-        return certify(ctx, ca, lifetime)
+        return certify(ctx, ca, lifetime, generation)
 
     monkeypatch.setattr(service, "certify_ocsp_responder", lose_the_first)
     with ReadModels.open(settings) as read_models:

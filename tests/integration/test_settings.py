@@ -101,6 +101,45 @@ def test_secrets_stay_out_of_the_settings_repr(tmp_path: Path) -> None:
     assert "bWFzdGVy" not in repr(settings)
 
 
+def test_the_token_pin_comes_from_a_file_and_stays_out_of_the_repr(tmp_path: Path) -> None:
+    pin_file = tmp_path / "pin"
+    pin_file.write_text("s3cret-token-pin\n")
+    settings = Settings.from_env(
+        {
+            "PCA_DATA_DIR": str(tmp_path),
+            "PCA_PKCS11_MODULE": "/usr/lib/softhsm/libsofthsm2.so",
+            "PCA_PKCS11_TOKEN_LABEL": "ca-keys",
+            "PCA_PKCS11_PIN_FILE": str(pin_file),
+        }
+    )
+    assert settings.pkcs11 is not None
+    assert (settings.pkcs11.token_label, settings.pkcs11.pin) == ("ca-keys", "s3cret-token-pin")
+    assert "s3cret" not in repr(settings)
+    assert "s3cret" not in repr(settings.pkcs11)
+
+
+@pytest.mark.parametrize(
+    ("variables", "field", "advice"),
+    [
+        ({"PCA_PKCS11_PIN": "1234"}, "PCA_PKCS11_TOKEN_LABEL", "must name the token"),
+        ({"PCA_PKCS11_TOKEN_LABEL": "ca-keys"}, "PCA_PKCS11_PIN", "PCA_PKCS11_PIN_FILE"),
+        (
+            {"PCA_PKCS11_TOKEN_LABEL": "ca-keys", "PCA_PKCS11_PIN_FILE": "/nonexistent/pin"},
+            "PCA_PKCS11_PIN_FILE",
+            "cannot read /nonexistent/pin",
+        ),
+    ],
+)
+def test_a_token_without_its_label_or_pin_stops_the_start(
+    tmp_path: Path, variables: dict[str, str], field: str, advice: str
+) -> None:
+    module = {"PCA_DATA_DIR": str(tmp_path), "PCA_PKCS11_MODULE": "/usr/lib/softhsm/libsofthsm2.so"}
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({**module, **variables})
+    assert refused.value.field == field
+    assert advice in refused.value.detail
+
+
 # --- A deployment opened from Settings ------------------------------------------------------
 
 

@@ -18,8 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from domain.model.values import KeyAlgorithm, RevocationReason
-from domain.pki import crl, der
-from domain.pki import x509 as certs
+from domain.pki import crl, der, signing
 from domain.pki.crl import EncodedRevocationList, RecutPolicy, RevokedEntry
 from tests.pki import NOW, Pki, make_pki
 
@@ -64,7 +63,7 @@ def reference_crl(
     builder = x509.CertificateRevocationListBuilder(
         pki.intermediate.subject, *times, extensions, [_revoked(entry) for entry in entries]
     )
-    return builder.sign(pki.intermediate_key, certs.signature_hash(pki.intermediate_key))
+    return builder.sign(pki.intermediate_key, signing.signature_hash(pki.intermediate_key))
 
 
 def _ext(

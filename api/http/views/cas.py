@@ -22,7 +22,7 @@ from domain.application.commands import (
 )
 from domain.application.service import Outcome
 from domain.model.tokens import Role
-from domain.model.values import CAKind, RevocationReason
+from domain.model.values import CAKind, KeyStorage, RevocationReason
 from domain.pki.der import pem
 from projections.readmodels.models import CAView
 from projections.readmodels.queries import DEFAULT_PAGE_SIZE
@@ -82,9 +82,11 @@ def get_ca(ca_id: UUID) -> ResponseReturnValue:
     role=Role.ADMIN,
     response=bodies.CA,
     summary="Enable; the first time this makes the CA's key and certificate",
+    body=bodies.ENABLE_CA,
 )
-def enable_ca(ca_id: UUID) -> ResponseReturnValue:
-    return _shown(ca_id, services().service.enable_ca(request_context(), ca_id))
+def enable_ca(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
+    storage = KeyStorage(body.get("key_storage", KeyStorage.SOFTWARE.value))
+    return _shown(ca_id, services().service.enable_ca(request_context(), ca_id, storage))
 
 
 @routes.route(
@@ -109,6 +111,17 @@ def disable_ca(ca_id: UUID) -> ResponseReturnValue:
 def renew_ca(ca_id: UUID, body: dict[str, Any]) -> ResponseReturnValue:
     outcome = services().service.renew_ca(request_context(), ca_id, body["service_days"])
     return _shown(ca_id, outcome)
+
+
+@routes.route(
+    "POST",
+    "/<uuid:ca_id>/rollover",
+    summary="A new key and certificate under the same name; issuance moves to it at once",
+    role=Role.ADMIN,
+    response=bodies.CA,
+)
+def roll_over_ca_key(ca_id: UUID) -> ResponseReturnValue:
+    return _shown(ca_id, services().service.roll_over_ca_key(request_context(), ca_id))
 
 
 @routes.route(

@@ -55,7 +55,9 @@ def _shape(
 ) -> ResponseReturnValue:
     service = services().service
     shape = certificate_shape(certificate, service.clock())
-    shape["chain_pem"] = _chain_pem(service.chain_der(certificate.ca_id))
+    shape["chain_pem"] = _chain_pem(
+        service.chain_der(certificate.ca_id, certificate.certificate_der)
+    )
     headers = {"X-Log-Position": str(position)} if position is not None else {}
     return shape, status, headers
 
@@ -125,18 +127,18 @@ def issue_certificates_batch(ca_id: UUID, body: dict[str, Any]) -> ResponseRetur
     issued = iter(service.issue_certificates(request_context(), ca_id, requests))
     outcomes = [next(issued) if isinstance(item, CertificateRequest) else item for item in parsed]
     results = [_batch_result(index, outcome) for index, outcome in enumerate(outcomes)]
-    succeeded = sum(1 for outcome in outcomes if isinstance(outcome, IssuedCertificate))
-    position = max(
-        (outcome.position for outcome in outcomes if isinstance(outcome, IssuedCertificate)),
-        default=0,
-    )
+    done = [outcome for outcome in outcomes if isinstance(outcome, IssuedCertificate)]
+    position = max((outcome.position for outcome in done), default=0)
+    # one group, one key: the chain of the key that signed them (after a rollover, not
+    # necessarily the CA's newest)
+    chain = done[0].chain_der if done else service.chain_der(ca_id)
     answer = {
-        "succeeded": succeeded,
-        "failed": len(outcomes) - succeeded,
-        "chain_pem": _chain_pem(service.chain_der(ca_id)),
+        "succeeded": len(done),
+        "failed": len(outcomes) - len(done),
+        "chain_pem": _chain_pem(chain),
         "results": results,
     }
-    return answer, 200, {"X-Log-Position": str(position)} if succeeded else {}
+    return answer, 200, {"X-Log-Position": str(position)} if done else {}
 
 
 def _batch_item(raw: object, index: int) -> CertificateRequest | PCAError:

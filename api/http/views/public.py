@@ -23,11 +23,13 @@ routes = Routes(blueprint, "Public")
 CA_CACHE = "public, max-age=3600"
 
 
-def _ca_der(ca_id: UUID) -> bytes:
-    certificate_der = services().service.get_ca(ca_id).certificate_der
-    if certificate_der is None:
+def _ca_der(ca_id: UUID, generation: int = 1) -> bytes:
+    """The certificate of the CA's key ``generation``: the plain URL serves the first key's,
+    which is what the caIssuers of every certificate issued before a rollover names."""
+    ca = services().service.get_ca(ca_id)
+    if ca.certificate_der is None:
         raise NotFoundError(f"CA {ca_id} has no certificate yet; it is enabled first.")
-    return certificate_der
+    return ca.key_generation(generation).certificate_der
 
 
 @routes.route(
@@ -41,6 +43,19 @@ def ca_certificate_der(ca_id: UUID) -> ResponseReturnValue:
     return Response(
         _ca_der(ca_id), mimetype="application/pkix-cert", headers={"Cache-Control": CA_CACHE}
     )
+
+
+@routes.route(
+    "GET",
+    "/ca/<uuid:ca_id>-g<int:generation>.crt",
+    summary="The certificate (DER) of a CA key after a rollover, the AIA URL of what it signs",
+    role=None,
+    path={"generation": bodies.GENERATION},
+    response=("application/pkix-cert",),
+)
+def ca_generation_der(ca_id: UUID, generation: int) -> ResponseReturnValue:
+    der = _ca_der(ca_id, generation)
+    return Response(der, mimetype="application/pkix-cert", headers={"Cache-Control": CA_CACHE})
 
 
 @routes.route(

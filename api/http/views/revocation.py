@@ -12,9 +12,11 @@ from flask import Blueprint, Response, request
 from flask.typing import ResponseReturnValue
 
 from api.deployment import services
+from api.http import bodies
 from api.http.errors import NotReadyError
 from api.http.routing import Routes
 from domain.model.errors import CANotEnabledError
+from domain.model.publication import issuer_scope
 from domain.pki.der import pem
 from projections.revocation.crlstore import BASE, DELTA, StoredCRL
 
@@ -26,18 +28,20 @@ OCSP_RESPONSE = "application/ocsp-response"
 CRL_CACHE = "public, no-cache"
 
 
-def _served(ca_id: UUID, kind: str) -> StoredCRL:
+def _served(ca_id: UUID, kind: str, generation: int = 1) -> StoredCRL:
     """The CRL being served; 404 for an unknown CA, 409 for one that was never enabled
     (it has no CRL and never will until enabled), 503 while the first one is on its way.
     A CA gets its certificate when first enabled, and keeps serving its last CRL after
     being disabled or revoked."""
     found = services()
-    if found.service.get_ca(ca_id).certificate_der is None:
+    ca = found.service.get_ca(ca_id)
+    if ca.certificate_der is None:
         raise CANotEnabledError(
             f"CA {ca_id} has never been enabled, so it publishes no CRL; "
             "its CRLs appear once it is enabled."
         )
-    crl = found.crls.get(ca_id, kind)
+    ca.key_generation(generation)  # 404 for a key the CA never had
+    crl = found.crls.get(issuer_scope(ca_id, generation), kind)
     if crl is None:
         raise NotReadyError(f"No CRL has been published for CA {ca_id} yet; retry shortly.")
     return crl
@@ -73,6 +77,32 @@ def crl_der(ca_id: UUID) -> ResponseReturnValue:
 )
 def delta_crl_der(ca_id: UUID) -> ResponseReturnValue:
     crl = _served(ca_id, DELTA)
+    return _crl_response(crl, crl.der, CRL_TYPES[0])
+
+
+@routes.route(
+    "GET",
+    "/crl/<uuid:ca_id>-g<int:generation>.crl",
+    summary="The base CRL (DER) of a CA key after a rollover, the CDP URL of what it signs",
+    role=None,
+    path={"generation": bodies.GENERATION},
+    response=CRL_TYPES[:1],
+)
+def generation_crl_der(ca_id: UUID, generation: int) -> ResponseReturnValue:
+    crl = _served(ca_id, BASE, generation)
+    return _crl_response(crl, crl.der, CRL_TYPES[0])
+
+
+@routes.route(
+    "GET",
+    "/crl/<uuid:ca_id>-g<int:generation>-delta.crl",
+    summary="The delta CRL (DER) of a CA key after a rollover",
+    role=None,
+    path={"generation": bodies.GENERATION},
+    response=CRL_TYPES[:1],
+)
+def generation_delta_crl_der(ca_id: UUID, generation: int) -> ResponseReturnValue:
+    crl = _served(ca_id, DELTA, generation)
     return _crl_response(crl, crl.der, CRL_TYPES[0])
 
 
