@@ -71,6 +71,7 @@ class CertificateRequest:
     include_crl: bool = INCLUDE_CRL_BY_DEFAULT
     idempotency_key: str | None = None
     not_after: dt.datetime | None = None
+    profile: str | None = None  # None: the CA's default profile
 
     def fingerprint(self) -> str:
         """SHA-256 over the parameters that define the certificate (not the idempotency key)."""
@@ -93,6 +94,8 @@ class CertificateRequest:
         }
         if self.not_after is not None:  # absent otherwise: stored fingerprints stay valid
             canonical["not_after"] = self.not_after.isoformat()
+        if self.profile is not None:
+            canonical["profile"] = self.profile
         encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(encoded).hexdigest()
 
@@ -126,6 +129,7 @@ def certificate_request(
     name: str | None = None,
     include_crl: bool | None = None,
     idempotency_key: str | None = None,
+    profile: str | None = None,
 ) -> CertificateRequest:
     """A certificate request from a face's parsed values (type and algorithm by name, SANs
     as ``(type, value)`` pairs); None takes the default. SANError names an unknown SAN type
@@ -141,4 +145,5 @@ def certificate_request(
         name=name,
         include_crl=INCLUDE_CRL_BY_DEFAULT if include_crl is None else include_crl,
         idempotency_key=idempotency_key,
+        profile=profile,
     )

@@ -29,11 +29,13 @@ from domain.application.store import (
     key_reused,
     too_busy,
 )
+from domain.model import policy
 from domain.model.authority import CertificateAuthority
 from domain.model.ca_rules import no_quota_left
 from domain.model.certificate import Certificate, IssuanceRequest, IssuedFacts, issuance_request_id
 from domain.model.certificate_facts import load_certificate
 from domain.model.errors import PCAError, QuotaError, SANError, ValidationError
+from domain.model.policy import DEFAULT_PROFILE, CertificateProfile
 from domain.model.validation import display_name, normalize_sans, normalize_subject
 from domain.model.values import SAN, CertificateType, KeyAlgorithm, RequestContext, SANType
 from domain.pki import x509 as certs
@@ -153,15 +155,27 @@ class Issuance:
     def _sign_leaf(
         self, ca: CertificateAuthority, request: CertificateRequest, now: dt.datetime
     ) -> tuple[IssuedFacts, object | None]:
-        window = ca.leaf_window(now, request.validity_days, request.not_after)
+        """Check the request against its profile (before any key is made), then sign."""
+        profile = ca.issuing_profile(request.profile or DEFAULT_PROFILE)
         subject = normalize_subject(request.subject)
         sans = _sans_for(request.type, subject.common_name, request.sans)
-        public_key, algorithm, key_id, sealed_key = self._leaf_key(request)
+        policy.check_request(profile, request.type, subject, sans)
+        decided = policy.decide(
+            profile,
+            subject,
+            request.validity_days,
+            request.not_after is not None,
+            request.include_crl,
+        )
+        window = ca.leaf_window(now, decided.validity_days, request.not_after)
+        policy.check_validity(profile, window[1] - now, _validity_field(request))
+        public_key, algorithm, key_id, sealed_key = self._leaf_key(request, profile)
         ca_der, ca_key_id = ca.signing_identity()
-        profile = certs.LeafProfile(request.type, subject, sans, request.include_crl)
+        usages = certs.Usages(profile.policy.key_usage, profile.policy.extended_key_usage)
+        leaf = certs.LeafProfile(request.type, decided.subject, sans, decided.include_crl, usages)
         certificate = certs.build_leaf(
             public_key,
-            profile,
+            leaf,
             self._issuer_certificate(ca.id, ca_der),
             certs.as_issuer_key(self._store.keys.get(ca_key_id)),
             window,
@@ -172,11 +186,13 @@ class Issuance:
             ca_id=ca.id,
             type=request.type,
             name=display_name(request.name) or subject.common_name,
-            subject=subject,
+            subject=decided.subject,
             sans=sans,
             key_algorithm=algorithm,
             key_id=key_id,
-            include_crl=request.include_crl,
+            include_crl=decided.include_crl,
+            profile=profile.name,
+            profile_version=profile.version,
         )
         return facts, sealed_key
 
@@ -188,10 +204,10 @@ class Issuance:
         return parsed
 
     def _leaf_key(
-        self, request: CertificateRequest
+        self, request: CertificateRequest, profile: CertificateProfile
     ) -> tuple[CertificatePublicKeyTypes, KeyAlgorithm, str | None, object | None]:
         """The public key to certify, its algorithm, and, for a key the service makes,
-        its key id and sealed form."""
+        its key id and sealed form; the profile's key algorithms are checked first."""
         if request.csr_pem is not None:
             if request.key_algorithm is not None:
                 raise ValidationError(
@@ -199,8 +215,13 @@ class Issuance:
                     field="key_algorithm",
                 )
             public_key = certs.load_csr(request.csr_pem).public_key()
-            return public_key, certs.key_algorithm_of(public_key), None, None
-        algorithm = request.key_algorithm or DEFAULT_LEAF_KEY_ALGORITHM
+            algorithm = certs.key_algorithm_of(public_key)
+            policy.check_key_algorithm(profile, algorithm, "csr")
+            return public_key, algorithm, None, None
+        algorithm = request.key_algorithm or policy.key_algorithm_for(
+            profile, DEFAULT_LEAF_KEY_ALGORITHM
+        )
+        policy.check_key_algorithm(profile, algorithm, "key_algorithm")
         key = certs.generate_private_key(algorithm)
         key_id = f"leaf-{uuid4()}"
         return key.public_key(), algorithm, key_id, self._store.keys.seal(key_id, key)
@@ -322,6 +343,11 @@ class _Staged:
         if len(self.recorded) >= ca.quota_remaining:
             self.refused.append((ticket, no_quota_left()))
             return
+        try:
+            ca.check_profile_current(ticket.facts.profile, ticket.facts.profile_version)
+        except PCAError as error:
+            self.refused.append((ticket, error))
+            return
         certificate = Certificate.issue(ticket.ctx, ticket.facts)
         self.recorded.append((ticket, certificate))
         if key is not None:
@@ -358,3 +384,7 @@ def _sans_for(
         "neither; add one to sans.",
         field="sans",
     )
+
+
+def _validity_field(request: CertificateRequest) -> str:
+    return "validity_days" if request.not_after is None else "not_after"

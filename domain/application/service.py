@@ -46,10 +46,11 @@ from domain.application.tokens import Tokens
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
 from domain.model.errors import PCAError, StorageNotDurableError
+from domain.model.policy import IssuancePolicy, check_identifier
 from domain.model.publication import Publication
 from domain.model.tokens import ApiToken, Role
 from domain.model.transcodings import register_all
-from domain.model.values import RequestContext, RevocationReason
+from domain.model.values import SAN, RequestContext, RevocationReason
 from domain.pki.formats import DownloadFormat, DownloadOptions
 
 __all__ = ["Clock", "IssuedCertificate", "Outcome", "PrivateCA", "utc_now"]
@@ -172,6 +173,32 @@ class PrivateCA(Application[UUID]):
     ) -> Outcome:
         """Set the intermediate's remaining quota, moving the difference to or from the root."""
         return self._authorities.assign_quota(ctx, root_id, intermediate_id, remaining)
+
+    # --- certificate profiles -------------------------------------------------------------
+
+    @command
+    def create_profile(
+        self, ctx: RequestContext, ca_id: UUID, name: str, policy: IssuancePolicy
+    ) -> Outcome:
+        """A new certificate profile on the intermediate ``ca_id``."""
+        return self._authorities.update(ca_id, lambda ca: ca.create_profile(ctx, name, policy))
+
+    @command
+    def update_profile(
+        self, ctx: RequestContext, ca_id: UUID, name: str, policy: IssuancePolicy
+    ) -> Outcome:
+        """The next version of profile ``name``: later requests are held to ``policy``."""
+        return self._authorities.update(ca_id, lambda ca: ca.update_profile(ctx, name, policy))
+
+    @command
+    def retire_profile(self, ctx: RequestContext, ca_id: UUID, name: str) -> Outcome:
+        """Stop issuing under profile ``name``; its certificates stay valid."""
+        return self._authorities.update(ca_id, lambda ca: ca.retire_profile(ctx, name))
+
+    def check_identifier(self, ca_id: UUID, profile: str, san: SAN) -> None:
+        """PolicyError unless the intermediate would issue for the (normalised) name
+        ``san`` under ``profile``: what an ACME server asks before an order is made."""
+        check_identifier(self.get_ca(ca_id).issuing_profile(profile), san)
 
     # --- certificates ---------------------------------------------------------------------
 

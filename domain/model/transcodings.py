@@ -9,6 +9,7 @@ from typing import Any
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from domain.model import topics
+from domain.model.policy import CertificateProfile, IssuancePolicy, policy_data, policy_from
 from domain.model.tokens import Role
 from domain.model.values import (
     SAN,
@@ -74,6 +75,35 @@ class SANAsPair(Transcoding):
         return SAN(SANType(data[0]), data[1])
 
 
+class PolicyAsDict(Transcoding):
+    type = IssuancePolicy
+    name = "policy"
+
+    def encode(self, obj: IssuancePolicy) -> dict[str, Any]:
+        return policy_data(obj)
+
+    def decode(self, data: dict[str, Any]) -> IssuancePolicy:
+        return policy_from(data)
+
+
+class ProfileAsDict(Transcoding):
+    """A CA snapshot's profiles."""
+
+    type = CertificateProfile
+    name = "profile"
+
+    def encode(self, obj: CertificateProfile) -> dict[str, Any]:
+        return {
+            "name": obj.name,
+            "version": obj.version,
+            "policy": obj.policy,
+            "retired": obj.retired,
+        }
+
+    def decode(self, data: dict[str, Any]) -> CertificateProfile:
+        return CertificateProfile(**data)
+
+
 def _enum_transcoding(enum_class: type[Enum]) -> Transcoding:
     class EnumAsValue(Transcoding):
         type = enum_class
@@ -94,5 +124,7 @@ def register_all(transcoder: JSONTranscoder) -> None:
     transcoder.register(BytesAsBase64())
     transcoder.register(SubjectAsDict())
     transcoder.register(SANAsPair())
+    transcoder.register(PolicyAsDict())
+    transcoder.register(ProfileAsDict())
     for enum_class in _ENUMS:
         transcoder.register(_enum_transcoding(enum_class))

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
 from domain.model.errors import CSRError, KeyCustodyError
+from domain.model.policy import ExtendedKeyUsage, KeyUsage
 from domain.model.values import SAN, CertificateType, KeyAlgorithm, SANType, Subject
 from domain.pki import der
 
@@ -69,6 +70,15 @@ class PublicationURLs:
 
 
 @dataclass(frozen=True)
+class Usages:
+    """The keyUsage bits and extended key usages a profile asks for; empty: the
+    service's own choice per certificate type and key."""
+
+    key_usage: tuple[KeyUsage, ...] = ()
+    extended_key_usage: tuple[ExtendedKeyUsage, ...] = ()
+
+
+@dataclass(frozen=True)
 class LeafProfile:
     """What goes into an end-entity certificate besides keys and times."""
 
@@ -76,6 +86,7 @@ class LeafProfile:
     subject: Subject
     sans: tuple[SAN, ...]
     include_crl: bool
+    usages: Usages = Usages()
 
 
 def generate_private_key(algorithm: KeyAlgorithm) -> CertificateIssuerPrivateKeyTypes:
@@ -176,7 +187,7 @@ def build_leaf(
     re-checks the builder each time, which cost more than the signature itself.
     """
     extensions = [
-        *_leaf_constants(profile.type, isinstance(public_key, rsa.RSAPublicKey)),
+        *_leaf_constants(profile.type, isinstance(public_key, rsa.RSAPublicKey), profile.usages),
         _extension(x509.SubjectKeyIdentifier.from_public_key(public_key)),
     ]
     if profile.sans:
@@ -197,15 +208,38 @@ def _extension(value: x509.ExtensionType, *, critical: bool = False) -> x509.Ext
     return x509.Extension(value.oid, critical, value)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=64)
 def _leaf_constants(
-    certificate_type: CertificateType, rsa_key: bool
+    certificate_type: CertificateType, rsa_key: bool, usages: Usages
 ) -> tuple[x509.Extension[Any], ...]:
-    """Basic constraints, key usage and extended key usage: fixed per type and key kind."""
+    """Basic constraints, key usage and extended key usage: fixed per type, key kind and
+    the profile's usages."""
+    key_usage = _leaf_key_usage(certificate_type, rsa_key)
+    if usages.key_usage:
+        key_usage = _profile_key_usage(usages.key_usage, rsa_key)
+    ekus = [_EKU_OIDS[usage] for usage in usages.extended_key_usage] or [_eku(certificate_type)]
     return (
         _extension(x509.BasicConstraints(ca=False, path_length=None), critical=True),
-        _extension(_leaf_key_usage(certificate_type, rsa_key), critical=True),
-        _extension(x509.ExtendedKeyUsage([_eku(certificate_type)])),
+        _extension(key_usage, critical=True),
+        _extension(x509.ExtendedKeyUsage(ekus)),
+    )
+
+
+def _profile_key_usage(bits: tuple[KeyUsage, ...], rsa_key: bool) -> x509.KeyUsage:
+    """The profile's bits that the key can serve: encipherment needs an RSA key, key
+    agreement an EC one (a bit the key cannot honour is left out, not refused)."""
+    wanted = {bit.value for bit in bits}
+    if rsa_key:
+        wanted.discard(KeyUsage.KEY_AGREEMENT.value)
+    else:
+        wanted -= {KeyUsage.KEY_ENCIPHERMENT.value, KeyUsage.DATA_ENCIPHERMENT.value}
+    wanted = wanted or {KeyUsage.DIGITAL_SIGNATURE.value}
+    return x509.KeyUsage(
+        **{bit.value: bit.value in wanted for bit in KeyUsage},
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 
@@ -317,6 +351,14 @@ def _key_usage(*, key_encipherment: bool = False, key_cert_sign: bool = False) -
         encipher_only=False,
         decipher_only=False,
     )
+
+
+_EKU_OIDS = {
+    ExtendedKeyUsage.SERVER_AUTH: ExtendedKeyUsageOID.SERVER_AUTH,
+    ExtendedKeyUsage.CLIENT_AUTH: ExtendedKeyUsageOID.CLIENT_AUTH,
+    ExtendedKeyUsage.CODE_SIGNING: ExtendedKeyUsageOID.CODE_SIGNING,
+    ExtendedKeyUsage.EMAIL_PROTECTION: ExtendedKeyUsageOID.EMAIL_PROTECTION,
+}
 
 
 def _eku(certificate_type: CertificateType) -> x509.ObjectIdentifier:
