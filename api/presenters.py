@@ -7,6 +7,7 @@ import datetime as dt
 
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
+from domain.model.policy import CertificateProfile, policy_data
 from domain.model.values import CAKind, CertificateStatus, Subject
 from domain.pki.der import pem
 from projections.readmodels.models import CAView, CertificateView
@@ -69,6 +70,18 @@ def certificate_shape(certificate: Certificate, now: dt.datetime) -> Shape:
             certificate.revocation_reason.value if certificate.revocation_reason else None
         ),
         "certificate_pem": pem(certificate.certificate_der),
+        "profile": certificate.profile,
+        "profile_version": certificate.profile_version,
+    }
+
+
+def profile_shape(profile: CertificateProfile) -> Shape:
+    """A certificate profile with its whole policy, every rule spelled out."""
+    return {
+        "name": profile.name,
+        "version": profile.version,
+        "retired": profile.retired,
+        "policy": policy_data(profile.policy),
     }
 
 

@@ -18,6 +18,7 @@ from api.http.routing import Routes
 from api.http.views import audit as views_audit
 from api.http.views import cas as views_cas
 from api.http.views import certificates as views_certificates
+from api.http.views import profiles as views_profiles
 from api.http.views import public as views_public
 from api.http.views import reports as views_reports
 from api.http.views import revocation as views_revocation
@@ -36,6 +37,7 @@ ALL_ROUTES: tuple[Routes, ...] = (
     views_revocation.routes,
     views_audit.routes,
     views_reports.routes,
+    views_profiles.routes,
 )
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -78,6 +80,7 @@ def create_app(
         views_revocation.blueprint,
         views_audit.blueprint,
         views_reports.blueprint,
+        views_profiles.blueprint,
     ):
         app.register_blueprint(blueprint)
     register_error_handlers(app)

@@ -13,7 +13,6 @@ from api.http.schema import (
     NotTogether,
     Nullable,
     Obj,
-    OneRequired,
     PerItem,
     QueryInt,
     RequiredWhen,
@@ -30,6 +29,15 @@ from domain.application.commands import (
 )
 from domain.model.ca_rules import MAX_CA_YEARS, MAX_LEAF_DAYS, MAX_QUOTA_STEP, MAX_SERVICE_DAYS
 from domain.model.countries import COUNTRY_CODES
+from domain.model.policy import (
+    DEFAULT_PROFILE,
+    MAX_PATTERNS,
+    MAX_PROFILE_NAME,
+    PROFILE_NAME,
+    SUBJECT_FIELDS,
+    ExtendedKeyUsage,
+    KeyUsage,
+)
 from domain.model.text import CONTROL_CHARACTERS
 from domain.model.validation import ALLOWED_SAN_TYPES, MAX_ATTRIBUTE_LENGTHS, MAX_SANS
 from domain.model.values import (
@@ -203,6 +211,70 @@ def _sans_for(kind: CertificateType) -> When:
     )
 
 
+PROFILE_NAME_TEXT = Str(
+    f"the certificate profile to issue under (default {DEFAULT_PROFILE!r})",
+    min_length=1,
+    max_length=MAX_PROFILE_NAME,
+    pattern=f"^{PROFILE_NAME.pattern}$",
+)
+_PATTERNS = Array(Str(min_length=1, max_length=253, pattern=PLAIN_TEXT), MAX_PATTERNS)
+
+
+def _name_rule(name: str, description: str) -> Obj:
+    return Obj(name, {"allow": _PATTERNS, "deny": _PATTERNS}, description=description)
+
+
+_DNS_PATTERNS = "'api.example' matches exactly, '*.svc.example' every name below svc.example"
+POLICY = Obj(
+    "IssuancePolicy",
+    {
+        "types": Array(Str(enum=tuple(t.value for t in CertificateType)), len(CertificateType)),
+        "dns": _name_rule("DNSNameRule", f"DNS names: {_DNS_PATTERNS}"),
+        "allow_wildcards": Bool("whether DNS names like '*.svc.example' may be requested"),
+        "ip": _name_rule("IPNameRule", "IP addresses: networks in CIDR form, '10.0.0.0/8'"),
+        "email": _name_rule("EmailNameRule", f"e-mail addresses by domain: {_DNS_PATTERNS}"),
+        "uri": _name_rule("URINameRule", "URIs by prefix: 'urn:example:team:'"),
+        "common_name": _name_rule("CommonNameRule", f"common names: {_DNS_PATTERNS}"),
+        "key_algorithms": Array(Str(enum=KEY_ALGORITHMS), len(KEY_ALGORITHMS)),
+        "max_validity_days": Nullable(Int(1, MAX_LEAF_DAYS)),
+        "default_validity_days": Nullable(
+            Int(1, MAX_LEAF_DAYS, "used when a request gives neither validity_days nor not_after")
+        ),
+        "key_usage": Array(Str(enum=tuple(u.value for u in KeyUsage)), len(KeyUsage)),
+        "extended_key_usage": Array(
+            Str(enum=tuple(u.value for u in ExtendedKeyUsage)), len(ExtendedKeyUsage)
+        ),
+        "subject_fields": Array(Str(enum=SUBJECT_FIELDS), len(SUBJECT_FIELDS)),
+        "fixed_subject": Obj(
+            "FixedSubject",
+            {
+                key: Str(min_length=1, max_length=spec_max, pattern=PLAIN_TEXT)
+                for key, spec_max in {**MAX_ATTRIBUTE_LENGTHS, "country": 2}.items()
+            },
+            description="subject fields the profile sets on every certificate",
+        ),
+        "include_crl": Nullable(Bool("true or false fixes it; null lets the request choose")),
+    },
+    description="What requests under a profile may have; a field left out allows what the CA"
+    " allows. Empty allow lists allow every name; deny entries win over allow entries.",
+)
+CREATE_PROFILE = Obj(
+    "CreateProfile",
+    {"name": PROFILE_NAME_TEXT, "policy": POLICY},
+    frozenset({"name"}),
+)
+UPDATE_PROFILE = Obj("UpdateProfile", {"policy": POLICY}, frozenset({"policy"}))
+PROFILE = Obj(
+    "Profile",
+    {
+        "name": PROFILE_NAME_TEXT,
+        "version": Int(1, 2**31),
+        "retired": Bool(),
+        "policy": POLICY,
+    },
+    frozenset({"name", "version", "retired", "policy"}),
+)
+PROFILE_LIST = Obj("ProfileList", {"items": Array(PROFILE, 10**6)}, frozenset({"items"}))
 _SANS_BY_TYPE = tuple(_sans_for(kind) for kind in ALLOWED_SAN_TYPES)
 ISSUE = Obj(
     "IssueCertificate",
@@ -226,6 +298,7 @@ ISSUE = Obj(
         "include_crl": Bool(
             f"write the CRL distribution point (default {str(INCLUDE_CRL_BY_DEFAULT).lower()})"
         ),
+        "profile": PROFILE_NAME_TEXT,
     },
     frozenset({"type", "common_name"}),
     when=(
@@ -238,10 +311,6 @@ ISSUE = Obj(
         NotTogether(
             ("not_after", "validity_days"),
             "and validity_days exclude each other: give validity_days or not_after, not both.",
-        ),
-        OneRequired(
-            ("validity_days", "not_after"),
-            "is required: give validity_days, or not_after (an ISO 8601 end time).",
         ),
     ),
 )
@@ -350,6 +419,8 @@ CERTIFICATE = Obj(
         "revocation_reason": Nullable(Str(enum=REASONS)),
         "certificate_pem": Str(max_length=65536),
         "chain_pem": Str(max_length=65536),
+        "profile": PROFILE_NAME_TEXT,
+        "profile_version": Int(1, 2**31),
     },
     frozenset(
         {
@@ -367,7 +438,7 @@ CERTIFICATE = Obj(
         }
     ),
 )
-_NOT_IN_LISTS = {"subject", "certificate_pem", "chain_pem"}
+_NOT_IN_LISTS = {"subject", "certificate_pem", "chain_pem", "profile", "profile_version"}
 CERTIFICATE_SUMMARY = Obj(
     "CertificateSummary",
     {

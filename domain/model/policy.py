@@ -10,7 +10,7 @@ what the profile allows, so the requester knows what to change. Name patterns:
   (``*.a.svc.example``) also needs ``allow_wildcards``.
 - IP addresses: networks in CIDR form (``10.0.0.0/8``; one address is ``/32``).
 - e-mail addresses: their domain, with the DNS patterns above.
-- URIs: a prefix (``spiffe://example.org/``).
+- URIs: a prefix (``urn:example:team:``).
 
 An empty allow list allows every value; a deny entry wins over any allow entry.
 """
@@ -169,7 +169,7 @@ def decide(
     days = validity_days if validity_days is not None or has_end else policy.default_validity_days
     if days is None and not has_end:
         raise ValidationError(
-            f"validity_days is required: profile {show(profile.name)} has no default validity;"
+            f"validity_days is required: profile {_quoted(profile.name)} has no default validity;"
             " give validity_days, or not_after (an ISO 8601 end time).",
             field="validity_days",
         )
@@ -183,7 +183,7 @@ def check_validity(profile: CertificateProfile, span: dt.timedelta, field: str) 
     limit = profile.policy.max_validity_days
     if limit is not None and span > dt.timedelta(days=limit):
         raise PolicyError(
-            f"{field} is longer than profile {show(profile.name)} allows: at most {limit} days;"
+            f"{field} is longer than profile {_quoted(profile.name)} allows: at most {limit} days;"
             " ask for a shorter validity.",
             field=field,
         )
@@ -197,14 +197,14 @@ def _check_subject_fields(profile: CertificateProfile, subject: Subject) -> None
             continue
         if name in fixed:
             raise PolicyError(
-                f"subject.{name} {show(value)} differs from what profile {show(profile.name)}"
-                f" fixes, {show(fixed[name])}; leave it out.",
+                f"subject.{name} {_quoted(value)} differs from what profile {_quoted(profile.name)}"
+                f" fixes, {_quoted(fixed[name])}; leave it out.",
                 field=f"subject.{name}",
             )
         if name not in profile.policy.subject_fields:
             allowed = ", ".join(profile.policy.subject_fields) or "none"
             raise PolicyError(
-                f"subject.{name} may not be set under profile {show(profile.name)}; the fields"
+                f"subject.{name} may not be set under profile {_quoted(profile.name)}; the fields"
                 f" a request may set are: {allowed}.",
                 field=f"subject.{name}",
             )
@@ -213,7 +213,7 @@ def _check_subject_fields(profile: CertificateProfile, subject: Subject) -> None
 def _check_dns(profile: CertificateProfile, name: str) -> None:
     if name.startswith("*.") and not profile.policy.allow_wildcards:
         raise PolicyError(
-            f"{show(name)} is a wildcard name and profile {show(profile.name)} allows no"
+            f"{_quoted(name)} is a wildcard name and profile {_quoted(profile.name)} allows no"
             " wildcards; name each host.",
             field="sans",
         )
@@ -256,8 +256,8 @@ def _check_names(
     denied = next((pattern for pattern in rule.deny if match(value, pattern)), None)
     if denied is not None:
         raise PolicyError(
-            f"{show(shown or value)} is denied by profile {show(profile.name)}, which excludes"
-            f" {what} matching {show(denied)}.",
+            f"{_quoted(shown or value)} is denied by profile {_quoted(profile.name)}, which"
+            f" excludes {what} matching {_quoted(denied)}.",
             field=field,
         )
     if rule.allow and not any(match(value, pattern) for pattern in rule.allow):
@@ -267,12 +267,17 @@ def _check_names(
 def _refuse(
     profile: CertificateProfile, field: str, value: str, what: str, allowed: Sequence[object]
 ) -> None:
-    listed = ", ".join(f'"{getattr(item, "value", item)}"' for item in allowed)
+    listed = ", ".join(_quoted(str(getattr(item, "value", item))) for item in allowed)
     raise PolicyError(
-        f'"{value}" is outside the allowed {what} of profile "{profile.name}": allowed are'
-        f" {listed}.",
+        f"{_quoted(value)} is outside the allowed {what} of profile {_quoted(profile.name)}:"
+        f" allowed are {listed}.",
         field=field,
     )
+
+
+def _quoted(text: str) -> str:
+    """``text`` in double quotes, as the messages of a policy show values."""
+    return f'"{text}"'
 
 
 def _dns_match(name: str, pattern: str) -> bool:
@@ -395,7 +400,7 @@ def _uri_prefix(value: str, field: str) -> str:
     if not _URI_PREFIX.fullmatch(value):
         raise ValidationError(
             f"{field} {show(value)} is not a URI prefix; start it with a scheme, as in"
-            " 'spiffe://example.org/'.",
+            " 'urn:example:team:'.",
             field=field,
         )
     return value
