@@ -130,6 +130,7 @@ def issue_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
         name=args.name,
         include_crl=args.include_crl,
         idempotency_key=args.idempotency_key,
+        profile=args.profile,
     )
     issued = session.service.issue_certificate(session.context, args.ca_id, request)
     return _certificate_row(session, issued.certificate.id)

@@ -15,7 +15,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.cli import audit, commands, lists, runners
+from api.cli import audit, commands, lists, profiles, runners
 from api.cli.output import CommandFailedError, Row, emit
 from api.cli.quickstart import run_quickstart
 from api.deployment import Deployment
@@ -121,8 +121,10 @@ def _issue_args(parser: argparse.ArgumentParser) -> None:
         metavar="TYPE:VALUE",
         help="dns:www.example.com, ip:10.0.0.1, email:a@b.c, uri:spiffe://x",
     )
-    validity = parser.add_mutually_exclusive_group(required=True)
-    validity.add_argument("--validity-days", type=int)
+    validity = parser.add_mutually_exclusive_group()
+    validity.add_argument(
+        "--validity-days", type=int, help="required unless the profile has a default"
+    )
     validity.add_argument(
         "--not-after", help="an explicit end, ISO 8601 with a zone (2027-01-31T00:00:00Z)"
     )
@@ -131,6 +133,7 @@ def _issue_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="display name (defaults to the common name)")
     parser.add_argument("--no-crl", dest="include_crl", action="store_false")
     parser.add_argument("--idempotency-key")
+    parser.add_argument("--profile", help="the CA's certificate profile to issue under")
 
 
 def _download_args(parser: argparse.ArgumentParser) -> None:
@@ -194,6 +197,13 @@ GROUPS: dict[str, dict[str, Command]] = {
         "assign": Command(
             commands.assign_quota, _assign_args, "set an intermediate's remaining quota"
         ),
+    },
+    "profile": {
+        "create": Command(profiles.create, profiles.declare_policy, "create a certificate profile"),
+        "update": Command(profiles.update, profiles.declare_policy, "replace a profile's policy"),
+        "retire": Command(profiles.retire, profiles.declare_name, "stop issuing under a profile"),
+        "show": Command(profiles.show, profiles.declare_name, "one profile with its policy"),
+        "list": Command(profiles.list_profiles, profiles.declare_ca, "an intermediate's profiles"),
     },
     "cert": {
         "issue": Command(commands.issue_certificate, _issue_args, "request a certificate"),
