@@ -8,7 +8,7 @@ import datetime as dt
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
 from domain.model.policy import CertificateProfile, policy_data
-from domain.model.values import CAKind, CertificateStatus, Subject
+from domain.model.values import SAN, CAKind, CertificateStatus, Subject
 from domain.pki.der import pem
 from projections.readmodels.models import CAView, CertificateView
 
@@ -32,7 +32,7 @@ def ca_shape(ca: CertificateAuthority, now: dt.datetime) -> Shape:
         quota = {"remaining": ca.quota_remaining, "issued": ca.issued_count}
     not_after = ca.not_after
     expired = not_after is not None and now >= not_after
-    return {
+    shape: Shape = {
         "id": str(ca.id),
         "kind": ca.kind.value,
         "parent_id": str(ca.parent_id) if ca.parent_id else None,
@@ -45,6 +45,16 @@ def ca_shape(ca: CertificateAuthority, now: dt.datetime) -> Shape:
         "certificate_pem": pem(ca.certificate_der) if ca.certificate_der else None,
         "quota": quota,
     }
+    if ca.name_constraints:  # only constrained intermediates carry the field
+        shape["name_constraints"] = {
+            "permitted": [_subtree(tree) for tree in ca.name_constraints.permitted],
+            "excluded": [_subtree(tree) for tree in ca.name_constraints.excluded],
+        }
+    return shape
+
+
+def _subtree(tree: SAN) -> Shape:
+    return {"type": tree.type.value, "value": tree.value}
 
 
 def certificate_shape(certificate: Certificate, now: dt.datetime) -> Shape:

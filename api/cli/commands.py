@@ -12,7 +12,12 @@ from api.cli.output import Row
 from api.deployment import Deployment
 from api.presenters import ca_shape, certificate_shape
 from domain.adapters.settings import Settings
-from domain.application.commands import CAProfile, ca_profile, certificate_request
+from domain.application.commands import (
+    CAProfile,
+    ca_name_constraints,
+    ca_profile,
+    certificate_request,
+)
 from domain.application.service import PrivateCA
 from domain.model.errors import ValidationError
 from domain.model.tokens import Role
@@ -82,7 +87,14 @@ def create_root(session: Session, args: argparse.Namespace) -> list[Row]:
 
 def create_intermediate(session: Session, args: argparse.Namespace) -> list[Row]:
     profile = _profile(args, CAKind.INTERMEDIATE)
-    outcome = session.service.create_intermediate(session.context, args.parent, profile)
+    constraints = ca_name_constraints(
+        CAKind.INTERMEDIATE,
+        [_split_san(raw, "permit") for raw in args.permit],
+        [_split_san(raw, "exclude") for raw in args.exclude],
+    )
+    outcome = session.service.create_intermediate(
+        session.context, args.parent, profile, name_constraints=constraints
+    )
     return _ca_row(session, outcome.id)
 
 
@@ -136,11 +148,11 @@ def issue_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
     return _certificate_row(session, issued.certificate.id)
 
 
-def _split_san(raw: str) -> tuple[str, str]:
+def _split_san(raw: str, flag: str = "san") -> tuple[str, str]:
     kind, separator, value = raw.partition(":")
     if not separator:
         raise ValidationError(
-            f"--san takes TYPE:VALUE such as dns:www.example.com; got {raw!r}.", field="san"
+            f"--{flag} takes TYPE:VALUE such as dns:www.example.com; got {raw!r}.", field=flag
         )
     return kind, value
 

@@ -83,6 +83,15 @@ def _ca_args(parser: argparse.ArgumentParser, *, root: bool) -> None:
         )
     else:
         parser.add_argument("--parent", required=True, type=uuid.UUID, help="the root CA's id")
+        for flag, what in (("--permit", "permitted"), ("--exclude", "excluded")):
+            parser.add_argument(
+                flag,
+                action="append",
+                default=[],
+                metavar="TYPE:VALUE",
+                help=f"a {what} name-constraint subtree: dns:svc.example, ip:10.0.0.0/8,"
+                " email:example.com, uri:.example.com",
+            )
 
 
 def _id_arg(parser: argparse.ArgumentParser) -> None:

@@ -28,6 +28,7 @@ from domain.application.commands import (
     INCLUDE_CRL_BY_DEFAULT,
 )
 from domain.model.ca_rules import MAX_CA_YEARS, MAX_LEAF_DAYS, MAX_QUOTA_STEP, MAX_SERVICE_DAYS
+from domain.model.constraints import MAX_SUBTREES
 from domain.model.countries import COUNTRY_CODES
 from domain.model.policy import (
     DEFAULT_PROFILE,
@@ -118,6 +119,28 @@ OPTIONAL_SUBJECT = Obj(
     description="Optional subject fields (company, department, ...) besides the common name.",
 )
 
+_SUBTREES = Array(
+    Obj(
+        "Subtree",
+        {
+            "type": Str(enum=tuple(t.value for t in SANType)),
+            "value": Str(
+                "dns/uri/email: a host such as 'example.com' (uri and email also"
+                " '.example.com', email a mailbox); ip: a network, '10.0.0.0/8'",
+                min_length=1,
+                max_length=253,
+                pattern=PLAIN_TEXT,
+            ),
+        },
+        frozenset({"type", "value"}),
+    ),
+    MAX_SUBTREES,
+)
+NAME_CONSTRAINTS = Obj(
+    "NameConstraints",
+    {"permitted": _SUBTREES, "excluded": _SUBTREES},
+    description="an intermediate's subtrees (RFC 5280 4.2.1.10), critical in its certificate",
+)
 CREATE_CA = Obj(
     "CreateCA",
     {
@@ -132,6 +155,7 @@ CREATE_CA = Obj(
             1, MAX_SERVICE_DAYS, f"service period, from enablement (default {_DEFAULT_DAYS})"
         ),
         "included_certificates": Int(0, MAX_QUOTA_STEP, "quota included with a root"),
+        "name_constraints": NAME_CONSTRAINTS,
     },
     frozenset({"kind", "subject"}),
     required_when=(RequiredWhen("kind", (CAKind.INTERMEDIATE.value,), frozenset({"parent_id"})),),
@@ -397,6 +421,7 @@ CA = Obj(
         "certificate_pem": Nullable(Str(max_length=65536)),
         "quota": QUOTA,
         "certificates": CERTIFICATE_COUNTS,
+        "name_constraints": NAME_CONSTRAINTS,
     },
     frozenset({"id", "kind", "parent_id", "status", "subject", "key_algorithm", "quota"}),
 )

@@ -12,6 +12,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from domain.model.constraints import NameConstraints, name_constraints
+from domain.model.errors import ValidationError
 from domain.model.validation import parse_san_list
 from domain.model.values import (
     SAN,
@@ -115,6 +117,21 @@ def ca_profile(
         defaults.validity_years if validity_years is None else validity_years,
         defaults.service_days if service_days is None else service_days,
     )
+
+
+def ca_name_constraints(
+    kind: CAKind, permitted: Sequence[tuple[str, str]], excluded: Sequence[tuple[str, str]]
+) -> NameConstraints:
+    """A new CA's name constraints from ``(type, value)`` pairs; only intermediates, which
+    sign leaves, take them."""
+    constraints = name_constraints(permitted, excluded)
+    if constraints and kind is not CAKind.INTERMEDIATE:
+        raise ValidationError(
+            "name_constraints apply to intermediate CAs, which sign leaves; leave them out"
+            " for a root.",
+            field="name_constraints",
+        )
+    return constraints
 
 
 def certificate_request(

@@ -34,6 +34,7 @@ from domain.model.authority import CertificateAuthority
 from domain.model.ca_rules import no_quota_left
 from domain.model.certificate import Certificate, IssuanceRequest, IssuedFacts, issuance_request_id
 from domain.model.certificate_facts import load_certificate
+from domain.model.constraints import check_names
 from domain.model.errors import PCAError, QuotaError, SANError, ValidationError
 from domain.model.policy import DEFAULT_PROFILE, CertificateProfile
 from domain.model.validation import display_name, normalize_sans, normalize_subject
@@ -160,6 +161,7 @@ class Issuance:
         subject = normalize_subject(request.subject)
         sans = _sans_for(request.type, subject.common_name, request.sans)
         policy.check_request(profile, request.type, subject, sans)
+        check_names(ca.name_constraints, sans, subject.common_name)
         decided = policy.decide(
             profile,
             subject,

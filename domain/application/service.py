@@ -45,9 +45,11 @@ from domain.application.store import (
 from domain.application.tokens import Tokens
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
+from domain.model.constraints import UNCONSTRAINED, NameConstraints, check_names
 from domain.model.errors import PCAError, StorageNotDurableError
 from domain.model.policy import IssuancePolicy, check_identifier
 from domain.model.publication import Publication
+from domain.model.san_values import normalize_san_value
 from domain.model.tokens import ApiToken, Role
 from domain.model.transcodings import register_all
 from domain.model.values import SAN, RequestContext, RevocationReason
@@ -132,9 +134,13 @@ class PrivateCA(Application[UUID]):
         parent_id: UUID,
         profile: CAProfile,
         idempotency_key: str | None = None,
+        name_constraints: NameConstraints = UNCONSTRAINED,
     ) -> Outcome:
-        """A pending intermediate under the enabled root ``parent_id``."""
-        return self._authorities.create_intermediate(ctx, parent_id, profile, idempotency_key)
+        """A pending intermediate under the enabled root ``parent_id``, signing only
+        inside ``name_constraints`` (written critical into its certificate)."""
+        return self._authorities.create_intermediate(
+            ctx, parent_id, profile, idempotency_key, name_constraints
+        )
 
     @command
     def enable_ca(self, ctx: RequestContext, ca_id: UUID) -> Outcome:
@@ -196,9 +202,13 @@ class PrivateCA(Application[UUID]):
         return self._authorities.update(ca_id, lambda ca: ca.retire_profile(ctx, name))
 
     def check_identifier(self, ca_id: UUID, profile: str, san: SAN) -> None:
-        """PolicyError unless the intermediate would issue for the (normalised) name
-        ``san`` under ``profile``: what an ACME server asks before an order is made."""
-        check_identifier(self.get_ca(ca_id).issuing_profile(profile), san)
+        """PolicyError (SANError for a malformed name) unless the intermediate would issue
+        for ``san`` under ``profile`` and inside its name constraints: what an ACME server
+        asks before an order is made."""
+        ca = self.get_ca(ca_id)
+        normal = SAN(san.type, normalize_san_value(san.type, san.value, "identifier"))
+        check_identifier(ca.issuing_profile(profile), normal)
+        check_names(ca.name_constraints, [normal], "")
 
     # --- certificates ---------------------------------------------------------------------
 

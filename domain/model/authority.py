@@ -24,6 +24,7 @@ from domain.model.ca_rules import (
     no_quota_left,
 )
 from domain.model.certificate_facts import certificate_facts
+from domain.model.constraints import UNCONSTRAINED, NameConstraints, check_policy_within
 from domain.model.errors import (
     CANotEnabledError,
     CAStateError,
@@ -62,6 +63,7 @@ class CertificateAuthority(SigningRules, Aggregate):
         validity_years: int
         service_days: int
         included_certificates: int
+        name_constraints: NameConstraints = UNCONSTRAINED  # none in older logs
 
     class CAEnabled(AuditedEvent):
         key_id: str | None
@@ -186,6 +188,7 @@ class CertificateAuthority(SigningRules, Aggregate):
         validity_years: int,
         service_days: int,
         included_certificates: int,
+        name_constraints: NameConstraints = UNCONSTRAINED,
     ) -> None:
         self.kind = kind
         self.parent_id = parent_id
@@ -204,6 +207,7 @@ class CertificateAuthority(SigningRules, Aggregate):
         self.quota_remaining = 0
         self.issued_count = 0
         self.named_profiles: dict[str, CertificateProfile] = {}  # replaced, never changed
+        self.constraints = name_constraints
 
     def __deepcopy__(self, memo: dict[int, object]) -> CertificateAuthority:
         # The repository deep-copies cached aggregates on every load. All attributes are
@@ -240,8 +244,10 @@ class CertificateAuthority(SigningRules, Aggregate):
         key_algorithm: KeyAlgorithm,
         lifetime: tuple[int, int],
         now: dt.datetime,
+        name_constraints: NameConstraints = UNCONSTRAINED,
     ) -> CertificateAuthority:
-        """A pending intermediate under ``parent``, which must be an enabled root."""
+        """A pending intermediate under ``parent``, which must be an enabled root; its
+        certificate will carry ``name_constraints`` (critical) and it signs only inside them."""
         check_lifetime(*lifetime)
         if parent.kind is not CAKind.ROOT:
             raise CAStateError(
@@ -251,7 +257,14 @@ class CertificateAuthority(SigningRules, Aggregate):
         parent.require_enabled(now)
         parent.check_child_validity(now, lifetime[0])
         return cls._create_ca(
-            ctx, CAKind.INTERMEDIATE, parent.id, subject, key_algorithm, lifetime, 0
+            ctx,
+            CAKind.INTERMEDIATE,
+            parent.id,
+            subject,
+            key_algorithm,
+            lifetime,
+            0,
+            name_constraints,
         )
 
     @classmethod
@@ -264,6 +277,7 @@ class CertificateAuthority(SigningRules, Aggregate):
         key_algorithm: KeyAlgorithm,
         lifetime: tuple[int, int],
         included_certificates: int,
+        name_constraints: NameConstraints = UNCONSTRAINED,
     ) -> CertificateAuthority:
         return cls._create(
             cls.CACreated,
@@ -277,6 +291,7 @@ class CertificateAuthority(SigningRules, Aggregate):
             validity_years=lifetime[0],
             service_days=lifetime[1],
             included_certificates=included_certificates,
+            name_constraints=name_constraints,
         )
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -450,6 +465,12 @@ class CertificateAuthority(SigningRules, Aggregate):
     # --- profiles -------------------------------------------------------------------------
 
     @property
+    def name_constraints(self) -> NameConstraints:
+        """The subtrees this CA signs names in (a snapshot older than them has none)."""
+        found: NameConstraints = self.__dict__.get("constraints", UNCONSTRAINED)
+        return found
+
+    @property
     def profiles(self) -> dict[str, CertificateProfile]:
         """Profiles made by events, by name (a snapshot taken before profiles existed
         has none)."""
@@ -505,6 +526,7 @@ class CertificateAuthority(SigningRules, Aggregate):
             raise CAStateError(
                 "Profiles belong to intermediates, which issue; a root issues no leaves."
             )
+        check_policy_within(self.name_constraints, policy)
         if name == DEFAULT_PROFILE or name in self.profiles:
             raise CAStateError(
                 f"CA {self.id} already has a profile {name!r}; update it instead, or choose"
@@ -522,6 +544,7 @@ class CertificateAuthority(SigningRules, Aggregate):
     def update_profile(self, ctx: RequestContext, name: str, policy: IssuancePolicy) -> None:
         """A new version of profile ``name``; certificates keep the version they had."""
         profile = self.issuing_profile(name)
+        check_policy_within(self.name_constraints, policy)
         self.trigger_event(
             self.ProfileUpdated,
             actor=ctx.actor,

@@ -9,6 +9,7 @@ from typing import Any
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from domain.model import topics
+from domain.model.constraints import NameConstraints
 from domain.model.policy import CertificateProfile, IssuancePolicy, policy_data, policy_from
 from domain.model.tokens import Role
 from domain.model.values import (
@@ -104,6 +105,17 @@ class ProfileAsDict(Transcoding):
         return CertificateProfile(**data)
 
 
+class ConstraintsAsDict(Transcoding):
+    type = NameConstraints
+    name = "name_constraints"
+
+    def encode(self, obj: NameConstraints) -> dict[str, Any]:
+        return {"permitted": list(obj.permitted), "excluded": list(obj.excluded)}
+
+    def decode(self, data: dict[str, Any]) -> NameConstraints:
+        return NameConstraints(tuple(data["permitted"]), tuple(data["excluded"]))
+
+
 def _enum_transcoding(enum_class: type[Enum]) -> Transcoding:
     class EnumAsValue(Transcoding):
         type = enum_class
@@ -126,5 +138,6 @@ def register_all(transcoder: JSONTranscoder) -> None:
     transcoder.register(SANAsPair())
     transcoder.register(PolicyAsDict())
     transcoder.register(ProfileAsDict())
+    transcoder.register(ConstraintsAsDict())
     for enum_class in _ENUMS:
         transcoder.register(_enum_transcoding(enum_class))

@@ -10,7 +10,7 @@ import datetime as dt
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from ipaddress import ip_address
+from ipaddress import ip_address, ip_network
 from typing import Any
 
 from cryptography import x509
@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from domain.model.constraints import UNCONSTRAINED, NameConstraints
 from domain.model.errors import CSRError, KeyCustodyError
 from domain.model.policy import ExtendedKeyUsage, KeyUsage
 from domain.model.values import SAN, CertificateType, KeyAlgorithm, SANType, Subject
@@ -163,13 +164,17 @@ def build_intermediate(
     issuer_key: CertificateIssuerPrivateKeyTypes,
     window: tuple[dt.datetime, dt.datetime],
     urls: PublicationURLs,
+    constraints: NameConstraints = UNCONSTRAINED,
 ) -> x509.Certificate:
-    """An intermediate CA certificate signed by ``issuer`` (pathLenConstraint 0)."""
+    """An intermediate CA certificate signed by ``issuer`` (pathLenConstraint 0), with
+    its name constraints as a critical extension when it has any (RFC 5280 §4.2.1.10)."""
     builder = _ca_builder(
         x509_name(subject), issuer.subject, public_key, *window, path_length=CA_PATH_LENGTH
     )
     for link in _issuer_links(issuer, urls, True):
         builder = builder.add_extension(link.value, critical=link.critical)
+    if constraints:
+        builder = builder.add_extension(_name_constraints(constraints), critical=True)
     return builder.sign(issuer_key, signature_hash(issuer_key))
 
 
@@ -365,6 +370,23 @@ def _eku(certificate_type: CertificateType) -> x509.ObjectIdentifier:
     if certificate_type is CertificateType.SERVER:
         return ExtendedKeyUsageOID.SERVER_AUTH
     return ExtendedKeyUsageOID.CLIENT_AUTH
+
+
+def _name_constraints(constraints: NameConstraints) -> x509.NameConstraints:
+    return x509.NameConstraints(
+        permitted_subtrees=_subtrees(constraints.permitted) or None,
+        excluded_subtrees=_subtrees(constraints.excluded) or None,
+    )
+
+
+def _subtrees(trees: Sequence[SAN]) -> list[x509.GeneralName]:
+    """Subtrees as GeneralNames: an IP subtree is a network, the others are names."""
+    return [
+        x509.IPAddress(ip_network(tree.value))
+        if tree.type is SANType.IP
+        else _general_names([tree])[0]
+        for tree in trees
+    ]
 
 
 def _general_names(sans: Sequence[SAN]) -> list[x509.GeneralName]:

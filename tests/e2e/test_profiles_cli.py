@@ -3,17 +3,22 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from uuid import UUID
 
 from domain.adapters.settings import Settings, open_service
+from domain.application.service import PrivateCA
 from tests.builders import enabled_intermediate, enabled_root
 from tests.cli_runner import pca, pca_json
 
 
-def _intermediate(data: Path) -> str:
+def _made(data: Path, make: Callable[[PrivateCA], UUID]) -> str:
+    """The id of what ``make`` sets up in ``data``, made in process (the CLI under test
+    is what comes after)."""
     service = open_service(Settings(data_dir=data, public_url="http://pca.test"))
     try:
-        return str(enabled_intermediate(service, enabled_root(service, quota=5), remaining=5))
+        return str(make(service))
     finally:
         service.close()
         service.keystore.close()
@@ -21,7 +26,7 @@ def _intermediate(data: Path) -> str:
 
 def test_profiles_are_made_listed_and_obeyed_from_the_command_line(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    ca_id = _intermediate(data)
+    ca_id = _made(data, lambda s: enabled_intermediate(s, enabled_root(s, quota=5), remaining=5))
     policy = tmp_path / "web.json"
     policy.write_text(json.dumps({"dns": {"allow": ["*.svc.example"]}, "default_validity_days": 7}))
     made = pca_json(data, "profile", "create", ca_id, "web", "--policy", str(policy))
@@ -38,3 +43,17 @@ def test_profiles_are_made_listed_and_obeyed_from_the_command_line(tmp_path: Pat
 
     issued = pca_json(data, "cert", "issue", ca_id, "--cn", "a.svc.example", "--profile", "web")
     assert (issued["profile"], issued["profile_version"]) == ("web", 1)
+
+
+def test_an_intermediate_made_with_name_constraints_shows_them(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    root_id = _made(data, lambda s: enabled_root(s, quota=2))
+    create = ("ca", "create-intermediate", "--parent", root_id, "--cn", "Constrained")
+    made = pca_json(data, *create, "--permit", "dns:svc.example", "--exclude", "ip:10.0.0.0/8")
+    assert made["name_constraints"] == {
+        "permitted": [{"type": "dns", "value": "svc.example"}],
+        "excluded": [{"type": "ip", "value": "10.0.0.0/8"}],
+    }
+    bad = pca(data, *create, "--permit", "dns", check=False)
+    assert bad.returncode == 2
+    assert "--permit takes TYPE:VALUE" in bad.stderr
