@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterator
 
+from domain.application.service import PrivateCA
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
 from domain.model.policy import CertificateProfile, policy_data
+from domain.model.tokens import ApiToken
 from domain.model.values import SAN, CAKind, CertificateStatus, Subject
 from domain.pki.der import pem
+from projections.audit.history import MAX_LIMIT, HistoryFilter, read_history
 from projections.readmodels.models import CAView, CertificateView
 
 Shape = dict[str, object]
@@ -138,3 +142,33 @@ def certificate_summary(view: CertificateView) -> Shape:
 
 def _iso(moment: dt.datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def token_records(service: PrivateCA) -> Iterator[ApiToken]:
+    """Every API token ever made, oldest first, read from the log (tokens are few and
+    have no read model)."""
+    created = HistoryFilter(types=("TokenCreated",))
+    after: int | None = 0
+    while after is not None:
+        page = read_history(service, after, MAX_LIMIT, created)
+        for item in page.items:
+            record: object = service.repository.get(item.aggregate_id)
+            assert isinstance(record, ApiToken)
+            yield record
+        after = page.next_after
+
+
+def token_shape(record: ApiToken, now: dt.datetime) -> Shape:
+    """A token's record: id (to revoke), name, role, scope and status; never the token,
+    which only its creator saw."""
+    status = "revoked" if record.revoked else "active" if record.is_current(now) else "expired"
+    return {
+        "id": str(record.id),
+        "name": record.name,
+        "role": record.role.value,
+        "cas": [str(ca_id) for ca_id in record.scope.ca_ids],
+        "profiles": list(record.scope.profiles),
+        "status": status,
+        "created_at": record.created_on.isoformat(),
+        "expires_at": _iso(record.expires_at),
+    }

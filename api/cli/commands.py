@@ -21,7 +21,7 @@ from domain.application.commands import (
 from domain.application.service import PrivateCA
 from domain.model.errors import ValidationError
 from domain.model.tokens import Role
-from domain.model.values import CAKind, RequestContext, RevocationReason, Subject
+from domain.model.values import CAKind, RequestContext, RevocationReason, Subject, TokenScope
 from domain.pki.formats import DownloadOptions, parse_format
 from projections.audit.logcut import parse_time
 
@@ -215,8 +215,9 @@ def rotate_master_key(session: Session, args: argparse.Namespace) -> list[Row]:
 
 
 def create_token(session: Session, args: argparse.Namespace) -> list[Row]:
+    scope = TokenScope(tuple(args.ca_ids), tuple(args.profiles))
     token, outcome = session.service.create_token(
-        session.context, args.name, Role(args.role), args.valid_days
+        session.context, args.name, Role(args.role), args.valid_days, scope
     )
     return [{"token": token, "id": str(outcome.id), "name": args.name, "role": args.role}]
 

@@ -175,6 +175,21 @@ def _token_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--valid-days", type=int, help="refuse the token after this many days (default: never)"
     )
+    parser.add_argument(
+        "--ca",
+        dest="ca_ids",
+        action="append",
+        default=[],
+        type=uuid.UUID,
+        help="limit the token to this CA (repeat for several; default: every CA)",
+    )
+    parser.add_argument(
+        "--profile",
+        dest="profiles",
+        action="append",
+        default=[],
+        help="limit the token to this certificate profile (repeat; default: every profile)",
+    )
 
 
 def _quickstart_args(parser: argparse.ArgumentParser) -> None:
@@ -239,7 +254,7 @@ GROUPS: dict[str, dict[str, Command]] = {
             creates=True,
         ),
         "revoke": Command(commands.revoke_token, _id_arg, "stop accepting a token"),
-        "list": Command(lists.list_tokens, _no_args, "every token: id, name, role, status"),
+        "list": Command(lists.list_tokens, _no_args, "every token: id, name, role, scope, status"),
     },
     "crl": {
         "publish": Command(runners.publish_crl, _id_arg, "publish a new base CRL for a CA now"),

@@ -22,6 +22,7 @@ from api.http.views import profiles as views_profiles
 from api.http.views import public as views_public
 from api.http.views import reports as views_reports
 from api.http.views import revocation as views_revocation
+from api.http.views import tokens as views_tokens
 from api.http.views.public import store_figures
 from domain.adapters.settings import Settings
 from domain.application.service import Clock, utc_now
@@ -38,6 +39,7 @@ ALL_ROUTES: tuple[Routes, ...] = (
     views_audit.routes,
     views_reports.routes,
     views_profiles.routes,
+    views_tokens.routes,
 )
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -81,6 +83,7 @@ def create_app(
         views_audit.blueprint,
         views_reports.blueprint,
         views_profiles.blueprint,
+        views_tokens.blueprint,
     ):
         app.register_blueprint(blueprint)
     register_error_handlers(app)

@@ -27,6 +27,7 @@ from domain.application.commands import (
     DEFAULT_LEAF_KEY_ALGORITHM,
     INCLUDE_CRL_BY_DEFAULT,
 )
+from domain.application.tokens import MAX_SCOPE_ITEMS, MAX_TOKEN_DAYS
 from domain.model.ca_rules import MAX_CA_YEARS, MAX_LEAF_DAYS, MAX_QUOTA_STEP, MAX_SERVICE_DAYS
 from domain.model.constraints import MAX_SUBTREES
 from domain.model.countries import COUNTRY_CODES
@@ -40,6 +41,7 @@ from domain.model.policy import (
     KeyUsage,
 )
 from domain.model.text import CONTROL_CHARACTERS
+from domain.model.tokens import MAX_NAME_LENGTH, Role
 from domain.model.validation import ALLOWED_SAN_TYPES, MAX_ATTRIBUTE_LENGTHS, MAX_SANS
 from domain.model.values import (
     CAKind,
@@ -65,6 +67,7 @@ from projections.readmodels.queries import (
 KEY_ALGORITHMS = tuple(algorithm.value for algorithm in KeyAlgorithm)
 REASONS = tuple(reason.value for reason in RevocationReason)
 CA_KINDS = tuple(kind.value for kind in CAKind)
+ROLES = tuple(role.value for role in Role)
 CERTIFICATE_STATUSES = tuple(status.value for status in CertificateViewStatus)
 _DEFAULT_YEARS = ", ".join(
     f"{defaults.validity_years} for {kind.value}" for kind, defaults in CA_DEFAULTS.items()
@@ -299,6 +302,41 @@ PROFILE = Obj(
     frozenset({"name", "version", "retired", "policy"}),
 )
 PROFILE_LIST = Obj("ProfileList", {"items": Array(PROFILE, 10**6)}, frozenset({"items"}))
+TOKEN = Obj(
+    "Token",
+    {
+        "id": UUID_TEXT,
+        "name": Str(max_length=MAX_NAME_LENGTH),
+        "role": Str(enum=ROLES),
+        "cas": Array(UUID_TEXT, MAX_SCOPE_ITEMS),
+        "profiles": Array(PROFILE_NAME_TEXT, MAX_SCOPE_ITEMS),
+        "status": Str(enum=("active", "revoked", "expired")),
+        "created_at": TIMESTAMP,
+        "expires_at": TIMESTAMP,
+    },
+    frozenset({"id", "name", "role", "cas", "profiles", "status"}),
+    description="a token's record; empty cas or profiles: not limited",
+)
+TOKEN_LIST = Obj("TokenList", {"items": Array(TOKEN, 10**6)}, frozenset({"items"}))
+CREATE_TOKEN = Obj(
+    "CreateToken",
+    {
+        "name": Str(
+            "who or what uses it, e.g. ci-deployer", min_length=1, max_length=MAX_NAME_LENGTH
+        ),
+        "role": Str(enum=ROLES),
+        "valid_days": Int(1, MAX_TOKEN_DAYS, "refuse the token after this many days"),
+        "ca_ids": Array(UUID_TEXT, MAX_SCOPE_ITEMS),
+        "profiles": Array(PROFILE_NAME_TEXT, MAX_SCOPE_ITEMS),
+    },
+    frozenset({"name", "role"}),
+    description="ca_ids and profiles limit what the token may issue and act on",
+)
+CREATED_TOKEN = Obj(
+    "CreatedToken",
+    {**TOKEN.properties, "token": Str("the bearer token: shown this once", max_length=128)},
+    TOKEN.required | {"token"},
+)
 _SANS_BY_TYPE = tuple(_sans_for(kind) for kind in ALLOWED_SAN_TYPES)
 ISSUE = Obj(
     "IssueCertificate",

@@ -23,6 +23,7 @@ from domain.model.errors import (
     KeyCustodyError,
     LogTamperedError,
     NotFoundError,
+    OutOfScopeError,
     PCAError,
     StorageNotDurableError,
     ValidationError,
@@ -36,6 +37,7 @@ logger = logging.getLogger(__name__)
 
 STATUS_BY_ERROR: tuple[tuple[type[PCAError], int], ...] = (
     (ValidationError, 422),
+    (OutOfScopeError, 403),
     (NotFoundError, 404),
     (ConflictError, 409),
     (KeyCustodyError, 500),

@@ -58,6 +58,7 @@ class Issuance:
     ) -> IssuedCertificate:
         """One certificate, or its error raised; a CA that cannot issue refuses before
         anything is signed."""
+        ctx.scope.check(ca_id)
         now = self._store.clock()
         self._issuer_for(ca_id, now, 1).check_can_issue(now)
         (outcome,) = self.issue(ctx, ca_id, [request])
@@ -69,6 +70,7 @@ class Issuance:
         self, ctx: RequestContext, ca_id: UUID, requests: Sequence[CertificateRequest]
     ) -> list[IssuedCertificate | PCAError]:
         """One outcome per request, in order (see PrivateCA.issue_certificates)."""
+        ctx.scope.check(ca_id)
         now = self._store.clock()
         ca = self._issuer_for(ca_id, now, len(requests))
         ca.check_can_sign(now)
@@ -124,6 +126,7 @@ class Issuance:
         """The earlier certificate for a repeated key, an error, or (if still ``signing``)
         a signed ticket."""
         try:
+            ctx.scope.check(ca.id, request.profile or DEFAULT_PROFILE)
             if request.idempotency_key is not None:
                 repeated = self._find_repeated(ca.id, request)
                 if repeated is not None:

@@ -52,7 +52,7 @@ from domain.model.publication import Publication
 from domain.model.san_values import normalize_san_value
 from domain.model.tokens import ApiToken, Role
 from domain.model.transcodings import register_all
-from domain.model.values import SAN, RequestContext, RevocationReason
+from domain.model.values import SAN, UNSCOPED, RequestContext, RevocationReason, TokenScope
 from domain.pki.formats import DownloadFormat, DownloadOptions
 
 __all__ = ["Clock", "IssuedCertificate", "Outcome", "PrivateCA", "utc_now"]
@@ -187,6 +187,7 @@ class PrivateCA(Application[UUID]):
         self, ctx: RequestContext, ca_id: UUID, name: str, policy: IssuancePolicy
     ) -> Outcome:
         """A new certificate profile on the intermediate ``ca_id``."""
+        ctx.scope.check(ca_id, name)
         return self._authorities.update(ca_id, lambda ca: ca.create_profile(ctx, name, policy))
 
     @command
@@ -194,11 +195,13 @@ class PrivateCA(Application[UUID]):
         self, ctx: RequestContext, ca_id: UUID, name: str, policy: IssuancePolicy
     ) -> Outcome:
         """The next version of profile ``name``: later requests are held to ``policy``."""
+        ctx.scope.check(ca_id, name)
         return self._authorities.update(ca_id, lambda ca: ca.update_profile(ctx, name, policy))
 
     @command
     def retire_profile(self, ctx: RequestContext, ca_id: UUID, name: str) -> Outcome:
         """Stop issuing under profile ``name``; its certificates stay valid."""
+        ctx.scope.check(ca_id, name)
         return self._authorities.update(ca_id, lambda ca: ca.retire_profile(ctx, name))
 
     def check_identifier(self, ca_id: UUID, profile: str, san: SAN) -> None:
@@ -254,6 +257,7 @@ class PrivateCA(Application[UUID]):
 
         def attempt() -> Outcome:
             certificate = self.get_certificate(certificate_id)
+            ctx.scope.check(certificate.ca_id)
             certificate.revoke(ctx, reason, self.clock())
             return self._store.save(certificate_id, certificate)
 
@@ -272,6 +276,7 @@ class PrivateCA(Application[UUID]):
         def attempt() -> Outcome:
             nonlocal destroyed
             certificate = self.get_certificate(certificate_id)
+            ctx.scope.check(certificate.ca_id)
             now = self.clock()
             certificate.check_deletable(now)
             if certificate.key_id is not None:
@@ -304,11 +309,17 @@ class PrivateCA(Application[UUID]):
 
     @command
     def create_token(
-        self, ctx: RequestContext, name: str, role: Role, valid_days: int | None = None
+        self,
+        ctx: RequestContext,
+        name: str,
+        role: Role,
+        valid_days: int | None = None,
+        scope: TokenScope = UNSCOPED,
     ) -> tuple[str, Outcome]:
         """A new bearer token (returned once, stored only as a hash) and its outcome; with
-        ``valid_days`` it stops being accepted that many days from now."""
-        return self._tokens.create(ctx, name, role, valid_days)
+        ``valid_days`` it stops being accepted that many days from now; with a ``scope``
+        it acts only on those CAs and profiles."""
+        return self._tokens.create(ctx, name, role, valid_days, scope)
 
     def authenticate(self, token: str) -> ApiToken | None:
         """The valid token record for ``token``, or None (unknown, revoked or malformed)."""

@@ -9,6 +9,7 @@ The tree (the API maps each branch to one HTTP status)::
     │   ├── CSRError               the CSR is malformed, badly signed or has a weak key
     │   ├── PolicyError            the request breaks a rule of the certificate profile
     │   └── MalformedOCSPRequest   (domain/pki/ocsp.py) answered with malformedRequest, not 422
+    ├── OutOfScopeError            the token's scope excludes the CA or profile  (403)
     ├── NotFoundError              the CA, certificate or key does not exist     (404)
     ├── ConflictError              the request is valid but the state forbids it (409)
     │   ├── CANotEnabledError      the CA must be enabled first
@@ -55,6 +56,10 @@ class CSRError(ValidationError):
 class PolicyError(ValidationError):
     """Raised when a request breaks a rule of the profile it names; the message names
     the rule, the value and what the profile allows."""
+
+
+class OutOfScopeError(PCAError):
+    """Raised when a token limited to some CAs and profiles asks for another."""
 
 
 class NotFoundError(PCAError):

@@ -44,6 +44,11 @@ def test_profiles_are_made_listed_and_obeyed_from_the_command_line(tmp_path: Pat
     issued = pca_json(data, "cert", "issue", ca_id, "--cn", "a.svc.example", "--profile", "web")
     assert (issued["profile"], issued["profile_version"]) == ("web", 1)
 
+    scoped = ("--role", "operator", "--name", "team-web", "--ca", ca_id, "--profile", "web")
+    pca(data, "tokens", "create", *scoped)
+    token = pca_json(data, "tokens", "list")  # the only token: one row, one object
+    assert (token["cas"], token["profiles"]) == ([ca_id], ["web"])
+
 
 def test_an_intermediate_made_with_name_constraints_shows_them(tmp_path: Path) -> None:
     data = tmp_path / "data"
