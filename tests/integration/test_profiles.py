@@ -5,6 +5,8 @@ says (key usages, fixed subject fields, default validity) and records the profil
 from __future__ import annotations
 
 import datetime as dt
+import io
+import json
 from typing import Any
 
 import pytest
@@ -14,8 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from domain.adapters.settings import Settings
 from domain.application.service import PrivateCA
 from domain.model.tokens import Role
+from projections.audit.reports import ReportFormat, ReportKind, ReportParameters, write_report
 from tests.api_client import ApiClient
 from tests.builders import enabled_intermediate, enabled_root
 
@@ -273,3 +277,14 @@ def test_a_bad_policy_is_refused_naming_its_field(
     assert response.get_json()["field"] == field
     names = [p["name"] for p in api.call("GET", PROFILES.format(ca_id)).get_json()["items"]]
     assert "bad" not in names
+
+
+def test_the_issuance_report_names_each_certificates_profile(
+    api: ApiClient, ca_id: str, settings: Settings
+) -> None:
+    issued = api.call("POST", ISSUE.format(ca_id), role=Role.OPERATOR, json=_server())
+    out = io.BytesIO()
+    write_report(settings, ReportKind.ISSUANCE, ReportFormat.JSON, ReportParameters(), out)
+    rows = {row["certificate_id"]: row for row in json.loads(out.getvalue())}
+    row = rows[issued.get_json()["id"]]
+    assert (row["profile"], row["profile_version"]) == ("web", 1)
