@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from domain.model.errors import PolicyError, SANError, ValidationError
-from domain.model.policy import IssuancePolicy
+from domain.model.policy import IssuancePolicy, parsed_address, parsed_networks
 from domain.model.san_values import normalize_san_value
 from domain.model.text import show
 from domain.model.values import SAN, SANType
@@ -116,11 +116,11 @@ def _dns_within(name: str, base: str) -> bool:
 
 
 def _ip_within(address: str, network: str) -> bool:
-    net = ipaddress.ip_network(network)
+    (net,) = parsed_networks((network,))
     if "/" in address:  # a network (a profile's allow entry) inside a subtree
         inner = ipaddress.ip_network(address)
         return inner.version == net.version and inner.subnet_of(net)  # type: ignore[arg-type]
-    return ipaddress.ip_address(address) in net
+    return parsed_address(address) in net
 
 
 def _email_within(address: str, constraint: str) -> bool:

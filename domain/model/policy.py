@@ -18,6 +18,7 @@ An empty allow list allows every value; a deny entry wins over any allow entry.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import ipaddress
 import re
 from collections.abc import Callable, Mapping, Sequence
@@ -173,7 +174,7 @@ def decide(
             " give validity_days, or not_after (an ISO 8601 end time).",
             field="validity_days",
         )
-    fixed = replace(subject, **dict(policy.fixed_subject))
+    fixed = replace(subject, **dict(policy.fixed_subject)) if policy.fixed_subject else subject
     crl = include_crl if policy.include_crl is None else policy.include_crl
     return Decided(fixed, days, crl)
 
@@ -221,7 +222,7 @@ def _check_dns(profile: CertificateProfile, name: str) -> None:
 
 
 def _check_ip(profile: CertificateProfile, address: str) -> None:
-    _check_names(profile, "sans", "IP addresses", address, profile.policy.ip, _in_network)
+    _check_names(profile, "sans", "IP addresses", address, profile.policy.ip, _ip_any)
 
 
 def _check_email(profile: CertificateProfile, address: str) -> None:
@@ -231,7 +232,7 @@ def _check_email(profile: CertificateProfile, address: str) -> None:
 
 
 def _check_uri(profile: CertificateProfile, uri: str) -> None:
-    _check_names(profile, "sans", "URIs", uri, profile.policy.uri, _has_prefix)
+    _check_names(profile, "sans", "URIs", uri, profile.policy.uri, _uri_any)
 
 
 _SAN_CHECKS: dict[SANType, Callable[[CertificateProfile, str], None]] = {
@@ -248,19 +249,19 @@ def _check_names(
     what: str,
     value: str,
     rule: NameRule,
-    matches: Callable[[str, str], bool] | None = None,
+    matches: Callable[[str, tuple[str, ...]], bool] | None = None,
     *,
     shown: str | None = None,
 ) -> None:
-    match = matches or _dns_match
-    denied = next((pattern for pattern in rule.deny if match(value, pattern)), None)
-    if denied is not None:
+    match = matches or _dns_any
+    if rule.deny and match(value, rule.deny):
+        denied = next(pattern for pattern in rule.deny if match(value, (pattern,)))
         raise PolicyError(
             f"{_quoted(shown or value)} is denied by profile {_quoted(profile.name)}, which"
             f" excludes {what} matching {_quoted(denied)}.",
             field=field,
         )
-    if rule.allow and not any(match(value, pattern) for pattern in rule.allow):
+    if rule.allow and not match(value, rule.allow):
         _refuse(profile, field, shown or value, what, rule.allow)
 
 
@@ -280,19 +281,43 @@ def _quoted(text: str) -> str:
     return f'"{text}"'
 
 
-def _dns_match(name: str, pattern: str) -> bool:
-    name, pattern = name.lower(), pattern.lower()
-    if pattern.startswith("*."):
-        return name.endswith(pattern[1:])
-    return name == pattern
+def _dns_any(name: str, patterns: tuple[str, ...]) -> bool:
+    """Whether ``name`` matches one of the DNS ``patterns`` (exact, or ``*.`` suffix)."""
+    exact, suffixes = _dns_index(patterns)
+    name = name.lower()
+    return name in exact or name.endswith(suffixes)
 
 
-def _in_network(address: str, network: str) -> bool:
-    return ipaddress.ip_address(address) in ipaddress.ip_network(network)
+@functools.lru_cache(maxsize=1024)
+def _dns_index(patterns: tuple[str, ...]) -> tuple[frozenset[str], tuple[str, ...]]:
+    """Exact names and ``.suffix`` strings of ``patterns``, made once per pattern list:
+    a check is then one set lookup and one ``endswith``, whatever the list's length."""
+    lowered = [pattern.lower() for pattern in patterns]
+    suffixes = tuple(pattern[1:] for pattern in lowered if pattern.startswith("*."))
+    return frozenset(p for p in lowered if not p.startswith("*.")), suffixes
 
 
-def _has_prefix(uri: str, prefix: str) -> bool:
-    return uri.startswith(prefix)
+def _ip_any(address: str, networks: tuple[str, ...]) -> bool:
+    parsed = parsed_address(address)
+    return any(parsed in network for network in parsed_networks(networks))
+
+
+@functools.lru_cache(maxsize=4096)
+def parsed_address(address: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """``address`` parsed, remembered: the profile and the CA's constraints both ask."""
+    return ipaddress.ip_address(address)
+
+
+@functools.lru_cache(maxsize=1024)
+def parsed_networks(
+    networks: tuple[str, ...],
+) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """``networks`` (CIDR text) parsed once per list."""
+    return tuple(ipaddress.ip_network(network) for network in networks)
+
+
+def _uri_any(uri: str, prefixes: tuple[str, ...]) -> bool:
+    return uri.startswith(prefixes)
 
 
 # --- reading a policy from its plain form (events, HTTP bodies, CLI files) ------------------
