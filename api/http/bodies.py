@@ -39,6 +39,7 @@ from domain.model.policy import (
     SUBJECT_FIELDS,
     ExtendedKeyUsage,
     KeyUsage,
+    NamesFrom,
 )
 from domain.model.text import CONTROL_CHARACTERS
 from domain.model.tokens import MAX_NAME_LENGTH, Role
@@ -281,6 +282,11 @@ POLICY = Obj(
             description="subject fields the profile sets on every certificate",
         ),
         "include_crl": Nullable(Bool("true or false fixes it; null lets the request choose")),
+        "names_from": Str(
+            "where the common name and SANs come from: the request body (default), or the"
+            " CSR (names the body also gives must repeat it)",
+            enum=tuple(source.value for source in NamesFrom),
+        ),
     },
     description="What requests under a profile may have; a field left out allows what the CA"
     " allows. Empty allow lists allow every name; deny entries win over allow entries.",

@@ -8,6 +8,7 @@ transaction, retrying conflicts with the signatures already made.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from collections.abc import Sequence
@@ -36,9 +37,16 @@ from domain.model.certificate import Certificate, IssuanceRequest, IssuedFacts, 
 from domain.model.certificate_facts import load_certificate
 from domain.model.constraints import check_names
 from domain.model.errors import PCAError, QuotaError, SANError, ValidationError
-from domain.model.policy import DEFAULT_PROFILE, CertificateProfile
+from domain.model.policy import DEFAULT_PROFILE, CertificateProfile, NamesFrom
 from domain.model.validation import display_name, normalize_sans, normalize_subject
-from domain.model.values import SAN, CertificateType, KeyAlgorithm, RequestContext, SANType
+from domain.model.values import (
+    SAN,
+    CertificateType,
+    KeyAlgorithm,
+    RequestContext,
+    SANType,
+    Subject,
+)
 from domain.pki import x509 as certs
 
 
@@ -161,8 +169,12 @@ class Issuance:
     ) -> tuple[IssuedFacts, object | None]:
         """Check the request against its profile (before any key is made), then sign."""
         profile = ca.issuing_profile(request.profile or DEFAULT_PROFILE)
+        csr = certs.load_csr(request.csr_pem) if request.csr_pem is not None else None
         subject = normalize_subject(request.subject)
-        sans = _sans_for(request.type, subject.common_name, request.sans)
+        requested_sans: Sequence[SAN] = request.sans
+        if profile.policy.names_from is NamesFrom.CSR:
+            subject, requested_sans = _names_from_csr(profile, request, subject, csr)
+        sans = _sans_for(request.type, subject.common_name, requested_sans)
         policy.check_request(profile, request.type, subject, sans)
         check_names(ca.name_constraints, sans, subject.common_name)
         decided = policy.decide(
@@ -174,7 +186,7 @@ class Issuance:
         )
         window = ca.leaf_window(now, decided.validity_days, request.not_after)
         policy.check_validity(profile, window[1] - now, _validity_field(request))
-        public_key, algorithm, key_id, sealed_key = self._leaf_key(request, profile)
+        public_key, algorithm, key_id, sealed_key = self._leaf_key(request, profile, csr)
         ca_der, ca_key_id = ca.signing_identity()
         usages = certs.Usages(profile.policy.key_usage, profile.policy.extended_key_usage)
         leaf = certs.LeafProfile(request.type, decided.subject, sans, decided.include_crl, usages)
@@ -209,17 +221,21 @@ class Issuance:
         return parsed
 
     def _leaf_key(
-        self, request: CertificateRequest, profile: CertificateProfile
+        self,
+        request: CertificateRequest,
+        profile: CertificateProfile,
+        csr: x509.CertificateSigningRequest | None,
     ) -> tuple[CertificatePublicKeyTypes, KeyAlgorithm, str | None, object | None]:
-        """The public key to certify, its algorithm, and, for a key the service makes,
-        its key id and sealed form; the profile's key algorithms are checked first."""
-        if request.csr_pem is not None:
+        """The public key to certify (the ``csr``'s if given), its algorithm, and, for a key
+        the service makes, its key id and sealed form; the profile's key algorithms are
+        checked first."""
+        if csr is not None:
             if request.key_algorithm is not None:
                 raise ValidationError(
                     "Give either key_algorithm (the server makes the key) or csr, not both.",
                     field="key_algorithm",
                 )
-            public_key = certs.load_csr(request.csr_pem).public_key()
+            public_key = csr.public_key()
             algorithm = certs.key_algorithm_of(public_key)
             policy.check_key_algorithm(profile, algorithm, "csr")
             return public_key, algorithm, None, None
@@ -389,6 +405,22 @@ def _sans_for(
         "neither; add one to sans.",
         field="sans",
     )
+
+
+def _names_from_csr(
+    profile: CertificateProfile,
+    request: CertificateRequest,
+    subject: Subject,
+    csr: x509.CertificateSigningRequest | None,
+) -> tuple[Subject, tuple[SAN, ...]]:
+    """The subject and SANs under a profile that takes names from the CSR."""
+    found = None
+    if csr is not None:
+        csr_common_name, csr_sans = certs.csr_names(csr)
+        found = (csr_common_name, normalize_sans(request.type, csr_sans))
+    body_sans = normalize_sans(request.type, request.sans)
+    common_name, sans = policy.names_from_csr(profile, subject.common_name, body_sans, found)
+    return normalize_subject(dataclasses.replace(subject, common_name=common_name)), sans
 
 
 def _validity_field(request: CertificateRequest) -> str:

@@ -54,6 +54,13 @@ class KeyUsage(Enum):
     KEY_AGREEMENT = "key_agreement"
 
 
+class NamesFrom(Enum):
+    """Where a certificate's common name and SANs come from."""
+
+    REQUEST = "request"  # the request body (a CSR's own names are not used)
+    CSR = "csr"  # the CSR; names the body also gives must be the same
+
+
 class ExtendedKeyUsage(Enum):
     SERVER_AUTH = "server_auth"
     CLIENT_AUTH = "client_auth"
@@ -89,6 +96,7 @@ class IssuancePolicy:
     subject_fields: tuple[str, ...] = SUBJECT_FIELDS  # which a request may set
     fixed_subject: tuple[tuple[str, str], ...] = ()  # (field, value) the profile sets
     include_crl: bool | None = None  # None: the request decides
+    names_from: NamesFrom = NamesFrom.REQUEST
 
 
 @dataclass(frozen=True)
@@ -139,6 +147,36 @@ def check_request(
         except PolicyError as error:
             error.field = f"sans[{index}].value"
             raise
+
+
+def names_from_csr(
+    profile: CertificateProfile,
+    common_name: str,
+    sans: Sequence[SAN],
+    csr_names: tuple[str | None, Sequence[SAN]] | None,
+) -> tuple[str, tuple[SAN, ...]]:
+    """Under ``names_from: csr``, the common name and SANs to certify: the CSR's
+    (``csr_names``, None without a CSR); names the request also gives must repeat them.
+    PolicyError says what differs."""
+    if csr_names is None:
+        raise PolicyError(
+            f"Profile {_quoted(profile.name)} takes names from a CSR; send csr.", field="csr"
+        )
+    csr_common_name, csr_sans = csr_names
+    if csr_common_name is not None and common_name != csr_common_name:
+        raise PolicyError(
+            f"common_name {_quoted(common_name)} differs from the CSR's"
+            f" {_quoted(csr_common_name)}; profile {_quoted(profile.name)} takes names from"
+            " the CSR.",
+            field="common_name",
+        )
+    if sans and set(sans) != set(csr_sans):
+        raise PolicyError(
+            f"sans differ from the CSR's; profile {_quoted(profile.name)} takes names from the"
+            " CSR: leave sans out or repeat the CSR's.",
+            field="sans",
+        )
+    return csr_common_name or common_name, tuple(csr_sans)
 
 
 def check_key_algorithm(profile: CertificateProfile, algorithm: KeyAlgorithm, field: str) -> None:
@@ -354,6 +392,7 @@ def policy_from(data: Mapping[str, Any], prefix: str = "policy") -> IssuancePoli
         subject_fields=reader.subject_fields(),
         fixed_subject=reader.fixed_subject(),
         include_crl=reader.optional_flag("include_crl"),
+        names_from=reader.choice("names_from", NamesFrom, NamesFrom.REQUEST),
     )
     _check_consistent(policy, prefix)
     return policy
@@ -376,6 +415,7 @@ def policy_data(policy: IssuancePolicy) -> dict[str, Any]:
         "subject_fields": list(policy.subject_fields),
         "fixed_subject": dict(policy.fixed_subject),
         "include_crl": policy.include_crl,
+        "names_from": policy.names_from.value,
     }
 
 
@@ -437,6 +477,11 @@ def _text_pattern(value: str, field: str) -> str:
     return value.strip()
 
 
+def _not_one_of(path: str, value: str, enum: type[Enum]) -> ValidationError:
+    names = ", ".join(member.value for member in enum)
+    return ValidationError(f"{path} {show(value)} is not one of {names}.", field=path)
+
+
 @dataclass(frozen=True)
 class _Reader:
     """Typed reads of one plain policy mapping, each error naming its field."""
@@ -468,14 +513,19 @@ class _Reader:
             try:
                 member = enum(value)
             except ValueError:
-                names = ", ".join(member.value for member in enum)
-                raise ValidationError(
-                    f"{self.prefix}.{key}[{index}] {show(value)} is not one of {names}.",
-                    field=f"{self.prefix}.{key}[{index}]",
-                ) from None
+                raise _not_one_of(f"{self.prefix}.{key}[{index}]", value, enum) from None
             if member not in found:
                 found.append(member)
         return tuple(found)
+
+    def choice(self, key: str, enum: type[_E], default: _E) -> _E:
+        value = self._get(key, str, None)
+        if value is None:
+            return default
+        try:
+            return enum(value)
+        except ValueError:
+            raise _not_one_of(f"{self.prefix}.{key}", value, enum) from None
 
     def rule(self, key: str, parse: Callable[[str, str], str]) -> NameRule:
         data = self._get(key, dict, {})

@@ -272,6 +272,35 @@ def load_csr(pem: str) -> x509.CertificateSigningRequest:
     return csr
 
 
+def csr_names(csr: x509.CertificateSigningRequest) -> tuple[str | None, list[SAN]]:
+    """The common name and the SANs a CSR asks for (CSRError for a SAN of another kind)."""
+    common_names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    common_name = str(common_names[0].value) if common_names else None
+    try:
+        requested = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return common_name, []
+    sans: list[SAN] = []
+    for name in requested:
+        san_type = _SAN_TYPES.get(type(name))
+        if san_type is None:
+            raise CSRError(
+                "The CSR asks for a SAN that is not a DNS name, IP address, e-mail address or"
+                " URI; remove it.",
+                field="csr",
+            )
+        sans.append(SAN(san_type, str(name.value)))
+    return common_name, sans
+
+
+_SAN_TYPES: dict[type[x509.GeneralName], SANType] = {
+    x509.DNSName: SANType.DNS,
+    x509.IPAddress: SANType.IP,
+    x509.RFC822Name: SANType.EMAIL,
+    x509.UniformResourceIdentifier: SANType.URI,
+}
+
+
 def public_key_pem(key: CertificatePublicKeyTypes) -> str:
     """``key`` as SubjectPublicKeyInfo PEM (``PUBLIC KEY``), the form openssl reads."""
     return der.pem(key.public_bytes(Encoding.DER, PublicFormat.SubjectPublicKeyInfo), "PUBLIC KEY")

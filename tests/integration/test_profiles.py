@@ -5,6 +5,7 @@ says (key usages, fixed subject fields, default validity) and records the profil
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import json
 from typing import Any
@@ -288,3 +289,37 @@ def test_the_issuance_report_names_each_certificates_profile(
     rows = {row["certificate_id"]: row for row in json.loads(out.getvalue())}
     row = rows[issued.get_json()["id"]]
     assert (row["profile"], row["profile_version"]) == ("web", 1)
+
+
+def _csr_for(common_name: str, *dns_names: str) -> str:
+    key = ec.generate_private_key(ec.SECP256R1())
+    builder = x509.CertificateSigningRequestBuilder().subject_name(
+        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    )
+    if dns_names:
+        names = [x509.DNSName(name) for name in dns_names]
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(key, hashes.SHA256()).public_bytes(Encoding.PEM).decode()
+
+
+def test_a_profile_may_take_names_from_the_csr(api: ApiClient, ca_id: str) -> None:
+    made = api.call(
+        "POST", PROFILES.format(ca_id), json={"name": "acme", "policy": {"names_from": "csr"}}
+    )
+    assert made.get_json()["policy"]["names_from"] == "csr"
+    csr = _csr_for("a.svc.example", "a.svc.example", "b.svc.example")
+    body = {"type": "server", "common_name": "a.svc.example", "validity_days": 5}
+    issue = functools.partial(api.call, "POST", ISSUE.format(ca_id), role=Role.OPERATOR)
+
+    issued = issue(json={**body, "profile": "acme", "csr": csr})
+    assert issued.status_code == 201, issued.get_json()
+    sans = [san["value"] for san in issued.get_json()["sans"]]
+    assert sans == ["a.svc.example", "b.svc.example"]
+
+    other = issue(json={**body, "common_name": "c.svc.example", "profile": "acme", "csr": csr})
+    assert (other.status_code, other.get_json()["field"]) == (422, "common_name")
+    assert "differs from the CSR's" in other.get_json()["detail"]
+    without = issue(json={**body, "profile": "acme"})
+    assert (without.status_code, without.get_json()["field"]) == (422, "csr")
+    today = issue(json={**body, "csr": csr})  # the default profile: names from the body
+    assert [san["value"] for san in today.get_json()["sans"]] == ["a.svc.example"]
