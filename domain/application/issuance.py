@@ -30,7 +30,7 @@ from domain.application.store import (
     key_reused,
     too_busy,
 )
-from domain.model import policy
+from domain.model import policy, values
 from domain.model.authority import CertificateAuthority
 from domain.model.ca_rules import no_quota_left
 from domain.model.certificate import Certificate, IssuanceRequest, IssuedFacts, issuance_request_id
@@ -39,14 +39,7 @@ from domain.model.constraints import check_names
 from domain.model.errors import PCAError, QuotaError, SANError, ValidationError
 from domain.model.policy import DEFAULT_PROFILE, CertificateProfile, NamesFrom
 from domain.model.validation import display_name, normalize_sans, normalize_subject
-from domain.model.values import (
-    SAN,
-    CertificateType,
-    KeyAlgorithm,
-    RequestContext,
-    SANType,
-    Subject,
-)
+from domain.model.values import SAN, CertificateType, KeyAlgorithm, RequestContext, SANType
 from domain.pki import x509 as certs
 
 
@@ -410,9 +403,9 @@ def _sans_for(
 def _names_from_csr(
     profile: CertificateProfile,
     request: CertificateRequest,
-    subject: Subject,
+    subject: values.Subject,
     csr: x509.CertificateSigningRequest | None,
-) -> tuple[Subject, tuple[SAN, ...]]:
+) -> tuple[values.Subject, tuple[SAN, ...]]:
     """The subject and SANs under a profile that takes names from the CSR."""
     found = None
     if csr is not None:
