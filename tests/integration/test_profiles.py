@@ -46,6 +46,7 @@ PEOPLE = {
     "common_name": {},
     "extended_key_usage": ["client_auth", "email_protection"],
     "key_usage": ["digital_signature", "content_commitment"],
+    "include_crl": False,
 }
 
 
@@ -209,8 +210,10 @@ def test_a_profile_shapes_what_it_allows(api: ApiClient, ca_id: str) -> None:
     assert fetched["profile"] == "web"
 
 
-def test_a_profile_sets_key_usage_and_extended_key_usage(api: ApiClient, ca_id: str) -> None:
-    body = _client(sans=[{"type": "email", "value": "dev@team.example.com"}])
+def test_a_profile_sets_key_usage_extended_key_usage_and_crl_address(
+    api: ApiClient, ca_id: str
+) -> None:
+    body = _client(sans=[{"type": "email", "value": "dev@team.example.com"}], include_crl=True)
     response = api.call("POST", ISSUE.format(ca_id), role=Role.OPERATOR, json=body)
     assert response.status_code == 201, response.get_json()
     pem = response.get_json()["certificate_pem"].encode()
@@ -221,6 +224,8 @@ def test_a_profile_sets_key_usage_and_extended_key_usage(api: ApiClient, ca_id: 
     assert usage.digital_signature
     assert usage.content_commitment
     assert not usage.key_encipherment
+    with pytest.raises(x509.ExtensionNotFound):  # the profile leaves the CRL address out
+        extensions.get_extension_for_class(x509.CRLDistributionPoints)
 
 
 def test_requests_without_a_profile_keep_todays_rules(api: ApiClient, ca_id: str) -> None:
