@@ -89,6 +89,7 @@ _COUNTRY_CODE = "|".join(
     "".join(f"[{c}{c.lower()}]" for c in code) for code in sorted(COUNTRY_CODES)
 )
 COUNTRY = f"^ *((?:{_COUNTRY_CODE}) *)?$"
+COUNTRY_CODE = f"^ *(?:{_COUNTRY_CODE}) *$"  # one required
 # Printable ASCII, what every download format derives the same key from.
 PRINTABLE_ASCII = r"^[ -~]*$"
 MAX_POSITION = 2**62
@@ -123,6 +124,43 @@ OPTIONAL_SUBJECT = Obj(
     description="Optional subject fields (company, department, ...) besides the common name.",
 )
 
+# What each SAN type's value looks like, as far as JSON Schema can say it; the domain's
+# checks (IDNA rules, lengths, repeats after normalisation) stay the authority.
+_ATOM = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_LDH_NAME = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
+_SAN_VALUES: dict[SANType, Spec] = {
+    SANType.DNS: Str("a host name", min_length=1, max_length=253, format="idn-hostname"),
+    SANType.IP: Either(
+        (Str(format="ipv4", max_length=15), Str(format="ipv6", max_length=45)),
+        "must be an IPv4 or IPv6 address.",
+    ),
+    SANType.EMAIL: Str(
+        "an ASCII mailbox", max_length=320, pattern=rf"^{_ATOM}(?:\.{_ATOM})*@{_LDH_NAME}$"
+    ),
+    SANType.URI: Str(
+        "an absolute URI without an authority (such as urn: or spiffe: forms)",
+        max_length=2048,
+        pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9._~:?#@!$&'()*+,;=-][A-Za-z0-9._~:/?#@!$&'()*+,;=-]*$",
+    ),
+}
+
+
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_HOST = f"^\\.?{_LDH_NAME}$"  # a host, or with a leading dot every host below a domain
+_SUBTREE_VALUES: dict[SANType, Spec] = {
+    SANType.DNS: _SAN_VALUES[SANType.DNS],
+    SANType.IP: Str(
+        "a network in CIDR form, its host bits zero: '10.0.0.0/8', '2001:db8::/32'",
+        max_length=49,
+        pattern=rf"^(?:(?:{_OCTET}\.){{3}}{_OCTET}/(?:3[0-2]|[12]?[0-9])|[0-9a-fA-F:]*:[0-9a-fA-F:]*/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))$",
+    ),
+    SANType.EMAIL: Str(
+        "a mailbox, a host, or '.domain' for every host below it",
+        max_length=253,
+        pattern=rf"^(?:{_ATOM}(?:\.{_ATOM})*@{_LDH_NAME}|\.?{_LDH_NAME})$",
+    ),
+    SANType.URI: Str("a host, or '.domain' for every host below it", max_length=253, pattern=_HOST),
+}
 _SUBTREES = Array(
     Obj(
         "Subtree",
@@ -133,10 +171,10 @@ _SUBTREES = Array(
                 " '.example.com', email a mailbox); ip: a network, '10.0.0.0/8'",
                 min_length=1,
                 max_length=253,
-                pattern=PLAIN_TEXT,
             ),
         },
         frozenset({"type", "value"}),
+        when=tuple(When("type", (t.value,), {"value": _SUBTREE_VALUES[t]}) for t in SANType),
     ),
     MAX_SUBTREES,
 )
@@ -163,6 +201,22 @@ CREATE_CA = Obj(
     },
     frozenset({"kind", "subject"}),
     required_when=(RequiredWhen("kind", (CAKind.INTERMEDIATE.value,), frozenset({"parent_id"})),),
+    when=(
+        When(
+            "kind",
+            (CAKind.ROOT.value,),
+            {
+                "name_constraints": Obj(
+                    "NoNameConstraints",
+                    {
+                        "permitted": Array(Obj("NoSubtree", {}), 0),
+                        "excluded": Array(Obj("NoSubtree", {}), 0),
+                    },
+                    description="a root takes no name constraints",
+                )
+            },
+        ),
+    ),
 )
 RENEW_CA = Obj("RenewCA", {"service_days": Int(1, MAX_SERVICE_DAYS)}, frozenset({"service_days"}))
 REVOKE = Obj("Revoke", {"reason": Str(enum=REASONS)})
@@ -172,25 +226,6 @@ ASSIGN = Obj(
     {"intermediate_id": UUID_TEXT, "remaining": Int(0, MAX_QUOTA_STEP)},
     frozenset({"intermediate_id", "remaining"}),
 )
-# What each SAN type's value looks like, as far as JSON Schema can say it; the domain's
-# checks (IDNA rules, lengths, repeats after normalisation) stay the authority.
-_ATOM = "[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
-_LDH_NAME = r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}"
-_SAN_VALUES: dict[SANType, Spec] = {
-    SANType.DNS: Str("a host name", min_length=1, max_length=253, format="idn-hostname"),
-    SANType.IP: Either(
-        (Str(format="ipv4", max_length=15), Str(format="ipv6", max_length=45)),
-        "must be an IPv4 or IPv6 address.",
-    ),
-    SANType.EMAIL: Str(
-        "an ASCII mailbox", max_length=320, pattern=rf"^{_ATOM}(?:\.{_ATOM})*@{_LDH_NAME}$"
-    ),
-    SANType.URI: Str(
-        "an absolute URI without an authority (such as urn: or spiffe: forms)",
-        max_length=2048,
-        pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9._~:?#@!$&'()*+,;=-][A-Za-z0-9._~:/?#@!$&'()*+,;=-]*$",
-    ),
-}
 
 
 def _san(name: str, types: tuple[SANType, ...]) -> Obj:
@@ -276,8 +311,11 @@ POLICY = Obj(
         "fixed_subject": Obj(
             "FixedSubject",
             {
-                key: Str(min_length=1, max_length=spec_max, pattern=PLAIN_TEXT)
-                for key, spec_max in {**MAX_ATTRIBUTE_LENGTHS, "country": 2}.items()
+                **{
+                    key: Str(min_length=1, max_length=limit, pattern=NAMING_TEXT)
+                    for key, limit in MAX_ATTRIBUTE_LENGTHS.items()
+                },
+                "country": Str("ISO 3166 two-letter code", max_length=2, pattern=COUNTRY_CODE),
             },
             description="subject fields the profile sets on every certificate",
         ),
@@ -328,7 +366,10 @@ CREATE_TOKEN = Obj(
     "CreateToken",
     {
         "name": Str(
-            "who or what uses it, e.g. ci-deployer", min_length=1, max_length=MAX_NAME_LENGTH
+            "who or what uses it, e.g. ci-deployer",
+            min_length=1,
+            max_length=MAX_NAME_LENGTH,
+            pattern=NAMING_TEXT,
         ),
         "role": Str(enum=ROLES),
         "valid_days": Int(1, MAX_TOKEN_DAYS, "refuse the token after this many days"),

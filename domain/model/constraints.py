@@ -177,8 +177,8 @@ def _subtrees(pairs: Sequence[tuple[str, str]], path: str) -> tuple[SAN, ...]:
 def _subtree(san_type: SANType, value: str, field: str) -> str:
     """One subtree's value in normal form (lower-case hosts, networks in CIDR form)."""
     try:
-        if san_type is SANType.IP:
-            return str(ipaddress.ip_network(value))
+        if san_type is SANType.IP:  # host bits dropped, as the certificate holds it
+            return str(ipaddress.ip_network(value, strict=False))
         host = value.lstrip(".")
         if "*" in host:
             raise ValueError("a subtree has no wildcard: 'example.com' covers every name below")

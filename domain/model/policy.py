@@ -451,12 +451,12 @@ def _dns_pattern(value: str, field: str) -> str:
 
 
 def _network(value: str, field: str) -> str:
-    try:
-        return str(ipaddress.ip_network(value))
+    try:  # host bits are dropped: '10.1.2.3/16' is the network 10.1.0.0/16
+        return str(ipaddress.ip_network(value, strict=False))
     except ValueError:
         raise ValidationError(
-            f"{field} {show(value)} is not a network in CIDR form with its host bits zero,"
-            " as in '10.1.0.0/16' or '2001:db8::/32'.",
+            f"{field} {show(value)} is not a network in CIDR form, as in '10.1.0.0/16' or"
+            " '2001:db8::/32'.",
             field=field,
         ) from None
 

@@ -124,8 +124,9 @@ def test_the_constraints_are_critical_in_the_intermediate_certificate(api: ApiCl
     ],
 )
 def test_a_name_outside_the_constraints_is_refused_before_signing(
-    api: ApiClient, body: dict[str, Any], detail: str
+    sqlite_api: ApiClient, body: dict[str, Any], detail: str
 ) -> None:
+    api = sqlite_api
     ca_id = _constrained_intermediate(api)
     service: PrivateCA = api.app.extensions["pca"].service
     head = service.recorder.max_notification_id() or 0
@@ -155,8 +156,9 @@ def test_the_acme_question_is_answered_before_any_order(api: ApiClient) -> None:
 
 @pytest.mark.slow
 def test_openssl_refuses_a_leaf_outside_the_constraints_and_accepts_ours(
-    api: ApiClient, tmp_path: Path
+    sqlite_api: ApiClient, tmp_path: Path
 ) -> None:
+    api = sqlite_api
     ca_id = _constrained_intermediate(api)
     issued = _issue(api, ca_id, common_name="a.svc.example").get_json()
     chain = [block.encode() for block in _pem_blocks(issued["chain_pem"])]
@@ -173,8 +175,9 @@ def test_openssl_refuses_a_leaf_outside_the_constraints_and_accepts_ours(
 
 @pytest.mark.slow
 def test_pkilint_finds_no_error_in_the_constrained_intermediate_and_its_leaves(
-    api: ApiClient, tmp_path: Path
+    sqlite_api: ApiClient, tmp_path: Path
 ) -> None:
+    api = sqlite_api
     ca_id = _constrained_intermediate(api)
     server = _issue(api, ca_id, common_name="a.svc.example").get_json()
     client = _issue(
