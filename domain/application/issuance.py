@@ -161,46 +161,32 @@ class Issuance:
         self, ca: CertificateAuthority, request: CertificateRequest, now: dt.datetime
     ) -> tuple[IssuedFacts, object | None]:
         """Check the request against its profile (before any key is made), then sign."""
-        profile = ca.issuing_profile(request.profile or DEFAULT_PROFILE)
-        csr = certs.load_csr(request.csr_pem) if request.csr_pem is not None else None
-        subject = normalize_subject(request.subject)
-        requested_sans: Sequence[SAN] = request.sans
-        if profile.policy.names_from is NamesFrom.CSR:
-            subject, requested_sans = _names_from_csr(profile, request, subject, csr)
-        sans = _sans_for(request.type, subject.common_name, requested_sans)
-        policy.check_request(profile, request.type, subject, sans)
-        check_names(ca.name_constraints, sans, subject.common_name)
-        decided = policy.decide(
-            profile,
-            subject,
-            request.validity_days,
-            request.not_after is not None,
-            request.include_crl,
-        )
-        window = ca.leaf_window(now, decided.validity_days, request.not_after)
-        policy.check_validity(profile, window[1] - now, _validity_field(request))
-        public_key, algorithm, key_id, sealed_key = self._leaf_key(request, profile, csr)
+        checked = _Checked.of(ca, request, now)
+        profile = checked.profile
+        public_key, algorithm, key_id, sealed_key = self._leaf_key(request, profile, checked.csr)
         ca_der, ca_key_id = ca.signing_identity()
         usages = certs.Usages(profile.policy.key_usage, profile.policy.extended_key_usage)
-        leaf = certs.LeafProfile(request.type, decided.subject, sans, decided.include_crl, usages)
+        leaf = certs.LeafProfile(
+            request.type, checked.subject, checked.sans, checked.include_crl, usages
+        )
         certificate = certs.build_leaf(
             public_key,
             leaf,
             self._issuer_certificate(ca.id, ca_der),
             certs.as_issuer_key(self._store.keys.get(ca_key_id)),
-            window,
+            checked.window,
             certs.PublicationURLs.for_issuer(self._store.public_url, str(ca.id)),
         )
         facts = IssuedFacts.of(
             certificate,
             ca_id=ca.id,
             type=request.type,
-            name=display_name(request.name) or subject.common_name,
-            subject=decided.subject,
-            sans=sans,
+            name=display_name(request.name) or checked.subject.common_name,
+            subject=checked.subject,
+            sans=checked.sans,
             key_algorithm=algorithm,
             key_id=key_id,
-            include_crl=decided.include_crl,
+            include_crl=checked.include_crl,
             profile=profile.name,
             profile_version=profile.version,
         )
@@ -317,6 +303,41 @@ class Issuance:
         # The claim's own position is not at hand; the log's head is at or after it, so a
         # reader waiting for it also sees the first issuance.
         return IssuedCertificate(certificate, self._store.chain_der(ca_id), self._store.head())
+
+
+@dataclass(frozen=True)
+class _Checked:
+    """A request that passed its profile and the CA's name constraints, with what they
+    decided: the names, the subject (fixed fields set), the window and the CRL choice."""
+
+    profile: CertificateProfile
+    csr: x509.CertificateSigningRequest | None
+    subject: values.Subject
+    sans: tuple[SAN, ...]
+    window: tuple[dt.datetime, dt.datetime]
+    include_crl: bool
+
+    @classmethod
+    def of(
+        cls, ca: CertificateAuthority, request: CertificateRequest, now: dt.datetime
+    ) -> _Checked:
+        """PolicyError (or another PCAError) at the first rule the request breaks."""
+        profile = ca.issuing_profile(request.profile or DEFAULT_PROFILE)
+        csr = certs.load_csr(request.csr_pem) if request.csr_pem is not None else None
+        subject = normalize_subject(request.subject)
+        requested_sans: Sequence[SAN] = request.sans
+        if profile.policy.names_from is NamesFrom.CSR:
+            subject, requested_sans = _names_from_csr(profile, request, subject, csr)
+        sans = _sans_for(request.type, subject.common_name, requested_sans)
+        policy.check_request(profile, request.type, subject, sans)
+        check_names(ca.name_constraints, sans, subject.common_name)
+        has_end = request.not_after is not None
+        decided = policy.decide(
+            profile, subject, request.validity_days, has_end, request.include_crl
+        )
+        window = ca.leaf_window(now, decided.validity_days, request.not_after)
+        policy.check_validity(profile, window[1] - now, _validity_field(request))
+        return cls(profile, csr, decided.subject, sans, window, decided.include_crl)
 
 
 @dataclass
