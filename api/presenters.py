@@ -9,7 +9,8 @@ from collections.abc import Iterator
 from domain.application.service import PrivateCA
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
-from domain.model.policy import CertificateProfile, policy_data
+from domain.model.policy import CertificateProfile
+from domain.model.policy_form import policy_data
 from domain.model.tokens import ApiToken
 from domain.model.values import SAN, CAKind, CertificateStatus, Subject
 from domain.pki.der import pem

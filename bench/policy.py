@@ -29,7 +29,7 @@ from domain.application.commands import CertificateRequest
 from domain.application.service import PrivateCA
 from domain.model import policy
 from domain.model.constraints import check_names, name_constraints
-from domain.model.policy import policy_from
+from domain.model.policy_form import policy_from
 from domain.model.validation import normalize_sans, normalize_subject
 from domain.model.values import SAN, KeyAlgorithm, SANType
 from tests.builders import ADMIN, OPERATOR, enabled_root, intermediate_profile, server_request

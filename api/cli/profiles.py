@@ -10,7 +10,8 @@ from api.cli.commands import Session
 from api.cli.output import Row
 from api.presenters import profile_shape
 from domain.model.errors import ValidationError
-from domain.model.policy import IssuancePolicy, policy_from
+from domain.model.policy import IssuancePolicy
+from domain.model.policy_form import policy_from
 
 
 def declare_name(parser: argparse.ArgumentParser) -> None:

@@ -10,7 +10,8 @@ from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from domain.model import topics
 from domain.model.constraints import NameConstraints
-from domain.model.policy import CertificateProfile, IssuancePolicy, policy_data, policy_from
+from domain.model.policy import CertificateProfile, IssuancePolicy
+from domain.model.policy_form import policy_data, policy_from
 from domain.model.tokens import Role
 from domain.model.values import (
     SAN,

@@ -13,7 +13,7 @@ from api.http import bodies
 from api.http.routing import Routes
 from api.presenters import profile_shape
 from domain.application.service import Outcome
-from domain.model.policy import policy_from
+from domain.model.policy_form import policy_from
 from domain.model.tokens import Role
 
 blueprint = Blueprint("profiles", __name__, url_prefix="/api/v1/cas")
