@@ -129,4 +129,4 @@ def request_context() -> RequestContext:
     """Who is acting in this request (the token's name and role) and the request id."""
     principal = g.principal
     assert isinstance(principal, ApiToken)
-    return RequestContext(actor=principal.actor, request_id=g.request_id)
+    return RequestContext(principal.actor, g.request_id, principal.scope)

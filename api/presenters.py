@@ -4,14 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Iterator
 from urllib.parse import quote
 
+from domain.application.service import PrivateCA
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
 from domain.model.certificate_facts import certificate_facts
-from domain.model.values import CAKind, CertificateStatus, KeyGeneration, Subject
+from domain.model.policy import CertificateProfile
+from domain.model.policy_form import policy_data
+from domain.model.tokens import ApiToken
+from domain.model.values import SAN, CAKind, CertificateStatus, KeyGeneration, Subject
 from domain.pki.der import pem
 from domain.pki.formats import Download
+from projections.audit.history import MAX_LIMIT, HistoryFilter, read_history
 from projections.readmodels.models import CAView, CertificateView
 
 Shape = dict[str, object]
@@ -34,7 +40,7 @@ def ca_shape(ca: CertificateAuthority, now: dt.datetime) -> Shape:
         quota = {"remaining": ca.quota_remaining, "issued": ca.issued_count}
     not_after = ca.not_after
     expired = not_after is not None and now >= not_after
-    return {
+    shape: Shape = {
         "id": str(ca.id),
         "kind": ca.kind.value,
         "parent_id": str(ca.parent_id) if ca.parent_id else None,
@@ -50,6 +56,12 @@ def ca_shape(ca: CertificateAuthority, now: dt.datetime) -> Shape:
         "key_generations": [_generation_shape(generation) for generation in ca.generations],
         "link_certificates_pem": [pem(link) for link in ca.link_certificates],
     }
+    if ca.name_constraints:  # only constrained intermediates carry the field
+        shape["name_constraints"] = {
+            "permitted": [_subtree(tree) for tree in ca.name_constraints.permitted],
+            "excluded": [_subtree(tree) for tree in ca.name_constraints.excluded],
+        }
+    return shape
 
 
 def _generation_shape(generation: KeyGeneration) -> Shape:
@@ -62,6 +74,10 @@ def _generation_shape(generation: KeyGeneration) -> Shape:
         "not_after": _iso(facts.not_after),
         "certificate_pem": pem(generation.certificate_der),
     }
+
+
+def _subtree(tree: SAN) -> Shape:
+    return {"type": tree.type.value, "value": tree.value}
 
 
 def certificate_shape(certificate: Certificate, now: dt.datetime) -> Shape:
@@ -87,6 +103,18 @@ def certificate_shape(certificate: Certificate, now: dt.datetime) -> Shape:
             certificate.revocation_reason.value if certificate.revocation_reason else None
         ),
         "certificate_pem": pem(certificate.certificate_der),
+        "profile": certificate.profile,
+        "profile_version": certificate.profile_version,
+    }
+
+
+def profile_shape(profile: CertificateProfile) -> Shape:
+    """A certificate profile with its whole policy, every rule spelled out."""
+    return {
+        "name": profile.name,
+        "version": profile.version,
+        "retired": profile.retired,
+        "policy": policy_data(profile.policy),
     }
 
 
@@ -143,3 +171,33 @@ def content_disposition(download: Download) -> str:
 
 def _iso(moment: dt.datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def token_records(service: PrivateCA) -> Iterator[ApiToken]:
+    """Every API token ever made, oldest first, read from the log (tokens are few and
+    have no read model)."""
+    created = HistoryFilter(types=("TokenCreated",))
+    after: int | None = 0
+    while after is not None:
+        page = read_history(service, after, MAX_LIMIT, created)
+        for item in page.items:
+            record: object = service.repository.get(item.aggregate_id)
+            assert isinstance(record, ApiToken)
+            yield record
+        after = page.next_after
+
+
+def token_shape(record: ApiToken, now: dt.datetime) -> Shape:
+    """A token's record: id (to revoke), name, role, scope and status; never the token,
+    which only its creator saw."""
+    status = "revoked" if record.revoked else "active" if record.is_current(now) else "expired"
+    return {
+        "id": str(record.id),
+        "name": record.name,
+        "role": record.role.value,
+        "cas": [str(ca_id) for ca_id in record.scope.ca_ids],
+        "profiles": list(record.scope.profiles),
+        "status": status,
+        "created_at": record.created_on.isoformat(),
+        "expires_at": _iso(record.expires_at),
+    }

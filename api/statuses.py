@@ -8,6 +8,7 @@ from domain.model.errors import (
     KeyCustodyError,
     LogTamperedError,
     NotFoundError,
+    OutOfScopeError,
     PCAError,
     StorageNotDurableError,
     ValidationError,
@@ -15,6 +16,7 @@ from domain.model.errors import (
 
 STATUS_BY_ERROR: tuple[tuple[type[PCAError], int], ...] = (
     (ValidationError, 422),
+    (OutOfScopeError, 403),
     (NotFoundError, 404),
     (ConflictError, 409),
     (KeyCustodyError, 500),

@@ -14,6 +14,7 @@ from domain.model.values import (
     SANType,
     Subject,
 )
+from projections.audit.history import HistoryFilter, read_history
 
 ADMIN = RequestContext(actor="alice (admin)", request_id="req-admin")
 OPERATOR = RequestContext(actor="bob (operator)", request_id="req-operator")
@@ -96,3 +97,13 @@ def issue(
 ) -> IssuedCertificate:
     """Issue ``request`` (a default server request) as the operator."""
     return service.issue_certificate(OPERATOR, ca_id, request or server_request())
+
+
+ISSUANCE_EVENTS = ("CertificateIssued", "QuotaSpent", "IssuanceRequested")
+
+
+def issuance_events_after(service: PrivateCA, position: int) -> list[str]:
+    """The issuance events recorded after log ``position`` (background publishing of
+    CRLs and checkpoints may record others meanwhile)."""
+    page = read_history(service, position, 100, HistoryFilter(types=ISSUANCE_EVENTS))
+    return [item.type for item in page.items]

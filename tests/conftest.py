@@ -138,6 +138,15 @@ def api(app: Flask) -> ApiClient:
     return ApiClient(app)
 
 
+@pytest.fixture
+def sqlite_api(sqlite_settings: Settings, clock: SettableClock) -> Iterator[ApiClient]:
+    """``api`` on SQLite only: for checks that do not depend on the store (policy rules,
+    real clients reading what was issued), where running them twice only costs time."""
+    flask_app = create_app(sqlite_settings, clock=clock)
+    yield ApiClient(flask_app)
+    flask_app.extensions["pca"].close()
+
+
 # --- Secrets in log output ------------------------------------------------------------------
 
 TOKEN_PATTERN = re.compile(re.escape(TOKEN_PREFIX) + r"[A-Za-z0-9_-]{40,}")

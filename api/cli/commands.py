@@ -12,11 +12,23 @@ from api.cli.output import Row
 from api.deployment import Deployment
 from api.presenters import ca_shape, certificate_shape
 from domain.adapters.settings import Settings
-from domain.application.commands import CAProfile, ca_profile, certificate_request
+from domain.application.commands import (
+    CAProfile,
+    ca_name_constraints,
+    ca_profile,
+    certificate_request,
+)
 from domain.application.service import PrivateCA
 from domain.model.errors import ValidationError
 from domain.model.tokens import Role
-from domain.model.values import CAKind, KeyStorage, RequestContext, RevocationReason, Subject
+from domain.model.values import (
+    CAKind,
+    KeyStorage,
+    RequestContext,
+    RevocationReason,
+    Subject,
+    TokenScope,
+)
 from domain.pki.formats import DownloadOptions, parse_format
 from projections.audit.logcut import parse_time
 
@@ -88,7 +100,14 @@ def create_root(session: Session, args: argparse.Namespace) -> list[Row]:
 
 def create_intermediate(session: Session, args: argparse.Namespace) -> list[Row]:
     profile = _profile(args, CAKind.INTERMEDIATE)
-    outcome = session.service.create_intermediate(session.context, args.parent, profile)
+    constraints = ca_name_constraints(
+        CAKind.INTERMEDIATE,
+        [_split_san(raw, "permit") for raw in args.permit],
+        [_split_san(raw, "exclude") for raw in args.exclude],
+    )
+    outcome = session.service.create_intermediate(
+        session.context, args.parent, profile, name_constraints=constraints
+    )
     return _ca_row(session, outcome.id)
 
 
@@ -141,16 +160,17 @@ def issue_certificate(session: Session, args: argparse.Namespace) -> list[Row]:
         name=args.name,
         include_crl=args.include_crl,
         idempotency_key=args.idempotency_key,
+        profile=args.profile,
     )
     issued = session.service.issue_certificate(session.context, args.ca_id, request)
     return _certificate_row(session, issued.certificate.id)
 
 
-def _split_san(raw: str) -> tuple[str, str]:
+def _split_san(raw: str, flag: str = "san") -> tuple[str, str]:
     kind, separator, value = raw.partition(":")
     if not separator:
         raise ValidationError(
-            f"--san takes TYPE:VALUE such as dns:www.example.com; got {raw!r}.", field="san"
+            f"--{flag} takes TYPE:VALUE such as dns:www.example.com; got {raw!r}.", field=flag
         )
     return kind, value
 
@@ -213,8 +233,9 @@ def rotate_master_key(session: Session, args: argparse.Namespace) -> list[Row]:
 
 
 def create_token(session: Session, args: argparse.Namespace) -> list[Row]:
+    scope = TokenScope(tuple(args.ca_ids), tuple(args.profiles))
     token, outcome = session.service.create_token(
-        session.context, args.name, Role(args.role), args.valid_days
+        session.context, args.name, Role(args.role), args.valid_days, scope
     )
     return [{"token": token, "id": str(outcome.id), "name": args.name, "role": args.role}]
 

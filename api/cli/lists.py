@@ -4,17 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
-from uuid import UUID
 
 from api.cli.commands import Session
 from api.cli.output import Row
 from api.cli.runners import fresh_read_models
 from api.inputs import certificate_filter
-from api.presenters import ca_view_shape, certificate_summary
-from domain.application.service import PrivateCA
-from domain.model.tokens import ApiToken
-from projections.audit.history import MAX_LIMIT, HistoryFilter, read_history
+from api.presenters import ca_view_shape, certificate_summary, token_records, token_shape
 from projections.readmodels.queries import DEFAULT_PAGE_SIZE
 
 
@@ -62,36 +57,8 @@ def list_certificates(session: Session, args: argparse.Namespace) -> list[Row]:
 
 
 def list_tokens(session: Session, args: argparse.Namespace) -> list[Row]:
-    """Every API token ever made, oldest first: id (to revoke), name, role and status.
-
-    Read from the log (tokens are few and have no read model); never the token itself,
-    which only its creator saw.
-    """
+    """Every API token ever made, oldest first: id (to revoke), name, role, scope (the
+    CAs and profiles it is limited to; empty: all) and status; never the token itself."""
     del args
-    service, now = session.service, session.service.clock()
-    rows: list[Row] = []
-    for token_id in _token_ids(service):
-        record: object = service.repository.get(token_id)
-        assert isinstance(record, ApiToken)
-        status = "revoked" if record.revoked else "active" if record.is_current(now) else "expired"
-        expires = record.expires_at.isoformat() if record.expires_at else None
-        rows.append(
-            {
-                "id": str(record.id),
-                "name": record.name,
-                "role": record.role.value,
-                "status": status,
-                "created_at": record.created_on.isoformat(),
-                "expires_at": expires,
-            }
-        )
-    return rows
-
-
-def _token_ids(service: PrivateCA) -> Iterator[UUID]:
-    created = HistoryFilter(types=("TokenCreated",))
-    after: int | None = 0
-    while after is not None:
-        page = read_history(service, after, MAX_LIMIT, created)
-        yield from (item.aggregate_id for item in page.items)
-        after = page.next_after
+    now = session.service.clock()
+    return [token_shape(record, now) for record in token_records(session.service)]

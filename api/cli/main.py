@@ -15,7 +15,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.cli import audit, commands, lists, runners
+from api.cli import audit, commands, lists, profiles, runners
 from api.cli.output import CommandFailedError, Row, emit
 from api.cli.quickstart import run_quickstart
 from api.deployment import Deployment
@@ -84,6 +84,15 @@ def _ca_args(parser: argparse.ArgumentParser, *, root: bool) -> None:
         )
     else:
         parser.add_argument("--parent", required=True, type=uuid.UUID, help="the root CA's id")
+        for flag, what in (("--permit", "permitted"), ("--exclude", "excluded")):
+            parser.add_argument(
+                flag,
+                action="append",
+                default=[],
+                metavar="TYPE:VALUE",
+                help=f"a {what} name-constraint subtree: dns:svc.example, ip:10.0.0.0/8,"
+                " email:example.com, uri:.example.com",
+            )
 
 
 def _id_arg(parser: argparse.ArgumentParser) -> None:
@@ -132,8 +141,10 @@ def _issue_args(parser: argparse.ArgumentParser) -> None:
         metavar="TYPE:VALUE",
         help="dns:www.example.com, ip:10.0.0.1, email:a@b.c, uri:spiffe://x",
     )
-    validity = parser.add_mutually_exclusive_group(required=True)
-    validity.add_argument("--validity-days", type=int)
+    validity = parser.add_mutually_exclusive_group()
+    validity.add_argument(
+        "--validity-days", type=int, help="required unless the profile has a default"
+    )
     validity.add_argument(
         "--not-after", help="an explicit end, ISO 8601 with a zone (2027-01-31T00:00:00Z)"
     )
@@ -142,6 +153,7 @@ def _issue_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="display name (defaults to the common name)")
     parser.add_argument("--no-crl", dest="include_crl", action="store_false")
     parser.add_argument("--idempotency-key")
+    parser.add_argument("--profile", help="the CA's certificate profile to issue under")
 
 
 def _download_args(parser: argparse.ArgumentParser) -> None:
@@ -173,6 +185,21 @@ def _token_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", required=True, help="who or what uses it, e.g. ci-deployer")
     parser.add_argument(
         "--valid-days", type=int, help="refuse the token after this many days (default: never)"
+    )
+    parser.add_argument(
+        "--ca",
+        dest="ca_ids",
+        action="append",
+        default=[],
+        type=uuid.UUID,
+        help="limit the token to this CA (repeat for several; default: every CA)",
+    )
+    parser.add_argument(
+        "--profile",
+        dest="profiles",
+        action="append",
+        default=[],
+        help="limit the token to this certificate profile (repeat; default: every profile)",
     )
 
 
@@ -211,6 +238,13 @@ GROUPS: dict[str, dict[str, Command]] = {
             commands.assign_quota, _assign_args, "set an intermediate's remaining quota"
         ),
     },
+    "profile": {
+        "create": Command(profiles.create, profiles.declare_policy, "create a certificate profile"),
+        "update": Command(profiles.update, profiles.declare_policy, "replace a profile's policy"),
+        "retire": Command(profiles.retire, profiles.declare_name, "stop issuing under a profile"),
+        "show": Command(profiles.show, profiles.declare_name, "one profile with its policy"),
+        "list": Command(profiles.list_profiles, profiles.declare_ca, "an intermediate's profiles"),
+    },
     "cert": {
         "issue": Command(commands.issue_certificate, _issue_args, "request a certificate"),
         "show": Command(commands.show_certificate, _id_arg, "show one certificate"),
@@ -236,7 +270,7 @@ GROUPS: dict[str, dict[str, Command]] = {
             creates=True,
         ),
         "revoke": Command(commands.revoke_token, _id_arg, "stop accepting a token"),
-        "list": Command(lists.list_tokens, _no_args, "every token: id, name, role, status"),
+        "list": Command(lists.list_tokens, _no_args, "every token: id, name, role, scope, status"),
     },
     "crl": {
         "publish": Command(runners.publish_crl, _id_arg, "publish a new base CRL for a CA now"),

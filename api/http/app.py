@@ -19,9 +19,11 @@ from api.http.routing import Routes
 from api.http.views import audit as views_audit
 from api.http.views import cas as views_cas
 from api.http.views import certificates as views_certificates
+from api.http.views import profiles as views_profiles
 from api.http.views import public as views_public
 from api.http.views import reports as views_reports
 from api.http.views import revocation as views_revocation
+from api.http.views import tokens as views_tokens
 from api.http.views.public import store_figures
 from domain.adapters.settings import Settings
 from domain.application.service import Clock, utc_now
@@ -37,6 +39,8 @@ ALL_ROUTES: tuple[Routes, ...] = (
     views_revocation.routes,
     views_audit.routes,
     views_reports.routes,
+    views_profiles.routes,
+    views_tokens.routes,
 )
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -79,6 +83,8 @@ def create_app(
         views_revocation.blueprint,
         views_audit.blueprint,
         views_reports.blueprint,
+        views_profiles.blueprint,
+        views_tokens.blueprint,
     ):
         app.register_blueprint(blueprint)
     register_console(app)

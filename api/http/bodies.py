@@ -13,7 +13,6 @@ from api.http.schema import (
     NotTogether,
     Nullable,
     Obj,
-    OneRequired,
     PerItem,
     QueryInt,
     RequiredWhen,
@@ -28,9 +27,22 @@ from domain.application.commands import (
     DEFAULT_LEAF_KEY_ALGORITHM,
     INCLUDE_CRL_BY_DEFAULT,
 )
+from domain.application.tokens import MAX_SCOPE_ITEMS, MAX_TOKEN_DAYS
 from domain.model.ca_rules import MAX_CA_YEARS, MAX_LEAF_DAYS, MAX_QUOTA_STEP, MAX_SERVICE_DAYS
+from domain.model.constraints import MAX_SUBTREES
 from domain.model.countries import COUNTRY_CODES
+from domain.model.policy import (
+    DEFAULT_PROFILE,
+    MAX_PATTERNS,
+    MAX_PROFILE_NAME,
+    PROFILE_NAME,
+    SUBJECT_FIELDS,
+    ExtendedKeyUsage,
+    KeyUsage,
+    NamesFrom,
+)
 from domain.model.text import CONTROL_CHARACTERS
+from domain.model.tokens import MAX_NAME_LENGTH, Role
 from domain.model.validation import ALLOWED_SAN_TYPES, MAX_ATTRIBUTE_LENGTHS, MAX_SANS
 from domain.model.values import (
     CAKind,
@@ -58,6 +70,7 @@ KEY_ALGORITHMS = tuple(algorithm.value for algorithm in KeyAlgorithm)
 REASONS = tuple(reason.value for reason in RevocationReason)
 CA_KINDS = tuple(kind.value for kind in CAKind)
 KEY_STORAGES = tuple(storage.value for storage in KeyStorage)
+ROLES = tuple(role.value for role in Role)
 CERTIFICATE_STATUSES = tuple(status.value for status in CertificateViewStatus)
 _DEFAULT_YEARS = ", ".join(
     f"{defaults.validity_years} for {kind.value}" for kind, defaults in CA_DEFAULTS.items()
@@ -78,6 +91,7 @@ _COUNTRY_CODE = "|".join(
     "".join(f"[{c}{c.lower()}]" for c in code) for code in sorted(COUNTRY_CODES)
 )
 COUNTRY = f"^ *((?:{_COUNTRY_CODE}) *)?$"
+COUNTRY_CODE = f"^ *(?:{_COUNTRY_CODE}) *$"  # one required
 # Printable ASCII, what every download format derives the same key from.
 PRINTABLE_ASCII = r"^[ -~]*$"
 MAX_POSITION = 2**62
@@ -112,24 +126,6 @@ OPTIONAL_SUBJECT = Obj(
     description="Optional subject fields (company, department, ...) besides the common name.",
 )
 
-CREATE_CA = Obj(
-    "CreateCA",
-    {
-        "kind": Str(enum=CA_KINDS),
-        "parent_id": UUID_TEXT,
-        "subject": SUBJECT,
-        "key_algorithm": Str(f"default {DEFAULT_CA_KEY_ALGORITHM.value}", enum=KEY_ALGORITHMS),
-        "validity_years": Int(
-            1, MAX_CA_YEARS, f"lifetime of the CA certificate (default {_DEFAULT_YEARS})"
-        ),
-        "service_days": Int(
-            1, MAX_SERVICE_DAYS, f"service period, from enablement (default {_DEFAULT_DAYS})"
-        ),
-        "included_certificates": Int(0, MAX_QUOTA_STEP, "quota included with a root"),
-    },
-    frozenset({"kind", "subject"}),
-    required_when=(RequiredWhen("kind", (CAKind.INTERMEDIATE.value,), frozenset({"parent_id"})),),
-)
 GENERATION = Int(2, 2**31 - 1, "a CA key after its first rollover (the first key has no -g)")
 ENABLE_CA = Obj(
     "EnableCA",
@@ -140,14 +136,6 @@ ENABLE_CA = Obj(
             enum=KEY_STORAGES,
         )
     },
-)
-RENEW_CA = Obj("RenewCA", {"service_days": Int(1, MAX_SERVICE_DAYS)}, frozenset({"service_days"}))
-REVOKE = Obj("Revoke", {"reason": Str(enum=REASONS)})
-PURCHASE = Obj("QuotaPurchase", {"count": Int(1, MAX_QUOTA_STEP)}, frozenset({"count"}))
-ASSIGN = Obj(
-    "QuotaAssignment",
-    {"intermediate_id": UUID_TEXT, "remaining": Int(0, MAX_QUOTA_STEP)},
-    frozenset({"intermediate_id", "remaining"}),
 )
 # What each SAN type's value looks like, as far as JSON Schema can say it; the domain's
 # checks (IDNA rules, lengths, repeats after normalisation) stay the authority.
@@ -168,6 +156,89 @@ _SAN_VALUES: dict[SANType, Spec] = {
         pattern=r"^[A-Za-z][A-Za-z0-9+.-]*:[A-Za-z0-9._~:?#@!$&'()*+,;=-][A-Za-z0-9._~:/?#@!$&'()*+,;=-]*$",
     ),
 }
+
+
+_OCTET = "(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_HOST = f"^\\.?{_LDH_NAME}$"  # a host, or with a leading dot every host below a domain
+_SUBTREE_VALUES: dict[SANType, Spec] = {
+    SANType.DNS: _SAN_VALUES[SANType.DNS],
+    SANType.IP: Str(
+        "a network in CIDR form, its host bits zero: '10.0.0.0/8', '2001:db8::/32'",
+        max_length=49,
+        pattern=rf"^(?:(?:{_OCTET}\.){{3}}{_OCTET}/(?:3[0-2]|[12]?[0-9])|[0-9a-fA-F:]*:[0-9a-fA-F:]*/(?:12[0-8]|1[01][0-9]|[1-9]?[0-9]))$",
+    ),
+    SANType.EMAIL: Str(
+        "a mailbox, a host, or '.domain' for every host below it",
+        max_length=253,
+        pattern=rf"^(?:{_ATOM}(?:\.{_ATOM})*@{_LDH_NAME}|\.?{_LDH_NAME})$",
+    ),
+    SANType.URI: Str("a host, or '.domain' for every host below it", max_length=253, pattern=_HOST),
+}
+_SUBTREES = Array(
+    Obj(
+        "Subtree",
+        {
+            "type": Str(enum=tuple(t.value for t in SANType)),
+            "value": Str(
+                "dns/uri/email: a host such as 'example.com' (uri and email also"
+                " '.example.com', email a mailbox); ip: a network, '10.0.0.0/8'",
+                min_length=1,
+                max_length=253,
+            ),
+        },
+        frozenset({"type", "value"}),
+        when=tuple(When("type", (t.value,), {"value": _SUBTREE_VALUES[t]}) for t in SANType),
+    ),
+    MAX_SUBTREES,
+)
+NAME_CONSTRAINTS = Obj(
+    "NameConstraints",
+    {"permitted": _SUBTREES, "excluded": _SUBTREES},
+    description="an intermediate's subtrees (RFC 5280 4.2.1.10), critical in its certificate",
+)
+CREATE_CA = Obj(
+    "CreateCA",
+    {
+        "kind": Str(enum=CA_KINDS),
+        "parent_id": UUID_TEXT,
+        "subject": SUBJECT,
+        "key_algorithm": Str(f"default {DEFAULT_CA_KEY_ALGORITHM.value}", enum=KEY_ALGORITHMS),
+        "validity_years": Int(
+            1, MAX_CA_YEARS, f"lifetime of the CA certificate (default {_DEFAULT_YEARS})"
+        ),
+        "service_days": Int(
+            1, MAX_SERVICE_DAYS, f"service period, from enablement (default {_DEFAULT_DAYS})"
+        ),
+        "included_certificates": Int(0, MAX_QUOTA_STEP, "quota included with a root"),
+        "name_constraints": NAME_CONSTRAINTS,
+    },
+    frozenset({"kind", "subject"}),
+    required_when=(RequiredWhen("kind", (CAKind.INTERMEDIATE.value,), frozenset({"parent_id"})),),
+    when=(
+        When(
+            "kind",
+            (CAKind.ROOT.value,),
+            {
+                "name_constraints": Obj(
+                    "NoNameConstraints",
+                    {
+                        "permitted": Array(Obj("NoSubtree", {}), 0),
+                        "excluded": Array(Obj("NoSubtree", {}), 0),
+                    },
+                    description="a root takes no name constraints",
+                )
+            },
+        ),
+    ),
+)
+RENEW_CA = Obj("RenewCA", {"service_days": Int(1, MAX_SERVICE_DAYS)}, frozenset({"service_days"}))
+REVOKE = Obj("Revoke", {"reason": Str(enum=REASONS)})
+PURCHASE = Obj("QuotaPurchase", {"count": Int(1, MAX_QUOTA_STEP)}, frozenset({"count"}))
+ASSIGN = Obj(
+    "QuotaAssignment",
+    {"intermediate_id": UUID_TEXT, "remaining": Int(0, MAX_QUOTA_STEP)},
+    frozenset({"intermediate_id", "remaining"}),
+)
 
 
 def _san(name: str, types: tuple[SANType, ...]) -> Obj:
@@ -216,6 +287,116 @@ def _sans_for(kind: CertificateType) -> When:
     )
 
 
+PROFILE_NAME_TEXT = Str(
+    f"the certificate profile to issue under (default {DEFAULT_PROFILE!r})",
+    min_length=1,
+    max_length=MAX_PROFILE_NAME,
+    pattern=f"^{PROFILE_NAME.pattern}$",
+)
+_PATTERNS = Array(Str(min_length=1, max_length=253, pattern=PLAIN_TEXT), MAX_PATTERNS)
+
+
+def _name_rule(name: str, description: str) -> Obj:
+    return Obj(name, {"allow": _PATTERNS, "deny": _PATTERNS}, description=description)
+
+
+_DNS_PATTERNS = "'api.example' matches exactly, '*.svc.example' every name below svc.example"
+POLICY = Obj(
+    "IssuancePolicy",
+    {
+        "types": Array(Str(enum=tuple(t.value for t in CertificateType)), len(CertificateType)),
+        "dns": _name_rule("DNSNameRule", f"DNS names: {_DNS_PATTERNS}"),
+        "allow_wildcards": Bool("whether DNS names like '*.svc.example' may be requested"),
+        "ip": _name_rule("IPNameRule", "IP addresses: networks in CIDR form, '10.0.0.0/8'"),
+        "email": _name_rule("EmailNameRule", f"e-mail addresses by domain: {_DNS_PATTERNS}"),
+        "uri": _name_rule("URINameRule", "URIs by prefix: 'urn:example:team:'"),
+        "common_name": _name_rule("CommonNameRule", f"common names: {_DNS_PATTERNS}"),
+        "key_algorithms": Array(Str(enum=KEY_ALGORITHMS), len(KEY_ALGORITHMS)),
+        "max_validity_days": Nullable(Int(1, MAX_LEAF_DAYS)),
+        "default_validity_days": Nullable(
+            Int(1, MAX_LEAF_DAYS, "used when a request gives neither validity_days nor not_after")
+        ),
+        "key_usage": Array(Str(enum=tuple(u.value for u in KeyUsage)), len(KeyUsage)),
+        "extended_key_usage": Array(
+            Str(enum=tuple(u.value for u in ExtendedKeyUsage)), len(ExtendedKeyUsage)
+        ),
+        "subject_fields": Array(Str(enum=SUBJECT_FIELDS), len(SUBJECT_FIELDS)),
+        "fixed_subject": Obj(
+            "FixedSubject",
+            {
+                **{
+                    key: Str(min_length=1, max_length=limit, pattern=NAMING_TEXT)
+                    for key, limit in MAX_ATTRIBUTE_LENGTHS.items()
+                },
+                "country": Str("ISO 3166 two-letter code", max_length=2, pattern=COUNTRY_CODE),
+            },
+            description="subject fields the profile sets on every certificate",
+        ),
+        "include_crl": Nullable(Bool("true or false fixes it; null lets the request choose")),
+        "names_from": Str(
+            "where the common name and SANs come from: the request body (default), or the"
+            " CSR (names the body also gives must repeat it)",
+            enum=tuple(source.value for source in NamesFrom),
+        ),
+    },
+    description="What requests under a profile may have; a field left out allows what the CA"
+    " allows. Empty allow lists allow every name; deny entries win over allow entries.",
+)
+CREATE_PROFILE = Obj(
+    "CreateProfile",
+    {"name": PROFILE_NAME_TEXT, "policy": POLICY},
+    frozenset({"name"}),
+)
+UPDATE_PROFILE = Obj("UpdateProfile", {"policy": POLICY}, frozenset({"policy"}))
+PROFILE = Obj(
+    "Profile",
+    {
+        "name": PROFILE_NAME_TEXT,
+        "version": Int(1, 2**31),
+        "retired": Bool(),
+        "policy": POLICY,
+    },
+    frozenset({"name", "version", "retired", "policy"}),
+)
+PROFILE_LIST = Obj("ProfileList", {"items": Array(PROFILE, 10**6)}, frozenset({"items"}))
+TOKEN = Obj(
+    "Token",
+    {
+        "id": UUID_TEXT,
+        "name": Str(max_length=MAX_NAME_LENGTH),
+        "role": Str(enum=ROLES),
+        "cas": Array(UUID_TEXT, MAX_SCOPE_ITEMS),
+        "profiles": Array(PROFILE_NAME_TEXT, MAX_SCOPE_ITEMS),
+        "status": Str(enum=("active", "revoked", "expired")),
+        "created_at": TIMESTAMP,
+        "expires_at": TIMESTAMP,
+    },
+    frozenset({"id", "name", "role", "cas", "profiles", "status"}),
+    description="a token's record; empty cas or profiles: not limited",
+)
+TOKEN_LIST = Obj("TokenList", {"items": Array(TOKEN, 10**6)}, frozenset({"items"}))
+CREATE_TOKEN = Obj(
+    "CreateToken",
+    {
+        "name": Str(
+            "who or what uses it, e.g. ci-deployer",
+            min_length=1,
+            max_length=MAX_NAME_LENGTH,
+            pattern=NAMING_TEXT,
+        ),
+        "role": Str(enum=ROLES),
+        "valid_days": Int(1, MAX_TOKEN_DAYS, "refuse the token after this many days"),
+        "ca_ids": Array(UUID_TEXT, MAX_SCOPE_ITEMS),
+        "profiles": Array(PROFILE_NAME_TEXT, MAX_SCOPE_ITEMS),
+    },
+    frozenset({"name", "role"}),
+    description="ca_ids and profiles limit what the token may issue and act on",
+)
+CREATED_TOKEN = Obj(
+    "CreatedToken",
+    {**TOKEN.properties, "token": Str("the bearer token: shown this once", max_length=128)},
+    TOKEN.required | {"token"},
+)
 _SANS_BY_TYPE = tuple(_sans_for(kind) for kind in ALLOWED_SAN_TYPES)
 ISSUE = Obj(
     "IssueCertificate",
@@ -239,6 +420,7 @@ ISSUE = Obj(
         "include_crl": Bool(
             f"write the CRL distribution point (default {str(INCLUDE_CRL_BY_DEFAULT).lower()})"
         ),
+        "profile": PROFILE_NAME_TEXT,
     },
     frozenset({"type", "common_name"}),
     when=(
@@ -251,10 +433,6 @@ ISSUE = Obj(
         NotTogether(
             ("not_after", "validity_days"),
             "and validity_days exclude each other: give validity_days or not_after, not both.",
-        ),
-        OneRequired(
-            ("validity_days", "not_after"),
-            "is required: give validity_days, or not_after (an ISO 8601 end time).",
         ),
     ),
 )
@@ -363,6 +541,7 @@ CA = Obj(
             2,
             "after a root's rollover: its new key certified by the old one, the old by the new",
         ),
+        "name_constraints": NAME_CONSTRAINTS,
     },
     frozenset({"id", "kind", "parent_id", "status", "subject", "key_algorithm", "quota"}),
 )
@@ -385,6 +564,8 @@ CERTIFICATE = Obj(
         "revocation_reason": Nullable(Str(enum=REASONS)),
         "certificate_pem": Str(max_length=65536),
         "chain_pem": Str(max_length=65536),
+        "profile": PROFILE_NAME_TEXT,
+        "profile_version": Int(1, 2**31),
     },
     frozenset(
         {
@@ -402,7 +583,7 @@ CERTIFICATE = Obj(
         }
     ),
 )
-_NOT_IN_LISTS = {"subject", "certificate_pem", "chain_pem"}
+_NOT_IN_LISTS = {"subject", "certificate_pem", "chain_pem", "profile", "profile_version"}
 CERTIFICATE_SUMMARY = Obj(
     "CertificateSummary",
     {

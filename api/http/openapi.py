@@ -93,7 +93,7 @@ def _responses(operation: Operation) -> JSON:
     if operation.body is not None:
         codes += [400, 422]
     if operation.query is not None or operation.path:
-        codes += [422]  # a query or path parameter out of its range
+        codes += [422]  # a query or a declared path parameter that fails its rule
     for code in sorted(set(codes)):
         responses[str(code)] = {
             "description": _ERRORS.get(code, "Internal error"),

@@ -354,21 +354,6 @@ def _holds(option: Mapping[str, Spec], value: Mapping[str, object], path: str) -
 
 
 @dataclass(frozen=True)
-class OneRequired:
-    """Fields of which an object must hold at least one (JSON Schema ``anyOf``/``required``)."""
-
-    fields: tuple[str, ...]
-    message: str
-
-    def check(self, value: Mapping[str, object], path: str) -> None:
-        if not any(name in value for name in self.fields):
-            raise _fail(_join(path, self.fields[0]), self.message)
-
-    def json_schema(self) -> JSON:
-        return {"anyOf": [{"required": [name]} for name in self.fields]}
-
-
-@dataclass(frozen=True)
 class NotTogether:
     """Fields an object may hold one of, not all (JSON Schema ``not``/``required``)."""
 
@@ -392,7 +377,7 @@ class Obj:
     required: frozenset[str] = field(default_factory=frozenset)
     description: str = ""
     required_when: tuple[RequiredWhen, ...] = ()
-    when: tuple[When | NotTogether | OneRequired, ...] = ()
+    when: tuple[When | NotTogether, ...] = ()
 
     def parse(self, value: object, path: str = "") -> dict[str, Any]:
         if not isinstance(value, dict):

@@ -20,6 +20,7 @@ from domain.application.issuance import Issuance
 from domain.application.store import Outcome, Store, retry_on_conflict
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate_facts import load_certificate
+from domain.model.constraints import UNCONSTRAINED, NameConstraints
 from domain.model.errors import CAStateError
 from domain.model.idempotency import Repeatable
 from domain.model.validation import normalize_subject
@@ -63,9 +64,12 @@ class Authorities:
         parent_id: UUID,
         profile: CAProfile,
         idempotency_key: str | None,
+        name_constraints: NameConstraints = UNCONSTRAINED,
     ) -> Outcome:
         """A pending intermediate under ``parent_id`` (once per Idempotency-Key)."""
-        parameters = {"profile": dataclasses.asdict(profile)}
+        parameters: dict[str, object] = {"profile": dataclasses.asdict(profile)}
+        if name_constraints:  # absent otherwise: stored fingerprints stay valid
+            parameters["name_constraints"] = dataclasses.asdict(name_constraints)
         once = Repeatable.of("create-intermediate", str(parent_id), idempotency_key, parameters)
         repeated = self._store.repeated(once)
         if repeated is not None:
@@ -77,6 +81,7 @@ class Authorities:
             profile.key_algorithm,
             (profile.validity_years, profile.service_days),
             self._store.clock(),
+            name_constraints,
         )
         return self._store.save_once(ctx, once, intermediate.id, intermediate)
 
@@ -222,4 +227,5 @@ class Authorities:
             certs.PublicationURLs.for_issuer(
                 self._store.public_url, str(parent.id), parent.generation
             ),
+            ca.name_constraints,
         )

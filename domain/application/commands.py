@@ -12,6 +12,8 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from domain.model.constraints import NameConstraints, name_constraints
+from domain.model.errors import ValidationError
 from domain.model.validation import parse_san_list
 from domain.model.values import (
     SAN,
@@ -71,6 +73,7 @@ class CertificateRequest:
     include_crl: bool = INCLUDE_CRL_BY_DEFAULT
     idempotency_key: str | None = None
     not_after: dt.datetime | None = None
+    profile: str | None = None  # None: the CA's default profile
 
     def fingerprint(self) -> str:
         """SHA-256 over the parameters that define the certificate (not the idempotency key)."""
@@ -93,6 +96,8 @@ class CertificateRequest:
         }
         if self.not_after is not None:  # absent otherwise: stored fingerprints stay valid
             canonical["not_after"] = self.not_after.isoformat()
+        if self.profile is not None:
+            canonical["profile"] = self.profile
         encoded = json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()
         return hashlib.sha256(encoded).hexdigest()
 
@@ -114,6 +119,21 @@ def ca_profile(
     )
 
 
+def ca_name_constraints(
+    kind: CAKind, permitted: Sequence[tuple[str, str]], excluded: Sequence[tuple[str, str]]
+) -> NameConstraints:
+    """A new CA's name constraints from ``(type, value)`` pairs; only intermediates, which
+    sign leaves, take them."""
+    constraints = name_constraints(permitted, excluded)
+    if constraints and kind is not CAKind.INTERMEDIATE:
+        raise ValidationError(
+            "name_constraints apply to intermediate CAs, which sign leaves; leave them out"
+            " for a root.",
+            field="name_constraints",
+        )
+    return constraints
+
+
 def certificate_request(
     certificate_type: str,
     subject: Subject,
@@ -126,6 +146,7 @@ def certificate_request(
     name: str | None = None,
     include_crl: bool | None = None,
     idempotency_key: str | None = None,
+    profile: str | None = None,
 ) -> CertificateRequest:
     """A certificate request from a face's parsed values (type and algorithm by name, SANs
     as ``(type, value)`` pairs); None takes the default. SANError names an unknown SAN type
@@ -141,4 +162,5 @@ def certificate_request(
         name=name,
         include_crl=INCLUDE_CRL_BY_DEFAULT if include_crl is None else include_crl,
         idempotency_key=idempotency_key,
+        profile=profile,
     )

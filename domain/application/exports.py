@@ -51,6 +51,7 @@ class Exports:
         is recorded, and only then returned.
         """
         certificate = self._store.listed_certificate(certificate_id)
+        ctx.scope.check(certificate.ca_id)
         key_id = certificate.key_id if carries_private_key(file_format) else None
         material = DownloadMaterial(
             certificate.name,

@@ -8,6 +8,7 @@ transaction, retrying conflicts with the signatures already made.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import threading
 from collections.abc import Sequence
@@ -29,17 +30,31 @@ from domain.application.store import (
     key_reused,
     too_busy,
 )
+from domain.model import policy, values
 from domain.model.authority import CertificateAuthority
 from domain.model.ca_rules import no_quota_left
 from domain.model.certificate import Certificate, IssuanceRequest, IssuedFacts, issuance_request_id
 from domain.model.certificate_facts import load_certificate
+from domain.model.constraints import check_names
 from domain.model.errors import PCAError, QuotaError, SANError, ValidationError
+from domain.model.policy import DEFAULT_PROFILE, CertificateProfile, NamesFrom
 from domain.model.validation import display_name, normalize_sans, normalize_subject
 from domain.model.values import SAN, CertificateType, KeyAlgorithm, RequestContext, SANType
 from domain.pki import x509 as certs
 
 # What issuance decided for a certificate, apart from what its signed DER says.
-_DECIDED = ("ca_id", "type", "name", "subject", "sans", "key_algorithm", "key_id", "include_crl")
+_DECIDED = (
+    "ca_id",
+    "type",
+    "name",
+    "subject",
+    "sans",
+    "key_algorithm",
+    "key_id",
+    "include_crl",
+    "profile",
+    "profile_version",
+)
 
 
 class Issuance:
@@ -58,6 +73,7 @@ class Issuance:
     ) -> IssuedCertificate:
         """One certificate, or its error raised; a CA that cannot issue refuses before
         anything is signed."""
+        ctx.scope.check(ca_id)
         now = self._store.clock()
         self._issuer_for(ca_id, now, 1).check_can_issue(now)
         (outcome,) = self.issue(ctx, ca_id, [request])
@@ -69,6 +85,7 @@ class Issuance:
         self, ctx: RequestContext, ca_id: UUID, requests: Sequence[CertificateRequest]
     ) -> list[IssuedCertificate | PCAError]:
         """One outcome per request, in order (see PrivateCA.issue_certificates)."""
+        ctx.scope.check(ca_id)
         now = self._store.clock()
         ca = self._issuer_for(ca_id, now, len(requests))
         ca.check_can_sign(now)
@@ -124,6 +141,7 @@ class Issuance:
         """The earlier certificate for a repeated key, an error, or (if still ``signing``)
         a signed ticket."""
         try:
+            ctx.scope.check(ca.id, request.profile or DEFAULT_PROFILE)
             if request.idempotency_key is not None:
                 repeated = self._find_repeated(ca.id, request)
                 if repeated is not None:
@@ -156,30 +174,35 @@ class Issuance:
     def _sign_leaf(
         self, ca: CertificateAuthority, request: CertificateRequest, now: dt.datetime
     ) -> tuple[IssuedFacts, object | None]:
-        window = ca.leaf_window(now, request.validity_days, request.not_after)
-        subject = normalize_subject(request.subject)
-        sans = _sans_for(request.type, subject.common_name, request.sans)
-        public_key, algorithm, key_id, sealed_key = self._leaf_key(request)
+        """Check the request against its profile (before any key is made), then sign."""
+        checked = _Checked.of(ca, request, now)
+        profile = checked.profile
+        public_key, algorithm, key_id, sealed_key = self._leaf_key(request, profile, checked.csr)
         ca_der, ca_key = ca.signing_identity()
-        profile = certs.LeafProfile(request.type, subject, sans, request.include_crl)
+        usages = certs.Usages(profile.policy.key_usage, profile.policy.extended_key_usage)
+        leaf = certs.LeafProfile(
+            request.type, checked.subject, checked.sans, checked.include_crl, usages
+        )
         certificate = certs.build_leaf(
             public_key,
-            profile,
+            leaf,
             self._issuer_certificate(ca_der),
             self._store.signers.signing_key(ca_key),
-            window,
+            checked.window,
             certs.PublicationURLs.for_issuer(self._store.public_url, str(ca.id), ca.generation),
         )
         facts = IssuedFacts.of(
             certificate,
             ca_id=ca.id,
             type=request.type,
-            name=display_name(request.name) or subject.common_name,
-            subject=subject,
-            sans=sans,
+            name=display_name(request.name) or checked.subject.common_name,
+            subject=checked.subject,
+            sans=checked.sans,
             key_algorithm=algorithm,
             key_id=key_id,
-            include_crl=request.include_crl,
+            include_crl=checked.include_crl,
+            profile=profile.name,
+            profile_version=profile.version,
         )
         return facts, sealed_key
 
@@ -191,19 +214,28 @@ class Issuance:
         return parsed
 
     def _leaf_key(
-        self, request: CertificateRequest
+        self,
+        request: CertificateRequest,
+        profile: CertificateProfile,
+        csr: x509.CertificateSigningRequest | None,
     ) -> tuple[CertificatePublicKeyTypes, KeyAlgorithm, str | None, object | None]:
-        """The public key to certify, its algorithm, and, for a key the service makes,
-        its key id and sealed form."""
-        if request.csr_pem is not None:
+        """The public key to certify (the ``csr``'s if given), its algorithm, and, for a key
+        the service makes, its key id and sealed form; the profile's key algorithms are
+        checked first."""
+        if csr is not None:
             if request.key_algorithm is not None:
                 raise ValidationError(
                     "Give either key_algorithm (the server makes the key) or csr, not both.",
                     field="key_algorithm",
                 )
-            public_key = certs.load_csr(request.csr_pem).public_key()
-            return public_key, certs.key_algorithm_of(public_key), None, None
-        algorithm = request.key_algorithm or DEFAULT_LEAF_KEY_ALGORITHM
+            public_key = csr.public_key()
+            algorithm = certs.key_algorithm_of(public_key)
+            policy.check_key_algorithm(profile, algorithm, "csr")
+            return public_key, algorithm, None, None
+        algorithm = request.key_algorithm or policy.key_algorithm_for(
+            profile, DEFAULT_LEAF_KEY_ALGORITHM
+        )
+        policy.check_key_algorithm(profile, algorithm, "key_algorithm")
         key = certs.generate_private_key(algorithm)
         key_id = f"leaf-{uuid4()}"
         return key.public_key(), algorithm, key_id, self._store.keys.seal(key_id, key)
@@ -263,9 +295,11 @@ class Issuance:
             return
         facts = ticket.facts
         ca_der, ca_key = ca.signing_identity()
+        policy = ca.issuing_profile(facts.profile).policy  # its version is checked at save
+        usages = certs.Usages(policy.key_usage, policy.extended_key_usage)
         certificate = certs.build_leaf(
             x509.load_der_x509_certificate(facts.certificate_der).public_key(),
-            certs.LeafProfile(facts.type, facts.subject, facts.sans, facts.include_crl),
+            certs.LeafProfile(facts.type, facts.subject, facts.sans, facts.include_crl, usages),
             self._issuer_certificate(ca_der),
             self._store.signers.signing_key(ca_key),
             (facts.not_before, facts.not_after),
@@ -310,6 +344,41 @@ class Issuance:
         return IssuedCertificate(certificate, chain, self._store.head())
 
 
+@dataclass(frozen=True)
+class _Checked:
+    """A request that passed its profile and the CA's name constraints, with what they
+    decided: the names, the subject (fixed fields set), the window and the CRL choice."""
+
+    profile: CertificateProfile
+    csr: x509.CertificateSigningRequest | None
+    subject: values.Subject
+    sans: tuple[SAN, ...]
+    window: tuple[dt.datetime, dt.datetime]
+    include_crl: bool
+
+    @classmethod
+    def of(
+        cls, ca: CertificateAuthority, request: CertificateRequest, now: dt.datetime
+    ) -> _Checked:
+        """PolicyError (or another PCAError) at the first rule the request breaks."""
+        profile = ca.issuing_profile(request.profile or DEFAULT_PROFILE)
+        csr = certs.load_csr(request.csr_pem) if request.csr_pem is not None else None
+        subject = normalize_subject(request.subject)
+        requested_sans: Sequence[SAN] = request.sans
+        if profile.policy.names_from is NamesFrom.CSR:
+            subject, requested_sans = _names_from_csr(profile, request, subject, csr)
+        sans = _sans_for(request.type, subject.common_name, requested_sans)
+        policy.check_request(profile, request.type, subject, sans)
+        check_names(ca.name_constraints, sans, subject.common_name)
+        has_end = request.not_after is not None
+        decided = policy.decide(
+            profile, subject, request.validity_days, has_end, request.include_crl
+        )
+        window = ca.leaf_window(now, decided.validity_days, request.not_after)
+        policy.check_validity(profile, window[1] - now, _validity_field(request))
+        return cls(profile, csr, decided.subject, sans, window, decided.include_crl)
+
+
 @dataclass
 class _Staged:
     """One attempt at recording a group: what goes into the save and what stays out."""
@@ -348,6 +417,11 @@ class _Staged:
         if len(self.recorded) >= ca.quota_remaining:
             self.refused.append((ticket, no_quota_left()))
             return
+        try:
+            ca.check_profile_current(ticket.facts.profile, ticket.facts.profile_version)
+        except PCAError as error:
+            self.refused.append((ticket, error))
+            return
         certificate = Certificate.issue(ticket.ctx, ticket.facts)
         self.recorded.append((ticket, certificate))
         if key is not None:
@@ -384,3 +458,23 @@ def _sans_for(
         "neither; add one to sans.",
         field="sans",
     )
+
+
+def _names_from_csr(
+    profile: CertificateProfile,
+    request: CertificateRequest,
+    subject: values.Subject,
+    csr: x509.CertificateSigningRequest | None,
+) -> tuple[values.Subject, tuple[SAN, ...]]:
+    """The subject and SANs under a profile that takes names from the CSR."""
+    found = None
+    if csr is not None:
+        csr_common_name, csr_sans = certs.csr_names(csr)
+        found = (csr_common_name, normalize_sans(request.type, csr_sans))
+    body_sans = normalize_sans(request.type, request.sans)
+    common_name, sans = policy.names_from_csr(profile, subject.common_name, body_sans, found)
+    return normalize_subject(dataclasses.replace(subject, common_name=common_name)), sans
+
+
+def _validity_field(request: CertificateRequest) -> str:
+    return "validity_days" if request.not_after is None else "not_after"

@@ -45,11 +45,21 @@ from domain.application.store import (
 from domain.application.tokens import Tokens
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
+from domain.model.constraints import UNCONSTRAINED, NameConstraints, check_names
 from domain.model.errors import PCAError, StorageNotDurableError
+from domain.model.policy import IssuancePolicy, check_identifier
 from domain.model.publication import Publication
+from domain.model.san_values import normalize_san_value
 from domain.model.tokens import ApiToken, Role
 from domain.model.transcodings import register_all
-from domain.model.values import KeyStorage, RequestContext, RevocationReason
+from domain.model.values import (
+    SAN,
+    UNSCOPED,
+    KeyStorage,
+    RequestContext,
+    RevocationReason,
+    TokenScope,
+)
 from domain.pki.formats import DownloadFormat, DownloadOptions
 from domain.pki.signing import IssuerKey
 
@@ -136,9 +146,13 @@ class PrivateCA(Application[UUID]):
         parent_id: UUID,
         profile: CAProfile,
         idempotency_key: str | None = None,
+        name_constraints: NameConstraints = UNCONSTRAINED,
     ) -> Outcome:
-        """A pending intermediate under the enabled root ``parent_id``."""
-        return self._authorities.create_intermediate(ctx, parent_id, profile, idempotency_key)
+        """A pending intermediate under the enabled root ``parent_id``, signing only
+        inside ``name_constraints`` (written critical into its certificate)."""
+        return self._authorities.create_intermediate(
+            ctx, parent_id, profile, idempotency_key, name_constraints
+        )
 
     @command
     def roll_over_ca_key(self, ctx: RequestContext, ca_id: UUID) -> Outcome:
@@ -188,6 +202,39 @@ class PrivateCA(Application[UUID]):
         """Set the intermediate's remaining quota, moving the difference to or from the root."""
         return self._authorities.assign_quota(ctx, root_id, intermediate_id, remaining)
 
+    # --- certificate profiles -------------------------------------------------------------
+
+    @command
+    def create_profile(
+        self, ctx: RequestContext, ca_id: UUID, name: str, policy: IssuancePolicy
+    ) -> Outcome:
+        """A new certificate profile on the intermediate ``ca_id``."""
+        ctx.scope.check(ca_id, name)
+        return self._authorities.update(ca_id, lambda ca: ca.create_profile(ctx, name, policy))
+
+    @command
+    def update_profile(
+        self, ctx: RequestContext, ca_id: UUID, name: str, policy: IssuancePolicy
+    ) -> Outcome:
+        """The next version of profile ``name``: later requests are held to ``policy``."""
+        ctx.scope.check(ca_id, name)
+        return self._authorities.update(ca_id, lambda ca: ca.update_profile(ctx, name, policy))
+
+    @command
+    def retire_profile(self, ctx: RequestContext, ca_id: UUID, name: str) -> Outcome:
+        """Stop issuing under profile ``name``; its certificates stay valid."""
+        ctx.scope.check(ca_id, name)
+        return self._authorities.update(ca_id, lambda ca: ca.retire_profile(ctx, name))
+
+    def check_identifier(self, ca_id: UUID, profile: str, san: SAN) -> None:
+        """PolicyError (SANError for a malformed name) unless the intermediate would issue
+        for ``san`` under ``profile`` and inside its name constraints: what an ACME server
+        asks before an order is made."""
+        ca = self.get_ca(ca_id)
+        normal = SAN(san.type, normalize_san_value(san.type, san.value, "identifier"))
+        check_identifier(ca.issuing_profile(profile), normal)
+        check_names(ca.name_constraints, [normal], "")
+
     # --- certificates ---------------------------------------------------------------------
 
     @command
@@ -232,6 +279,7 @@ class PrivateCA(Application[UUID]):
 
         def attempt() -> Outcome:
             certificate = self.get_certificate(certificate_id)
+            ctx.scope.check(certificate.ca_id)
             certificate.revoke(ctx, reason, self.clock())
             return self._store.save(certificate_id, certificate)
 
@@ -250,6 +298,7 @@ class PrivateCA(Application[UUID]):
         def attempt() -> Outcome:
             nonlocal destroyed
             certificate = self.get_certificate(certificate_id)
+            ctx.scope.check(certificate.ca_id)
             now = self.clock()
             certificate.check_deletable(now)
             if certificate.key_id is not None:
@@ -285,11 +334,17 @@ class PrivateCA(Application[UUID]):
 
     @command
     def create_token(
-        self, ctx: RequestContext, name: str, role: Role, valid_days: int | None = None
+        self,
+        ctx: RequestContext,
+        name: str,
+        role: Role,
+        valid_days: int | None = None,
+        scope: TokenScope = UNSCOPED,
     ) -> tuple[str, Outcome]:
         """A new bearer token (returned once, stored only as a hash) and its outcome; with
-        ``valid_days`` it stops being accepted that many days from now."""
-        return self._tokens.create(ctx, name, role, valid_days)
+        ``valid_days`` it stops being accepted that many days from now; with a ``scope``
+        it acts only on those CAs and profiles."""
+        return self._tokens.create(ctx, name, role, valid_days, scope)
 
     def authenticate(self, token: str) -> ApiToken | None:
         """The valid token record for ``token``, or None (unknown, revoked or malformed)."""

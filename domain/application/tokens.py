@@ -12,14 +12,16 @@ from uuid import UUID
 
 from domain.application.store import Outcome, Store
 from domain.model.errors import NotFoundError, ValidationError
+from domain.model.policy import check_profile_name
 from domain.model.tokens import TOKEN_PREFIX, ApiToken, Role, new_token, token_id
 from domain.model.validation import display_name
-from domain.model.values import RequestContext
+from domain.model.values import UNSCOPED, RequestContext, TokenScope
 
 MAX_TOKEN_LENGTH = 128
 TOKEN_CACHE_SECONDS = 2.0
 MAX_TOKEN_DAYS = 3650
 MAX_CACHED_TOKENS = 1024
+MAX_SCOPE_ITEMS = 100
 
 
 class Tokens:
@@ -30,17 +32,33 @@ class Tokens:
         self._cache: dict[UUID, tuple[float, ApiToken]] = {}
 
     def create(
-        self, ctx: RequestContext, name: str, role: Role, valid_days: int | None = None
+        self,
+        ctx: RequestContext,
+        name: str,
+        role: Role,
+        valid_days: int | None = None,
+        scope: TokenScope = UNSCOPED,
     ) -> tuple[str, Outcome]:
         """A new bearer token and its outcome; with ``valid_days`` it stops being accepted
-        that many days from now."""
+        that many days from now; ``scope`` names existing CAs and valid profile names."""
         checked = display_name(name)
         if checked is None:
             raise ValidationError(
                 "name must not be blank; say who or what uses the token.", field="name"
             )
+        ctx.scope.check_covers(scope)
+        if max(len(scope.ca_ids), len(scope.profiles)) > MAX_SCOPE_ITEMS:
+            raise ValidationError(
+                f"A token's scope names at most {MAX_SCOPE_ITEMS} CAs and profiles.",
+                field="ca_ids" if len(scope.ca_ids) > MAX_SCOPE_ITEMS else "profiles",
+            )
+        for ca_id in scope.ca_ids:
+            self._store.get_ca(ca_id, field="ca_ids")
+        for profile in scope.profiles:
+            check_profile_name(profile, "profiles")
         token = new_token()
-        record = ApiToken.create(ctx, checked, role, token, self._expiry(valid_days))
+        expiry = self._expiry(valid_days)
+        record = ApiToken.create(ctx, checked, role, token, expiry, scope)
         return token, self._store.save(record.id, record)
 
     def _expiry(self, valid_days: int | None) -> dt.datetime | None:

@@ -28,6 +28,7 @@ from domain.model.certificate_facts import (
     certificate_facts,
     subject_key_identifier,
 )
+from domain.model.constraints import UNCONSTRAINED, NameConstraints, check_policy_within
 from domain.model.errors import (
     CANotEnabledError,
     CAStateError,
@@ -36,6 +37,12 @@ from domain.model.errors import (
     QuotaError,
 )
 from domain.model.events import AuditedCreated, AuditedEvent
+from domain.model.policy import (
+    DEFAULT_PROFILE,
+    CertificateProfile,
+    IssuancePolicy,
+    check_profile_name,
+)
 from domain.model.values import (
     CAKind,
     CAStatus,
@@ -63,6 +70,7 @@ class CertificateAuthority(SigningRules, Aggregate):
         validity_years: int
         service_days: int
         included_certificates: int
+        name_constraints: NameConstraints = UNCONSTRAINED  # none in older logs
 
     class CAEnabled(AuditedEvent):
         key_id: str | None
@@ -171,6 +179,33 @@ class CertificateAuthority(SigningRules, Aggregate):
             ca.quota_remaining -= len(self.certificate_ids)
             ca.issued_count += len(self.certificate_ids)
 
+    class ProfileCreated(AuditedEvent):
+        name: str
+        policy: IssuancePolicy
+
+        def apply(self, ca: CertificateAuthority) -> None:
+            ca.named_profiles = {
+                **ca.profiles,
+                self.name: CertificateProfile(self.name, 1, self.policy),
+            }
+
+    class ProfileUpdated(AuditedEvent):
+        name: str
+        version: int
+        policy: IssuancePolicy
+
+        def apply(self, ca: CertificateAuthority) -> None:
+            profile = CertificateProfile(self.name, self.version, self.policy)
+            ca.named_profiles = {**ca.profiles, self.name: profile}
+
+    class ProfileRetired(AuditedEvent):
+        name: str
+
+        def apply(self, ca: CertificateAuthority) -> None:
+            profile = ca.profile_named(self.name)
+            retired = CertificateProfile(profile.name, profile.version, profile.policy, True)
+            ca.named_profiles = {**ca.profiles, self.name: retired}
+
     def __init__(
         self,
         kind: CAKind,
@@ -180,6 +215,7 @@ class CertificateAuthority(SigningRules, Aggregate):
         validity_years: int,
         service_days: int,
         included_certificates: int,
+        name_constraints: NameConstraints = UNCONSTRAINED,
     ) -> None:
         self.kind = kind
         self.parent_id = parent_id
@@ -200,6 +236,8 @@ class CertificateAuthority(SigningRules, Aggregate):
         self.quota_available = included_certificates
         self.quota_remaining = 0
         self.issued_count = 0
+        self.named_profiles: dict[str, CertificateProfile] = {}  # replaced, never changed
+        self.constraints = name_constraints
 
     def __deepcopy__(self, memo: dict[int, object]) -> CertificateAuthority:
         # The repository deep-copies cached aggregates on every load. All attributes are
@@ -236,8 +274,10 @@ class CertificateAuthority(SigningRules, Aggregate):
         key_algorithm: KeyAlgorithm,
         lifetime: tuple[int, int],
         now: dt.datetime,
+        name_constraints: NameConstraints = UNCONSTRAINED,
     ) -> CertificateAuthority:
-        """A pending intermediate under ``parent``, which must be an enabled root."""
+        """A pending intermediate under ``parent``, which must be an enabled root; its
+        certificate will carry ``name_constraints`` (critical) and it signs only inside them."""
         check_lifetime(*lifetime)
         if parent.kind is not CAKind.ROOT:
             raise CAStateError(
@@ -247,7 +287,14 @@ class CertificateAuthority(SigningRules, Aggregate):
         parent.require_enabled(now)
         parent.check_child_validity(now, lifetime[0])
         return cls._create_ca(
-            ctx, CAKind.INTERMEDIATE, parent.id, subject, key_algorithm, lifetime, 0
+            ctx,
+            CAKind.INTERMEDIATE,
+            parent.id,
+            subject,
+            key_algorithm,
+            lifetime,
+            0,
+            name_constraints,
         )
 
     @classmethod
@@ -260,6 +307,7 @@ class CertificateAuthority(SigningRules, Aggregate):
         key_algorithm: KeyAlgorithm,
         lifetime: tuple[int, int],
         included_certificates: int,
+        name_constraints: NameConstraints = UNCONSTRAINED,
     ) -> CertificateAuthority:
         return cls._create(
             cls.CACreated,
@@ -273,6 +321,7 @@ class CertificateAuthority(SigningRules, Aggregate):
             validity_years=lifetime[0],
             service_days=lifetime[1],
             included_certificates=included_certificates,
+            name_constraints=name_constraints,
         )
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -494,4 +543,108 @@ class CertificateAuthority(SigningRules, Aggregate):
             request_id=ctx.request_id,
             certificate_ids=[certificate_id for certificate_id, _ in spent],
             serial_numbers=[serial_number for _, serial_number in spent],
+        )
+
+    # --- profiles -------------------------------------------------------------------------
+
+    @property
+    def name_constraints(self) -> NameConstraints:
+        """The subtrees this CA signs names in (a snapshot older than them has none)."""
+        found: NameConstraints = self.__dict__.get("constraints", UNCONSTRAINED)
+        return found
+
+    @property
+    def profiles(self) -> dict[str, CertificateProfile]:
+        """Profiles made by events, by name (a snapshot taken before profiles existed
+        has none)."""
+        named: dict[str, CertificateProfile] = self.__dict__.get("named_profiles", {})
+        return named
+
+    def profile_named(self, name: str) -> CertificateProfile:
+        """The profile ``name``, retired or not; every intermediate has ``default``."""
+        profile = self.profiles.get(name)
+        if profile is not None:
+            return profile
+        if name == DEFAULT_PROFILE and self.kind is CAKind.INTERMEDIATE:
+            return CertificateProfile(DEFAULT_PROFILE)
+        raise NotFoundError(
+            f"CA {self.id} has no profile {name!r}; its profiles are: "
+            f"{', '.join(p.name for p in self.all_profiles())}.",
+            field="profile",
+        )
+
+    def issuing_profile(self, name: str) -> CertificateProfile:
+        """The profile a request names, if it may still be used."""
+        profile = self.profile_named(name)
+        if profile.retired:
+            raise CAStateError(
+                f"Profile {name!r} of CA {self.id} is retired; request under another profile.",
+                field="profile",
+            )
+        return profile
+
+    def check_profile_current(self, name: str, version: int) -> None:
+        """Raise if profile ``name`` changed or retired since a request was checked
+        against its ``version`` (the check and the save may be in different processes)."""
+        profile = self.issuing_profile(name)
+        if profile.version != version:
+            raise CAStateError(
+                f"Profile {name!r} changed to version {profile.version} while this request"
+                " was being signed; send it again to have it checked against the new rules.",
+                field="profile",
+            )
+
+    def all_profiles(self) -> list[CertificateProfile]:
+        """Every profile of an intermediate, the default first, then by name."""
+        if self.kind is not CAKind.INTERMEDIATE:
+            return []
+        named = dict(sorted(self.profiles.items()))
+        default = named.pop(DEFAULT_PROFILE, CertificateProfile(DEFAULT_PROFILE))
+        return [default, *named.values()]
+
+    def create_profile(self, ctx: RequestContext, name: str, policy: IssuancePolicy) -> None:
+        """A new profile on an intermediate; ``default`` exists already (update it)."""
+        check_profile_name(name)
+        if self.kind is not CAKind.INTERMEDIATE:
+            raise CAStateError(
+                "Profiles belong to intermediates, which issue; a root issues no leaves."
+            )
+        check_policy_within(self.name_constraints, policy)
+        if name == DEFAULT_PROFILE or name in self.profiles:
+            raise CAStateError(
+                f"CA {self.id} already has a profile {name!r}; update it instead, or choose"
+                " another name.",
+                field="name",
+            )
+        self.trigger_event(
+            self.ProfileCreated,
+            actor=ctx.actor,
+            request_id=ctx.request_id,
+            name=name,
+            policy=policy,
+        )
+
+    def update_profile(self, ctx: RequestContext, name: str, policy: IssuancePolicy) -> None:
+        """A new version of profile ``name``; certificates keep the version they had."""
+        profile = self.issuing_profile(name)
+        check_policy_within(self.name_constraints, policy)
+        self.trigger_event(
+            self.ProfileUpdated,
+            actor=ctx.actor,
+            request_id=ctx.request_id,
+            name=name,
+            version=profile.version + 1,
+            policy=policy,
+        )
+
+    def retire_profile(self, ctx: RequestContext, name: str) -> None:
+        """Stop issuing under profile ``name`` (final); ``default`` cannot be retired."""
+        self.issuing_profile(name)
+        if name == DEFAULT_PROFILE:
+            raise CAStateError(
+                "The default profile cannot be retired; update it to narrow what it allows.",
+                field="name",
+            )
+        self.trigger_event(
+            self.ProfileRetired, actor=ctx.actor, request_id=ctx.request_id, name=name
         )

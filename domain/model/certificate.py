@@ -18,6 +18,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.model.errors import CertificateStateError
 from domain.model.events import AuditedCreated, AuditedEvent
+from domain.model.policy import DEFAULT_PROFILE
 from domain.model.values import (
     SAN,
     CertificateStatus,
@@ -57,6 +58,8 @@ class IssuedFacts:
     serial_number: str  # lower-case hex, as read from the signed certificate
     not_before: dt.datetime
     not_after: dt.datetime
+    profile: str = DEFAULT_PROFILE
+    profile_version: int = 1
 
     @classmethod
     def of(cls, certificate: x509.Certificate, **decided: Any) -> IssuedFacts:
@@ -86,6 +89,10 @@ class Certificate(Aggregate):
         not_before: dt.datetime
         not_after: dt.datetime
         certificate_der: bytes
+        # Events stored before profiles existed lack these; they were issued under what
+        # is now the default profile's first version.
+        profile: str = DEFAULT_PROFILE
+        profile_version: int = 1
 
     class CertificateRevoked(AuditedEvent):
         reason: RevocationReason
@@ -127,6 +134,8 @@ class Certificate(Aggregate):
         not_before: dt.datetime,
         not_after: dt.datetime,
         certificate_der: bytes,
+        profile: str = DEFAULT_PROFILE,
+        profile_version: int = 1,
     ) -> None:
         self.ca_id = ca_id
         self.serial_number = serial_number
@@ -140,6 +149,8 @@ class Certificate(Aggregate):
         self.not_before = not_before
         self.not_after = not_after
         self.certificate_der = certificate_der
+        self.profile = profile
+        self.profile_version = profile_version
         self.status = CertificateStatus.ISSUED
         self.revoked_at: dt.datetime | None = None
         self.revocation_reason: RevocationReason | None = None
@@ -164,6 +175,8 @@ class Certificate(Aggregate):
             not_before=facts.not_before,
             not_after=facts.not_after,
             certificate_der=facts.certificate_der,
+            profile=facts.profile,
+            profile_version=facts.profile_version,
         )
 
     def is_expired(self, now: dt.datetime) -> bool:

@@ -7,7 +7,9 @@ The tree (the API maps each branch to one HTTP status)::
     │   ├── SubjectError           the subject is missing its CN or has a bad field
     │   ├── SANError               a subjectAltName entry is invalid or not allowed
     │   ├── CSRError               the CSR is malformed, badly signed or has a weak key
+    │   ├── PolicyError            the request breaks a rule of the certificate profile
     │   └── MalformedOCSPRequest   (domain/pki/ocsp.py) answered with malformedRequest, not 422
+    ├── OutOfScopeError            the token's scope excludes the CA or profile  (403)
     ├── NotFoundError              the CA, certificate or key does not exist     (404)
     ├── ConflictError              the request is valid but the state forbids it (409)
     │   ├── CANotEnabledError      the CA must be enabled first
@@ -49,6 +51,15 @@ class SANError(ValidationError):
 
 class CSRError(ValidationError):
     """Raised when a CSR is malformed, not self-signed correctly, or has a weak key."""
+
+
+class PolicyError(ValidationError):
+    """Raised when a request breaks a rule of the profile it names; the message names
+    the rule, the value and what the profile allows."""
+
+
+class OutOfScopeError(PCAError):
+    """Raised when a token limited to some CAs and profiles asks for another."""
 
 
 class NotFoundError(PCAError):

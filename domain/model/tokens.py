@@ -11,6 +11,7 @@ import datetime as dt
 import hashlib
 import hmac
 import secrets
+from collections.abc import Sequence
 from enum import Enum
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -18,7 +19,7 @@ from eventsourcing.domain import Aggregate
 
 from domain.model.errors import ConflictError, ValidationError
 from domain.model.events import AuditedCreated, AuditedEvent
-from domain.model.values import RequestContext
+from domain.model.values import UNSCOPED, RequestContext, TokenScope
 
 TOKEN_NAMESPACE = uuid5(NAMESPACE_URL, "urn:pca:api-token")
 TOKEN_PREFIX = "pca_"  # noqa: S105 - a public prefix, not a secret
@@ -73,18 +74,27 @@ class ApiToken(Aggregate):
         role: Role
         token_sha256: str
         expires_at: dt.datetime | None = None  # absent in events of tokens made before
+        ca_ids: tuple[UUID, ...] = ()  # the scope; absent (unlimited) in older events
+        profiles: tuple[str, ...] = ()
 
     class TokenRevoked(AuditedEvent):
         def apply(self, token: ApiToken) -> None:
             token.revoked = True
 
     def __init__(
-        self, name: str, role: Role, token_sha256: str, expires_at: dt.datetime | None = None
+        self,
+        name: str,
+        role: Role,
+        token_sha256: str,
+        expires_at: dt.datetime | None = None,
+        ca_ids: Sequence[UUID] = (),
+        profiles: Sequence[str] = (),
     ) -> None:
         self.name = name
         self.role = role
         self.token_sha256 = token_sha256
         self.expires_at = expires_at
+        self.scope = TokenScope(tuple(ca_ids), tuple(profiles))
         self.revoked = False
 
     @classmethod
@@ -95,9 +105,10 @@ class ApiToken(Aggregate):
         role: Role,
         token: str,
         expires_at: dt.datetime | None = None,
+        scope: TokenScope = UNSCOPED,
     ) -> ApiToken:
         """Register ``token`` (made by the caller) under ``name`` with ``role``, accepted
-        until ``expires_at`` if given."""
+        until ``expires_at`` if given, for the CAs and profiles of ``scope``."""
         name = name.strip()
         if not name or len(name) > MAX_NAME_LENGTH or not name.isprintable():
             raise ValidationError(
@@ -112,6 +123,8 @@ class ApiToken(Aggregate):
             role=role,
             token_sha256=token_hash(token),
             expires_at=expires_at,
+            ca_ids=scope.ca_ids,
+            profiles=scope.profiles,
         )
 
     @property

@@ -9,6 +9,9 @@ from typing import Any
 from eventsourcing.persistence import JSONTranscoder, Transcoding
 
 from domain.model import topics
+from domain.model.constraints import NameConstraints
+from domain.model.policy import CertificateProfile, IssuancePolicy
+from domain.model.policy_form import policy_data, policy_from
 from domain.model.tokens import Role
 from domain.model.values import (
     SAN,
@@ -95,6 +98,46 @@ class KeyGenerationAsDict(Transcoding):
         return KeyGeneration(data["number"], key, data["certificate_der"])
 
 
+class PolicyAsDict(Transcoding):
+    type = IssuancePolicy
+    name = "policy"
+
+    def encode(self, obj: IssuancePolicy) -> dict[str, Any]:
+        return policy_data(obj)
+
+    def decode(self, data: dict[str, Any]) -> IssuancePolicy:
+        return policy_from(data)
+
+
+class ProfileAsDict(Transcoding):
+    """A CA snapshot's profiles."""
+
+    type = CertificateProfile
+    name = "profile"
+
+    def encode(self, obj: CertificateProfile) -> dict[str, Any]:
+        return {
+            "name": obj.name,
+            "version": obj.version,
+            "policy": obj.policy,
+            "retired": obj.retired,
+        }
+
+    def decode(self, data: dict[str, Any]) -> CertificateProfile:
+        return CertificateProfile(**data)
+
+
+class ConstraintsAsDict(Transcoding):
+    type = NameConstraints
+    name = "name_constraints"
+
+    def encode(self, obj: NameConstraints) -> dict[str, Any]:
+        return {"permitted": list(obj.permitted), "excluded": list(obj.excluded)}
+
+    def decode(self, data: dict[str, Any]) -> NameConstraints:
+        return NameConstraints(tuple(data["permitted"]), tuple(data["excluded"]))
+
+
 def _enum_transcoding(enum_class: type[Enum]) -> Transcoding:
     class EnumAsValue(Transcoding):
         type = enum_class
@@ -116,5 +159,8 @@ def register_all(transcoder: JSONTranscoder) -> None:
     transcoder.register(SubjectAsDict())
     transcoder.register(SANAsPair())
     transcoder.register(KeyGenerationAsDict())
+    transcoder.register(PolicyAsDict())
+    transcoder.register(ProfileAsDict())
+    transcoder.register(ConstraintsAsDict())
     for enum_class in _ENUMS:
         transcoder.register(_enum_transcoding(enum_class))

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
+from uuid import UUID
+
+from domain.model.errors import OutOfScopeError
 
 
 class KeyAlgorithm(Enum):
@@ -112,8 +115,58 @@ class SAN:
 
 
 @dataclass(frozen=True)
+class TokenScope:
+    """The CAs and profiles a token may act on; an empty tuple places no limit."""
+
+    ca_ids: tuple[UUID, ...] = ()
+    profiles: tuple[str, ...] = ()
+
+    def check(self, ca_id: UUID, profile: str | None = None) -> None:
+        """OutOfScopeError naming the scope unless it covers ``ca_id`` (and ``profile``)."""
+        if self.ca_ids and ca_id not in self.ca_ids:
+            raise OutOfScopeError(
+                f"This token is limited to {self.describe()}; CA {ca_id} is outside it.",
+                field="ca_id",
+            )
+        if profile is not None and self.profiles and profile not in self.profiles:
+            raise OutOfScopeError(
+                f'This token is limited to {self.describe()}; profile "{profile}" is outside'
+                " it: name one of its profiles.",
+                field="profile",
+            )
+
+    def check_covers(self, other: TokenScope) -> None:
+        """OutOfScopeError unless ``other`` is as narrow as this scope or narrower: a
+        scoped token cannot make a token that reaches further than itself."""
+        for mine, theirs, field in (
+            (self.ca_ids, other.ca_ids, "ca_ids"),
+            (self.profiles, other.profiles, "profiles"),
+        ):
+            if mine and not (theirs and set(theirs) <= set(mine)):
+                raise OutOfScopeError(
+                    f"This token is limited to {self.describe()}; a token it makes must be"
+                    f" limited to them too: give {field} within them.",
+                    field=field,
+                )
+
+    def describe(self) -> str:
+        """The scope in words: 'CAs 1f2e... and profiles "web"'."""
+        parts = []
+        if self.ca_ids:
+            parts.append("CAs " + ", ".join(str(ca_id) for ca_id in self.ca_ids))
+        if self.profiles:
+            parts.append("profiles " + ", ".join(f'"{name}"' for name in self.profiles))
+        return " and ".join(parts) or "every CA and profile"
+
+
+UNSCOPED = TokenScope()
+
+
+@dataclass(frozen=True)
 class RequestContext:
-    """Who asked for a change and from which request; every event records both."""
+    """Who asked for a change and from which request; every event records both. The
+    scope of the caller's token limits what the change may touch."""
 
     actor: str
     request_id: str
+    scope: TokenScope = UNSCOPED

@@ -10,7 +10,7 @@ import datetime as dt
 import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from ipaddress import ip_address
+from ipaddress import ip_address, ip_network
 from typing import Any
 
 from cryptography import x509
@@ -23,7 +23,9 @@ from cryptography.hazmat.primitives.asymmetric.types import (
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
 
+from domain.model.constraints import UNCONSTRAINED, NameConstraints
 from domain.model.errors import CSRError, KeyCustodyError
+from domain.model.policy import ExtendedKeyUsage, KeyUsage
 from domain.model.values import SAN, CertificateType, KeyAlgorithm, SANType, Subject
 from domain.pki import der
 from domain.pki.signing import IssuerKey, SoftwareKey, sign_certificate
@@ -71,6 +73,15 @@ class PublicationURLs:
 
 
 @dataclass(frozen=True)
+class Usages:
+    """The keyUsage bits and extended key usages a profile asks for; empty: the
+    service's own choice per certificate type and key."""
+
+    key_usage: tuple[KeyUsage, ...] = ()
+    extended_key_usage: tuple[ExtendedKeyUsage, ...] = ()
+
+
+@dataclass(frozen=True)
 class LeafProfile:
     """What goes into an end-entity certificate besides keys and times."""
 
@@ -78,6 +89,7 @@ class LeafProfile:
     subject: Subject
     sans: tuple[SAN, ...]
     include_crl: bool
+    usages: Usages = Usages()
 
 
 def generate_private_key(algorithm: KeyAlgorithm) -> SoftwareKey:
@@ -147,13 +159,17 @@ def build_intermediate(
     issuer_key: IssuerKey,
     window: tuple[dt.datetime, dt.datetime],
     urls: PublicationURLs,
+    constraints: NameConstraints = UNCONSTRAINED,
 ) -> x509.Certificate:
-    """An intermediate CA certificate signed by ``issuer`` (pathLenConstraint 0)."""
+    """An intermediate CA certificate signed by ``issuer`` (pathLenConstraint 0), with
+    its name constraints as a critical extension when it has any (RFC 5280 §4.2.1.10)."""
     builder = _ca_builder(
         x509_name(subject), issuer.subject, public_key, *window, path_length=CA_PATH_LENGTH
     )
     for link in _issuer_links(issuer, urls, True):
         builder = builder.add_extension(link.value, critical=link.critical)
+    if constraints:
+        builder = builder.add_extension(_name_constraints(constraints), critical=True)
     return sign_certificate(builder, issuer_key)
 
 
@@ -188,7 +204,7 @@ def build_leaf(
     re-checks the builder each time, which cost more than the signature itself.
     """
     extensions = [
-        *_leaf_constants(profile.type, isinstance(public_key, rsa.RSAPublicKey)),
+        *_leaf_constants(profile.type, isinstance(public_key, rsa.RSAPublicKey), profile.usages),
         _extension(x509.SubjectKeyIdentifier.from_public_key(public_key)),
     ]
     if profile.sans:
@@ -209,15 +225,38 @@ def _extension(value: x509.ExtensionType, *, critical: bool = False) -> x509.Ext
     return x509.Extension(value.oid, critical, value)
 
 
-@functools.lru_cache(maxsize=8)
+@functools.lru_cache(maxsize=64)
 def _leaf_constants(
-    certificate_type: CertificateType, rsa_key: bool
+    certificate_type: CertificateType, rsa_key: bool, usages: Usages
 ) -> tuple[x509.Extension[Any], ...]:
-    """Basic constraints, key usage and extended key usage: fixed per type and key kind."""
+    """Basic constraints, key usage and extended key usage: fixed per type, key kind and
+    the profile's usages."""
+    key_usage = _leaf_key_usage(certificate_type, rsa_key)
+    if usages.key_usage:
+        key_usage = _profile_key_usage(usages.key_usage, rsa_key)
+    ekus = [_EKU_OIDS[usage] for usage in usages.extended_key_usage] or [_eku(certificate_type)]
     return (
         _extension(x509.BasicConstraints(ca=False, path_length=None), critical=True),
-        _extension(_leaf_key_usage(certificate_type, rsa_key), critical=True),
-        _extension(x509.ExtendedKeyUsage([_eku(certificate_type)])),
+        _extension(key_usage, critical=True),
+        _extension(x509.ExtendedKeyUsage(ekus)),
+    )
+
+
+def _profile_key_usage(bits: tuple[KeyUsage, ...], rsa_key: bool) -> x509.KeyUsage:
+    """The profile's bits that the key can serve: encipherment needs an RSA key, key
+    agreement an EC one (a bit the key cannot honour is left out, not refused)."""
+    wanted = {bit.value for bit in bits}
+    if rsa_key:
+        wanted.discard(KeyUsage.KEY_AGREEMENT.value)
+    else:
+        wanted -= {KeyUsage.KEY_ENCIPHERMENT.value, KeyUsage.DATA_ENCIPHERMENT.value}
+    wanted = wanted or {KeyUsage.DIGITAL_SIGNATURE.value}
+    return x509.KeyUsage(
+        **{bit.value: bit.value in wanted for bit in KeyUsage},
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
     )
 
 
@@ -243,6 +282,35 @@ def load_csr(pem: str) -> x509.CertificateSigningRequest:
         raise CSRError("The CSR's signature does not verify; create it again.", field="csr")
     key_algorithm_of(public_key)
     return csr
+
+
+def csr_names(csr: x509.CertificateSigningRequest) -> tuple[str | None, list[SAN]]:
+    """The common name and the SANs a CSR asks for (CSRError for a SAN of another kind)."""
+    common_names = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    common_name = str(common_names[0].value) if common_names else None
+    try:
+        requested = csr.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return common_name, []
+    sans: list[SAN] = []
+    for name in requested:
+        san_type = _SAN_TYPES.get(type(name))
+        if san_type is None:
+            raise CSRError(
+                "The CSR asks for a SAN that is not a DNS name, IP address, e-mail address or"
+                " URI; remove it.",
+                field="csr",
+            )
+        sans.append(SAN(san_type, str(name.value)))
+    return common_name, sans
+
+
+_SAN_TYPES: dict[type[x509.GeneralName], SANType] = {
+    x509.DNSName: SANType.DNS,
+    x509.IPAddress: SANType.IP,
+    x509.RFC822Name: SANType.EMAIL,
+    x509.UniformResourceIdentifier: SANType.URI,
+}
 
 
 def public_key_pem(key: CertificatePublicKeyTypes) -> str:
@@ -331,10 +399,35 @@ def _key_usage(*, key_encipherment: bool = False, key_cert_sign: bool = False) -
     )
 
 
+_EKU_OIDS = {
+    ExtendedKeyUsage.SERVER_AUTH: ExtendedKeyUsageOID.SERVER_AUTH,
+    ExtendedKeyUsage.CLIENT_AUTH: ExtendedKeyUsageOID.CLIENT_AUTH,
+    ExtendedKeyUsage.CODE_SIGNING: ExtendedKeyUsageOID.CODE_SIGNING,
+    ExtendedKeyUsage.EMAIL_PROTECTION: ExtendedKeyUsageOID.EMAIL_PROTECTION,
+}
+
+
 def _eku(certificate_type: CertificateType) -> x509.ObjectIdentifier:
     if certificate_type is CertificateType.SERVER:
         return ExtendedKeyUsageOID.SERVER_AUTH
     return ExtendedKeyUsageOID.CLIENT_AUTH
+
+
+def _name_constraints(constraints: NameConstraints) -> x509.NameConstraints:
+    return x509.NameConstraints(
+        permitted_subtrees=_subtrees(constraints.permitted) or None,
+        excluded_subtrees=_subtrees(constraints.excluded) or None,
+    )
+
+
+def _subtrees(trees: Sequence[SAN]) -> list[x509.GeneralName]:
+    """Subtrees as GeneralNames: an IP subtree is a network, the others are names."""
+    return [
+        x509.IPAddress(ip_network(tree.value))
+        if tree.type is SANType.IP
+        else _general_names([tree])[0]
+        for tree in trees
+    ]
 
 
 def _general_names(sans: Sequence[SAN]) -> list[x509.GeneralName]:

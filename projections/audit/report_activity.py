@@ -165,6 +165,9 @@ _CA_EVENTS = (
     CA.CADisabled,
     CA.CAServiceRenewed,
     CA.CARevoked,
+    CA.ProfileCreated,
+    CA.ProfileUpdated,
+    CA.ProfileRetired,
     *_LEDGER_EVENTS[1:],
 )
 
@@ -240,6 +243,9 @@ _DESCRIBERS: dict[type[Any], Callable[[Any], Pairs]] = {
         ("service_until", iso(e.service_until)),
     ),
     CA.CARevoked: lambda e: (("reason", e.reason.value), ("revoked_at", iso(e.revoked_at))),
+    CA.ProfileCreated: lambda e: (("profile", e.name),),
+    CA.ProfileUpdated: lambda e: (("profile", e.name), ("version", e.version)),
+    CA.ProfileRetired: lambda e: (("profile", e.name),),
     CA.QuotaPurchased: lambda e: (("count", e.count),),
     CA.QuotaAssigned: lambda e: (
         ("intermediate_id", e.intermediate_id),
@@ -254,6 +260,7 @@ _DESCRIBERS: dict[type[Any], Callable[[Any], Pairs]] = {
         ("subject", rfc4514(e.subject)),
         ("key_algorithm", e.key_algorithm.value),
         ("not_after", iso(e.not_after)),
+        ("profile", f"{e.profile}/{e.profile_version}"),
     ),
     Certificate.CertificateRevoked: lambda e: (
         ("reason", e.reason.value),
@@ -263,5 +270,10 @@ _DESCRIBERS: dict[type[Any], Callable[[Any], Pairs]] = {
     Certificate.CertificateDeleted: lambda e: (("key_destroyed", str(e.key_destroyed).lower()),),
     IssuanceRequest.IssuanceRequested: lambda e: (("certificate_id", e.certificate_id),),
     CommandClaim.CommandClaimed: lambda e: (("command", e.command), ("outcome_id", e.outcome_id)),
-    ApiToken.TokenCreated: lambda e: (("name", e.name), ("role", e.role.value)),
+    ApiToken.TokenCreated: lambda e: (
+        ("name", e.name),
+        ("role", e.role.value),
+        ("cas", ",".join(str(ca_id) for ca_id in e.ca_ids) or None),
+        ("profiles", ",".join(e.profiles) or None),
+    ),
 }

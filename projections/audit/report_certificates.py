@@ -43,6 +43,8 @@ CERTIFICATE_COLUMNS = (
     "issued_at",
     "deleted_at",
     "deleted_by",
+    "profile",
+    "profile_version",
 )
 
 
@@ -125,6 +127,8 @@ def _certificate_row(
         iso(event.timestamp),
         None if deleted is None else iso(deleted.timestamp),
         None if deleted is None else deleted.actor,
+        event.profile,
+        event.profile_version,
     )
 
 

@@ -28,6 +28,7 @@ from domain.model.publication import Publication
 from domain.model.tokens import ApiToken, Role
 from projections.audit.history import MAX_LIMIT, HistoryFilter, HistoryItem, read_history
 from tests.api_client import ApiClient
+from tests.builders import enabled_intermediate, enabled_root
 
 PUBLIC_URL = "http://pca.test"
 PASSWORD = "faces agree on exports"
@@ -119,12 +120,26 @@ def test_http_and_the_cli_record_the_same_events_with_the_same_defaults(
     assert (root["kind"], root["service_days"], root["validity_years"]) == ("root", 3650, 20)
 
 
-def test_the_cli_asks_for_a_certificate_validity_as_http_does(tmp_path: Path) -> None:
-    result = _pca(
-        tmp_path / "data", "cert", "issue", "00000000-0000-0000-0000-000000000000", "--cn", "x"
+def test_the_cli_asks_for_a_certificate_validity_as_http_does(http: ApiClient) -> None:
+    """Neither face requires a validity itself (a profile may give a default): both ask
+    the same application call, which names validity_days when none applies."""
+    service: PrivateCA = http.app.extensions["pca"].service
+    ca_id = str(enabled_intermediate(service, enabled_root(service)))
+    body = {"type": "server", "common_name": "x.example"}
+    over_http = http.call(
+        "POST", f"/api/v1/cas/{ca_id}/certificates", role=Role.OPERATOR, json=body
     )
-    assert result.returncode == 2
-    assert "--validity-days" in result.stderr
+    from_cli = _pca(
+        Path(http.app.extensions["pca"].settings.data_dir),
+        "cert",
+        "issue",
+        ca_id,
+        "--cn",
+        "x.example",
+    )
+    assert (over_http.status_code, over_http.get_json()["field"]) == (422, "validity_days")
+    assert from_cli.returncode == 2
+    assert f"[validity_days]: {over_http.get_json()['detail']}" in from_cli.stderr
 
 
 # --- the same requests through each face -------------------------------------------------

@@ -176,6 +176,7 @@ def test_every_route_answers_over_real_http_as_documented(live: LiveServer) -> N
                 encoded="AA",
                 kind="inventory",
                 generation=2,
+                name="web",  # a profile's
             )
             status, headers, _ = live.request(operation.method, path)
             template = openapi_path(operation.rule)

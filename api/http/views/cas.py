@@ -18,9 +18,11 @@ from domain.application.commands import (
     DEFAULT_INCLUDED_CERTIFICATES,
     DEFAULT_REVOCATION_REASON,
     CAProfile,
+    ca_name_constraints,
     ca_profile,
 )
 from domain.application.service import Outcome
+from domain.model.constraints import NameConstraints
 from domain.model.tokens import Role
 from domain.model.values import CAKind, KeyStorage, RevocationReason
 from domain.pki.der import pem
@@ -47,6 +49,15 @@ def _profile(body: dict[str, Any], kind: CAKind) -> CAProfile:
     )
 
 
+def _constraints(body: dict[str, Any], kind: CAKind) -> NameConstraints:
+    given = body.get("name_constraints", {})
+    return ca_name_constraints(
+        kind,
+        [(tree["type"], tree["value"]) for tree in given.get("permitted", [])],
+        [(tree["type"], tree["value"]) for tree in given.get("excluded", [])],
+    )
+
+
 @routes.route(
     "POST",
     "",
@@ -59,12 +70,17 @@ def _profile(body: dict[str, Any], kind: CAKind) -> CAProfile:
 def create_ca(body: dict[str, Any]) -> ResponseReturnValue:
     service, ctx = services().service, request_context()
     if body["kind"] == "root":
+        _constraints(body, CAKind.ROOT)  # a root takes none: refused, naming the field
         included = body.get("included_certificates", DEFAULT_INCLUDED_CERTIFICATES)
         profile = _profile(body, CAKind.ROOT)
         outcome = service.create_root(ctx, profile, included, idempotency_key())
     else:  # the body's schema requires parent_id for an intermediate
         outcome = service.create_intermediate(
-            ctx, body["parent_id"], _profile(body, CAKind.INTERMEDIATE), idempotency_key()
+            ctx,
+            body["parent_id"],
+            _profile(body, CAKind.INTERMEDIATE),
+            idempotency_key(),
+            _constraints(body, CAKind.INTERMEDIATE),
         )
     return _shown(outcome.id, outcome, 201)
 

@@ -83,6 +83,7 @@ def _certificate_request(
         name=body.get("name"),
         include_crl=body.get("include_crl"),
         idempotency_key=idempotency_key,
+        profile=body.get("profile"),
     )
 
 
