@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 
 from flask import current_app, g
 
-from domain.adapters.settings import Settings, open_service
+from domain.adapters.settings import Settings, open_acme, open_service
+from domain.application.acme import Acme
 from domain.application.service import Clock, PrivateCA, utc_now
 from domain.audit.guard import ChainGuard
 from domain.model.tokens import ApiToken
@@ -41,6 +42,7 @@ class Deployment:
     crls: CRLStore
     publisher: CRLPublisher
     ocsp: OCSPResponder
+    acme: Acme
     _resources: ExitStack = field(repr=False)
 
     @classmethod
@@ -64,6 +66,8 @@ class Deployment:
             resources.callback(service.keystore.close)
             resources.callback(service.close)
             service.integrity.watch(ChainGuard.of(service))
+            acme = open_acme(settings, service)
+            resources.callback(acme.close)
             runner = RunnerHandle(settings) if run_projections else None
             read_models = resources.enter_context(
                 ReadModels.open(settings, nudge=nudger(settings, runner))
@@ -82,7 +86,15 @@ class Deployment:
                 resources.callback(thread.stop)
             ocsp = OCSPResponder(service, read_models, settings.ocsp)
             return cls(
-                settings, service, read_models, runner, crls, publisher, ocsp, resources.pop_all()
+                settings,
+                service,
+                read_models,
+                runner,
+                crls,
+                publisher,
+                ocsp,
+                acme,
+                resources.pop_all(),
             )
 
     def caught_up(self, floor: int = 0, *, include_head: bool = True) -> bool:
