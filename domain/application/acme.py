@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 from uuid import UUID
@@ -22,6 +23,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from eventsourcing.application import AggregateNotFoundError
 from eventsourcing.persistence import IntegrityError
+from eventsourcing.utils import get_topic
 
 from domain.application.acme_policy import check_identifiers
 from domain.application.commands import certificate_request
@@ -56,6 +58,7 @@ from domain.pki.jws import (
 ORDER_LIFETIME = dt.timedelta(days=7)
 CERTIFICATE_DAYS = 90
 MAX_IDENTIFIERS = 10
+QUERY_PAGE = 500
 EAB_SECRET_PREFIX = "acme-eab-"  # noqa: S105 - a key id prefix, not a secret
 REASONS = {
     0: RevocationReason.UNSPECIFIED,
@@ -159,6 +162,36 @@ class Acme:
 
     def new_nonce(self) -> str:
         return self._nonces.issue()
+
+    # --- operator views (from the log: accounts and orders are few next to certificates) -
+
+    def accounts(self, name: str) -> list[AcmeAccount]:
+        """The directory's accounts, oldest first."""
+        directory = self.directory(name)
+        found = self._created(AcmeAccount.AccountRegistered, AcmeAccount)
+        return [account for account in found if account.directory_id == directory.id]
+
+    def orders(self, name: str) -> list[AcmeOrder]:
+        """The directory's orders, oldest first."""
+        directory = self.directory(name)
+        found = self._created(AcmeOrder.OrderCreated, AcmeOrder)
+        return [order for order in found if order.directory_id == directory.id]
+
+    def _created(self, event: type[object], kind: type[A]) -> Iterator[A]:
+        """Each aggregate of ``kind`` whose creation ``event`` the log holds, in log order."""
+        topics = [get_topic(event)]
+        start = 1
+        while True:
+            page = self._service.recorder.select_notifications(
+                start=start, limit=QUERY_PAGE, topics=topics
+            )
+            for notification in page:
+                found = self._find(UUID(str(notification.originator_id)), kind)
+                if found is not None:
+                    yield found
+            if len(page) < QUERY_PAGE:
+                return
+            start = page[-1].id + 1
 
     # --- accounts -----------------------------------------------------------------------
 
