@@ -136,6 +136,13 @@ def _verify(key: PublicKey, algorithm: str, signature: bytes, data: bytes) -> No
 
 def public_key(jwk: object) -> PublicKey:
     """The public key a JWK describes; badPublicKey for what this server does not take."""
+    try:
+        return _public_key(jwk)
+    except ValueError:
+        raise AcmeError("badPublicKey", "The jwk does not describe a usable public key.") from None
+
+
+def _public_key(jwk: object) -> PublicKey:
     if not isinstance(jwk, dict):
         raise AcmeError("malformed", "The jwk must be a JSON object.")
     kty = jwk.get("kty")

@@ -3,6 +3,7 @@ with our own client, and each refusal with its RFC error type."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import subprocess
 from collections.abc import Iterator
@@ -18,8 +19,11 @@ from flask import Flask
 from api.deployment import Deployment
 from api.wsgi import create_app
 from domain.adapters.settings import AcmeSettings, Settings
+from domain.application.acme import AcmeLimits
+from domain.model.tokens import Role
 from domain.pki.der import pem
 from tests.acme_client import AcmeClient, Answer, ChallengeServer, LoopbackDNS, b64, csr_for
+from tests.api_client import ApiClient
 from tests.builders import ADMIN, enabled_intermediate, enabled_root
 from tests.conftest import SettableClock
 
@@ -60,19 +64,42 @@ class Setup:
         return client
 
 
+@contextlib.contextmanager
+def opened(
+    settings: Settings, clock: SettableClock, loopback: tuple[LoopbackDNS, ChallengeServer]
+) -> Iterator[Setup]:
+    """A deployment with an ACME directory "corp" on an intermediate with 5 left."""
+    dns, web = loopback
+    acme_settings = AcmeSettings(http_port=web.port, resolver=("127.0.0.1", dns.port))
+    app = create_app(
+        dataclasses.replace(settings, acme=acme_settings), clock=clock, run_projections=False
+    )
+    deployment = app.extensions["pca"]
+    try:
+        root_id = enabled_root(deployment.service, quota=20)
+        ca_id = enabled_intermediate(deployment.service, root_id, remaining=5)
+        deployment.acme.create_directory(ADMIN, "corp", ca_id)
+        yield Setup(app, root_id, ca_id, dns, web)
+    finally:
+        deployment.close()
+
+
 @pytest.fixture
 def acme(
     settings: Settings, clock: SettableClock, loopback: tuple[LoopbackDNS, ChallengeServer]
 ) -> Iterator[Setup]:
-    dns, web = loopback
-    acme_settings = AcmeSettings(http_port=web.port, resolver=("127.0.0.1", dns.port))
-    app = create_app(dataclasses.replace(settings, acme=acme_settings), clock=clock)
-    deployment = app.extensions["pca"]
-    root_id = enabled_root(deployment.service, quota=20)
-    ca_id = enabled_intermediate(deployment.service, root_id, remaining=5)
-    deployment.acme.create_directory(ADMIN, "corp", ca_id)
-    yield Setup(app, root_id, ca_id, dns, web)
-    deployment.close()
+    """On SQLite and on PostgreSQL: for what the store decides (nonces, counters, saves)."""
+    with opened(settings, clock, loopback) as setup:
+        yield setup
+
+
+@pytest.fixture
+def refusing(
+    sqlite_settings: Settings, clock: SettableClock, loopback: tuple[LoopbackDNS, ChallengeServer]
+) -> Iterator[Setup]:
+    """On SQLite only: refusals decided before any storage is asked."""
+    with opened(sqlite_settings, clock, loopback) as setup:
+        yield setup
 
 
 def issued(setup: Setup, client: AcmeClient, *names: str, kind: str = "http-01") -> Answer:
@@ -135,13 +162,13 @@ def test_issuing_through_acme_is_an_event_of_the_account_and_spends_quota(acme: 
     assert actors == {f"acme account {account_id}"}
 
 
-def test_dns01_validates_a_wildcard(acme: Setup) -> None:
-    client = acme.account()
+def test_dns01_validates_a_wildcard(refusing: Setup) -> None:
+    client = refusing.account()
     order = client.order("*.wild.example.test")
     authz = client.post(order.json()["authorizations"][0], None).json()
     assert [c["type"] for c in authz["challenges"]] == ["dns-01"]
     assert authz["wildcard"] is True
-    final = issued(acme, client, "*.wild.example.test", kind="dns-01")
+    final = issued(refusing, client, "*.wild.example.test", kind="dns-01")
     assert final.json()["status"] == "valid"
 
 
@@ -169,26 +196,26 @@ def test_a_reused_nonce_is_refused_with_badnonce(acme: Setup) -> None:
     assert replay.headers["Replay-Nonce"]
 
 
-def test_a_made_up_nonce_is_refused_with_badnonce(acme: Setup) -> None:
-    client = acme.account()
+def test_a_made_up_nonce_is_refused_with_badnonce(refusing: Setup) -> None:
+    client = refusing.account()
     answer = client.post(client.kid or "", None, nonce="bm90LWEtbm9uY2U")
     assert (answer.status, answer.problem_type) == (400, "badNonce")
 
 
-def test_a_url_header_for_another_resource_is_refused(acme: Setup) -> None:
-    client = acme.account()
+def test_a_url_header_for_another_resource_is_refused(refusing: Setup) -> None:
+    client = refusing.account()
     answer = client.post(client.kid or "", None, header_url=client.directory["newOrder"])
     assert (answer.status, answer.problem_type) == (401, "unauthorized")
 
 
-def test_an_account_without_eab_is_refused(acme: Setup) -> None:
-    answer = acme.client().register()
+def test_an_account_without_eab_is_refused(refusing: Setup) -> None:
+    answer = refusing.client().register()
     assert (answer.status, answer.problem_type) == (400, "externalAccountRequired")
 
 
-def test_an_eab_with_a_wrong_mac_is_refused_and_stays_usable(acme: Setup) -> None:
-    kid, mac_key = acme.eab()
-    client = acme.client()
+def test_an_eab_with_a_wrong_mac_is_refused_and_stays_usable(refusing: Setup) -> None:
+    kid, mac_key = refusing.eab()
+    client = refusing.client()
     wrong = client.register(client.eab(kid, mac_key[::-1]))
     assert (wrong.status, wrong.problem_type) == (400, "unauthorized")
     assert client.register(client.eab(kid, mac_key)).status == 201
@@ -203,15 +230,15 @@ def test_an_eab_binds_one_account_only(acme: Setup) -> None:
     assert (answer.status, answer.problem_type) == (400, "unauthorized")
 
 
-def test_an_identifier_outside_the_policy_is_refused_before_any_challenge(acme: Setup) -> None:
-    client = acme.account()
+def test_an_identifier_outside_the_policy_is_refused_before_any_challenge(refusing: Setup) -> None:
+    client = refusing.account()
     answer = client.order("not_a_host!.example.test")
     assert (answer.status, answer.problem_type) == (400, "rejectedIdentifier")
     assert "not_a_host!" in answer.json()["detail"]
 
 
-def test_a_failed_challenge_makes_the_order_invalid(acme: Setup) -> None:
-    client = acme.account()
+def test_a_failed_challenge_makes_the_order_invalid(refusing: Setup) -> None:
+    client = refusing.account()
     created = client.order("nobody.example.test")
     order, order_url = created.json(), created.headers["Location"]
     authz = client.post(order["authorizations"][0], None).json()
@@ -223,15 +250,15 @@ def test_a_failed_challenge_makes_the_order_invalid(acme: Setup) -> None:
 
 
 def test_a_csr_that_does_not_match_the_order_is_refused_and_nothing_is_issued(
-    acme: Setup,
+    refusing: Setup,
 ) -> None:
-    client = acme.account()
+    client = refusing.account()
     order = client.order("match.example.test")
-    client.answer_challenges(order.json(), "http-01", acme.web.answers)
+    client.answer_challenges(order.json(), "http-01", refusing.web.answers)
     _, csr = csr_for("match.example.test", "extra.example.test")
     answer = client.finalize(order.headers["Location"], csr)
     assert (answer.status, answer.problem_type) == (400, "badCSR")
-    assert acme.app.extensions["pca"].service.get_ca(acme.ca_id).quota_remaining == 5
+    assert refusing.app.extensions["pca"].service.get_ca(refusing.ca_id).quota_remaining == 5
 
 
 def test_quota_exhaustion_is_a_clear_problem(acme: Setup) -> None:
@@ -240,3 +267,102 @@ def test_quota_exhaustion_is_a_clear_problem(acme: Setup) -> None:
     answer = issued(acme, client, "late.example.test")
     assert (answer.status, answer.problem_type) == (403, "rateLimited")
     assert "quota" in answer.json()["detail"]
+
+
+def test_a_nonce_is_shared_by_every_process_and_survives_a_restart(
+    acme: Setup, settings: Settings, clock: SettableClock
+) -> None:
+    client = acme.account()
+    nonce = client.fresh_nonce()
+    other = create_app(settings, clock=clock, run_projections=False)  # another worker
+    try:
+        acme.app = other
+        assert client.post(client.kid or "", None, nonce=nonce).status == 200
+        replay = client.post(client.kid or "", None, nonce=nonce)
+        assert replay.problem_type == "badNonce"
+    finally:
+        other.extensions["pca"].close()
+
+
+def test_the_wrong_content_type_is_refused(refusing: Setup) -> None:
+    client = refusing.account()
+    body = client.signed(client.kid or "", None)
+    answer = refusing.transport(
+        "POST", client.kid or "", body, {"Content-Type": "application/json"}
+    )
+    assert (answer.status, answer.problem_type) == (415, "malformed")
+
+
+def test_a_request_naming_a_jwk_where_a_kid_belongs_is_refused(refusing: Setup) -> None:
+    client = refusing.account()
+    answer = client.post(client.directory["newOrder"], {"identifiers": []}, use_jwk=True)
+    assert (answer.status, answer.problem_type) == (400, "malformed")
+    assert "kid" in answer.json()["detail"]
+
+
+def test_an_unknown_kid_is_refused(refusing: Setup) -> None:
+    client = refusing.client()
+    client.kid = f"{BASE}/acct/00000000-0000-4000-8000-000000000000"
+    answer = client.order("x.example.test")
+    assert (answer.status, answer.problem_type) == (400, "accountDoesNotExist")
+
+
+def test_a_signature_by_another_key_is_refused(refusing: Setup) -> None:
+    client = refusing.account()
+    impostor = refusing.client()
+    impostor.kid = client.kid
+    answer = impostor.order("x.example.test")
+    assert (answer.status, answer.problem_type) == (400, "malformed")
+    assert "signature" in answer.json()["detail"]
+
+
+def test_renewal_info_suggests_a_window_and_an_order_may_name_what_it_replaces(
+    refusing: Setup,
+) -> None:
+    client = refusing.account()
+    chain = client.post(issued(refusing, client, "ari.example.test").json()["certificate"], None)
+    leaf = x509.load_pem_x509_certificates(chain.body)[0]
+    aki = leaf.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    assert aki.key_identifier is not None
+    serial = leaf.serial_number.to_bytes((leaf.serial_number.bit_length() + 8) // 8, "big")
+    cert_id = f"{b64(aki.key_identifier)}.{b64(serial)}"
+    window = refusing.transport("GET", f"{BASE}/renewal-info/{cert_id}", None, {})
+    start = window.json()["suggestedWindow"]["start"]
+    assert leaf.not_valid_before_utc.isoformat() < start.replace("Z", "+00:00")
+    assert start < window.json()["suggestedWindow"]["end"]
+    identifiers = [{"type": "dns", "value": "ari.example.test"}]
+    order = client.post(
+        client.directory["newOrder"], {"identifiers": identifiers, "replaces": cert_id}
+    )
+    assert order.json()["replaces"] == cert_id
+
+
+def test_too_many_orders_are_refused_with_retry_after(
+    settings: Settings, clock: SettableClock, loopback: tuple[LoopbackDNS, ChallengeServer]
+) -> None:
+    limits = AcmeLimits(per_account=100, per_identifier=2, window_seconds=3600)
+    limited = dataclasses.replace(settings, acme=AcmeSettings(limits=limits))
+    app = create_app(limited, clock=clock, run_projections=False)
+    deployment = app.extensions["pca"]
+    try:
+        ca_id = enabled_intermediate(deployment.service, enabled_root(deployment.service))
+        deployment.acme.create_directory(ADMIN, "corp", ca_id)
+        setup = Setup(app, ca_id, ca_id, *loopback)
+        client = setup.account()
+        assert [client.order("busy.example.test").status for _ in range(2)] == [201, 201]
+        third = client.order("busy.example.test")
+        assert (third.status, third.problem_type) == (429, "rateLimited")
+        assert 0 < int(third.headers["Retry-After"]) <= 3600
+        assert client.order("calm.example.test").status == 201
+    finally:
+        deployment.close()
+
+
+def test_the_issuance_report_names_the_account_that_asked(refusing: Setup) -> None:
+    client = refusing.account()
+    issued(refusing, client, "audited.example.test")
+    api = ApiClient(refusing.app)
+    report = api.call("GET", "/api/v1/reports/inventory?format=json", role=Role.AUDITOR)
+    rows = [row for row in report.get_json() if row["common_name"] == "audited.example.test"]
+    account = (client.kid or "").rsplit("/", 1)[-1]
+    assert [row["requested_by"] for row in rows] == [f"acme account {account}"]
