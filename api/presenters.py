@@ -1,10 +1,12 @@
-"""Shapes of CAs and certificates as clients see them (the public JSON contract)."""
+"""Shapes of CAs, certificates and ACME records as clients see them (the public JSON
+contract)."""
 
 from __future__ import annotations
 
 import dataclasses
 import datetime as dt
 
+from domain.model.acme import AcmeAccount, AcmeDirectory, AcmeOrder
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
 from domain.model.values import CAKind, CertificateStatus, Subject
@@ -115,3 +117,40 @@ def certificate_summary(view: CertificateView) -> Shape:
 
 def _iso(moment: dt.datetime | None) -> str | None:
     return moment.isoformat().replace("+00:00", "Z") if moment else None
+
+
+def acme_directory_shape(directory: AcmeDirectory, public_url: str) -> Shape:
+    """An ACME directory as operators see it, with the URL clients are given."""
+    return {
+        "name": directory.name,
+        "ca_id": str(directory.ca_id),
+        "profile": directory.profile,
+        "eab_required": directory.eab_required,
+        "url": f"{public_url}/acme/{directory.name}/directory",
+    }
+
+
+def acme_account_summary(account: AcmeAccount) -> Shape:
+    """An ACME account in operator lists (API and CLI)."""
+    return {
+        "id": str(account.id),
+        "status": account.status.value,
+        "contact": list(account.contact),
+        "eab_kid": account.eab_kid,
+        "thumbprint": account.thumbprint,
+        "created_at": account.created_on.isoformat(),
+    }
+
+
+def acme_order_summary(order: AcmeOrder, now: dt.datetime) -> Shape:
+    """An ACME order in operator lists (API and CLI): who asked for what, and the
+    certificate it got."""
+    return {
+        "id": str(order.id),
+        "account_id": str(order.account_id),
+        "status": order.status(now).value,
+        "identifiers": list(order.identifiers),
+        "certificate_id": str(order.certificate_id) if order.certificate_id else None,
+        "replaces": order.replaces,
+        "created_at": order.created_on.isoformat(),
+    }

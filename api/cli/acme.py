@@ -7,6 +7,7 @@ import uuid
 
 from api.cli.commands import Session
 from api.cli.output import Row
+from api.presenters import acme_account_summary, acme_directory_shape, acme_order_summary
 from domain.model.acme import DEFAULT_PROFILE
 
 
@@ -30,15 +31,7 @@ def create_directory(session: Session, args: argparse.Namespace) -> list[Row]:
     directory = session.deployment.acme.create_directory(
         session.context, args.name, args.ca, args.profile, eab_required=args.eab_required
     )
-    return [
-        {
-            "name": directory.name,
-            "ca_id": str(directory.ca_id),
-            "profile": directory.profile,
-            "eab_required": directory.eab_required,
-            "url": f"{session.settings.public_url}/acme/{directory.name}/directory",
-        }
-    ]
+    return [acme_directory_shape(directory, session.settings.public_url)]
 
 
 def create_eab(session: Session, args: argparse.Namespace) -> list[Row]:
@@ -48,14 +41,7 @@ def create_eab(session: Session, args: argparse.Namespace) -> list[Row]:
 
 def list_accounts(session: Session, args: argparse.Namespace) -> list[Row]:
     return [
-        {
-            "id": str(account.id),
-            "status": account.status.value,
-            "contact": " ".join(account.contact),
-            "eab_kid": account.eab_kid,
-            "thumbprint": account.thumbprint,
-            "created_at": account.created_on.isoformat(),
-        }
+        _flat(acme_account_summary(account))
         for account in session.deployment.acme.accounts(args.directory)
     ]
 
@@ -63,13 +49,14 @@ def list_accounts(session: Session, args: argparse.Namespace) -> list[Row]:
 def list_orders(session: Session, args: argparse.Namespace) -> list[Row]:
     now = session.service.clock()
     return [
-        {
-            "id": str(order.id),
-            "account_id": str(order.account_id),
-            "status": order.status(now).value,
-            "identifiers": " ".join(order.identifiers),
-            "certificate_id": str(order.certificate_id) if order.certificate_id else None,
-            "created_at": order.created_on.isoformat(),
-        }
+        _flat(acme_order_summary(order, now))
         for order in session.deployment.acme.orders(args.directory)
     ]
+
+
+def _flat(shape: Row) -> Row:
+    """Lists as space-separated text, for the table output."""
+    return {
+        key: " ".join(map(str, value)) if isinstance(value, list) else value
+        for key, value in shape.items()
+    }

@@ -15,6 +15,7 @@ from api.http.metrics import StoreCollector, instrument, registry_with
 from api.http.outage import register_outage_handler
 from api.http.ratelimit import install_issuance_limits
 from api.http.routing import Routes
+from api.http.views import acme as views_acme
 from api.http.views import audit as views_audit
 from api.http.views import cas as views_cas
 from api.http.views import certificates as views_certificates
@@ -36,6 +37,7 @@ ALL_ROUTES: tuple[Routes, ...] = (
     views_revocation.routes,
     views_audit.routes,
     views_reports.routes,
+    views_acme.routes,
 )
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -78,6 +80,7 @@ def create_app(
         views_revocation.blueprint,
         views_audit.blueprint,
         views_reports.blueprint,
+        views_acme.blueprint,
     ):
         app.register_blueprint(blueprint)
     register_error_handlers(app)

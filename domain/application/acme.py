@@ -44,6 +44,7 @@ from domain.model.acme import (
     link_id,
 )
 from domain.model.certificate import Certificate
+from domain.model.errors import ConflictError, NotFoundError
 from domain.model.values import RequestContext, RevocationReason, Subject
 from domain.pki.jws import (
     SignedRequest,
@@ -140,6 +141,8 @@ class Acme:
         """Open an ACME directory ``name`` that issues from the intermediate ``ca_id``."""
         self._service.get_ca(ca_id, field="ca_id").check_can_issue(self._service.clock())
         directory = AcmeDirectory.create(ctx, name, ca_id, profile, eab_required=eab_required)
+        if self._find(directory.id, AcmeDirectory) is not None:
+            raise ConflictError(f"There is already an ACME directory {name!r}.", field="name")
         self._save(directory)
         return directory
 
@@ -157,7 +160,7 @@ class Acme:
         """The directory ``name``; 404 if there is none."""
         found = self._find(directory_id(name), AcmeDirectory)
         if found is None:
-            raise AcmeError("malformed", f"There is no ACME directory {name!r}.", 404)
+            raise NotFoundError(f"There is no ACME directory {name!r}.")
         return found
 
     def new_nonce(self) -> str:

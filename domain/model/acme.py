@@ -11,19 +11,21 @@ keeps it encrypted (domain.application.acme); the event names its key id only.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from enum import Enum
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
 from eventsourcing.domain import Aggregate
 
-from domain.model.errors import PCAError
+from domain.model.errors import PCAError, ValidationError
 from domain.model.events import AuditedCreated, AuditedEvent
 from domain.model.values import RequestContext
 
 ACME_NAMESPACE = uuid5(NAMESPACE_URL, "urn:pca:acme")
 DEFAULT_PROFILE = "default"
 ACME_ERROR = "urn:ietf:params:acme:error:"
+DIRECTORY_NAME = r"[a-z0-9][a-z0-9-]{0,62}"
 
 
 class AcmeError(PCAError):
@@ -91,6 +93,13 @@ class AcmeDirectory(Aggregate):
     def create(
         cls, ctx: RequestContext, name: str, ca_id: UUID, profile: str, *, eab_required: bool
     ) -> AcmeDirectory:
+        """A directory ``name`` (lower-case letters, digits, hyphens: it is a URL segment)."""
+        if not re.fullmatch(DIRECTORY_NAME, name):
+            raise ValidationError(
+                "name must be 1 to 63 lower-case letters, digits or hyphens, starting with a "
+                "letter or digit.",
+                field="name",
+            )
         return cls._create(
             cls.DirectoryCreated,
             id=directory_id(name),

@@ -366,3 +366,33 @@ def test_the_issuance_report_names_the_account_that_asked(refusing: Setup) -> No
     rows = [row for row in report.get_json() if row["common_name"] == "audited.example.test"]
     account = (client.kid or "").rsplit("/", 1)[-1]
     assert [row["requested_by"] for row in rows] == [f"acme account {account}"]
+
+
+def test_operators_open_a_directory_mint_eab_and_see_accounts_and_orders_over_rest(
+    acme: Setup,
+) -> None:
+    api = ApiClient(acme.app)
+    body = {"name": "team-b", "ca_id": str(acme.ca_id)}
+    created = api.call("POST", "/api/v1/acme/directories", json=body)
+    assert created.status_code == 201
+    assert created.get_json()["url"].endswith("/acme/team-b/directory")
+    again = api.call("POST", "/api/v1/acme/directories", json=body)
+    assert again.status_code == 409
+    eab = api.call("POST", "/api/v1/acme/directories/team-b/eab").get_json()
+    client = AcmeClient(acme.transport, "http://localhost/acme/team-b/directory")
+    assert client.register(client.eab(eab["kid"], eab["hmac_key"])).status == 201
+    client.order("seen.example.test")
+    accounts = api.call("GET", "/api/v1/acme/directories/team-b/accounts", role=Role.AUDITOR)
+    (account,) = accounts.get_json()["items"]
+    assert (client.kid or "").endswith(account["id"])
+    assert account["eab_kid"] == eab["kid"]
+    orders = api.call("GET", "/api/v1/acme/directories/team-b/orders", role=Role.AUDITOR)
+    assert [(o["account_id"], o["identifiers"]) for o in orders.get_json()["items"]] == [
+        (account["id"], ["seen.example.test"])
+    ]
+    assert (
+        api.call("POST", "/api/v1/acme/directories/team-b/eab", role=Role.OPERATOR).status_code
+        == 403
+    )
+    missing = api.call("GET", "/api/v1/acme/directories/nobody/orders", role=Role.AUDITOR)
+    assert missing.status_code == 404
