@@ -122,8 +122,11 @@ class AcmeClient:
             header["jwk"] = self.jwk
         else:
             header["kid"] = self.kid
+        return self.sign(header, "" if payload is None else b64(json.dumps(payload).encode()))
+
+    def sign(self, header: dict[str, Any], body: str) -> bytes:
+        """The flattened JWS of ``header`` and the encoded ``body``, signed ES256."""
         protected = b64(json.dumps(header).encode())
-        body = "" if payload is None else b64(json.dumps(payload).encode())
         der = self.key.sign(f"{protected}.{body}".encode(), ec.ECDSA(hashes.SHA256()))
         r, s = decode_dss_signature(der)
         signature = b64(r.to_bytes(32, "big") + s.to_bytes(32, "big"))
@@ -152,6 +155,17 @@ class AcmeClient:
         )
         mac.update(f"{protected}.{payload}".encode())
         return {"protected": protected, "payload": payload, "signature": b64(mac.finalize())}
+
+    def change_key(self, new_key: ec.EllipticCurvePrivateKey) -> Answer:
+        """RFC 8555 §7.3.5: the inner JWS by ``new_key``, the outer by the current key."""
+        url = self.directory["keyChange"]
+        successor = AcmeClient(self.transport, self.directory_url, new_key)
+        body = b64(json.dumps({"account": self.kid, "oldKey": self.jwk}).encode())
+        inner = successor.sign({"alg": "ES256", "jwk": successor.jwk, "url": url}, body)
+        answer = self.post(url, json.loads(inner))
+        if answer.status == 200:
+            self.key = new_key
+        return answer
 
     def register(self, eab: dict[str, str] | None = None) -> Answer:
         payload: dict[str, Any] = {

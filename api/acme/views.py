@@ -73,6 +73,7 @@ def directory(directory: str) -> Response:
             "newAccount": f"{urls.base}/new-account",
             "newOrder": f"{urls.base}/new-order",
             "revokeCert": f"{urls.base}/revoke-cert",
+            "keyChange": f"{urls.base}/key-change",
             "renewalInfo": f"{urls.base}/renewal-info",
             "meta": {
                 "externalAccountRequired": found.eab_required,
@@ -99,6 +100,13 @@ def new_account(directory: str) -> Response:
 @blueprint.post("/acct/<uuid:account>")
 def account(directory: str, account: UUID) -> Response:
     found = services().acme.account(_call(directory), account)
+    urls = _urls(directory)
+    return _json(account_shape(found, urls), location=urls.account(found.id))
+
+
+@blueprint.post("/key-change")
+def key_change(directory: str) -> Response:
+    found = services().acme.change_key(_call(directory))
     urls = _urls(directory)
     return _json(account_shape(found, urls), location=urls.account(found.id))
 

@@ -35,12 +35,14 @@ from domain.model.acme import (
     AcmeCertificate,
     AcmeDirectory,
     AcmeError,
+    AcmeKeyBinding,
     AcmeOrder,
     EabCredential,
     Status,
     account_id,
     directory_id,
     eab_id,
+    key_binding_id,
     link_id,
 )
 from domain.model.certificate import Certificate
@@ -202,7 +204,7 @@ class Acme:
         """The account of the JWS's key, created (True) unless it exists."""
         signer = self._authenticate(call, new_account=True)
         payload = call.signed.json_payload()
-        existing = self._find(account_id(signer.directory.id, thumbprint(signer.jwk)), AcmeAccount)
+        existing = self._account_by_key(signer.directory, thumbprint(signer.jwk))
         if existing is not None:
             return existing, False
         if payload.get("onlyReturnExisting") is True:
@@ -264,6 +266,47 @@ class Acme:
             signer.known.deactivate(call.request_id)
             self._save(signer.known)
         return signer.known
+
+    def change_key(self, call: AcmeCall) -> AcmeAccount:
+        """RFC 8555 §7.3.5: the account signs with a new key from now on. The inner JWS,
+        signed by the new key, names the account and its old key."""
+        signer = self._authenticate(call)
+        inner = SignedRequest.parse(call.signed.payload)
+        new_jwk, old_jwk = inner.header.get("jwk"), inner.json_payload().get("oldKey")
+        if not isinstance(new_jwk, dict) or not isinstance(old_jwk, dict):
+            raise AcmeError("malformed", "The inner JWS needs a jwk, its payload an oldKey.")
+        if "nonce" in inner.header or "kid" in inner.header or inner.header.get("url") != call.url:
+            raise AcmeError("malformed", "The inner JWS needs jwk and this url, no nonce or kid.")
+        inner.verify(new_jwk)
+        payload = inner.json_payload()
+        account = signer.known
+        if payload.get("account") != call.account_url(account.id):
+            raise AcmeError("malformed", "The inner payload must name the signing account.")
+        if thumbprint(old_jwk) != account.thumbprint:
+            raise AcmeError("malformed", "oldKey must be the account's current key.")
+        new_thumbprint = thumbprint(new_jwk)
+        if self._key_taken(signer.directory, new_thumbprint):
+            raise AcmeError("conflict", "Another account already has this key.", 409)
+        binding = account.change_key(call.request_id, public_jwk(new_jwk), new_thumbprint)
+        try:
+            self._save(account, binding)
+        except IntegrityError:  # another account took the key meanwhile
+            raise AcmeError("conflict", "Another account already has this key.", 409) from None
+        return account
+
+    def _account_by_key(self, directory: AcmeDirectory, key: str) -> AcmeAccount | None:
+        """The account that signs with the key of thumbprint ``key`` now, if any."""
+        binding = self._find(key_binding_id(directory.id, key), AcmeKeyBinding)
+        found_id = binding.account_id if binding else account_id(directory.id, key)
+        account = self._find(found_id, AcmeAccount)
+        if account is not None and account.thumbprint != key:
+            raise AcmeError("unauthorized", "This key was replaced by a key change.", 401)
+        return account
+
+    def _key_taken(self, directory: AcmeDirectory, key: str) -> bool:
+        return self._find(key_binding_id(directory.id, key), AcmeKeyBinding) is not None or (
+            self._find(account_id(directory.id, key), AcmeAccount) is not None
+        )
 
     # --- orders -------------------------------------------------------------------------
 

@@ -65,6 +65,10 @@ def account_id(directory: UUID, thumbprint: str) -> UUID:
     return uuid5(ACME_NAMESPACE, f"account:{directory}:{thumbprint}")
 
 
+def key_binding_id(directory: UUID, thumbprint: str) -> UUID:
+    return uuid5(ACME_NAMESPACE, f"key:{directory}:{thumbprint}")
+
+
 def link_id(certificate_id: UUID) -> UUID:
     return uuid5(ACME_NAMESPACE, f"certificate:{certificate_id}")
 
@@ -164,6 +168,14 @@ class AcmeAccount(Aggregate):
         def apply(self, account: AcmeAccount) -> None:
             account.status = Status.DEACTIVATED
 
+    class AccountKeyChanged(AuditedEvent):
+        jwk: dict[str, Any]
+        thumbprint: str
+
+        def apply(self, account: AcmeAccount) -> None:
+            account.jwk = self.jwk
+            account.thumbprint = self.thumbprint
+
     def __init__(
         self,
         directory_id: UUID,
@@ -214,6 +226,39 @@ class AcmeAccount(Aggregate):
     def deactivate(self, request_id: str) -> None:
         self.check_valid()
         self.trigger_event(self.AccountDeactivated, actor=self.actor, request_id=request_id)
+
+    def change_key(self, request_id: str, jwk: dict[str, Any], thumbprint: str) -> AcmeKeyBinding:
+        """Sign from now on with ``jwk``; the binding makes the new key findable and, by
+        its id, unusable by a second account."""
+        self.check_valid()
+        self.trigger_event(
+            self.AccountKeyChanged,
+            actor=self.actor,
+            request_id=request_id,
+            jwk=jwk,
+            thumbprint=thumbprint,
+        )
+        return AcmeKeyBinding.bind(request_id, self, thumbprint)
+
+
+class AcmeKeyBinding(Aggregate):
+    """A key an account rolled over to (RFC 8555 §7.3.5), found by its thumbprint."""
+
+    class KeyBound(AuditedCreated):
+        account_id: UUID
+
+    def __init__(self, account_id: UUID) -> None:
+        self.account_id = account_id
+
+    @classmethod
+    def bind(cls, request_id: str, account: AcmeAccount, thumbprint: str) -> AcmeKeyBinding:
+        return cls._create(
+            cls.KeyBound,
+            id=key_binding_id(account.directory_id, thumbprint),
+            actor=account.actor,
+            request_id=request_id,
+            account_id=account.id,
+        )
 
 
 class AcmeOrder(Aggregate):

@@ -184,6 +184,8 @@ _THUMBPRINT_MEMBERS = {
 def thumbprint(jwk: dict[str, Any]) -> str:
     """The RFC 7638 SHA-256 thumbprint of ``jwk``, base64url."""
     members = _THUMBPRINT_MEMBERS.get(str(jwk.get("kty")), ())
+    if not members or not all(name in jwk for name in members):
+        raise AcmeError("malformed", "The jwk lacks the members of its key type.")
     canonical = json.dumps({name: jwk[name] for name in members}, separators=(",", ":"))
     return b64url(hashlib.sha256(canonical.encode()).digest())
 

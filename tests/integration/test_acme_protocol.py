@@ -13,6 +13,7 @@ from uuid import UUID
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from flask import Flask
 
@@ -396,3 +397,19 @@ def test_operators_open_a_directory_mint_eab_and_see_accounts_and_orders_over_re
     )
     missing = api.call("GET", "/api/v1/acme/directories/nobody/orders", role=Role.AUDITOR)
     assert missing.status_code == 404
+
+
+def test_an_account_rolls_over_to_a_new_key_and_the_old_one_stops_working(
+    acme: Setup,
+) -> None:
+    client = acme.account()
+    old = AcmeClient(acme.transport, f"{BASE}/directory", client.key, client.kid)
+    assert client.change_key(ec.generate_private_key(ec.SECP256R1())).status == 200
+    assert client.order("rolled.example.test").status == 201
+    refused = old.order("rolled.example.test")
+    assert (refused.status, refused.problem_type) == (400, "malformed")
+    found = client.post(client.directory["newAccount"], {"onlyReturnExisting": True}, use_jwk=True)
+    assert (found.status, found.headers["Location"]) == (200, client.kid)
+    taken = acme.account()
+    clash = taken.change_key(client.key)
+    assert (clash.status, clash.problem_type) == (409, "conflict")
