@@ -91,8 +91,8 @@ def _responses(operation: Operation) -> JSON:
         codes += [413]  # a body over the limit is refused, JSON or not (OCSP)
     if operation.body is not None:
         codes += [400, 422]
-    if operation.query is not None:
-        codes += [422]
+    if operation.query is not None or operation.path:
+        codes += [422]  # a query or a path parameter its rules refuse
     for code in sorted(set(codes)):
         responses[str(code)] = {
             "description": _ERRORS.get(code, "Internal error"),
