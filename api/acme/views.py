@@ -104,6 +104,13 @@ def account(directory: str, account: UUID) -> Response:
     return _json(account_shape(found, urls), location=urls.account(found.id))
 
 
+@blueprint.post("/acct/<uuid:account>/orders")
+def account_orders(directory: str, account: UUID) -> Response:
+    orders = services().acme.account_orders(_call(directory), account)
+    urls = _urls(directory)
+    return _json({"orders": [urls.order(order.id) for order in orders]})
+
+
 @blueprint.post("/key-change")
 def key_change(directory: str) -> Response:
     found = services().acme.change_key(_call(directory))

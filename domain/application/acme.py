@@ -267,6 +267,14 @@ class Acme:
             self._save(signer.known)
         return signer.known
 
+    def account_orders(self, call: AcmeCall, account: UUID) -> list[AcmeOrder]:
+        """RFC 8555 §7.1.2.1: the orders of the signing account, oldest first."""
+        signer = self._authenticate(call)
+        if signer.known.id != account:
+            raise AcmeError("unauthorized", "Only the account may list its orders.", 403)
+        found = self._created(AcmeOrder.OrderCreated, AcmeOrder)
+        return [order for order in found if order.account_id == account]
+
     def change_key(self, call: AcmeCall) -> AcmeAccount:
         """RFC 8555 §7.3.5: the account signs with a new key from now on. The inner JWS,
         signed by the new key, names the account and its old key."""

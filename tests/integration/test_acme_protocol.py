@@ -149,7 +149,10 @@ def test_an_account_with_eab_orders_validates_and_gets_a_chain_openssl_verifies(
 
 def test_issuing_through_acme_is_an_event_of_the_account_and_spends_quota(acme: Setup) -> None:
     client = acme.account()
-    issued(acme, client, "quota.example.test")
+    final = issued(acme, client, "quota.example.test")
+    account = client.post(client.kid or "", None).json()
+    listed = client.post(account["orders"], None).json()["orders"]
+    assert [final.headers["Location"]] == listed
     service = acme.app.extensions["pca"].service
     assert service.get_ca(acme.ca_id).quota_remaining == 4
     account_id = client.kid.rsplit("/", 1)[-1] if client.kid else ""
