@@ -23,7 +23,7 @@ from api.acme.shapes import (
     when,
 )
 from api.deployment import services
-from domain.application.acme import AcmeCall
+from domain.application.acme_gate import AcmeCall
 from domain.model.acme import AcmeError
 from domain.pki.der import pem
 from domain.pki.jws import SignedRequest

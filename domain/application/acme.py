@@ -1,12 +1,11 @@
 """ACME (RFC 8555) use cases over the private CA.
 
 Each request arrives as an :class:`AcmeCall` (where it was posted, the directory's base
-URL, its JWS). :meth:`Acme._authenticate` applies RFC 8555 §6.2-6.5 in one place: the
-directory exists, the algorithm is one we take, ``jwk`` or ``kid`` as the resource wants,
-the ``url`` header is the URL posted to, the signature verifies, and the nonce is one
-this deployment issued and nobody used (the shared table of ``Nonces``). Issuing and
-revoking go through the same :class:`PrivateCA` use cases as the REST API, with the
-account as actor: quota, group commit, idempotency and events are theirs.
+URL, its JWS) and passes :meth:`Gate.authenticate` (domain.application.acme_gate), which
+applies RFC 8555 §6.2-6.5 in one place. Issuing and revoking go through the same
+:class:`PrivateCA` use cases as the REST API, with the account as actor: quota, group
+commit, idempotency and events are theirs. Certificate download, revocation and renewal
+information are in domain.application.acme_certificates.
 """
 
 from __future__ import annotations
@@ -14,17 +13,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 import secrets
-from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 from uuid import UUID
 
 from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from eventsourcing.application import AggregateNotFoundError
+from cryptography.hazmat.primitives.serialization import Encoding
 from eventsourcing.persistence import IntegrityError
-from eventsourcing.utils import get_topic
 
+from domain.application.acme_certificates import AcmeCertificates
+from domain.application.acme_gate import AcmeCall, Authenticated, Gate
 from domain.application.acme_policy import check_identifiers
 from domain.application.commands import certificate_request
 from domain.application.ports import ChallengeChecker, Nonces
@@ -40,13 +38,11 @@ from domain.model.acme import (
     EabCredential,
     Status,
     account_id,
-    directory_id,
     eab_id,
     key_binding_id,
     link_id,
 )
-from domain.model.certificate import Certificate
-from domain.model.errors import ConflictError, NotFoundError
+from domain.model.errors import ConflictError
 from domain.model.values import RequestContext, RevocationReason, Subject
 from domain.pki.jws import (
     SignedRequest,
@@ -54,14 +50,12 @@ from domain.pki.jws import (
     b64url_decode,
     key_authorization,
     public_jwk,
-    public_key,
     thumbprint,
 )
 
 ORDER_LIFETIME = dt.timedelta(days=7)
 CERTIFICATE_DAYS = 90
 MAX_IDENTIFIERS = 10
-QUERY_PAGE = 500
 EAB_SECRET_PREFIX = "acme-eab-"  # noqa: S105 - a key id prefix, not a secret
 REASONS = {
     0: RevocationReason.UNSPECIFIED,
@@ -71,7 +65,6 @@ REASONS = {
     5: RevocationReason.CESSATION_OF_OPERATION,
     9: RevocationReason.PRIVILEGE_WITHDRAWN,
 }
-A = TypeVar("A")
 
 
 @dataclass(frozen=True)
@@ -81,38 +74,6 @@ class AcmeLimits:
     per_account: int = 300
     per_identifier: int = 50
     window_seconds: int = 3600
-
-
-@dataclass(frozen=True)
-class AcmeCall:
-    """One signed ACME request: the directory's name and base URL, the URL posted to,
-    the request id, and the JWS."""
-
-    directory: str
-    base: str
-    url: str
-    request_id: str
-    signed: SignedRequest
-
-    def account_url(self, account: UUID) -> str:
-        return f"{self.base}/acct/{account}"
-
-
-@dataclass(frozen=True)
-class Authenticated:
-    """Who signed a call: the directory, the account (None for a new one), the JWK."""
-
-    directory: AcmeDirectory
-    account: AcmeAccount | None
-    jwk: dict[str, Any]
-
-    @property
-    def known(self) -> AcmeAccount:
-        assert self.account is not None
-        return self.account
-
-    def context(self, request_id: str) -> RequestContext:
-        return RequestContext(self.known.actor, request_id)
 
 
 class Acme:
@@ -125,6 +86,8 @@ class Acme:
         self._nonces = nonces
         self._checker = checker
         self._limits = limits
+        self._gate = Gate(service, nonces)
+        self._certificates = AcmeCertificates(service, self._gate)
 
     def close(self) -> None:
         self._nonces.close()
@@ -143,9 +106,9 @@ class Acme:
         """Open an ACME directory ``name`` that issues from the intermediate ``ca_id``."""
         self._service.get_ca(ca_id, field="ca_id").check_can_issue(self._service.clock())
         directory = AcmeDirectory.create(ctx, name, ca_id, profile, eab_required=eab_required)
-        if self._find(directory.id, AcmeDirectory) is not None:
+        if self._gate.find(directory.id, AcmeDirectory) is not None:
             raise ConflictError(f"There is already an ACME directory {name!r}.", field="name")
-        self._save(directory)
+        self._gate.save(directory)
         return directory
 
     def create_eab(self, ctx: RequestContext, directory_name: str) -> tuple[str, str]:
@@ -155,56 +118,37 @@ class Acme:
         kid = f"eab-{secrets.token_urlsafe(12)}"
         mac_key = secrets.token_bytes(32)
         self._service.keystore.put_secret(EAB_SECRET_PREFIX + kid, mac_key)
-        self._save(EabCredential.create(ctx, kid, directory.id))
+        self._gate.save(EabCredential.create(ctx, kid, directory.id))
         return kid, b64url(mac_key)
 
     def directory(self, name: str) -> AcmeDirectory:
-        """The directory ``name``; 404 if there is none."""
-        found = self._find(directory_id(name), AcmeDirectory)
-        if found is None:
-            raise NotFoundError(f"There is no ACME directory {name!r}.")
-        return found
+        """The directory ``name``; NotFoundError if there is none."""
+        return self._gate.directory(name)
 
     def new_nonce(self) -> str:
-        return self._nonces.issue()
+        return self._gate.new_nonce()
 
     # --- operator views (from the log: accounts and orders are few next to certificates) -
 
     def accounts(self, name: str) -> list[AcmeAccount]:
         """The directory's accounts, oldest first."""
         directory = self.directory(name)
-        found = self._created(AcmeAccount.AccountRegistered, AcmeAccount)
+        found = self._gate.created(AcmeAccount.AccountRegistered, AcmeAccount)
         return [account for account in found if account.directory_id == directory.id]
 
     def orders(self, name: str) -> list[AcmeOrder]:
         """The directory's orders, oldest first."""
         directory = self.directory(name)
-        found = self._created(AcmeOrder.OrderCreated, AcmeOrder)
+        found = self._gate.created(AcmeOrder.OrderCreated, AcmeOrder)
         return [order for order in found if order.directory_id == directory.id]
-
-    def _created(self, event: type[object], kind: type[A]) -> Iterator[A]:
-        """Each aggregate of ``kind`` whose creation ``event`` the log holds, in log order."""
-        topics = [get_topic(event)]
-        start = 1
-        while True:
-            page = self._service.recorder.select_notifications(
-                start=start, limit=QUERY_PAGE, topics=topics
-            )
-            for notification in page:
-                found = self._find(UUID(str(notification.originator_id)), kind)
-                if found is not None:
-                    yield found
-            if len(page) < QUERY_PAGE:
-                return
-            start = page[-1].id + 1
 
     # --- accounts -----------------------------------------------------------------------
 
     def new_account(self, call: AcmeCall) -> tuple[AcmeAccount, bool]:
         """The account of the JWS's key, created (True) unless it exists."""
-        signer = self._authenticate(call, new_account=True)
+        signer = self._gate.authenticate(call, new_account=True)
         payload = call.signed.json_payload()
-        existing = self._account_by_key(signer.directory, thumbprint(signer.jwk))
+        existing = self._gate.account_by_key(signer.directory, thumbprint(signer.jwk))
         if existing is not None:
             return existing, False
         if payload.get("onlyReturnExisting") is True:
@@ -232,7 +176,7 @@ class Acme:
         )
         if binding is not None:
             binding.use(RequestContext(account.actor, call.request_id), account.id)
-        self._save(account, binding)
+        self._gate.save(account, binding)
         return account
 
     def _binding(
@@ -247,7 +191,7 @@ class Acme:
             return None
         inner = SignedRequest.parse(_as_json_bytes(document))
         kid = str(inner.header.get("kid", ""))
-        credential = self._find(eab_id(kid), EabCredential)
+        credential = self._gate.find(eab_id(kid), EabCredential)
         if credential is None or credential.directory_id != signer.directory.id:
             raise AcmeError("unauthorized", "Unknown external account binding key id.")
         if inner.header.get("url") != call.url or "nonce" in inner.header:
@@ -259,26 +203,26 @@ class Acme:
 
     def account(self, call: AcmeCall, account: UUID) -> AcmeAccount:
         """POST to an account URL: read it, or deactivate it (``status: deactivated``)."""
-        signer = self._authenticate(call)
+        signer = self._gate.authenticate(call)
         if signer.known.id != account:
             raise AcmeError("unauthorized", "A request for an account must be signed by it.", 403)
         if call.signed.payload and call.signed.json_payload().get("status") == "deactivated":
             signer.known.deactivate(call.request_id)
-            self._save(signer.known)
+            self._gate.save(signer.known)
         return signer.known
 
     def account_orders(self, call: AcmeCall, account: UUID) -> list[AcmeOrder]:
         """RFC 8555 §7.1.2.1: the orders of the signing account, oldest first."""
-        signer = self._authenticate(call)
+        signer = self._gate.authenticate(call)
         if signer.known.id != account:
             raise AcmeError("unauthorized", "Only the account may list its orders.", 403)
-        found = self._created(AcmeOrder.OrderCreated, AcmeOrder)
+        found = self._gate.created(AcmeOrder.OrderCreated, AcmeOrder)
         return [order for order in found if order.account_id == account]
 
     def change_key(self, call: AcmeCall) -> AcmeAccount:
         """RFC 8555 §7.3.5: the account signs with a new key from now on. The inner JWS,
         signed by the new key, names the account and its old key."""
-        signer = self._authenticate(call)
+        signer = self._gate.authenticate(call)
         inner = SignedRequest.parse(call.signed.payload)
         new_jwk, old_jwk = inner.header.get("jwk"), inner.json_payload().get("oldKey")
         if not isinstance(new_jwk, dict) or not isinstance(old_jwk, dict):
@@ -297,23 +241,14 @@ class Acme:
             raise AcmeError("conflict", "Another account already has this key.", 409)
         binding = account.change_key(call.request_id, public_jwk(new_jwk), new_thumbprint)
         try:
-            self._save(account, binding)
+            self._gate.save(account, binding)
         except IntegrityError:  # another account took the key meanwhile
             raise AcmeError("conflict", "Another account already has this key.", 409) from None
         return account
 
-    def _account_by_key(self, directory: AcmeDirectory, key: str) -> AcmeAccount | None:
-        """The account that signs with the key of thumbprint ``key`` now, if any."""
-        binding = self._find(key_binding_id(directory.id, key), AcmeKeyBinding)
-        found_id = binding.account_id if binding else account_id(directory.id, key)
-        account = self._find(found_id, AcmeAccount)
-        if account is not None and account.thumbprint != key:
-            raise AcmeError("unauthorized", "This key was replaced by a key change.", 401)
-        return account
-
     def _key_taken(self, directory: AcmeDirectory, key: str) -> bool:
-        return self._find(key_binding_id(directory.id, key), AcmeKeyBinding) is not None or (
-            self._find(account_id(directory.id, key), AcmeAccount) is not None
+        return self._gate.find(key_binding_id(directory.id, key), AcmeKeyBinding) is not None or (
+            self._gate.find(account_id(directory.id, key), AcmeAccount) is not None
         )
 
     # --- orders -------------------------------------------------------------------------
@@ -321,7 +256,7 @@ class Acme:
     def new_order(self, call: AcmeCall) -> AcmeOrder:
         """An order for the payload's identifiers, each allowed by the directory's policy
         before any challenge is offered."""
-        signer = self._authenticate(call)
+        signer = self._gate.authenticate(call)
         payload = call.signed.json_payload()
         identifiers = _identifiers(payload.get("identifiers"))
         check_identifiers(signer.directory, identifiers)
@@ -335,7 +270,7 @@ class Acme:
             self._service.clock() + ORDER_LIFETIME,
             replaces,
         )
-        self._save(order)
+        self._gate.save(order)
         return order
 
     def _charge(self, account: AcmeAccount, identifiers: list[str]) -> None:
@@ -357,15 +292,15 @@ class Acme:
         """The ARI certificate id an order replaces; it must be one of this account's."""
         if cert_id is None:
             return None
-        certificate = self.certificate_of(signer.directory, str(cert_id))
-        link = self._find(link_id(certificate.id), AcmeCertificate)
+        certificate = self._certificates.certificate_of(signer.directory, str(cert_id))
+        link = self._gate.find(link_id(certificate.id), AcmeCertificate)
         if link is None or link.account_id != signer.known.id:
             raise AcmeError("malformed", "replaces must name a certificate of this account.")
         return str(cert_id)
 
     def order(self, call: AcmeCall, order_id: UUID) -> AcmeOrder:
         """POST-as-GET of an order."""
-        signer = self._authenticate(call)
+        signer = self._gate.authenticate(call)
         return self._owned_order(signer, order_id)
 
     def authorization(self, call: AcmeCall, order_id: UUID, index: int) -> AcmeOrder:
@@ -375,7 +310,7 @@ class Acme:
         return order
 
     def _owned_order(self, signer: Authenticated, order_id: UUID) -> AcmeOrder:
-        order = self._find(order_id, AcmeOrder)
+        order = self._gate.find(order_id, AcmeOrder)
         if order is None or order.directory_id != signer.directory.id:
             raise AcmeError("malformed", "There is no such order.", 404)
         order.check_owner(signer.known)
@@ -384,7 +319,7 @@ class Acme:
     def challenge(self, call: AcmeCall, order_id: UUID, index: int, challenge: str) -> AcmeOrder:
         """Validate authorization ``index`` of the order with ``challenge`` now; a
         POST-as-GET only reads. The outcome is an event either way."""
-        signer = self._authenticate(call)
+        signer = self._gate.authenticate(call)
         order = self._owned_order(signer, order_id)
         _check_index(order, index)
         if not call.signed.payload:
@@ -407,7 +342,7 @@ class Acme:
     def finalize(self, call: AcmeCall, order_id: UUID) -> AcmeOrder:
         """Issue the certificate for a ready order from the payload's CSR, through the
         same issuance as the REST API (quota, group commit, idempotent per order)."""
-        signer = self._authenticate(call)
+        signer = self._gate.authenticate(call)
         order = self._owned_order(signer, order_id)
         order.check_ready(self._service.clock())
         csr_der = b64url_decode(call.signed.json_payload().get("csr"), "csr")
@@ -425,139 +360,30 @@ class Acme:
         certificate_id = issued.certificate.id
         order.finalize(ctx, certificate_id)
         try:
-            self._save(order, AcmeCertificate.record(ctx, certificate_id, order))
+            self._gate.save(order, AcmeCertificate.record(ctx, certificate_id, order))
         except IntegrityError:  # a concurrent finalize of the same order recorded it
             return self._owned_order(signer, order_id)
         return order
 
+    # --- certificates (see domain.application.acme_certificates) ------------------------
+
     def certificate(self, call: AcmeCall, certificate_id: UUID) -> tuple[bytes, ...]:
         """The certificate and the CAs above it (not the root), DER, for its account."""
-        signer = self._authenticate(call)
-        link = self._find(link_id(certificate_id), AcmeCertificate)
-        if link is None or link.account_id != signer.known.id:
-            raise AcmeError("unauthorized", "This certificate was not issued to you.", 403)
-        certificate = self._service.get_certificate(certificate_id)
-        chain = self._service.chain_der(certificate.ca_id)
-        return (certificate.certificate_der, *chain[:-1])
-
-    # --- revocation and renewal information --------------------------------------------
+        return self._certificates.certificate(call, certificate_id)
 
     def revoke(self, call: AcmeCall) -> None:
         """Revoke a certificate the signer holds: by its account, or by its own key."""
-        signer = self._authenticate(call, jwk_allowed=True)
-        payload = call.signed.json_payload()
-        der = b64url_decode(payload.get("certificate"), "certificate")
-        certificate = self._issued_by(signer.directory, der)
-        reason = REASONS.get(_reason_code(payload.get("reason", 0)))
-        if reason is None:
-            raise AcmeError("badRevocationReason", "Use a reason code of RFC 5280 §5.3.1.")
-        if certificate.status.value != "issued":
-            raise AcmeError("alreadyRevoked", "This certificate is already revoked.")
-        actor = self._revoker(signer, certificate, der)
-        self._service.revoke_certificate(
-            RequestContext(actor, call.request_id), certificate.id, reason
-        )
-
-    def _revoker(self, signer: Authenticated, certificate: Certificate, der: bytes) -> str:
-        """The actor of a revocation: the ordering account, or the certificate's key."""
-        if signer.account is None:
-            presented = x509.load_der_x509_certificate(der).public_key()
-            if presented.public_bytes(*_SPKI) != _jwk_spki(signer.jwk):
-                raise AcmeError("unauthorized", "The JWS key is not the certificate's key.", 403)
-            return f"acme certificate key {thumbprint(signer.jwk)}"
-        link = self._find(link_id(certificate.id), AcmeCertificate)
-        if link is None or link.account_id != signer.known.id:
-            raise AcmeError("unauthorized", "This certificate was not issued to you.", 403)
-        return signer.known.actor
-
-    def _issued_by(self, directory: AcmeDirectory, der: bytes) -> Certificate:
-        try:
-            serial = x509.load_der_x509_certificate(der).serial_number
-        except ValueError:
-            raise AcmeError("malformed", "The certificate is not DER.") from None
-        found = self._service.find_certificate(directory.ca_id, format(serial, "x"))
-        if found is None or found.certificate_der != der:
-            raise AcmeError("malformed", "This directory's CA did not issue that certificate.", 404)
-        return found
-
-    def certificate_of(self, directory: AcmeDirectory, cert_id: str) -> Certificate:
-        """The certificate an ARI id (``base64url(AKI).base64url(serial)``) names."""
-        _, _, serial_part = cert_id.partition(".")
-        serial = int.from_bytes(b64url_decode(serial_part, "certificate id"))
-        found = self._service.find_certificate(directory.ca_id, format(serial, "x"))
-        if found is None:
-            raise AcmeError("malformed", "No certificate of this directory has that id.", 404)
-        return found
+        self._certificates.revoke(call)
 
     def renewal_info(self, name: str, cert_id: str) -> tuple[dt.datetime, dt.datetime]:
-        """RFC 9773: when to renew; at once for a revoked certificate, else in the
-        window from two thirds to five sixths of its lifetime."""
-        certificate = self.certificate_of(self.directory(name), cert_id)
-        if certificate.status.value != "issued":
-            now = self._service.clock()
-            return now - dt.timedelta(hours=1), now
-        lifetime = certificate.not_after - certificate.not_before
-        return (
-            certificate.not_before + lifetime * 2 / 3,
-            certificate.not_before + lifetime * 5 / 6,
-        )
-
-    # --- authentication -----------------------------------------------------------------
-
-    def _authenticate(
-        self, call: AcmeCall, *, new_account: bool = False, jwk_allowed: bool = False
-    ) -> Authenticated:
-        """RFC 8555 §6.2-6.5, in one place; see the module docstring."""
-        directory = self.directory(call.directory)
-        header = call.signed.header
-        if ("jwk" in header) == ("kid" in header):
-            raise AcmeError("malformed", "The protected header needs exactly one of jwk and kid.")
-        if new_account and "jwk" not in header:
-            raise AcmeError("malformed", "newAccount must be signed with a jwk, not a kid.")
-        if header.get("url") != call.url:
-            raise AcmeError("unauthorized", f"The url header must be {call.url}.", 401)
-        account = None
-        if "kid" in header:
-            account = self._account_of(call, directory, str(header["kid"]))
-            jwk = account.jwk
-        elif new_account or jwk_allowed:
-            jwk = header["jwk"]
-        else:
-            raise AcmeError("malformed", "Sign with your account's kid, not a jwk.")
-        call.signed.verify(jwk)
-        if not self._nonces.consume(str(header.get("nonce", ""))):
-            raise AcmeError("badNonce", "The nonce is unknown, used or expired; get a new one.")
-        return Authenticated(directory, account, jwk)
-
-    def _account_of(self, call: AcmeCall, directory: AcmeDirectory, kid: str) -> AcmeAccount:
-        prefix = f"{call.base}/acct/"
-        try:
-            account_uuid = UUID(kid.removeprefix(prefix)) if kid.startswith(prefix) else None
-        except ValueError:
-            account_uuid = None
-        account = self._find(account_uuid, AcmeAccount) if account_uuid else None
-        if account is None or account.directory_id != directory.id:
-            raise AcmeError("accountDoesNotExist", "No account has this kid.", 400)
-        account.check_valid()
-        return account
-
-    # --- storage ------------------------------------------------------------------------
-
-    def _find(self, aggregate_id: UUID, kind: type[A]) -> A | None:
-        try:
-            found: object = self._service.repository.get(aggregate_id)
-        except AggregateNotFoundError:
-            return None
-        return found if isinstance(found, kind) else None
-
-    def _save(self, *aggregates: object) -> None:
-        self._service.save(*[aggregate for aggregate in aggregates if aggregate is not None])  # type: ignore[arg-type]
+        """RFC 9773's suggested renewal window for the certificate ``cert_id`` names."""
+        return self._certificates.renewal_info(name, cert_id)
 
     def _save_order(self, order: AcmeOrder) -> AcmeOrder:
         try:
-            self._save(order)
+            self._gate.save(order)
         except IntegrityError:  # another request changed the order first: theirs stands
-            reloaded = self._find(order.id, AcmeOrder)
+            reloaded = self._gate.find(order.id, AcmeOrder)
             assert reloaded is not None
             return reloaded
         return order
@@ -569,9 +395,6 @@ class RateLimitedError(AcmeError):
     def __init__(self, detail: str, retry_after: float) -> None:
         super().__init__("rateLimited", detail, 429)
         self.retry_after = max(1, round(retry_after))
-
-
-_SPKI = (Encoding.DER, PublicFormat.SubjectPublicKeyInfo)
 
 
 def _identifiers(value: object) -> list[str]:
@@ -588,10 +411,6 @@ def _identifiers(value: object) -> list[str]:
 def _check_index(order: AcmeOrder, index: int) -> None:
     if not 0 <= index < len(order.identifiers):
         raise AcmeError("malformed", "There is no such authorization.", 404)
-
-
-def _reason_code(value: object) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) else -1
 
 
 def _as_json_bytes(document: object) -> bytes:
@@ -616,7 +435,3 @@ def _csr_pem(csr_der: bytes, identifiers: list[str]) -> str:
     if names != {name.lower() for name in identifiers}:
         raise AcmeError("badCSR", "The CSR must name exactly the order's identifiers.")
     return csr.public_bytes(Encoding.PEM).decode()
-
-
-def _jwk_spki(jwk: dict[str, Any]) -> bytes:
-    return public_key(jwk).public_bytes(*_SPKI)
