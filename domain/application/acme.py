@@ -43,7 +43,7 @@ from domain.model.acme import (
     link_id,
 )
 from domain.model.errors import ConflictError
-from domain.model.values import RequestContext, RevocationReason, Subject
+from domain.model.values import RequestContext, Subject
 from domain.pki.jws import (
     SignedRequest,
     b64url,
@@ -57,14 +57,6 @@ ORDER_LIFETIME = dt.timedelta(days=7)
 CERTIFICATE_DAYS = 90
 MAX_IDENTIFIERS = 10
 EAB_SECRET_PREFIX = "acme-eab-"  # noqa: S105 - a key id prefix, not a secret
-REASONS = {
-    0: RevocationReason.UNSPECIFIED,
-    1: RevocationReason.KEY_COMPROMISE,
-    3: RevocationReason.AFFILIATION_CHANGED,
-    4: RevocationReason.SUPERSEDED,
-    5: RevocationReason.CESSATION_OF_OPERATION,
-    9: RevocationReason.PRIVILEGE_WITHDRAWN,
-}
 
 
 @dataclass(frozen=True)
