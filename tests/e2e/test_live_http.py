@@ -171,7 +171,11 @@ def test_every_route_answers_over_real_http_as_documented(live: LiveServer) -> N
     for routes in ALL_ROUTES:
         for operation in routes.operations:
             path = openapi_path(operation.rule).format(
-                ca_id=uuid.uuid4(), certificate_id=uuid.uuid4(), encoded="AA", kind="inventory"
+                ca_id=uuid.uuid4(),
+                certificate_id=uuid.uuid4(),
+                encoded="AA",
+                kind="inventory",
+                name="corp",
             )
             status, headers, _ = live.request(operation.method, path)
             template = openapi_path(operation.rule)
