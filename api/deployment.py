@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from flask import current_app, g
 
 from domain.adapters.sessions import SessionStore, open_session_store
-from domain.adapters.settings import Settings, open_service
+from domain.adapters.settings import Settings, open_acme, open_service
+from domain.application.acme import Acme
 from domain.application.service import Clock, PrivateCA, utc_now
 from domain.audit.guard import ChainGuard
 from domain.audit.stamps import stamp_legacy_links
@@ -44,6 +45,7 @@ class Deployment:
     publisher: CRLPublisher
     ocsp: OCSPResponder
     sessions: SessionStore  # the web console's sign-ins
+    acme: Acme
     _resources: ExitStack = field(repr=False)
 
     @classmethod
@@ -70,6 +72,8 @@ class Deployment:
             resources.callback(service.close)
             service.integrity.watch(ChainGuard.of(service))
             stamp_legacy_links(service)
+            acme = open_acme(settings, service)
+            resources.callback(acme.close)
             runner = RunnerHandle(settings) if run_projections else None
             read_models = resources.enter_context(
                 ReadModels.open(settings, nudge=nudger(settings, runner))
@@ -97,6 +101,7 @@ class Deployment:
                 publisher,
                 ocsp,
                 sessions,
+                acme,
                 resources.pop_all(),
             )
 

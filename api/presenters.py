@@ -1,4 +1,5 @@
-"""Shapes of CAs and certificates as clients see them (the public JSON contract)."""
+"""Shapes of CAs, certificates and ACME records as clients see them (the public JSON
+contract)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Iterator
 from urllib.parse import quote
 
 from domain.application.service import PrivateCA
+from domain.model.acme import AcmeAccount, AcmeDirectory, AcmeOrder
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
 from domain.model.certificate_facts import certificate_facts
@@ -200,4 +202,41 @@ def token_shape(record: ApiToken, now: dt.datetime) -> Shape:
         "status": status,
         "created_at": record.created_on.isoformat(),
         "expires_at": _iso(record.expires_at),
+    }
+
+
+def acme_directory_shape(directory: AcmeDirectory, public_url: str) -> Shape:
+    """An ACME directory as operators see it, with the URL clients are given."""
+    return {
+        "name": directory.name,
+        "ca_id": str(directory.ca_id),
+        "profile": directory.profile,
+        "eab_required": directory.eab_required,
+        "url": f"{public_url}/acme/{directory.name}/directory",
+    }
+
+
+def acme_account_summary(account: AcmeAccount) -> Shape:
+    """An ACME account in operator lists (API and CLI)."""
+    return {
+        "id": str(account.id),
+        "status": account.status.value,
+        "contact": list(account.contact),
+        "eab_kid": account.eab_kid,
+        "thumbprint": account.thumbprint,
+        "created_at": account.created_on.isoformat(),
+    }
+
+
+def acme_order_summary(order: AcmeOrder, now: dt.datetime) -> Shape:
+    """An ACME order in operator lists (API and CLI): who asked for what, and the
+    certificate it got."""
+    return {
+        "id": str(order.id),
+        "account_id": str(order.account_id),
+        "status": order.status(now).value,
+        "identifiers": list(order.identifiers),
+        "certificate_id": str(order.certificate_id) if order.certificate_id else None,
+        "replaces": order.replaces,
+        "created_at": order.created_on.isoformat(),
     }

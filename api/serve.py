@@ -2,8 +2,9 @@
 
 The data directory (or the PostgreSQL schema) is initialised once in the parent before
 workers start, so first start never races. Each worker builds its own app after the fork
-(``api.http.app:create_app(...)``): SQLite connections and thread pools must not cross a fork,
-and the metrics module must be imported only after ``PROMETHEUS_MULTIPROC_DIR`` is set.
+(``api.wsgi:create_app(...)``: the HTTP API and the ACME face): SQLite connections and
+thread pools must not cross a fork, and the metrics module must be imported only after
+``PROMETHEUS_MULTIPROC_DIR`` is set.
 
 Background jobs (the read-model runner, the CRL publisher, audit checkpoints) run on
 threads of every worker by default; one worker of the deployment holds each lease and the
@@ -43,7 +44,7 @@ class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type 
 
     def load(self) -> Any:
         # gunicorn's factory syntax: the app module is imported here, in the worker.
-        return import_app(f"api.http.app:create_app(run_projections={self.background!r})")
+        return import_app(f"api.wsgi:create_app(run_projections={self.background!r})")
 
 
 def initialise(settings: Settings) -> None:

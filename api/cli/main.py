@@ -15,7 +15,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
-from api.cli import audit, commands, lists, profiles, runners
+from api.cli import acme, audit, commands, lists, profiles, runners
 from api.cli.output import CommandFailedError, Row, emit
 from api.cli.quickstart import run_quickstart
 from api.deployment import Deployment
@@ -300,6 +300,20 @@ GROUPS: dict[str, dict[str, Command]] = {
             _no_args,
             "rebuild the read models from the log (runner stopped)",
         ),
+    },
+    "acme": {
+        "create-directory": Command(
+            acme.create_directory,
+            acme.declare_directory,
+            "open an ACME directory for an intermediate CA",
+        ),
+        "eab-create": Command(
+            acme.create_eab,
+            acme.declare_name,
+            "mint an external account binding (key id and HMAC key, shown once)",
+        ),
+        "accounts": Command(acme.list_accounts, acme.declare_name, "a directory's accounts"),
+        "orders": Command(acme.list_orders, acme.declare_name, "a directory's orders"),
     },
     "keys": {
         "rotate-master": Command(

@@ -16,6 +16,7 @@ from api.http.metrics import StoreCollector, instrument, registry_with
 from api.http.outage import register_outage_handler
 from api.http.ratelimit import install_issuance_limits
 from api.http.routing import Routes
+from api.http.views import acme as views_acme
 from api.http.views import audit as views_audit
 from api.http.views import cas as views_cas
 from api.http.views import certificates as views_certificates
@@ -41,6 +42,7 @@ ALL_ROUTES: tuple[Routes, ...] = (
     views_reports.routes,
     views_profiles.routes,
     views_tokens.routes,
+    views_acme.routes,
 )
 SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
@@ -85,6 +87,7 @@ def create_app(
         views_reports.blueprint,
         views_profiles.blueprint,
         views_tokens.blueprint,
+        views_acme.blueprint,
     ):
         app.register_blueprint(blueprint)
     register_console(app)

@@ -28,6 +28,7 @@ from domain.application.commands import (
     INCLUDE_CRL_BY_DEFAULT,
 )
 from domain.application.tokens import MAX_SCOPE_ITEMS, MAX_TOKEN_DAYS
+from domain.model.acme import DIRECTORY_NAME
 from domain.model.ca_rules import MAX_CA_YEARS, MAX_LEAF_DAYS, MAX_QUOTA_STEP, MAX_SERVICE_DAYS
 from domain.model.constraints import MAX_SUBTREES
 from domain.model.countries import COUNTRY_CODES
@@ -769,3 +770,68 @@ BATCH_ANSWER = Obj(
     },
     frozenset({"succeeded", "failed", "chain_pem", "results"}),
 )
+
+# --- ACME administration (api.http.views.acme) ------------------------------------------
+
+ACME_DIRECTORY_NAME = Str(
+    "a URL segment: /acme/{name}/directory", max_length=63, pattern=f"^{DIRECTORY_NAME}$"
+)
+CREATE_ACME_DIRECTORY = Obj(
+    "CreateAcmeDirectory",
+    {
+        "name": ACME_DIRECTORY_NAME,
+        "ca_id": UUID_TEXT,
+        "profile": Str(f"the certificate profile (default {DEFAULT_PROFILE})", max_length=64),
+        "eab_required": Bool("accounts need an external account binding (default true)"),
+    },
+    frozenset({"name", "ca_id"}),
+)
+ACME_DIRECTORY = Obj(
+    "AcmeDirectory",
+    {
+        "name": ACME_DIRECTORY_NAME,
+        "ca_id": UUID_TEXT,
+        "profile": Str(max_length=64),
+        "eab_required": Bool(),
+        "url": Str(max_length=2048),
+    },
+    frozenset({"name", "ca_id", "profile", "eab_required", "url"}),
+)
+EAB_CREDENTIAL = Obj(
+    "EabCredential",
+    {
+        "directory": ACME_DIRECTORY_NAME,
+        "kid": Str("the key id to give the ACME client"),
+        "hmac_key": Str("the HMAC key (base64url), shown this once"),
+    },
+    frozenset({"directory", "kid", "hmac_key"}),
+)
+ACME_ACCOUNT = Obj(
+    "AcmeAccount",
+    {
+        "id": UUID_TEXT,
+        "status": Str(enum=("valid", "deactivated")),
+        "contact": Array(Str(max_length=2048), 100),
+        "eab_kid": Nullable(Str()),
+        "thumbprint": Str(),
+        "created_at": Str(format="date-time", max_length=40),
+    },
+    frozenset({"id", "status", "contact", "eab_kid", "thumbprint", "created_at"}),
+)
+ACME_ORDER = Obj(
+    "AcmeOrder",
+    {
+        "id": UUID_TEXT,
+        "account_id": UUID_TEXT,
+        "status": Str(enum=("pending", "ready", "valid", "invalid")),
+        "identifiers": Array(Str(), MAX_SANS),
+        "certificate_id": Nullable(UUID_TEXT),
+        "replaces": Nullable(Str(max_length=1024)),
+        "created_at": Str(format="date-time", max_length=40),
+    },
+    frozenset(
+        {"id", "account_id", "status", "identifiers", "certificate_id", "replaces", "created_at"}
+    ),
+)
+ACME_ACCOUNTS = Obj("AcmeAccounts", {"items": Array(ACME_ACCOUNT, 100_000)}, frozenset({"items"}))
+ACME_ORDERS = Obj("AcmeOrders", {"items": Array(ACME_ORDER, 100_000)}, frozenset({"items"}))

@@ -84,6 +84,19 @@ class KeyStore(Closeable):
         if sealed:
             self._insert_many(sealed)
 
+    def put_secret(self, key_id: str, secret: bytes) -> None:
+        """Store a symmetric secret under ``key_id``, encrypted like a private key (the
+        same master keys, rewrapping and backup); never cached."""
+        master_id, blob = self._keyring.encrypt(secret, key_id.encode())
+        self.store([SealedKey(key_id, master_id, blob)])
+
+    def secret(self, key_id: str) -> bytes:
+        """The secret stored under ``key_id``; NotFoundError if there is none."""
+        record = self._select(key_id)
+        if record is None:
+            raise NotFoundError(f"no secret {key_id!r} in the key store")
+        return self._decrypt(key_id, *record)
+
     def get(self, key_id: str) -> PrivateKeyTypes:
         """Return the private key stored under ``key_id``.
 

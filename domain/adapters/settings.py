@@ -23,6 +23,14 @@ Settings (all optional):
 ``PCA_ISSUANCE_RATE_PER_SECOND`` certificates per second per API token and process
                        (default 100; 0 switches the limit off).
 ``PCA_ISSUANCE_BURST``  certificates one token may ask for at once (default 1000).
+``PCA_ACME_HTTP_PORT``  the port ACME http-01 validation connects to (default 80).
+``PCA_ACME_RESOLVER``   host:port of the DNS server ACME validation asks (default: the
+                       system's resolver).
+``PCA_ACME_ORDERS_PER_ACCOUNT`` new ACME orders one account may place per rate window
+                       (default 300; 0 switches the limit off).
+``PCA_ACME_ORDERS_PER_IDENTIFIER`` new ACME orders naming one identifier per rate window,
+                       whatever the account (default 50; 0 switches the limit off).
+``PCA_ACME_RATE_WINDOW_SECONDS`` the rate window (default 3600).
 ``PCA_API_ONLY``       ``1``: API workers run no read-model runner, CRL publisher or
                        checkpoints (``pca projections run`` does, apart).
 ``PCA_PKCS11_MODULE``  path of a PKCS#11 module (e.g. ``/usr/lib/softhsm/libsofthsm2.so``):
@@ -50,18 +58,22 @@ from urllib.parse import unquote, urlsplit
 
 import psycopg
 
+from domain.adapters.acme_checks import NetworkChecker
+from domain.adapters.acme_store import PostgresNonces, SQLiteNonces
 from domain.adapters.keystore import KeyStore
 from domain.adapters.keystore_backends import PostgresKeyStore, SQLiteKeyStore
 from domain.adapters.masterkeys import MasterKeyring
 from domain.adapters.pkcs11 import Pkcs11Signer, TokenSettings
 from domain.adapters.recorders import POSTGRES_RECORDER_TOPIC, SQLITE_RECORDER_TOPIC
 from domain.adapters.writelock import write_locks
+from domain.application.acme import Acme, AcmeLimits
 from domain.application.service import Clock, PrivateCA, utc_now
 from domain.model.errors import PCAError, StorageNotDurableError
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 EVENTS_FILE = "events.db"
 KEYS_FILE = "keys.db"
+ACME_FILE = "acme.db"
 _AGGREGATE_CACHE = "5000"
 _WAL_ATTEMPTS = 10
 # How long one request waits for storage before it fails (the API answers 503 with
@@ -117,6 +129,16 @@ class IssuanceLimit:
 
 
 @dataclass(frozen=True)
+class AcmeSettings:
+    """Where ACME validation looks (``PCA_ACME_HTTP_PORT``, ``PCA_ACME_RESOLVER``) and
+    how many orders it takes (``PCA_ACME_ORDERS_*``, ``PCA_ACME_RATE_WINDOW_SECONDS``)."""
+
+    http_port: int = 80
+    resolver: tuple[str, int] | None = None
+    limits: AcmeLimits = field(default_factory=AcmeLimits)
+
+
+@dataclass(frozen=True)
 class Settings:
     """Where the service keeps its data, how it names itself to relying parties, and how
     its background jobs and limits are tuned."""
@@ -131,6 +153,7 @@ class Settings:
     issuance: IssuanceLimit = IssuanceLimit()
     api_only: bool = False
     pkcs11: TokenSettings | None = field(default=None, repr=False)  # holds the PIN
+    acme: AcmeSettings = AcmeSettings()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -148,6 +171,7 @@ class Settings:
             issuance=_issuance(variables),
             api_only=variables.flag(API_ONLY_ENV),
             pkcs11=_token(environ),
+            acme=_acme(variables),
         )
 
     @property
@@ -201,7 +225,7 @@ class Settings:
         """Create the data directory (0700) and SQLite files (0600) before anyone opens them."""
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.database_url is None:
-            for name in (EVENTS_FILE, KEYS_FILE):
+            for name in (EVENTS_FILE, KEYS_FILE, ACME_FILE):
                 prepare_sqlite_file(self.data_dir / name)
 
     def open_keystore(self) -> KeyStore:
@@ -210,6 +234,18 @@ class Settings:
         if self.database_url is None:
             return SQLiteKeyStore(self.data_dir / KEYS_FILE, keyring)
         return PostgresKeyStore(self.database_url, keyring, schema=self.database_schema or "public")
+
+
+def open_acme(settings: Settings, service: PrivateCA) -> Acme:
+    """The ACME use cases over ``service``, with the deployment's shared nonce table and
+    the network checks the settings point at; ``Acme.close`` closes the nonce table."""
+    nonces: SQLiteNonces | PostgresNonces
+    if settings.database_url is None:
+        nonces = SQLiteNonces(settings.data_dir / ACME_FILE)
+    else:
+        nonces = PostgresNonces(settings.database_url, settings.database_schema or "public")
+    checker = NetworkChecker(settings.acme.http_port, settings.acme.resolver)
+    return Acme(service, nonces, checker, settings.acme.limits)
 
 
 def open_service(settings: Settings, *, clock: Clock = utc_now) -> PrivateCA:
@@ -264,6 +300,16 @@ class _Variables:
         if value == 0 and not allow_zero:
             raise SettingsError(f"{name} must be a number > 0; got 0.", field=name)
         return unit * value
+
+    def address(self, name: str) -> tuple[str, int] | None:
+        """A host:port, or None when unset."""
+        raw = self._environ.get(name, "").strip()
+        if not raw:
+            return None
+        host, _, port = raw.rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"{name} must be host:port; got {raw!r}.", field=name)
+        return host.strip("[]"), int(port)
 
     def flag(self, name: str) -> bool:
         """A yes or no; anything else stops the start rather than guess what was meant."""
@@ -348,6 +394,24 @@ def _token_pin(environ: Mapping[str, str]) -> str:
 def _issuance(variables: _Variables) -> IssuanceLimit:
     rate = variables.number(RATE_ENV, DEFAULT_ISSUANCE_RATE)
     return IssuanceLimit(rate, variables.whole(BURST_ENV, DEFAULT_ISSUANCE_BURST, minimum=1))
+
+
+def _acme(variables: _Variables) -> AcmeSettings:
+    defaults = AcmeLimits()
+    limits = AcmeLimits(
+        per_account=variables.whole("PCA_ACME_ORDERS_PER_ACCOUNT", defaults.per_account, minimum=0),
+        per_identifier=variables.whole(
+            "PCA_ACME_ORDERS_PER_IDENTIFIER", defaults.per_identifier, minimum=0
+        ),
+        window_seconds=variables.whole(
+            "PCA_ACME_RATE_WINDOW_SECONDS", defaults.window_seconds, minimum=1
+        ),
+    )
+    return AcmeSettings(
+        http_port=variables.whole("PCA_ACME_HTTP_PORT", 80, minimum=1),
+        resolver=variables.address("PCA_ACME_RESOLVER"),
+        limits=limits,
+    )
 
 
 def prepare_sqlite_file(path: Path) -> None:

@@ -46,6 +46,12 @@ class KeyCustody(Protocol[Sealed]):
     def destroy(self, key_id: str) -> bool:
         """Delete the key for good; True if it existed."""
 
+    def put_secret(self, key_id: str, secret: bytes) -> None:
+        """Store a symmetric secret (an EAB MAC key) under ``key_id``, encrypted."""
+
+    def secret(self, key_id: str) -> bytes:
+        """The secret stored under ``key_id``; NotFoundError if there is none."""
+
     def close(self) -> None:
         """Release the store; called by whoever opened it, never by the application."""
 
@@ -88,3 +94,28 @@ class WriteLocks(Protocol):
 # Write locks are made once the event store is open: PostgreSQL's share its connection
 # pool, passed in as the recorder's datastore (None for stores that have none).
 WriteLocksFactory = Callable[[object], WriteLocks]
+
+
+class Nonces(Protocol):
+    """ACME anti-replay nonces, shared by every process of a deployment (RFC 8555 §6.5)."""
+
+    def issue(self) -> str:
+        """A fresh nonce, stored until used or expired."""
+
+    def consume(self, nonce: str) -> bool:
+        """True, once, for a nonce this deployment issued and that has not expired."""
+
+    def hit(self, key: str, window_seconds: int, limit: int) -> float | None:
+        """Count one request against ``key``; the seconds to wait if over ``limit`` in
+        the current window of ``window_seconds``, else None."""
+
+    def close(self) -> None:
+        """Release the store."""
+
+
+class ChallengeChecker(Protocol):
+    """Looks for an ACME challenge's answer where the identifier's owner put it."""
+
+    def check(self, challenge: str, domain: str, token: str, key_authorization: str) -> str | None:
+        """None if ``domain`` answers ``challenge`` with ``key_authorization``, else what
+        was found instead (the client's problem detail)."""
