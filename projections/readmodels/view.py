@@ -25,7 +25,14 @@ from psycopg.sql import SQL, Composed, Identifier
 from domain.adapters.resources import Closeable
 from domain.application.service import PrivateCA
 from projections.errors import PositionMovedError
-from projections.readmodels.sql import SQLITE, TABLES, Statements, advisory_key, postgres_dialect
+from projections.readmodels.sql import (
+    SCHEMA_VERSION,
+    SQLITE,
+    TABLES,
+    Statements,
+    advisory_key,
+    postgres_dialect,
+)
 from projections.readmodels.writer import ReadModelWriter
 
 LOG_NAME = PrivateCA.name
@@ -54,7 +61,8 @@ class ReadModelView(TrackingRecorder, Closeable):
 
     @abstractmethod
     def reset(self) -> None:
-        """Drop every read-model table, forget the position and create empty tables."""
+        """Drop every read-model table, forget the position and create empty tables of
+        this release's SCHEMA_VERSION."""
 
     @abstractmethod
     def analyze(self) -> None:
@@ -68,6 +76,20 @@ class ReadModelView(TrackingRecorder, Closeable):
     def position(self) -> int:
         """The log position of the last event the read models have processed (0: none)."""
         return self.max_tracking_id(LOG_NAME) or 0
+
+    def adopt_schema(self) -> int:
+        """Make the tables this release's (SCHEMA_VERSION): if they are another's, or were
+        made before versions were recorded, :meth:`reset` them so that a runner projects
+        the log again from the start. Returns the position dropped (0: nothing was).
+
+        Only a lease holder may call this (a runner, a catch-up, a rebuild).
+        """
+        rows = self.fetch(self.sql.select_schema_version, ())
+        if [row["version"] for row in rows] == [SCHEMA_VERSION]:
+            return 0
+        dropped = self.position()
+        self.reset()
+        return dropped
 
 
 _CREATE_ATTEMPTS = 5
@@ -137,6 +159,7 @@ class SQLiteReadModelView(SQLiteTrackingRecorder, ReadModelView):
             cursor.execute("DELETE FROM tracking WHERE application_name = ?", (LOG_NAME,))
             for statement in self.sql.create:
                 cursor.execute(statement)
+            cursor.execute(self.sql.insert_schema_version, (SCHEMA_VERSION,))
 
     def analyze(self) -> None:
         with self.datastore.transaction(commit=True) as cursor:
@@ -199,6 +222,7 @@ class PostgresReadModelView(PostgresTrackingRecorder, ReadModelView):
             )
             for statement in self.sql.create:
                 cursor.execute(statement)
+            cursor.execute(self.sql.insert_schema_version, (SCHEMA_VERSION,))
 
     def analyze(self) -> None:
         # VACUUM also marks the pages all-visible, without which counts cannot be answered

@@ -128,6 +128,7 @@ class Worker(Closeable):
 
     def catch_up(self, progress: Progress | None = None, limit: int | None = None) -> int:
         """Apply the log up to its current end (at most ``limit`` events); the count."""
+        self._adopt_schema()
         end = self._log.recorder.max_notification_id() or 0
         position = self._view.position()
         processed = 0
@@ -151,6 +152,7 @@ class Worker(Closeable):
         self, stop: threading.Event, on_subscribed: Callable[[PollingSubscription], None]
     ) -> None:
         """Apply the log as it grows until ``stop`` is set."""
+        self._adopt_schema()
         subscription = PollingSubscription(
             self._log.recorder,
             self._view.position(),
@@ -168,6 +170,15 @@ class Worker(Closeable):
             for batch in subscription:
                 self._apply(batch, previous)
                 previous = batch[-1].id
+
+    def _adopt_schema(self) -> None:
+        dropped = self._view.adopt_schema()
+        if dropped:
+            logger.warning(
+                "the read models (at position %d) were laid out by another release; "
+                "projecting the log again from the start",
+                dropped,
+            )
 
     def _apply(self, batch: Sequence[Notification], previous: int) -> None:
         mapper = self._log.mapper
