@@ -52,7 +52,9 @@ from domain.model.values import (
 )
 from projections.readmodels.models import CertificateFilter, CertificateViewStatus
 from projections.readmodels.queries import ReadModels, encode_cursor
+from projections.readmodels.sql import LIKE, like_pattern
 from projections.readmodels.store import open_view
+from projections.readmodels.view import ReadModelView
 from projections.readmodels.worker import catch_up
 from tests.builders import client_request, enabled_intermediate, enabled_root, issue
 from tests.pgserver import create_schema, drop_schema
@@ -185,8 +187,12 @@ def _percentiles(samples: list[float]) -> str:
     return f"{statistics.median(ordered):.2f} / {p99:.2f}"
 
 
-def _queries(filled: Filled, now: dt.datetime) -> dict[str, Callable[[ReadModels], object]]:
+def _queries(
+    filled: Filled, now: dt.datetime, view: ReadModelView
+) -> dict[str, Callable[[ReadModels], object]]:
     mine = CertificateFilter(issuer_id=filled.issuer_id)
+    scan = view.sql.certificate_page(["ca_id = ?", LIKE], cursor=False)
+    scan_params = (str(filled.issuer_id), like_pattern(filled.rare_text), 51)
     deep = encode_cursor(filled.deep_position)
 
     def page(
@@ -208,7 +214,8 @@ def _queries(filled: Filled, now: dt.datetime) -> dict[str, Callable[[ReadModels
         ),
         "type=client": page(replace(mine, type=CertificateType.CLIENT)),
         "text, common (example)": page(replace(mine, text="example")),
-        "text, one match (full scan)": page(replace(mine, text=filled.rare_text)),
+        "text, one match": page(replace(mine, text=filled.rare_text)),
+        "text, one match, scanned as before the index": lambda _: view.fetch(scan, scan_params),
         "CA list (counts expired)": lambda rm: rm.list_cas(now),
         "revocation status (OCSP)": lambda rm: rm.revocation_status(
             filled.issuer_id, filled.revoked_serial
@@ -246,8 +253,8 @@ def measure(settings: Settings, label: str, size: int, samples: int) -> list[str
         f"({seconds:.1f} s) |"
     ]
     now = dt.datetime.now(dt.UTC)
-    with ReadModels.open(settings) as read_models:
-        for name, query in _queries(filled, now).items():
+    with ReadModels.open(settings) as read_models, open_view(settings) as view:
+        for name, query in _queries(filled, now, view).items():
             for _ in range(5):
                 query(read_models)
             timings = _time(query, read_models, samples)

@@ -164,6 +164,8 @@ LIKE = "search_text LIKE ? ESCAPE '\\'"
 # the rows holding every trigram of the text; SQLite then checks the GLOB on each, so a
 # match is exactly a substring (case-sensitive, the text being lower-cased already).
 # Without positions (detail=none) and with fewer merges the index costs less to keep.
+# CROSS JOIN keeps the index the outer loop, walked in position order, whatever the planner
+# guesses; each match then finds its row by the unique position.
 _FTS5 = TextSearch(
     create=(
         "CREATE VIRTUAL TABLE IF NOT EXISTS {search} "
@@ -171,7 +173,7 @@ _FTS5 = TextSearch(
         "INSERT INTO {search} ({search}, rank) VALUES ('automerge', 16)",
     ),
     drop=("DROP TABLE IF EXISTS {search}",),
-    source="{search} JOIN {certificates} ON position = {search}.rowid",
+    source="{search} CROSS JOIN {certificates} ON position = {search}.rowid",
     condition="terms GLOB ?",
     order="{search}.rowid",
     insert="INSERT INTO {search} (rowid, terms) VALUES (?, ?)",
