@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -11,7 +9,9 @@ from flask import Flask, Response, g, request
 
 from api.deployment import EXTENSION, Deployment
 from api.http.errors import register_error_handlers
+from api.http.headers import SECURITY_HEADERS, request_id
 from api.http.metrics import StoreCollector, instrument, registry_with
+from api.http.ocsp_path import OCSPPath
 from api.http.outage import register_outage_handler
 from api.http.ratelimit import install_issuance_limits
 from api.http.routing import Routes
@@ -27,7 +27,6 @@ from domain.application.service import Clock, utc_now
 
 T = TypeVar("T")
 MAX_BODY_BYTES = 1024 * 1024
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 ALL_ROUTES: tuple[Routes, ...] = (
     views_cas.routes,
     views_certificates.issuing_routes,
@@ -37,13 +36,6 @@ ALL_ROUTES: tuple[Routes, ...] = (
     views_audit.routes,
     views_reports.routes,
 )
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Resource-Policy": "same-origin",
-}
 
 
 def create_app(
@@ -85,6 +77,10 @@ def create_app(
     install_issuance_limits(app, settings.issuance)
     app.before_request(_assign_request_id)
     app.after_request(_decorate_response)
+    # Plain OCSP requests are answered before Flask's stack (see api/http/ocsp_path.py).
+    app.wsgi_app = OCSPPath(  # type: ignore[method-assign]
+        app.wsgi_app, deployment.ocsp.answer, MAX_BODY_BYTES
+    )
     return app
 
 
@@ -99,8 +95,7 @@ def _in_app(app: Flask, read: Callable[[], T]) -> Callable[[], T]:
 
 
 def _assign_request_id() -> None:
-    given = request.headers.get("X-Request-Id", "")
-    g.request_id = given if _REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
+    g.request_id = request_id(request.headers.get("X-Request-Id", ""))
 
 
 def _decorate_response(response: Response) -> Response:
