@@ -236,22 +236,16 @@ def _time(
     return timings
 
 
-def measure(settings: Settings, label: str, size: int, samples: int) -> list[str]:
-    """Markdown rows: fill, catch-up, then each query's p50 / p99."""
+def measure(
+    settings: Settings, label: str, size: int, samples: int, *, queries_only: bool = False
+) -> list[str]:
+    """Markdown rows: fill, catch-up, then each query's p50 / p99; with ``queries_only``
+    the read models a previous run left are queried as they are (opening them creates any
+    index this release adds), without projecting the log again."""
     filled, filling = fill_once(settings, size)
-    with open_view(settings) as view:
-        view.reset()  # a reused store's read models are projected again, from position 0
-    started = time.perf_counter()
-    processed = catch_up(settings)
-    seconds = time.perf_counter() - started
+    rows = [] if queries_only else [_catch_up_row(settings, label, size, filling)]
     with open_view(settings) as view:
         view.analyze()  # what autovacuum does soon after a bulk load; rebuild does it too
-    fill_note = "store reused" if filling is None else f"fill took {filling:.0f} s"
-    rows = [
-        f"| {label} | {size:,} | catch-up of {processed:,} events "
-        f"({fill_note}) | {processed / seconds:,.0f} events/s "
-        f"({seconds:.1f} s) |"
-    ]
     now = dt.datetime.now(dt.UTC)
     with ReadModels.open(settings) as read_models, open_view(settings) as view:
         for name, query in _queries(filled, now, view).items():
@@ -264,6 +258,19 @@ def measure(settings: Settings, label: str, size: int, samples: int) -> list[str
     return rows
 
 
+def _catch_up_row(settings: Settings, label: str, size: int, filling: float | None) -> str:
+    with open_view(settings) as view:
+        view.reset()  # a reused store's read models are projected again, from position 0
+    started = time.perf_counter()
+    processed = catch_up(settings)
+    seconds = time.perf_counter() - started
+    fill_note = "store reused" if filling is None else f"fill took {filling:.0f} s"
+    return (
+        f"| {label} | {size:,} | catch-up of {processed:,} events "
+        f"({fill_note}) | {processed / seconds:,.0f} events/s ({seconds:.1f} s) |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated sizes")
@@ -272,12 +279,18 @@ def main() -> None:
     parser.add_argument("--postgres-url", help="also on this PostgreSQL database")
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument(
+        "--queries-only",
+        action="store_true",
+        help="with --data-dir: query the read models a previous run left, without catch-up",
+    )
+    parser.add_argument(
         "--data-dir",
         type=Path,
         help="keep the filled stores here (PostgreSQL: schemas bench_<size>) and reuse them",
     )
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
+    only = args.queries_only and args.data_dir is not None
     print("| store | certificates | measure | result (p50 / p99 ms) |")
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as directory, postgres_url(args, Path(directory)) as url:
@@ -285,13 +298,15 @@ def main() -> None:
         for size in sizes:
             if not args.skip_sqlite:
                 settings = Settings(data_dir=base / f"sqlite-{size}")
-                print_rows(measure(settings, "SQLite", size, args.samples))
+                print_rows(measure(settings, "SQLite", size, args.samples, queries_only=only))
             if url is not None:
                 with _schema(url, size, keep=args.data_dir is not None) as schema:
                     settings = Settings(
                         data_dir=base / f"pg-{size}", database_url=url, database_schema=schema
                     )
-                    print_rows(measure(settings, "PostgreSQL", size, args.samples))
+                    print_rows(
+                        measure(settings, "PostgreSQL", size, args.samples, queries_only=only)
+                    )
 
 
 @contextmanager
