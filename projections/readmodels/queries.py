@@ -45,7 +45,6 @@ from projections.readmodels.models import (
 )
 from projections.readmodels.sql import (
     LIKE,
-    MIN_INDEXED_TEXT,
     from_micros,
     like_pattern,
     optional_instant,
@@ -160,7 +159,7 @@ class ReadModels(Closeable):
         check_limit(limit)
         sql = self._view.sql
         text = None if certificate_filter.text is None else _search_text(certificate_filter.text)
-        indexed = text is not None and len(text) >= MIN_INDEXED_TEXT
+        indexed = text is not None and sql.search_indexable(text)
         conditions, params = _conditions(certificate_filter, now)
         if text is not None and not indexed:  # too short for trigrams: scan, as ever
             conditions.append(LIKE)

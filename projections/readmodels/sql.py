@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -137,19 +138,32 @@ class TextSearch:
     without scanning: statements as templates, and the parameter a text becomes."""
 
     create: tuple[str, ...]
+    configure: tuple[str, ...]  # writes, so run once, by the lease holder, on fresh tables
     drop: tuple[str, ...]
     source: str  # the FROM clause of a page searched by text
     condition: str
     order: str  # the column pages are ordered and cut by
     insert: str | None  # a search row (position, text), where the index is a table
     delete: str | None  # the search row at a position
+    optimize: str | None  # after a bulk load: merge the index into one segment
     parameter: Callable[[str], str]
+    indexable: Callable[[str], bool]  # whether the index can find a (lower-cased) text
 
 
 def glob_pattern(text: str) -> str:
     """A GLOB pattern for ``text`` anywhere, with GLOB's wildcards taken literally."""
     escaped = "".join(f"[{c}]" if c in "*?[" else c for c in text)
     return f"*{escaped}*"
+
+
+def has_trigram_run(text: str) -> bool:
+    """True if ``text`` holds MIN_INDEXED_TEXT characters in a row that are not GLOB
+    wildcards: FTS5 finds a GLOB pattern by those runs' trigrams, and none without any."""
+    return any(len(run) >= MIN_INDEXED_TEXT for run in re.split(r"[*?\[]", text))
+
+
+def has_trigram(text: str) -> bool:
+    return len(text) >= MIN_INDEXED_TEXT
 
 
 def like_pattern(text: str) -> str:
@@ -170,15 +184,17 @@ _FTS5 = TextSearch(
     create=(
         "CREATE VIRTUAL TABLE IF NOT EXISTS {search} "
         "USING fts5(terms, tokenize = 'trigram case_sensitive 1', detail = none)",
-        "INSERT INTO {search} ({search}, rank) VALUES ('automerge', 16)",
     ),
+    configure=("INSERT INTO {search} ({search}, rank) VALUES ('automerge', 16)",),
     drop=("DROP TABLE IF EXISTS {search}",),
     source="{search} CROSS JOIN {certificates} ON position = {search}.rowid",
     condition="terms GLOB ?",
     order="{search}.rowid",
     insert="INSERT INTO {search} (rowid, terms) VALUES (?, ?)",
     delete="DELETE FROM {search} WHERE rowid = ?",
+    optimize="INSERT INTO {search} ({search}) VALUES ('optimize')",
     parameter=glob_pattern,
+    indexable=has_trigram_run,
 )
 
 # PostgreSQL: a pg_trgm GIN index on the column, which the planner uses for LIKE. The
@@ -190,13 +206,16 @@ _PG_TRGM = TextSearch(
         "CREATE INDEX IF NOT EXISTS rm_certificates_search "
         "ON {certificates} USING gin (search_text gin_trgm_ops)",
     ),
+    configure=(),
     drop=(),
     source="{certificates}",
     condition=LIKE,
     order="position",
     insert=None,
     delete=None,
+    optimize=None,  # VACUUM, which analyze runs, flushes the GIN index's pending entries
     parameter=like_pattern,
+    indexable=has_trigram,
 )
 
 
@@ -241,9 +260,12 @@ class Statements:
         )
         self.select_schema_version = self._render("SELECT version FROM {schema}")
         self.insert_schema_version = self._render("INSERT INTO {schema} (version) VALUES (?)")
+        self.configure_search = tuple(self._render(template) for template in search.configure)
         self.search_parameter = search.parameter
+        self.search_indexable = search.indexable
         self.insert_search = None if search.insert is None else self._render(search.insert)
         self.delete_search = None if search.delete is None else self._render(search.delete)
+        self.optimize_search = None if search.optimize is None else self._render(search.optimize)
         self.insert_ca = self._render(
             "INSERT INTO {cas} (id, position, kind, parent_id, subject, key_algorithm, "
             "status, validity_years, service_days, quota_total, quota_available, "
