@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import postgres_url, print_rows
-from bench.projections import fill
+from bench.projections import fill_once
 from domain.adapters.settings import Settings, open_service
 from domain.audit.guard import ChainGuard
 from projections.audit.logcut import LogReader
@@ -150,19 +150,27 @@ def _in_child(function: Callable[..., Measured], *args: object) -> Measured:
 
 
 def measure(
-    settings: Settings, label: str, size: int, every_kind: bool, startup_only: bool = False
+    settings: Settings,
+    label: str,
+    size: int,
+    every_kind: bool,
+    startup_only: bool = False,
+    replay_only: bool = False,
 ) -> list[str]:
-    """Markdown rows: fill, floor, start-up check, replay, then each export."""
-    started = time.perf_counter()
-    filled = fill(settings, size)
-    filling = time.perf_counter() - started
+    """Markdown rows: fill (or the store an earlier run left, see bench.projections's
+    fill_once), floor, start-up check, replay, then each export; ``replay_only`` leaves out
+    the start-up check and the exports."""
+    filled, filling = fill_once(settings, size)
     head = f"| {label} | {size:,} |"
-    rows = [f"{head} fill: {filled.events:,} events | | {filling:.0f} | | | | | |"]
+    fill_seconds = "reused" if filling is None else f"{filling:.0f}"
+    rows = [f"{head} fill: {filled.events:,} events | | {fill_seconds} | | | | | |"]
     floor = _in_child(_baseline, settings)
     rows.append(
         f"{head} floor: interpreter, open the log, read its head | | | | | | "
         f"{floor.start_rss_mb:.0f} | {floor.peak_rss_mb:.0f} |"
     )
+    if replay_only:
+        return [*rows, _replay_row(settings, head, size)]
     check = _in_child(_startup_check, settings)
     rows.append(
         f"{head} start-up check (open, verify chain and checkpoints) | {check.count:,} events"
@@ -171,12 +179,7 @@ def measure(
     )
     if startup_only:
         return rows
-    replay = _in_child(_replay, settings)
-    rows.append(
-        f"{head} replay to the end (`state_at`) | {replay.count:,} events | "
-        f"{replay.seconds:.1f} | {replay.count / replay.seconds:,.0f} events/s | "
-        f"{size / replay.seconds:,.0f} | | {replay.start_rss_mb:.0f} | {replay.peak_rss_mb:.0f} |"
-    )
+    rows.append(_replay_row(settings, head, size))
     exports = (
         [(kind, fmt) for kind in ReportKind for fmt in ReportFormat]
         if every_kind
@@ -193,6 +196,15 @@ def measure(
     return rows
 
 
+def _replay_row(settings: Settings, head: str, size: int) -> str:
+    replay = _in_child(_replay, settings)
+    return (
+        f"{head} replay to the end (`state_at`) | {replay.count:,} events | "
+        f"{replay.seconds:.1f} | {replay.count / replay.seconds:,.0f} events/s | "
+        f"{size / replay.seconds:,.0f} | | {replay.start_rss_mb:.0f} | {replay.peak_rss_mb:.0f} |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--sizes", default="100000", help="comma-separated sizes (SQLite)")
@@ -202,6 +214,10 @@ def main() -> None:
     parser.add_argument("--postgres-sizes", default="100000", help="sizes on PostgreSQL")
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--startup-only", action="store_true", help="only the start-up check")
+    parser.add_argument("--replay-only", action="store_true", help="only the replay")
+    parser.add_argument(
+        "--data-dir", type=Path, help="keep the filled SQLite stores here and reuse them"
+    )
     args = parser.parse_args()
     full = {int(size) for size in args.full_sizes.split(",") if size}
     print(f"started {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M}Z", flush=True)
@@ -213,8 +229,13 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory, postgres_url(args, Path(directory)) as url:
         if not args.skip_sqlite:
             for size in (int(size) for size in args.sizes.split(",")):
-                settings = Settings(data_dir=Path(directory) / f"sqlite-{size}")
-                print_rows(measure(settings, "SQLite", size, size in full, args.startup_only))
+                base = args.data_dir or Path(directory)
+                settings = Settings(data_dir=base / f"sqlite-{size}")
+                print_rows(
+                    measure(
+                        settings, "SQLite", size, size in full, args.startup_only, args.replay_only
+                    )
+                )
         if url is not None:
             for size in (int(size) for size in args.postgres_sizes.split(",")):
                 found = _on_postgres(url, Path(directory) / f"pg-{size}", size, size in full, args)

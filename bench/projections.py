@@ -23,14 +23,18 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import json
 import random
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from uuid import UUID
+
+import psycopg
 
 from bench.common import postgres_url, print_rows
 from domain.adapters.settings import Settings, open_service
@@ -48,7 +52,9 @@ from domain.model.values import (
 )
 from projections.readmodels.models import CertificateFilter, CertificateViewStatus
 from projections.readmodels.queries import ReadModels, encode_cursor
+from projections.readmodels.sql import LIKE, like_pattern
 from projections.readmodels.store import open_view
+from projections.readmodels.view import ReadModelView
 from projections.readmodels.worker import catch_up
 from tests.builders import client_request, enabled_intermediate, enabled_root, issue
 from tests.pgserver import create_schema, drop_schema
@@ -91,6 +97,24 @@ def fill(settings: Settings, size: int, seed: int = 7) -> Filled:
         service.close()
         service.keystore.close()
     return Filled(issuer_id, positions[size // 20], "host4242.", revoked_serial, events)
+
+
+FILLED_FILE = "filled.json"
+
+
+def fill_once(settings: Settings, size: int) -> tuple[Filled, float | None]:
+    """``fill`` the store of ``settings`` unless an earlier run left it filled (its data
+    directory holds FILLED_FILE); what it holds, and the seconds filling took (None if
+    reused)."""
+    marker = settings.data_dir / FILLED_FILE
+    if marker.exists():
+        saved = json.loads(marker.read_text())
+        return replace(Filled(**saved), issuer_id=UUID(saved["issuer_id"])), None
+    started = time.perf_counter()
+    filled = fill(settings, size)
+    seconds = time.perf_counter() - started
+    marker.write_text(json.dumps({**asdict(filled), "issuer_id": str(filled.issuer_id)}))
+    return filled, seconds
 
 
 def _write_certificates(
@@ -163,8 +187,12 @@ def _percentiles(samples: list[float]) -> str:
     return f"{statistics.median(ordered):.2f} / {p99:.2f}"
 
 
-def _queries(filled: Filled, now: dt.datetime) -> dict[str, Callable[[ReadModels], object]]:
+def _queries(
+    filled: Filled, now: dt.datetime, view: ReadModelView
+) -> dict[str, Callable[[ReadModels], object]]:
     mine = CertificateFilter(issuer_id=filled.issuer_id)
+    scan = view.sql.certificate_page(["ca_id = ?", LIKE], cursor=False)
+    scan_params = (str(filled.issuer_id), like_pattern(filled.rare_text), 51)
     deep = encode_cursor(filled.deep_position)
 
     def page(
@@ -186,7 +214,8 @@ def _queries(filled: Filled, now: dt.datetime) -> dict[str, Callable[[ReadModels
         ),
         "type=client": page(replace(mine, type=CertificateType.CLIENT)),
         "text, common (example)": page(replace(mine, text="example")),
-        "text, one match (full scan)": page(replace(mine, text=filled.rare_text)),
+        "text, one match": page(replace(mine, text=filled.rare_text)),
+        "text, one match, scanned as before the index": lambda _: view.fetch(scan, scan_params),
         "CA list (counts expired)": lambda rm: rm.list_cas(now),
         "revocation status (OCSP)": lambda rm: rm.revocation_status(
             filled.issuer_id, filled.revoked_serial
@@ -207,24 +236,19 @@ def _time(
     return timings
 
 
-def measure(settings: Settings, label: str, size: int, samples: int) -> list[str]:
-    """Markdown rows: fill, catch-up, then each query's p50 / p99."""
-    started = time.perf_counter()
-    filled = fill(settings, size)
-    filling = time.perf_counter() - started
-    started = time.perf_counter()
-    processed = catch_up(settings)
-    seconds = time.perf_counter() - started
+def measure(
+    settings: Settings, label: str, size: int, samples: int, *, queries_only: bool = False
+) -> list[str]:
+    """Markdown rows: fill, catch-up, then each query's p50 / p99; with ``queries_only``
+    the read models a previous run left are queried as they are (opening them creates any
+    index this release adds), without projecting the log again."""
+    filled, filling = fill_once(settings, size)
+    rows = [] if queries_only else [_catch_up_row(settings, label, size, filling)]
     with open_view(settings) as view:
         view.analyze()  # what autovacuum does soon after a bulk load; rebuild does it too
-    rows = [
-        f"| {label} | {size:,} | catch-up of {processed:,} events "
-        f"(fill took {filling:.0f} s) | {processed / seconds:,.0f} events/s "
-        f"({seconds:.1f} s) |"
-    ]
     now = dt.datetime.now(dt.UTC)
-    with ReadModels.open(settings) as read_models:
-        for name, query in _queries(filled, now).items():
+    with ReadModels.open(settings) as read_models, open_view(settings) as view:
+        for name, query in _queries(filled, now, view).items():
             for _ in range(5):
                 query(read_models)
             timings = _time(query, read_models, samples)
@@ -234,6 +258,19 @@ def measure(settings: Settings, label: str, size: int, samples: int) -> list[str
     return rows
 
 
+def _catch_up_row(settings: Settings, label: str, size: int, filling: float | None) -> str:
+    with open_view(settings) as view:
+        view.reset()  # a reused store's read models are projected again, from position 0
+    started = time.perf_counter()
+    processed = catch_up(settings)
+    seconds = time.perf_counter() - started
+    fill_note = "store reused" if filling is None else f"fill took {filling:.0f} s"
+    return (
+        f"| {label} | {size:,} | catch-up of {processed:,} events "
+        f"({fill_note}) | {processed / seconds:,.0f} events/s ({seconds:.1f} s) |"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000", help="comma-separated sizes")
@@ -241,26 +278,50 @@ def main() -> None:
     parser.add_argument("--postgres", action="store_true", help="also on a throwaway cluster")
     parser.add_argument("--postgres-url", help="also on this PostgreSQL database")
     parser.add_argument("--skip-sqlite", action="store_true")
+    parser.add_argument(
+        "--queries-only",
+        action="store_true",
+        help="with --data-dir: query the read models a previous run left, without catch-up",
+    )
+    parser.add_argument(
+        "--data-dir",
+        type=Path,
+        help="keep the filled stores here (PostgreSQL: schemas bench_<size>) and reuse them",
+    )
     args = parser.parse_args()
     sizes = [int(size) for size in args.sizes.split(",")]
+    only = args.queries_only and args.data_dir is not None
     print("| store | certificates | measure | result (p50 / p99 ms) |")
     print("|---|---|---|---|")
     with tempfile.TemporaryDirectory() as directory, postgres_url(args, Path(directory)) as url:
+        base = args.data_dir or Path(directory)
         for size in sizes:
             if not args.skip_sqlite:
-                settings = Settings(data_dir=Path(directory) / f"sqlite-{size}")
-                print_rows(measure(settings, "SQLite", size, args.samples))
+                settings = Settings(data_dir=base / f"sqlite-{size}")
+                print_rows(measure(settings, "SQLite", size, args.samples, queries_only=only))
             if url is not None:
-                schema = create_schema(url)
-                try:
+                with _schema(url, size, keep=args.data_dir is not None) as schema:
                     settings = Settings(
-                        data_dir=Path(directory) / f"pg-{size}",
-                        database_url=url,
-                        database_schema=schema,
+                        data_dir=base / f"pg-{size}", database_url=url, database_schema=schema
                     )
-                    print_rows(measure(settings, "PostgreSQL", size, args.samples))
-                finally:
-                    drop_schema(url, schema)
+                    print_rows(
+                        measure(settings, "PostgreSQL", size, args.samples, queries_only=only)
+                    )
+
+
+@contextmanager
+def _schema(url: str, size: int, *, keep: bool) -> Iterator[str]:
+    """A fresh schema dropped afterwards, or with ``keep`` schema bench_<size> kept."""
+    if keep:
+        with psycopg.connect(url, autocommit=True) as connection:
+            connection.execute(f"CREATE SCHEMA IF NOT EXISTS bench_{size:d}")
+        yield f"bench_{size:d}"
+        return
+    schema = create_schema(url)
+    try:
+        yield schema
+    finally:
+        drop_schema(url, schema)
 
 
 if __name__ == "__main__":

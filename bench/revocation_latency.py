@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import os
 import statistics
 import tempfile
 import time
@@ -21,7 +22,9 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
+from bench.crl import ocsp_rates
 from domain.adapters.settings import Settings
+from domain.model.values import KeyAlgorithm
 from tests.live import LiveServer
 
 POLL_SECONDS = 0.01
@@ -80,19 +83,38 @@ def revocation_latencies(
 
 
 def ocsp_rate(
-    live: LiveServer, issuing: str, certificate: dict[str, str], chain_pem: str, requests: int
+    live: LiveServer,
+    issuing: str,
+    certificate: dict[str, str],
+    chain_pem: str,
+    requests: int,
+    *,
+    nonce: bool,
 ) -> float:
-    """OCSP POSTs per second over one keep-alive connection."""
+    """OCSP POSTs per second over one keep-alive connection, each with a nonce of its own
+    (signed anew) or all without (the answer kept by the responder)."""
     leaf = x509.load_pem_x509_certificate(certificate["certificate_pem"].encode())
     issuer = x509.load_pem_x509_certificate(chain_pem.encode())
     # SHA-1 CertIDs are what openssl and most clients send by default.
-    body = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1()).build()  # noqa: S303
-    payload = body.public_bytes(serialization.Encoding.DER)
+    builder = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1())  # noqa: S303
+    payloads = [
+        (
+            builder.add_extension(x509.OCSPNonce(os.urandom(16)), critical=False)
+            if nonce
+            else builder
+        )
+        .build()
+        .public_bytes(serialization.Encoding.DER)
+        for _ in range(requests if nonce else 1)
+    ]
     connection = http.client.HTTPConnection("127.0.0.1", live.port)
     start = time.perf_counter()
-    for _ in range(requests):
+    for n in range(requests):
         connection.request(
-            "POST", f"/ocsp/{issuing}", payload, {"Content-Type": "application/ocsp-request"}
+            "POST",
+            f"/ocsp/{issuing}",
+            payloads[n % len(payloads)],
+            {"Content-Type": "application/ocsp-request"},
         )
         response = connection.getresponse()
         response.read()
@@ -100,28 +122,41 @@ def ocsp_rate(
     return requests / (time.perf_counter() - start)
 
 
+def bare_rate() -> float:
+    """bench.crl's bare ``respond()`` (EC P-256 responder, nonce) on one core, in this run."""
+    return ocsp_rates(KeyAlgorithm.EC_P256)[0]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--revocations", type=int, default=40)
     parser.add_argument("--ocsp-requests", type=int, default=2000)
     args = parser.parse_args()
+    bare_before = bare_rate()
     with (
         tempfile.TemporaryDirectory() as directory,
         LiveServer(Settings(data_dir=Path(directory) / "data"), workers=2) as live,
     ):
         admin, issuing, issued = _setup(live, args.revocations + 1)
         chain = live.json("GET", f"/api/v1/cas/{issuing}", admin)["certificate_pem"]
-        rate = ocsp_rate(live, issuing, issued[-1], chain, args.ocsp_requests)
+        rates = {
+            nonce: ocsp_rate(live, issuing, issued[-1], chain, args.ocsp_requests, nonce=nonce)
+            for nonce in (False, True)
+        }
         latencies = sorted(revocation_latencies(live, admin, issuing, issued[:-1]))
+    bare = statistics.median([bare_before, bare_rate()])
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
     print(
         f"| revocation -> listed in served CRL | n={len(latencies)} | "
         f"p50 {statistics.median(latencies) * 1000:.0f} ms | p99 {p99 * 1000:.0f} ms |"
     )
-    print(
-        f"| OCSP over HTTP, 1 keep-alive client, 2 workers | n={args.ocsp_requests} | "
-        f"{rate:.0f} responses/s | |"
-    )
+    print(f"| bare respond() on one core (bench.crl, this run) | | {bare:,.0f} responses/s | |")
+    for nonce, rate in rates.items():
+        kind = "each with its own nonce" if nonce else "no nonce (kept answer)"
+        print(
+            f"| OCSP POST over HTTP, 1 keep-alive client, 2 workers, {kind} "
+            f"| n={args.ocsp_requests} | {rate:,.0f} responses/s | {rate / bare:.2f} x bare |"
+        )
 
 
 if __name__ == "__main__":

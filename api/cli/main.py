@@ -176,7 +176,7 @@ def _list_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("ca_id", type=uuid.UUID)
     parser.add_argument("--status", choices=["issued", "revoked", "expired"])
     parser.add_argument("--type", choices=[t.value for t in CertificateType])
-    parser.add_argument("--q", help="text in the common name or a SAN")
+    parser.add_argument("--q", help="text in the common name, a SAN, the name or the serial (hex)")
     lists.declare_paging(parser)
 
 

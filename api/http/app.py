@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import re
-import uuid
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -12,7 +10,9 @@ from flask import Flask, Response, g, request
 from api.console.app import register_console
 from api.deployment import EXTENSION, Deployment
 from api.http.errors import register_error_handlers
+from api.http.headers import SECURITY_HEADERS, request_id
 from api.http.metrics import StoreCollector, instrument, registry_with
+from api.http.ocsp_path import OCSPPath
 from api.http.outage import register_outage_handler
 from api.http.ratelimit import install_issuance_limits
 from api.http.routing import Routes
@@ -31,7 +31,6 @@ from domain.application.service import Clock, utc_now
 
 T = TypeVar("T")
 MAX_BODY_BYTES = 1024 * 1024
-_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 ALL_ROUTES: tuple[Routes, ...] = (
     views_cas.routes,
     views_certificates.issuing_routes,
@@ -44,13 +43,6 @@ ALL_ROUTES: tuple[Routes, ...] = (
     views_tokens.routes,
     views_acme.routes,
 )
-SECURITY_HEADERS = {
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-    "Cross-Origin-Resource-Policy": "same-origin",
-}
 
 
 def create_app(
@@ -96,6 +88,10 @@ def create_app(
     install_issuance_limits(app, settings.issuance)
     app.before_request(_assign_request_id)
     app.after_request(_decorate_response)
+    # Plain OCSP requests are answered before Flask's stack (see api/http/ocsp_path.py).
+    app.wsgi_app = OCSPPath(  # type: ignore[method-assign]
+        app.wsgi_app, deployment.ocsp.answer, MAX_BODY_BYTES
+    )
     return app
 
 
@@ -110,8 +106,7 @@ def _in_app(app: Flask, read: Callable[[], T]) -> Callable[[], T]:
 
 
 def _assign_request_id() -> None:
-    given = request.headers.get("X-Request-Id", "")
-    g.request_id = given if _REQUEST_ID.fullmatch(given) else str(uuid.uuid4())
+    g.request_id = request_id(request.headers.get("X-Request-Id", ""))
 
 
 def _decorate_response(response: Response) -> Response:

@@ -477,7 +477,7 @@ CERTIFICATE_QUERY = Obj(
         "status": Str(enum=CERTIFICATE_STATUSES),
         "type": Str(enum=tuple(t.value for t in CertificateType)),
         "q": Str(
-            "text in the common name or a SAN",
+            "text in the common name, a SAN, the name or the serial (hex)",
             min_length=1,
             max_length=MAX_TEXT_LENGTH,
             pattern=PLAIN_TEXT,

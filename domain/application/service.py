@@ -374,6 +374,11 @@ class PrivateCA(Application[UUID]):
         """The certificate unless deleted; NotFoundError for a deleted or unknown one."""
         return self._store.listed_certificate(certificate_id)
 
+    def versions(self, *aggregate_ids: UUID) -> tuple[int | None, ...]:
+        """The version of each aggregate's last recorded event (None for one that has no
+        events), without loading them: what a cache of answers about them is keyed by."""
+        return tuple(self._store.version(aggregate_id) for aggregate_id in aggregate_ids)
+
     def find_certificate(self, ca_id: UUID, serial_number: str) -> Certificate | None:
         """The certificate ``ca_id`` issued with ``serial_number`` (lower-case hex), if any."""
         return self._store.find_certificate(ca_id, serial_number)

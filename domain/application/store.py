@@ -117,6 +117,12 @@ class Store:
             raise NotFoundError(f"Certificate {certificate_id} was deleted.")
         return certificate
 
+    def version(self, aggregate_id: UUID) -> int | None:
+        """The version of ``aggregate_id``'s last recorded event (None: it has none), read
+        without loading the aggregate: a change of version says it changed."""
+        last = self.app.recorder.select_events(aggregate_id, desc=True, limit=1)
+        return last[0].originator_version if last else None
+
     def find_certificate(self, ca_id: UUID, serial_number: str) -> Certificate | None:
         """The certificate ``ca_id`` issued with ``serial_number`` (lower-case hex), if any."""
         found = self.find(certificate_id(ca_id, serial_number))

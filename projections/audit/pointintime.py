@@ -17,13 +17,9 @@ from typing import Any
 
 from domain.adapters.settings import Settings
 from domain.model.values import RevocationReason
+from projections.audit.certtable import CertificateAuditStatus, CertificateState
 from projections.audit.logcut import At, Cut, LogReader, iso
-from projections.audit.statefold import (
-    AuditState,
-    CertificateAuditStatus,
-    CertificateState,
-    StateFold,
-)
+from projections.audit.statefold import AuditState, StateFold
 from projections.fold import apply_event
 from projections.readmodels.models import CAView, RevocationEntry
 

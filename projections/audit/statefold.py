@@ -5,17 +5,16 @@ time (expiry) and frozen into an :class:`AuditState`.
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from enum import Enum
 from uuid import UUID
 
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
 from domain.model.certificate_facts import certificate_facts
 from domain.model.values import CAKind, CAStatus, KeyAlgorithm, RevocationReason, Subject
+from projections.audit.certtable import CertificateAuditStatus, CertificateState, CertificateTable
 from projections.audit.logcut import Cut
 from projections.readmodels.models import (
     CAView,
@@ -29,28 +28,6 @@ from projections.readmodels.models import (
 CA = CertificateAuthority
 
 
-class CertificateAuditStatus(Enum):
-    """A certificate's status at a cut; unlike a list, the audit state keeps deleted ones."""
-
-    ISSUED = "issued"
-    REVOKED = "revoked"
-    EXPIRED = "expired"
-    DELETED = "deleted"
-
-
-@dataclass(frozen=True, slots=True)
-class CertificateState:
-    """One end-entity certificate at a cut: only what its status and revocation need."""
-
-    id: UUID
-    issuer_id: UUID
-    serial_number: str
-    status: CertificateAuditStatus
-    not_after: dt.datetime
-    revoked_at: dt.datetime | None = None
-    revocation_reason: RevocationReason | None = None
-
-
 @dataclass(frozen=True)
 class AuditState:
     """Everything at a cut: ``cas`` oldest first, ``certificates`` in issuance order
@@ -60,7 +37,7 @@ class AuditState:
     position: int
     time: dt.datetime | None
     cas: tuple[CAView, ...]
-    certificates: tuple[CertificateState, ...]
+    certificates: Sequence[CertificateState]  # a CertificateTable: compact columns
     revoked: Mapping[UUID, tuple[RevocationEntry, ...]]
 
 
@@ -100,30 +77,23 @@ class StateFold:
 
     def __init__(self) -> None:
         self._cas: dict[UUID, _CARecord] = {}
-        self._certificates: dict[UUID, CertificateState] = {}
+        self._certificates = CertificateTable()
         self._revoked: dict[UUID, list[RevocationEntry]] = {}
 
     def finish(self, cut: Cut) -> AuditState:
-        certificates = tuple(self._judged(c, cut.time) for c in self._certificates.values())
-        self._certificates.clear()
+        if cut.time is not None:
+            for issuer_id, count in self._certificates.expire(cut.time).items():
+                self._cas[issuer_id].expired += count
         return AuditState(
             position=cut.position,
             time=cut.time,
             cas=tuple(_ca_view(record, cut.time) for record in self._cas.values()),
-            certificates=certificates,
+            certificates=self._certificates,
             revoked={
                 ca_id: tuple(sorted(self._revoked.get(ca_id, ()), key=_by_serial))
                 for ca_id in self._cas
             },
         )
-
-    def _judged(self, certificate: CertificateState, time: dt.datetime | None) -> CertificateState:
-        if certificate.status is not CertificateAuditStatus.ISSUED:
-            return certificate
-        if time is None or certificate.not_after > time:
-            return certificate
-        self._cas[certificate.issuer_id].expired += 1
-        return dataclasses.replace(certificate, status=CertificateAuditStatus.EXPIRED)
 
     # --- CAs ------------------------------------------------------------------------------
 
@@ -210,50 +180,39 @@ class StateFold:
     def add_certificate(self, event: Certificate.CertificateIssued, position: int) -> None:
         issuer = self._cas[event.ca_id]
         issuer.issued += 1
-        self._certificates[event.originator_id] = CertificateState(
-            id=event.originator_id,
-            issuer_id=issuer.id,  # one shared UUID per CA, not one per certificate
-            serial_number=event.serial_number,
-            status=CertificateAuditStatus.ISSUED,
-            not_after=event.not_after,
-        )
+        self._certificates.add(event.originator_id, issuer.id, event.serial_number, event.not_after)
 
     def revoke_certificate(self, event: Certificate.CertificateRevoked, position: int) -> None:
         """Revoked; the certificate enters its issuer's revoked list."""
-        certificate = self._certificates[event.originator_id]
-        issuer = self._cas[certificate.issuer_id]
+        table = self._certificates
+        row = table.row(event.originator_id)
+        issuer = self._cas[table.issuer_id(row)]
         issuer.issued -= 1
         issuer.revoked += 1
-        self._certificates[certificate.id] = dataclasses.replace(
-            certificate,
-            status=CertificateAuditStatus.REVOKED,
-            revoked_at=event.revoked_at,
-            revocation_reason=event.reason,
-        )
+        table.revoke(row, event.revoked_at, event.reason)
         self._revoked.setdefault(issuer.id, []).append(
             RevocationEntry(
                 issuer_id=issuer.id,
-                serial_number=certificate.serial_number,
-                certificate_id=certificate.id,
+                serial_number=table.serial_number(row),
+                certificate_id=event.originator_id,
                 revoked_at=event.revoked_at,
                 reason=event.reason,
-                not_after=certificate.not_after,
+                not_after=table.not_after(row),
                 position=position,
             )
         )
 
     def delete_certificate(self, event: Certificate.CertificateDeleted) -> None:
         """Off the lists; its revoked-list entry, if any, stays."""
-        certificate = self._certificates[event.originator_id]
-        issuer = self._cas[certificate.issuer_id]
+        table = self._certificates
+        row = table.row(event.originator_id)
+        issuer = self._cas[table.issuer_id(row)]
         issuer.deleted += 1
-        if certificate.status is CertificateAuditStatus.REVOKED:
+        if table.status(row) is CertificateAuditStatus.REVOKED:
             issuer.revoked -= 1
         else:
             issuer.issued -= 1
-        self._certificates[certificate.id] = dataclasses.replace(
-            certificate, status=CertificateAuditStatus.DELETED
-        )
+        table.delete(row)
 
 
 def _by_serial(entry: RevocationEntry) -> str:

@@ -50,7 +50,7 @@ from projections.backup.sources import RowSource, open_source
 from projections.backup.targets import BackupTargetNotEmptyError, target_for
 from projections.readmodels.lease import acquire_lease
 from projections.readmodels.queries import ReadModels
-from projections.readmodels.worker import Worker
+from projections.readmodels.worker import CATCH_UP_BATCH_SIZE, Worker
 from projections.revocation.crlstore import open_crl_store
 
 __all__ = [
@@ -289,7 +289,7 @@ def _create_tables(settings: Settings) -> None:
 def _rebuild_read_models(settings: Settings) -> int:
     """Rebuild the read models from the restored log (the caller holds the lease); return
     the position they reached."""
-    with Worker(settings) as worker:
+    with Worker(settings, batch_size=CATCH_UP_BATCH_SIZE) as worker:
         worker.reset()
         worker.catch_up()
         worker.analyze()

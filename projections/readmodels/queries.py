@@ -43,7 +43,13 @@ from projections.readmodels.models import (
     RevocationEntry,
     RootQuota,
 )
-from projections.readmodels.sql import from_micros, optional_instant, to_micros
+from projections.readmodels.sql import (
+    LIKE,
+    from_micros,
+    like_pattern,
+    optional_instant,
+    to_micros,
+)
 from projections.readmodels.store import open_view
 from projections.readmodels.view import ReadModelView
 
@@ -151,12 +157,18 @@ class ReadModels(Closeable):
         page costs what the first does. ValidationError on a bad limit, cursor or text.
         """
         check_limit(limit)
+        sql = self._view.sql
+        text = None if certificate_filter.text is None else _search_text(certificate_filter.text)
+        indexed = text is not None and sql.search_indexable(text)
         conditions, params = _conditions(certificate_filter, now)
+        if text is not None and not indexed:  # too short for trigrams: scan, as ever
+            conditions.append(LIKE)
+            params.append(like_pattern(text))
         if cursor is not None:
-            conditions.append("position < ?")
             params.append(decode_cursor(cursor))
-        statement = self._view.sql.certificate_page(conditions)
-        rows = self._view.fetch(statement, (*params, limit + 1))
+        statement = sql.certificate_page(conditions, cursor is not None, indexed_text=indexed)
+        search = [sql.search_parameter(text)] if indexed and text is not None else []
+        rows = self._view.fetch(statement, (*search, *params, limit + 1))
         items = tuple(_certificate_view(row, now) for row in rows[:limit])
         more = len(rows) > limit
         return Page(items, encode_cursor(items[-1].position) if more else None)
@@ -259,9 +271,6 @@ def _conditions(
     if certificate_filter.type is not None:
         conditions.append("type = ?")
         params.append(certificate_filter.type.value)
-    if certificate_filter.text is not None:
-        conditions.append("search_text LIKE ? ESCAPE '\\'")
-        params.append(_like_pattern(certificate_filter.text))
     if certificate_filter.expiring_before is not None:
         conditions.append("+not_after < ?")
         params.append(to_micros(certificate_filter.expiring_before))
@@ -290,16 +299,16 @@ def _status_params(status: CertificateViewStatus, now: dt.datetime) -> list[Any]
     return [CertificateStatus.ISSUED.value, to_micros(now)]
 
 
-def _like_pattern(text: str) -> str:
-    """A LIKE pattern for ``text`` anywhere, with LIKE's wildcards taken literally."""
+def _search_text(text: str) -> str:
+    """``text`` as the search text holds it (lower case); ValidationError (field "q") if
+    it is empty, too long or holds control characters."""
     if not 1 <= len(text) <= MAX_TEXT_LENGTH or re.search(f"[{CONTROL_CHARACTERS}]", text):
         raise ValidationError(
             f"The search text must be 1 to {MAX_TEXT_LENGTH} characters, "
             "without control characters.",
             field="q",
         )
-    escaped = text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
+    return text.lower()
 
 
 def _ca_view(row: Any, now: dt.datetime) -> CAView:

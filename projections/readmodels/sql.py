@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -21,7 +22,14 @@ from domain.model.values import CertificateStatus
 CAS = "rm_cas"
 CERTIFICATES = "rm_certificates"
 REVOCATIONS = "rm_revocations"
+SCHEMA = "rm_schema"
+SEARCH = "rm_certificates_search"
 TABLES = (CAS, CERTIFICATES, REVOCATIONS)
+SCHEMA_VERSION = 2
+"""The read models' table layout; a runner finding another rebuilds them (2: text search
+index, and search text with the display name and serial)."""
+MIN_INDEXED_TEXT = 3
+"""Trigram indexes find texts of at least this many characters; shorter ones scan."""
 
 _CREATE = (
     """CREATE TABLE IF NOT EXISTS {cas} (
@@ -94,6 +102,7 @@ _CREATE = (
     # What a CRL publisher has not seen yet: an issuer's entries after a log position.
     """CREATE INDEX IF NOT EXISTS rm_revocations_by_position
         ON {revocations} (issuer_id, position)""",
+    "CREATE TABLE IF NOT EXISTS {schema} (version INTEGER NOT NULL)",
 )
 
 _CA_COLUMNS = (
@@ -118,15 +127,108 @@ _REVOCATION_COLUMNS = (
 )
 
 
+def advisory_key(name: str) -> int:
+    """A stable signed 64-bit key for a PostgreSQL advisory lock called ``name``."""
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
+@dataclass(frozen=True)
+class TextSearch:
+    """How one backend finds certificates by a text of MIN_INDEXED_TEXT characters or more
+    without scanning: statements as templates, and the parameter a text becomes."""
+
+    create: tuple[str, ...]
+    configure: tuple[str, ...]  # writes, so run once, by the lease holder, on fresh tables
+    drop: tuple[str, ...]
+    source: str  # the FROM clause of a page searched by text
+    condition: str
+    order: str  # the column pages are ordered and cut by
+    insert: str | None  # a search row (position, text), where the index is a table
+    delete: str | None  # the search row at a position
+    optimize: str | None  # after a bulk load: merge the index into one segment
+    parameter: Callable[[str], str]
+    indexable: Callable[[str], bool]  # whether the index can find a (lower-cased) text
+
+
+def glob_pattern(text: str) -> str:
+    """A GLOB pattern for ``text`` anywhere, with GLOB's wildcards taken literally."""
+    escaped = "".join(f"[{c}]" if c in "*?[" else c for c in text)
+    return f"*{escaped}*"
+
+
+def has_trigram_run(text: str) -> bool:
+    """True if ``text`` holds MIN_INDEXED_TEXT characters in a row that are not GLOB
+    wildcards: FTS5 finds a GLOB pattern by those runs' trigrams, and none without any."""
+    return any(len(run) >= MIN_INDEXED_TEXT for run in re.split(r"[*?\[]", text))
+
+
+def has_trigram(text: str) -> bool:
+    return len(text) >= MIN_INDEXED_TEXT
+
+
+def like_pattern(text: str) -> str:
+    """A LIKE pattern for ``text`` anywhere, with LIKE's wildcards taken literally."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+LIKE = "search_text LIKE ? ESCAPE '\\'"
+
+# SQLite: an FTS5 table of trigrams keyed by the certificate's position. The index finds
+# the rows holding every trigram of the text; SQLite then checks the GLOB on each, so a
+# match is exactly a substring (case-sensitive, the text being lower-cased already).
+# Without positions (detail=none) and with fewer merges the index costs less to keep.
+# CROSS JOIN keeps the index the outer loop, walked in position order, whatever the planner
+# guesses; each match then finds its row by the unique position.
+_FTS5 = TextSearch(
+    create=(
+        "CREATE VIRTUAL TABLE IF NOT EXISTS {search} "
+        "USING fts5(terms, tokenize = 'trigram case_sensitive 1', detail = none)",
+    ),
+    configure=("INSERT INTO {search} ({search}, rank) VALUES ('automerge', 16)",),
+    drop=("DROP TABLE IF EXISTS {search}",),
+    source="{search} CROSS JOIN {certificates} ON position = {search}.rowid",
+    condition="terms GLOB ?",
+    order="{search}.rowid",
+    insert="INSERT INTO {search} (rowid, terms) VALUES (?, ?)",
+    delete="DELETE FROM {search} WHERE rowid = ?",
+    optimize="INSERT INTO {search} ({search}) VALUES ('optimize')",
+    parameter=glob_pattern,
+    indexable=has_trigram_run,
+)
+
+# PostgreSQL: a pg_trgm GIN index on the column, which the planner uses for LIKE. The
+# extension is created once per database, turn by turn (a race fails on its catalogue).
+_PG_TRGM = TextSearch(
+    create=(
+        f"SELECT pg_advisory_xact_lock({advisory_key('pca-readmodels-pg-trgm')})",
+        "CREATE EXTENSION IF NOT EXISTS pg_trgm",
+        "CREATE INDEX IF NOT EXISTS rm_certificates_search "
+        "ON {certificates} USING gin (search_text gin_trgm_ops)",
+    ),
+    configure=(),
+    drop=(),
+    source="{certificates}",
+    condition=LIKE,
+    order="position",
+    insert=None,
+    delete=None,
+    optimize=None,  # VACUUM, which analyze runs, flushes the GIN index's pending entries
+    parameter=like_pattern,
+    indexable=has_trigram,
+)
+
+
 @dataclass(frozen=True)
 class Dialect:
-    """How one backend names tables and marks parameters."""
+    """How one backend names tables, marks parameters and searches text."""
 
     qualify: Callable[[str], str]
     placeholder: str
+    search: TextSearch
 
 
-SQLITE = Dialect(qualify=lambda table: table, placeholder="?")
+SQLITE = Dialect(qualify=lambda table: table, placeholder="?", search=_FTS5)
 
 
 def postgres_dialect(schema: str) -> Dialect:
@@ -134,7 +236,11 @@ def postgres_dialect(schema: str) -> Dialect:
     if any(mark in schema for mark in "%?{}"):
         # These would be read as parameter markers or template fields in statements.
         raise ValueError(f"unsupported character in PostgreSQL schema name {schema!r}")
-    return Dialect(qualify=lambda table: f"{_quote(schema)}.{_quote(table)}", placeholder="%s")
+    return Dialect(
+        qualify=lambda table: f"{_quote(schema)}.{_quote(table)}",
+        placeholder="%s",
+        search=_PG_TRGM,
+    )
 
 
 def _quote(identifier: str) -> str:
@@ -146,8 +252,20 @@ class Statements:
 
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
-        self.create = tuple(self._render(template) for template in _CREATE)
-        self.drop = tuple(f"DROP TABLE IF EXISTS {dialect.qualify(t)}" for t in TABLES)
+        search = dialect.search
+        self.create = tuple(self._render(template) for template in (*_CREATE, *search.create))
+        self.drop = (
+            *(self._render(template) for template in search.drop),
+            *(f"DROP TABLE IF EXISTS {dialect.qualify(t)}" for t in (*TABLES, SCHEMA)),
+        )
+        self.select_schema_version = self._render("SELECT version FROM {schema}")
+        self.insert_schema_version = self._render("INSERT INTO {schema} (version) VALUES (?)")
+        self.configure_search = tuple(self._render(template) for template in search.configure)
+        self.search_parameter = search.parameter
+        self.search_indexable = search.indexable
+        self.insert_search = None if search.insert is None else self._render(search.insert)
+        self.delete_search = None if search.delete is None else self._render(search.delete)
+        self.optimize_search = None if search.optimize is None else self._render(search.optimize)
         self.insert_ca = self._render(
             "INSERT INTO {cas} (id, position, kind, parent_id, subject, key_algorithm, "
             "status, validity_years, service_days, quota_total, quota_available, "
@@ -187,7 +305,7 @@ class Statements:
             "WHERE id = ? RETURNING ca_id, serial_number, not_after"
         )
         self.delete_certificate = self._render(
-            "DELETE FROM {certificates} WHERE id = ? RETURNING ca_id, status"
+            "DELETE FROM {certificates} WHERE id = ? RETURNING ca_id, status, position"
         )
         self.insert_revocation = self._render(
             "INSERT INTO {revocations} ({revocation_columns}) VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -222,22 +340,40 @@ class Statements:
             "WHERE issuer_id = ? AND serial_number = ?"
         )
 
-    def certificate_page(self, conditions: Sequence[str]) -> str:
+    def certificate_page(
+        self, conditions: Sequence[str], cursor: bool, *, indexed_text: bool = False
+    ) -> str:
         """A page of certificates, newest first, under ``conditions`` (fixed SQL fragments
-        with ``?`` parameters, joined by AND); the last parameter is the row limit."""
-        where = " WHERE " + " AND ".join(conditions) if conditions else ""
+        with ``?`` parameters, joined by AND), then with ``cursor`` one more parameter,
+        the position pages continue below; the last parameter is the row limit.
+
+        With ``indexed_text`` the first parameter is a text search term (the dialect's
+        ``search.parameter``), answered from the text index instead of a scan.
+        """
+        search = self._dialect.search
+        order = search.order if indexed_text else "position"
+        source = search.source if indexed_text else "{certificates}"
+        clauses = [
+            *([search.condition] if indexed_text else []),
+            *conditions,
+            *([f"{order} < ?"] if cursor else []),
+        ]
+        where = " WHERE " + " AND ".join(clauses) if clauses else ""
         return self._render(
-            "SELECT {certificate_columns} FROM {certificates}{where} "
-            "ORDER BY position DESC LIMIT ?",
+            "SELECT {certificate_columns} FROM {source}{where} ORDER BY {order} DESC LIMIT ?",
             where=where,
+            source=source,
+            order=order,
         )
 
-    def _render(self, template: str, where: str = "") -> str:
+    def _render(self, template: str, **fragments: str) -> str:
         qualify = self._dialect.qualify
         names = {
             "cas": qualify(CAS),
             "certificates": qualify(CERTIFICATES),
             "revocations": qualify(REVOCATIONS),
+            "schema": qualify(SCHEMA),
+            "search": qualify(SEARCH),
             "issued": CertificateStatus.ISSUED.value,
         }
         # Fragments first (they hold names themselves), then the names.
@@ -246,15 +382,10 @@ class Statements:
             expired_count=_EXPIRED_COUNT,
             certificate_columns=_CERTIFICATE_COLUMNS,
             revocation_columns=_REVOCATION_COLUMNS,
-            where=where,
+            **fragments,
             **{name: "{" + name + "}" for name in names},
         )
         return expanded.format(**names).replace("?", self._dialect.placeholder)
-
-
-def advisory_key(name: str) -> int:
-    """A stable signed 64-bit key for a PostgreSQL advisory lock called ``name``."""
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
 
 
 def to_micros(moment: dt.datetime) -> int:

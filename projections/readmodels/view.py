@@ -25,8 +25,15 @@ from psycopg.sql import SQL, Composed, Identifier
 from domain.adapters.resources import Closeable
 from domain.application.service import PrivateCA
 from projections.errors import PositionMovedError
-from projections.readmodels.sql import SQLITE, TABLES, Statements, advisory_key, postgres_dialect
-from projections.readmodels.writer import ReadModelWriter
+from projections.readmodels.sql import (
+    SCHEMA_VERSION,
+    SQLITE,
+    TABLES,
+    Statements,
+    advisory_key,
+    postgres_dialect,
+)
+from projections.readmodels.writer import DBCursor, ReadModelWriter
 
 LOG_NAME = PrivateCA.name
 """The application whose log the read models follow, as named in tracking records."""
@@ -54,20 +61,43 @@ class ReadModelView(TrackingRecorder, Closeable):
 
     @abstractmethod
     def reset(self) -> None:
-        """Drop every read-model table, forget the position and create empty tables."""
+        """Drop every read-model table, forget the position and create empty tables of
+        this release's SCHEMA_VERSION."""
 
     @abstractmethod
     def analyze(self) -> None:
-        """Refresh the query planner's statistics on the read-model tables (after a bulk
-        load such as a rebuild, which leaves fresh tables without any)."""
+        """Refresh the query planner's statistics on the read-model tables and compact the
+        text index (after a bulk load such as a rebuild, which leaves fresh tables without
+        statistics and the index in many pieces)."""
 
     @abstractmethod
     def close(self) -> None:
         """Close the view's connections."""
 
+    def _initialise(self, cursor: DBCursor) -> None:
+        """Configure fresh tables and record their layout's version: writes, which only
+        a reset makes (opening the read models must not race with the runner's writes)."""
+        for statement in self.sql.configure_search:
+            cursor.execute(statement, ())
+        cursor.execute(self.sql.insert_schema_version, (SCHEMA_VERSION,))
+
     def position(self) -> int:
         """The log position of the last event the read models have processed (0: none)."""
         return self.max_tracking_id(LOG_NAME) or 0
+
+    def adopt_schema(self) -> int:
+        """Make the tables this release's (SCHEMA_VERSION): if they are another's, or were
+        made before versions were recorded, :meth:`reset` them so that a runner projects
+        the log again from the start. Returns the position dropped (0: nothing was).
+
+        Only a lease holder may call this (a runner, a catch-up, a rebuild).
+        """
+        rows = self.fetch(self.sql.select_schema_version, ())
+        if [row["version"] for row in rows] == [SCHEMA_VERSION]:
+            return 0
+        dropped = self.position()
+        self.reset()
+        return dropped
 
 
 _CREATE_ATTEMPTS = 5
@@ -137,11 +167,16 @@ class SQLiteReadModelView(SQLiteTrackingRecorder, ReadModelView):
             cursor.execute("DELETE FROM tracking WHERE application_name = ?", (LOG_NAME,))
             for statement in self.sql.create:
                 cursor.execute(statement)
+            self._initialise(cursor)
 
     def analyze(self) -> None:
         with self.datastore.transaction(commit=True) as cursor:
             for table in TABLES:
                 cursor.execute(f"ANALYZE {table}")
+            if self.sql.optimize_search is not None:
+                # A catch-up leaves the text index in many segments, each read by a search:
+                # one segment made a search matching most certificates 50x faster at 1M.
+                cursor.execute(self.sql.optimize_search)
 
     def close(self) -> None:
         self.datastore.close()
@@ -199,6 +234,7 @@ class PostgresReadModelView(PostgresTrackingRecorder, ReadModelView):
             )
             for statement in self.sql.create:
                 cursor.execute(statement)
+            self._initialise(cursor)
 
     def analyze(self) -> None:
         # VACUUM also marks the pages all-visible, without which counts cannot be answered

@@ -45,6 +45,9 @@ Progress = Callable[[int, int], None]
 """Called as ``progress(position, end)`` after each batch: log positions, not counts."""
 
 DEFAULT_BATCH_SIZE = 500
+CATCH_UP_BATCH_SIZE = 5000
+"""Events per transaction of a catch-up or rebuild: fewer commits (and, on SQLite, fewer
+and larger text-index segments) made it 1.3-1.6x faster than batches of 500 at 50k."""
 SQLITE_IDLE_WAIT = 0.05  # seconds between polls of an idle SQLite log
 POSTGRES_IDLE_WAIT = 1.0  # NOTIFY wakes the poller; this only bounds a missed one
 STANDBY_RETRY = 5.0  # seconds between attempts of a runner waiting for the lease
@@ -128,6 +131,7 @@ class Worker(Closeable):
 
     def catch_up(self, progress: Progress | None = None, limit: int | None = None) -> int:
         """Apply the log up to its current end (at most ``limit`` events); the count."""
+        self._adopt_schema()
         end = self._log.recorder.max_notification_id() or 0
         position = self._view.position()
         processed = 0
@@ -151,6 +155,7 @@ class Worker(Closeable):
         self, stop: threading.Event, on_subscribed: Callable[[PollingSubscription], None]
     ) -> None:
         """Apply the log as it grows until ``stop`` is set."""
+        self._adopt_schema()
         subscription = PollingSubscription(
             self._log.recorder,
             self._view.position(),
@@ -168,6 +173,15 @@ class Worker(Closeable):
             for batch in subscription:
                 self._apply(batch, previous)
                 previous = batch[-1].id
+
+    def _adopt_schema(self) -> None:
+        dropped = self._view.adopt_schema()
+        if dropped:
+            logger.warning(
+                "the read models (at position %d) were laid out by another release; "
+                "projecting the log again from the start",
+                dropped,
+            )
 
     def _apply(self, batch: Sequence[Notification], previous: int) -> None:
         mapper = self._log.mapper
@@ -220,7 +234,7 @@ def catch_up(
     settings: Settings,
     *,
     progress: Progress | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = CATCH_UP_BATCH_SIZE,
     limit: int | None = None,
 ) -> int:
     """Bring the read models up to the end of the log as it is now; return the number of
@@ -270,7 +284,7 @@ def rebuild(settings: Settings, progress: Progress | None = None) -> int:
     read models as far as it has come (:meth:`ReadModels.position` says how far). The
     planner's statistics are refreshed at the end.
     """
-    with acquire_lease(settings), Worker(settings) as worker:
+    with acquire_lease(settings), Worker(settings, batch_size=CATCH_UP_BATCH_SIZE) as worker:
         worker.reset()
         processed = worker.catch_up(progress)
         worker.analyze()

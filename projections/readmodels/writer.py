@@ -201,7 +201,9 @@ class ReadModelWriter:
             name=event.name,
             common_name=common_name,
             sans=json.dumps([[san.type.value, san.value] for san in event.sans]),
-            search_text="\n".join([common_name, *(san.value for san in event.sans)]).lower(),
+            search_text=_search_text(
+                common_name, *(san.value for san in event.sans), event.name, event.serial_number
+            ),
             key_algorithm=event.key_algorithm.value,
             not_before=to_micros(event.not_before),
             not_after=to_micros(event.not_after),
@@ -244,6 +246,8 @@ class ReadModelWriter:
         else:
             rows = self._returning(self._sql.delete_certificate, (certificate_id,))
             deleted = [(row["ca_id"], row["status"]) for row in rows]
+            if rows and self._sql.delete_search is not None:
+                self._execute(self._sql.delete_search, (rows[0]["position"],))
         for ca_id, status in deleted:
             counters = self._counters_of(ca_id)
             counters.deleted += 1
@@ -259,6 +263,9 @@ class ReadModelWriter:
         if self._certificates:
             rows = [_certificate_params(row) for row in self._certificates.values()]
             self._cursor.executemany(self._sql.insert_certificate, rows)
+            if self._sql.insert_search is not None:
+                terms = [(row.position, row.search_text) for row in self._certificates.values()]
+                self._cursor.executemany(self._sql.insert_search, terms)
             self._certificates = {}
         if self._revocations:
             self._cursor.executemany(self._sql.insert_revocation, self._revocations)
@@ -303,3 +310,9 @@ class ReadModelWriter:
     def _returning(self, statement: str, params: Sequence[Any]) -> Sequence[Any]:
         self._cursor.execute(statement, params)
         return self._cursor.fetchall()
+
+
+def _search_text(*values: str) -> str:
+    """The lower-cased values a text search looks in, one per line, each once (a server
+    certificate's name, common name and DNS name are often the same)."""
+    return "\n".join(dict.fromkeys(values)).lower()

@@ -1,5 +1,12 @@
 """The OCSP responder (RFC 6960): answers from the revocation index, never from a CRL,
-signed by a delegated responder certificate per CA that is rotated before it expires."""
+signed by a delegated responder certificate per CA that is rotated before it expires.
+
+Answers without a nonce about a certificate are kept and served again (RFC 5019 lets a
+responder hand out a response produced earlier, within its validity) while neither the
+certificate nor its CA has recorded an event since: two indexed reads of the event store
+instead of loading both and signing. A nonce asks for a fresh signature, so those are
+always signed anew.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import contextlib
 import datetime as dt
 import threading
 import uuid
+from dataclasses import dataclass
 from uuid import UUID
 
 from cryptography import x509
@@ -15,6 +23,7 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.adapters.settings import OCSPSettings
 from domain.application.service import PrivateCA
+from domain.model.certificate import certificate_id
 from domain.model.certificate_facts import load_certificate
 from domain.model.errors import PCAError
 from domain.model.values import RequestContext, RevocationReason
@@ -24,6 +33,19 @@ from domain.pki.x509 import as_issuer_key
 from projections.readmodels.queries import ReadModels
 
 _CERTIFY_ATTEMPTS = 5  # saves of a responder certificate that lost a race
+PRECOMPUTED_ANSWERS = 100_000  # kept per process (about 1 KB each), oldest dropped first
+
+_Key = tuple[UUID, int, bytes, bytes, str]  # CA, and the CertID: serial, hashes, algorithm
+
+
+@dataclass(frozen=True)
+class _Precomputed:
+    """A signed answer, good to serve again while the aggregates it was made from are at
+    ``versions`` (certificate, CA) and until ``refresh_at``."""
+
+    der: bytes
+    versions: tuple[int | None, ...]
+    refresh_at: dt.datetime
 
 
 class OCSPResponder:
@@ -38,6 +60,7 @@ class OCSPResponder:
         self._lock = threading.Lock()
         self._signers: dict[tuple[UUID, int], tuple[x509.Certificate, SoftwareKey]] = {}
         self._context = RequestContext("ocsp-responder (system)", f"ocsp-{uuid.uuid4()}")
+        self._precomputed: dict[_Key, _Precomputed] = {}
 
     def answer(self, ca_id: UUID, request_der: bytes) -> bytes:
         """The DER OCSPResponse for ``request_der``: signed good/revoked/unknown, or
@@ -46,6 +69,39 @@ class OCSPResponder:
             query = ocsp.parse_request(request_der)
         except ocsp.MalformedOCSPRequest:
             return ocsp.error_response(x509_ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        if query.nonce is not None:
+            return self._answer(ca_id, query)
+        return self._answer_again(ca_id, query)
+
+    def _answer_again(self, ca_id: UUID, query: ocsp.OCSPQuery) -> bytes:
+        """The answer kept for this CertID if nothing it was made from has changed, else
+        a new one, kept if it is about a certificate (unknown serials and CA certificates
+        are answered from the read models, which no version here follows)."""
+        key = (
+            ca_id,
+            query.serial_number,
+            query.issuer_name_hash,
+            query.issuer_key_hash,
+            query.hash_algorithm.name,
+        )
+        serial = format(query.serial_number, "x")
+        versions = self._service.versions(certificate_id(ca_id, serial), ca_id)
+        kept = self._precomputed.get(key)
+        now = self._service.clock()
+        if kept is not None and kept.versions == versions and now < kept.refresh_at:
+            return kept.der
+        der = self._answer(ca_id, query)
+        if versions[0] is not None:
+            self._keep(key, _Precomputed(der, versions, now + self._config.validity / 2))
+        return der
+
+    def _keep(self, key: _Key, precomputed: _Precomputed) -> None:
+        with self._lock:
+            if key not in self._precomputed and len(self._precomputed) >= PRECOMPUTED_ANSWERS:
+                del self._precomputed[next(iter(self._precomputed))]
+            self._precomputed[key] = precomputed
+
+    def _answer(self, ca_id: UUID, query: ocsp.OCSPQuery) -> bytes:
         try:
             generations = self._service.get_ca(ca_id).generations
         except PCAError:  # an unknown CA

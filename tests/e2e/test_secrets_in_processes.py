@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from api.http.app import SECURITY_HEADERS
+from api.http.headers import SECURITY_HEADERS
 from domain.adapters.settings import Settings
 from domain.model.tokens import new_token, token_fingerprint
 from tests.conftest import (

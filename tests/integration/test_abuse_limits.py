@@ -15,9 +15,10 @@ from flask.typing import ResponseReturnValue
 from prometheus_client import REGISTRY
 from werkzeug.test import TestResponse
 
-from api.http.app import SECURITY_HEADERS, create_app
+from api.http.app import create_app
 from api.http.auth import EXTENSION as FAILURES_EXTENSION
 from api.http.auth import FailedAuthentications, require_role
+from api.http.headers import SECURITY_HEADERS
 from api.http.ratelimit import limit_issuance
 from domain.adapters.settings import (
     BURST_ENV,

@@ -13,9 +13,10 @@ import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
-from api.http.app import ALL_ROUTES, MAX_BODY_BYTES, SECURITY_HEADERS, create_app
+from api.http.app import ALL_ROUTES, MAX_BODY_BYTES, create_app
 from api.http.auth import EXTENSION as FAILURES_EXTENSION
 from api.http.auth import FailedAuthentications
+from api.http.headers import SECURITY_HEADERS
 from domain.adapters.masterkeys import MasterKeyring
 from domain.adapters.settings import Settings
 from domain.application.service import PrivateCA

@@ -119,29 +119,44 @@ def crl_pem(ca_id: UUID) -> ResponseReturnValue:
     return _crl_response(crl, body, CRL_TYPES[1])
 
 
+def ocsp_headers() -> dict[str, str]:
+    """Headers of an OCSP answer beside those every answer carries: never cached, since
+    the client asked now (the response says itself how long it is good for)."""
+    return {"Content-Type": OCSP_RESPONSE, "Cache-Control": "no-store"}
+
+
+def request_in_path(encoded: str) -> bytes:
+    """The DER request of a GET (RFC 6960 appendix A.1: base64, maybe URL-encoded once
+    more); empty, so answered as malformedRequest, when it is not base64."""
+    try:
+        return base64.b64decode(unquote(encoded), validate=True)
+    except (binascii.Error, ValueError):
+        return b""
+
+
+OCSP_POST_RULE = "/ocsp/<uuid:ca_id>"
+OCSP_GET_RULE = "/ocsp/<uuid:ca_id>/<path:encoded>"
+
+
 @routes.route(
     "POST",
-    "/ocsp/<uuid:ca_id>",
+    OCSP_POST_RULE,
     summary="OCSP (RFC 6960), request in the body",
     role=None,
     response=(OCSP_RESPONSE,),
 )
 def ocsp_post(ca_id: UUID) -> ResponseReturnValue:
     answer = services().ocsp.answer(ca_id, request.get_data(cache=False))
-    return Response(answer, mimetype=OCSP_RESPONSE, headers={"Cache-Control": "no-store"})
+    return Response(answer, headers=ocsp_headers())
 
 
 @routes.route(
     "GET",
-    "/ocsp/<uuid:ca_id>/<path:encoded>",
+    OCSP_GET_RULE,
     role=None,
     summary="OCSP (RFC 6960), base64 request in the path",
     response=(OCSP_RESPONSE,),
 )
 def ocsp_get(ca_id: UUID, encoded: str) -> ResponseReturnValue:
-    try:
-        request_der = base64.b64decode(unquote(encoded), validate=True)
-    except (binascii.Error, ValueError):
-        request_der = b""  # answered as malformedRequest, like any unreadable request
-    answer = services().ocsp.answer(ca_id, request_der)
-    return Response(answer, mimetype=OCSP_RESPONSE, headers={"Cache-Control": "no-store"})
+    answer = services().ocsp.answer(ca_id, request_in_path(encoded))
+    return Response(answer, headers=ocsp_headers())
