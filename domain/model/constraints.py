@@ -74,20 +74,54 @@ def within(constraints: NameConstraints, san: SAN) -> bool:
 
 
 def check_policy_within(constraints: NameConstraints, policy: IssuancePolicy) -> None:
-    """ValidationError if a profile's allowed DNS names or IP networks reach outside the
-    permitted subtrees: a profile may only narrow its CA's constraints."""
+    """ValidationError if a profile's allowed DNS names, IP networks, e-mail domains or URI
+    prefixes reach outside the permitted subtrees: a profile may only narrow its CA's
+    constraints."""
     allowed = [
-        (SANType.DNS, "dns", pattern.removeprefix("*."), index)
-        for index, pattern in enumerate(policy.dns.allow)
-    ] + [(SANType.IP, "ip", network, index) for index, network in enumerate(policy.ip.allow)]
-    for san_type, key, value, index in allowed:
-        if not within(constraints, SAN(san_type, value)):
-            field = f"policy.{key}.allow[{index}]"
+        *((SANType.DNS, value, index) for index, value in enumerate(policy.dns.allow)),
+        *((SANType.IP, value, index) for index, value in enumerate(policy.ip.allow)),
+        *((SANType.EMAIL, value, index) for index, value in enumerate(policy.email.allow)),
+        *((SANType.URI, value, index) for index, value in enumerate(policy.uri.allow)),
+    ]
+    for san_type, value, index in allowed:
+        if not [tree for tree in constraints.permitted if tree.type is san_type]:
+            continue
+        field = f"policy.{san_type.value}.allow[{index}]"
+        host = _uri_prefix_host(value) if san_type is SANType.URI else value
+        if host is None:
             raise ValidationError(
-                f"{field} {show(value)} reaches outside the CA's permitted {key} subtrees"
-                f" ({_listed(constraints, san_type)}); a profile may only narrow them.",
+                f"{field} {show(value)} does not fix a host, so it cannot be held inside the"
+                f" CA's permitted uri subtrees ({_listed(constraints, san_type)}); give a"
+                " prefix up to the path, such as 'https://svc.example.com/'.",
                 field=field,
             )
+        if not _allow_within(constraints, san_type, host):
+            raise ValidationError(
+                f"{field} {show(value)} reaches outside the CA's permitted {san_type.value}"
+                f" subtrees ({_listed(constraints, san_type)}); a profile may only narrow them.",
+                field=field,
+            )
+
+
+def _allow_within(constraints: NameConstraints, san_type: SANType, value: str) -> bool:
+    """Whether every name a profile's allow entry admits is inside the permitted subtrees
+    of its type (a DNS or e-mail entry ``*.base`` admits the names below ``base``)."""
+    if san_type is SANType.DNS or san_type is SANType.IP:
+        return within(constraints, SAN(san_type, value.removeprefix("*.")))
+    trees = [tree.value for tree in constraints.permitted if tree.type is san_type]
+    if san_type is SANType.EMAIL and value.startswith("*."):
+        below = "." + value.removeprefix("*.")
+        return any(tree.startswith(".") and below.endswith(tree) for tree in trees)
+    return any("@" not in tree and _host_within(value, tree) for tree in trees)
+
+
+def _uri_prefix_host(prefix: str) -> str | None:
+    """The host every URI starting with ``prefix`` has, or None if the prefix leaves it
+    open (no host, or the authority not closed by a path: ``https://a.example`` also
+    starts ``https://a.example.evil``)."""
+    parts = urlsplit(prefix)
+    closed = parts.netloc and prefix.find("/", len(parts.scheme) + 3) != -1
+    return parts.hostname if closed else None
 
 
 def _listed(constraints: NameConstraints, san_type: SANType) -> str:

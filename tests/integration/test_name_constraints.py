@@ -30,6 +30,7 @@ CONSTRAINTS = {
         {"type": "dns", "value": "svc.example"},
         {"type": "ip", "value": "10.1.0.0/16"},
         {"type": "email", "value": "example.com"},
+        {"type": "uri", "value": ".svc.example"},
     ],
     "excluded": [{"type": "dns", "value": "secret.svc.example"}],
 }
@@ -144,6 +145,32 @@ def test_a_profile_may_only_narrow_the_constraints(api: ApiClient) -> None:
     assert refused.get_json()["field"] == "policy.dns.allow[0]"
     narrower = {"name": "web", "policy": {"dns": {"allow": ["*.web.svc.example"]}}}
     assert api.call("POST", f"/api/v1/cas/{ca_id}/profiles", json=narrower).status_code == 201
+
+
+@pytest.mark.parametrize(
+    ("rule", "allow", "refusal"),
+    [
+        ("email", "*.example.com", "reaches outside the CA's permitted email subtrees"),
+        ("email", "example.org", "reaches outside the CA's permitted email subtrees"),
+        ("uri", "urn:example:team:", "does not fix a host"),
+        ("uri", "https://api.svc.example", "does not fix a host"),
+        ("uri", "https://api.other.example/", "reaches outside the CA's permitted uri subtrees"),
+        ("email", "example.com", None),
+        ("uri", "https://api.svc.example/v1/", None),
+    ],
+)
+def test_a_profile_may_only_narrow_the_email_and_uri_constraints(
+    sqlite_api: ApiClient, rule: str, allow: str, refusal: str | None
+) -> None:
+    ca_id = _constrained_intermediate(sqlite_api)
+    body = {"name": "people", "policy": {"types": ["client"], rule: {"allow": [allow]}}}
+    answer = sqlite_api.call("POST", f"/api/v1/cas/{ca_id}/profiles", json=body)
+    if refusal is None:
+        assert answer.status_code == 201, answer.get_json()
+        return
+    assert answer.status_code == 422, answer.get_json()
+    assert answer.get_json()["field"] == f"policy.{rule}.allow[0]"
+    assert refusal in answer.get_json()["detail"]
 
 
 def test_the_acme_question_is_answered_before_any_order(api: ApiClient) -> None:
