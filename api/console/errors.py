@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlencode
 
-from flask import g, redirect, request, url_for
+from flask import g, make_response, redirect, request, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
@@ -59,4 +59,10 @@ def _refused(error: PCAError) -> ResponseReturnValue:
 @blueprint.errorhandler(HTTPException)
 def _http_error(error: HTTPException) -> ResponseReturnValue:
     status = error.code or 500
-    return render("error.html", status, title=error.name, detail=error.description or "")
+    page = make_response(
+        render("error.html", status, title=error.name, detail=error.description or "")
+    )
+    for name, value in error.get_headers():  # Retry-After of a 429, Allow of a 405
+        if name.lower() != "content-type":
+            page.headers[name] = value
+    return page

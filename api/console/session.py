@@ -15,16 +15,18 @@ from __future__ import annotations
 
 import datetime as dt
 import hmac
-import logging
+import math
 import secrets
 
 from flask import g, request
+from werkzeug.exceptions import TooManyRequests
 from werkzeug.wrappers import Response
 
+from api.brake import refuse_token
 from api.deployment import services
 from domain.adapters.sessions import ConsoleSession
 from domain.model.errors import ValidationError
-from domain.model.tokens import ApiToken, Role, token_fingerprint
+from domain.model.tokens import ApiToken, Role
 
 COOKIE = "pca_console"
 COOKIE_PATH = "/console"
@@ -32,7 +34,6 @@ IDLE_TIMEOUT = dt.timedelta(minutes=30)
 ABSOLUTE_TIMEOUT = dt.timedelta(hours=12)
 TOUCH_EVERY = dt.timedelta(minutes=1)  # last_seen is written at most this often
 CSRF_FIELD = "csrf_token"
-logger = logging.getLogger(__name__)
 
 
 class SignInRequiredError(Exception):
@@ -53,7 +54,13 @@ def sign_in(token: str) -> str:
     deployment = services()
     principal = deployment.service.authenticate(token.strip())
     if principal is None:
-        logger.warning("console sign-in refused for token %s", token_fingerprint(token))
+        wait = refuse_token(token, request.remote_addr, "console sign-in")
+        if wait is not None:
+            raise TooManyRequests(
+                "Too many sign-ins with unknown or revoked tokens came from your address;"
+                f" wait {math.ceil(wait)} s, then sign in with a current token.",
+                retry_after=math.ceil(wait),
+            )
         raise ValidationError(
             "This token is unknown, revoked or expired; paste a current API token "
             "(an admin makes one with 'pca tokens create').",

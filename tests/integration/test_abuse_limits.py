@@ -15,9 +15,10 @@ from flask.typing import ResponseReturnValue
 from prometheus_client import REGISTRY
 from werkzeug.test import TestResponse
 
+from api.brake import EXTENSION as FAILURES_EXTENSION
+from api.brake import FailedAuthentications
 from api.http.app import create_app
-from api.http.auth import EXTENSION as FAILURES_EXTENSION
-from api.http.auth import FailedAuthentications, require_role
+from api.http.auth import require_role
 from api.http.headers import SECURITY_HEADERS
 from api.http.ratelimit import limit_issuance
 from domain.adapters.settings import (
@@ -111,13 +112,13 @@ def test_a_batch_costs_its_item_count(probe_app: Flask) -> None:
 def test_a_rejected_token_is_logged_by_fingerprint_and_address_and_counted(
     probe_app: Flask, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.WARNING, logger="api.http.auth")
+    caplog.set_level(logging.WARNING, logger="api.brake")
     wrong = new_token()
     failures_before = _metric("pca_auth_failures_total")
     response = probe_app.test_client().post(PROBE, headers=_bearer(wrong))
     assert response.status_code == 401
     assert _metric("pca_auth_failures_total") == failures_before + 1
-    (line,) = [r.getMessage() for r in caplog.records if r.name == "api.http.auth"]
+    (line,) = [r.getMessage() for r in caplog.records if r.name == "api.brake"]
     assert token_fingerprint(wrong) in line
     assert "127.0.0.1" in line
     assert wrong not in line

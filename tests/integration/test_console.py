@@ -18,6 +18,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
+from api.brake import EXTENSION as FAILURES_EXTENSION
+from api.brake import FailedAuthentications
 from api.console.app import CONTENT_SECURITY_POLICY
 from api.console.session import ABSOLUTE_TIMEOUT, COOKIE, IDLE_TIMEOUT
 from api.console.views.cas import PAGE_SIZE
@@ -126,6 +128,19 @@ def test_a_wrong_token_is_refused_beside_the_token_field(app: Flask) -> None:
     assert "unknown, revoked or expired" in _field_error(answer, "f-token")
     assert "pca_not-a-token" not in answer.text  # the token is never echoed back
     assert COOKIE not in answer.headers.get("Set-Cookie", "")
+
+
+@ON_SQLITE
+def test_wrong_tokens_at_sign_in_meet_the_apis_brake(app: Flask) -> None:
+    app.extensions[FAILURES_EXTENSION] = FailedAuthentications(free=1, max_sleepers=0)
+    client = app.test_client()
+    assert client.post("/console/sign-in", data={"token": "pca_wrong-1"}).status_code == 422
+    held = client.post("/console/sign-in", data={"token": "pca_wrong-2"})
+    assert held.status_code == 429
+    assert held.headers["Retry-After"] == "1"
+    assert "Too many sign-ins with unknown or revoked tokens" in held.text
+    api = client.get("/api/v1/cas", headers={"Authorization": "Bearer pca_wrong-3"})
+    assert api.status_code == 429  # one brake per address, whichever face was tried
 
 
 @ON_SQLITE

@@ -13,9 +13,9 @@ import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
+from api.brake import EXTENSION as FAILURES_EXTENSION
+from api.brake import FailedAuthentications
 from api.http.app import ALL_ROUTES, MAX_BODY_BYTES, create_app
-from api.http.auth import EXTENSION as FAILURES_EXTENSION
-from api.http.auth import FailedAuthentications
 from api.http.headers import SECURITY_HEADERS
 from domain.adapters.masterkeys import MasterKeyring
 from domain.adapters.settings import Settings
