@@ -21,7 +21,11 @@ from domain.model.values import CertificateStatus
 CAS = "rm_cas"
 CERTIFICATES = "rm_certificates"
 REVOCATIONS = "rm_revocations"
-TABLES = (CAS, CERTIFICATES, REVOCATIONS)
+CA_KEYS = "rm_ca_keys"
+TABLES = (CAS, CERTIFICATES, REVOCATIONS, CA_KEYS)
+NEWEST_TABLE = CA_KEYS
+"""The table added last: read models without it were built by an older release, lack rows
+it would hold for events already followed, and are rebuilt from the log when opened."""
 
 _CREATE = (
     """CREATE TABLE IF NOT EXISTS {cas} (
@@ -94,6 +98,17 @@ _CREATE = (
     # What a CRL publisher has not seen yet: an issuer's entries after a log position.
     """CREATE INDEX IF NOT EXISTS rm_revocations_by_position
         ON {revocations} (issuer_id, position)""",
+    # Every key a CA has had (generation 1 from its enablement, one more per rollover).
+    """CREATE TABLE IF NOT EXISTS {ca_keys} (
+        ca_id TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        key_storage TEXT NOT NULL,
+        serial_number TEXT NOT NULL,
+        subject_key_identifier TEXT,
+        not_before BIGINT NOT NULL,
+        not_after BIGINT NOT NULL,
+        PRIMARY KEY (ca_id, generation)
+    )""",
 )
 
 _CA_COLUMNS = (
@@ -112,6 +127,9 @@ _CERTIFICATE_COLUMNS = (
     "id, position, ca_id, serial_number, type, name, common_name, sans, key_algorithm, "
     "not_before, not_after, status, revoked_at, revocation_reason, requested_by, issued_at, "
     "(SELECT r.revoked_at FROM {cas} r WHERE r.id = ca_id) AS issuer_revoked_at"
+)
+_CA_KEY_COLUMNS = (
+    "ca_id, generation, key_storage, serial_number, subject_key_identifier, not_before, not_after"
 )
 _REVOCATION_COLUMNS = (
     "issuer_id, serial_number, certificate_id, revoked_at, reason, not_after, position"
@@ -205,6 +223,18 @@ class Statements:
         self.select_certificate = self._render(
             "SELECT {certificate_columns} FROM {certificates} WHERE id = ?"
         )
+        # The next generation of a CA: 1 at its enablement, one more per rollover.
+        self.add_ca_key = self._render(
+            "INSERT INTO {ca_keys} ({ca_key_columns}) "
+            "SELECT ?, COALESCE(MAX(generation), 0) + 1, ?, ?, ?, ?, ? FROM {ca_keys} "
+            "WHERE ca_id = ?"
+        )
+        self.select_ca_keys = self._render(
+            "SELECT {ca_key_columns} FROM {ca_keys} ORDER BY ca_id, generation"
+        )
+        self.select_keys_of_ca = self._render(
+            "SELECT {ca_key_columns} FROM {ca_keys} WHERE ca_id = ? ORDER BY generation"
+        )
         self.select_revocations = self._render(
             "SELECT {revocation_columns} FROM {revocations} "
             "WHERE issuer_id = ? ORDER BY serial_number"
@@ -238,6 +268,7 @@ class Statements:
             "cas": qualify(CAS),
             "certificates": qualify(CERTIFICATES),
             "revocations": qualify(REVOCATIONS),
+            "ca_keys": qualify(CA_KEYS),
             "issued": CertificateStatus.ISSUED.value,
         }
         # Fragments first (they hold names themselves), then the names.
@@ -246,6 +277,7 @@ class Statements:
             expired_count=_EXPIRED_COUNT,
             certificate_columns=_CERTIFICATE_COLUMNS,
             revocation_columns=_REVOCATION_COLUMNS,
+            ca_key_columns=_CA_KEY_COLUMNS,
             where=where,
             **{name: "{" + name + "}" for name in names},
         )

@@ -25,7 +25,15 @@ from psycopg.sql import SQL, Composed, Identifier
 from domain.adapters.resources import Closeable
 from domain.application.service import PrivateCA
 from projections.errors import PositionMovedError
-from projections.readmodels.sql import SQLITE, TABLES, Statements, advisory_key, postgres_dialect
+from projections.readmodels.sql import (
+    CAS,
+    NEWEST_TABLE,
+    SQLITE,
+    TABLES,
+    Statements,
+    advisory_key,
+    postgres_dialect,
+)
 from projections.readmodels.writer import ReadModelWriter
 
 LOG_NAME = PrivateCA.name
@@ -81,6 +89,13 @@ def _check_previous(current: int | None, previous: int | None) -> None:
         )
 
 
+def _predates_newest_table(tables: set[str]) -> bool:
+    """Whether read models exist (their CA table) but were made by a release that had not
+    yet the newest table: they lack its rows for events already followed, so they are
+    dropped and the projection replays the log into fresh tables (as a rebuild does)."""
+    return CAS in tables and NEWEST_TABLE not in tables
+
+
 def _create_once(create_table: Callable[[], None]) -> None:
     """Create the tables, tolerating processes that create them at the same moment.
 
@@ -109,7 +124,17 @@ class SQLiteReadModelView(SQLiteTrackingRecorder, ReadModelView):
         return [*super().construct_create_table_statements(), *self.sql.create]
 
     def create_table(self) -> None:
+        _create_once(self._upgrade)
         _create_once(super().create_table)
+
+    def _upgrade(self) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (?, ?)",
+                (CAS, NEWEST_TABLE),
+            )
+            if _predates_newest_table({row[0] for row in cursor.fetchall()}):
+                self._reset(cursor)
 
     @contextmanager
     def transaction(
@@ -132,11 +157,14 @@ class SQLiteReadModelView(SQLiteTrackingRecorder, ReadModelView):
 
     def reset(self) -> None:
         with self.datastore.transaction(commit=True) as cursor:
-            for statement in self.sql.drop:
-                cursor.execute(statement)
-            cursor.execute("DELETE FROM tracking WHERE application_name = ?", (LOG_NAME,))
-            for statement in self.sql.create:
-                cursor.execute(statement)
+            self._reset(cursor)
+
+    def _reset(self, cursor: Any) -> None:
+        for statement in self.sql.drop:
+            cursor.execute(statement)
+        cursor.execute("DELETE FROM tracking WHERE application_name = ?", (LOG_NAME,))
+        for statement in self.sql.create:
+            cursor.execute(statement)
 
     def analyze(self) -> None:
         with self.datastore.transaction(commit=True) as cursor:
@@ -166,6 +194,13 @@ class PostgresReadModelView(PostgresTrackingRecorder, ReadModelView):
         # Several processes may open the view at once; CREATE ... IF NOT EXISTS can still
         # collide in PostgreSQL's catalogue, so table creation takes turns.
         curs.execute("SELECT pg_advisory_xact_lock(%s)", (self._ddl_lock,))
+        curs.execute(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = %s AND table_name IN (%s, %s)",
+            (self.datastore.schema, CAS, NEWEST_TABLE),
+        )
+        if _predates_newest_table({row["table_name"] for row in curs.fetchall()}):
+            self._reset(curs)
         super()._create_table(curs)
 
     @contextmanager
@@ -189,16 +224,19 @@ class PostgresReadModelView(PostgresTrackingRecorder, ReadModelView):
     def reset(self) -> None:
         with self.datastore.transaction(commit=True) as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self._ddl_lock,))
-            for statement in self.sql.drop:
-                cursor.execute(statement)
-            cursor.execute(
-                SQL("DELETE FROM {0}.{1} WHERE application_name = %s").format(
-                    Identifier(self.datastore.schema), Identifier(self.tracking_table_name)
-                ),
-                (LOG_NAME,),
-            )
-            for statement in self.sql.create:
-                cursor.execute(statement)
+            self._reset(cursor)
+
+    def _reset(self, cursor: Cursor[DictRow]) -> None:
+        for statement in self.sql.drop:
+            cursor.execute(statement)
+        cursor.execute(
+            SQL("DELETE FROM {0}.{1} WHERE application_name = %s").format(
+                Identifier(self.datastore.schema), Identifier(self.tracking_table_name)
+            ),
+            (LOG_NAME,),
+        )
+        for statement in self.sql.create:
+            cursor.execute(statement)
 
     def analyze(self) -> None:
         # VACUUM also marks the pages all-visible, without which counts cannot be answered
