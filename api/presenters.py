@@ -93,6 +93,7 @@ def _generation_view_shape(generation: KeyGenerationView) -> Shape:
         "not_before": _iso(generation.not_before),
         "not_after": _iso(generation.not_after),
         "current": generation.current,
+        "retired_at": _iso(generation.retired_at),
     }
 
 

@@ -133,6 +133,11 @@ def renew_ca(session: Session, args: argparse.Namespace) -> list[Row]:
     return _ca_row(session, outcome.id)
 
 
+def retire_ca_key(session: Session, args: argparse.Namespace) -> list[Row]:
+    outcome = session.service.retire_ca_key(session.context, args.id, args.generation)
+    return _ca_row(session, outcome.id)
+
+
 def roll_over_ca_key(session: Session, args: argparse.Namespace) -> list[Row]:
     return _ca_row(session, session.service.roll_over_ca_key(session.context, args.id).id)
 

@@ -127,6 +127,7 @@ OPTIONAL_SUBJECT = Obj(
 )
 
 GENERATION = Int(2, 2**31 - 1, "a CA key after its first rollover (the first key has no -g)")
+KEY_NUMBER = Int(1, 2**31 - 1, "a key generation of the CA, as key_generations numbers it")
 ENABLE_CA = Obj(
     "EnableCA",
     {
@@ -514,6 +515,7 @@ KEY_GENERATION = Obj(
         "not_before": TIMESTAMP,
         "not_after": TIMESTAMP,
         "current": Bool("the key the CA signs with now"),
+        "retired_at": TIMESTAMP,
         "certificate_pem": Str("in one CA's answer, not in the list", max_length=65536),
     },
     frozenset({"generation", "key_storage", "serial_number", "not_before", "not_after"})

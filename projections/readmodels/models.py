@@ -69,7 +69,8 @@ class CertificateCounts:
 @dataclass(frozen=True)
 class KeyGenerationView:
     """One key a CA has had, numbered from 1, with its CA certificate's serial, subject key
-    identifier (lower-case hex) and validity; ``current`` marks the key it signs with now."""
+    identifier (lower-case hex) and validity; ``current`` marks the key it signs with now,
+    ``retired_at`` when a previous key was retired (its material destroyed)."""
 
     generation: int
     key_storage: KeyStorage
@@ -78,6 +79,7 @@ class KeyGenerationView:
     not_before: dt.datetime
     not_after: dt.datetime
     current: bool
+    retired_at: dt.datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -326,6 +326,7 @@ def _group_keys(rows: Sequence[Any]) -> dict[str, tuple[KeyGenerationView, ...]]
                 not_before=from_micros(row["not_before"]),
                 not_after=from_micros(row["not_after"]),
                 current=row is ca_rows[-1],
+                retired_at=optional_instant(row["retired_at"]),
             )
             for row in ca_rows
         )

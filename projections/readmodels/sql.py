@@ -107,6 +107,7 @@ _CREATE = (
         subject_key_identifier TEXT,
         not_before BIGINT NOT NULL,
         not_after BIGINT NOT NULL,
+        retired_at BIGINT,
         PRIMARY KEY (ca_id, generation)
     )""",
 )
@@ -129,7 +130,8 @@ _CERTIFICATE_COLUMNS = (
     "(SELECT r.revoked_at FROM {cas} r WHERE r.id = ca_id) AS issuer_revoked_at"
 )
 _CA_KEY_COLUMNS = (
-    "ca_id, generation, key_storage, serial_number, subject_key_identifier, not_before, not_after"
+    "ca_id, generation, key_storage, serial_number, subject_key_identifier, not_before, "
+    "not_after, retired_at"
 )
 _REVOCATION_COLUMNS = (
     "issuer_id, serial_number, certificate_id, revoked_at, reason, not_after, position"
@@ -226,8 +228,11 @@ class Statements:
         # The next generation of a CA: 1 at its enablement, one more per rollover.
         self.add_ca_key = self._render(
             "INSERT INTO {ca_keys} ({ca_key_columns}) "
-            "SELECT ?, COALESCE(MAX(generation), 0) + 1, ?, ?, ?, ?, ? FROM {ca_keys} "
+            "SELECT ?, COALESCE(MAX(generation), 0) + 1, ?, ?, ?, ?, ?, NULL FROM {ca_keys} "
             "WHERE ca_id = ?"
+        )
+        self.retire_ca_key = self._render(
+            "UPDATE {ca_keys} SET retired_at = ? WHERE ca_id = ? AND generation = ?"
         )
         self.select_ca_keys = self._render(
             "SELECT {ca_key_columns} FROM {ca_keys} ORDER BY ca_id, generation"

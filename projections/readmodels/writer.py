@@ -159,6 +159,13 @@ class ReadModelWriter:
             ),
         )
 
+    def retire_ca_key(self, event: CertificateAuthority.CAKeyRetired) -> None:
+        """The key generation is listed as retired, from the event's time."""
+        self._execute(
+            self._sql.retire_ca_key,
+            (to_micros(event.timestamp), str(event.originator_id), event.generation),
+        )
+
     def disable_ca(self, event: CertificateAuthority.CADisabled) -> None:
         self._execute(self._sql.set_ca_status, (CAStatus.DISABLED.value, str(event.originator_id)))
 

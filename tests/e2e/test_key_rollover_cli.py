@@ -28,6 +28,10 @@ def test_rolling_an_intermediate_over_from_the_cli_publishes_a_crl_per_key(
         if ca["id"] == intermediate["id"]
     )
     assert listed["key_generations"] == rolled["key_generations"]
+    early = pca(data, "ca", "retire-key", intermediate["id"], "1", check=False)
+    assert early.returncode != 0
+    assert "may still be needed" in early.stderr
+    assert intermediate["not_after"].removesuffix("Z") in early.stderr
     published = json.loads(pca(data, "--json", "crl", "publish", intermediate["id"]).stdout)
     assert {(item["generation"], item["kind"]) for item in published} == {
         (1, "base"),
