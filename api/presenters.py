@@ -12,7 +12,7 @@ from domain.application.service import PrivateCA
 from domain.model.acme import AcmeAccount, AcmeDirectory, AcmeOrder
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
-from domain.model.certificate_facts import certificate_facts
+from domain.model.certificate_facts import certificate_facts, subject_key_identifier
 from domain.model.policy import CertificateProfile
 from domain.model.policy_form import policy_data
 from domain.model.tokens import ApiToken
@@ -20,7 +20,7 @@ from domain.model.values import SAN, CAKind, CertificateStatus, KeyGeneration, S
 from domain.pki.der import pem
 from domain.pki.formats import Download
 from projections.audit.history import MAX_LIMIT, HistoryFilter, read_history
-from projections.readmodels.models import CAView, CertificateView
+from projections.readmodels.models import CAView, CertificateView, KeyGenerationView
 
 Shape = dict[str, object]
 
@@ -55,7 +55,10 @@ def ca_shape(ca: CertificateAuthority, now: dt.datetime) -> Shape:
         "service_until": _iso(ca.service_until),
         "certificate_pem": pem(ca.certificate_der) if ca.certificate_der else None,
         "quota": quota,
-        "key_generations": [_generation_shape(generation) for generation in ca.generations],
+        "key_generations": [
+            _generation_shape(generation, current=generation.number == ca.generation)
+            for generation in ca.generations
+        ],
         "link_certificates_pem": [pem(link) for link in ca.link_certificates],
     }
     if ca.name_constraints:  # only constrained intermediates carry the field
@@ -66,15 +69,33 @@ def ca_shape(ca: CertificateAuthority, now: dt.datetime) -> Shape:
     return shape
 
 
-def _generation_shape(generation: KeyGeneration) -> Shape:
+def _generation_shape(generation: KeyGeneration, *, current: bool) -> Shape:
     """One key a CA has had: its number, where it lives and its certificate."""
     facts = certificate_facts(generation.certificate_der)
+    ski = subject_key_identifier(generation.certificate_der)
     return {
         "generation": generation.number,
         "key_storage": generation.key.storage.value,
+        "serial_number": facts.serial_number,
+        "subject_key_identifier": None if ski is None else ski.hex(),
         "not_before": _iso(facts.not_before),
         "not_after": _iso(facts.not_after),
+        "current": current,
         "certificate_pem": pem(generation.certificate_der),
+    }
+
+
+def _generation_view_shape(generation: KeyGenerationView) -> Shape:
+    """One key a CA has had, as the CA list shows it (no certificate: fetch the CA)."""
+    return {
+        "generation": generation.generation,
+        "key_storage": generation.key_storage.value,
+        "serial_number": generation.serial_number,
+        "subject_key_identifier": generation.subject_key_identifier,
+        "not_before": _iso(generation.not_before),
+        "not_after": _iso(generation.not_after),
+        "current": generation.current,
+        "retired_at": _iso(generation.retired_at),
     }
 
 
@@ -136,6 +157,10 @@ def ca_view_shape(view: CAView, certificate_pem: str | None) -> Shape:
         "certificate_pem": certificate_pem,
         "quota": quota,
         "certificates": dataclasses.asdict(view.certificates),
+        "key_storage": (
+            view.key_generations[-1].key_storage.value if view.key_generations else None
+        ),
+        "key_generations": [_generation_view_shape(key) for key in view.key_generations],
     }
 
 

@@ -28,6 +28,8 @@ class EventFold(Protocol):
 
     def roll_over_ca(self, event: CA.CAKeyRolledOver) -> None: ...
 
+    def retire_ca_key(self, event: CA.CAKeyRetired) -> None: ...
+
     def disable_ca(self, event: CA.CADisabled) -> None: ...
 
     def renew_ca(self, event: CA.CAServiceRenewed) -> None: ...
@@ -64,6 +66,7 @@ _ROUTES: dict[type[Any], _Route] = {
     CA.CACreated: lambda fold, event, position: fold.add_ca(event, position),
     CA.CAEnabled: lambda fold, event, _: fold.enable_ca(event),
     CA.CAKeyRolledOver: lambda fold, event, _: fold.roll_over_ca(event),
+    CA.CAKeyRetired: lambda fold, event, _: fold.retire_ca_key(event),
     CA.CADisabled: lambda fold, event, _: fold.disable_ca(event),
     CA.CAServiceRenewed: lambda fold, event, _: fold.renew_ca(event),
     CA.CARevoked: lambda fold, event, position: fold.revoke_ca(event, position),

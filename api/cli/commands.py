@@ -70,15 +70,23 @@ def _ca_row(session: Session, ca_id: UUID) -> list[Row]:
     shape = ca_shape(session.service.get_ca(ca_id), session.service.clock())
     shape.pop("certificate_pem")
     shape.pop("link_certificates_pem")
-    generations = shape.pop("key_generations")
-    assert isinstance(generations, list)
-    shape["key_generations"] = ", ".join(
-        f"{g['generation']} ({g['key_storage']}, until {g['not_after']})" for g in generations
-    )
+    shape["key_generations"] = generations_text(shape["key_generations"])
     subject = shape.pop("subject")
     assert isinstance(subject, dict)
     shape["common_name"] = subject["common_name"]
     return [shape]
+
+
+def generations_text(generations: object) -> str:
+    """A CA's ``key_generations`` on one line: number, storage, certificate serial and end,
+    the current key marked with ``*`` (``pca ca show`` and ``pca ca list``)."""
+    if not isinstance(generations, list):
+        raise TypeError("key_generations is a list")
+    return ", ".join(
+        f"{g['generation']}{'*' if g['current'] else ''} ({g['key_storage']}, "
+        f"serial {g['serial_number']}, until {g['not_after']})"
+        for g in generations
+    )
 
 
 def _certificate_row(session: Session, certificate_id: UUID) -> list[Row]:
@@ -122,6 +130,11 @@ def disable_ca(session: Session, args: argparse.Namespace) -> list[Row]:
 
 def renew_ca(session: Session, args: argparse.Namespace) -> list[Row]:
     outcome = session.service.renew_ca(session.context, args.id, args.service_days)
+    return _ca_row(session, outcome.id)
+
+
+def retire_ca_key(session: Session, args: argparse.Namespace) -> list[Row]:
+    outcome = session.service.retire_ca_key(session.context, args.id, args.generation)
     return _ca_row(session, outcome.id)
 
 

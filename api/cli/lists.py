@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from api.cli.commands import Session
+from api.cli.commands import Session, generations_text
 from api.cli.output import Row
 from api.cli.runners import fresh_read_models
 from api.inputs import certificate_filter
@@ -34,6 +34,7 @@ def list_cas(session: Session, args: argparse.Namespace) -> list[Row]:
                 "quota": shape["quota"],
                 "certificates": shape["certificates"],
                 "not_after": shape["not_after"],
+                "key_generations": generations_text(shape["key_generations"]),
             }
         )
     if page.next_cursor:

@@ -119,6 +119,11 @@ def _renew_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--service-days", type=int, required=True)
 
 
+def _retire_args(parser: argparse.ArgumentParser) -> None:
+    _id_arg(parser)
+    parser.add_argument("generation", type=int, help="the key generation to retire")
+
+
 def _purchase_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("root_id", type=uuid.UUID)
     parser.add_argument("--count", type=int, required=True)
@@ -227,6 +232,9 @@ GROUPS: dict[str, dict[str, Command]] = {
         "renew": Command(commands.renew_ca, _renew_args, "extend the service period"),
         "rollover": Command(
             commands.roll_over_ca_key, _id_arg, "new key and certificate, same name"
+        ),
+        "retire-key": Command(
+            commands.retire_ca_key, _retire_args, "destroy a previous key once it expired"
         ),
         "revoke": Command(commands.revoke_ca, _reason_arg, "revoke an intermediate (final)"),
         "show": Command(commands.show_ca, _id_arg, "show one CA with its quota"),

@@ -128,6 +128,7 @@ OPTIONAL_SUBJECT = Obj(
 )
 
 GENERATION = Int(2, 2**31 - 1, "a CA key after its first rollover (the first key has no -g)")
+KEY_NUMBER = Int(1, 2**31 - 1, "a key generation of the CA, as key_generations numbers it")
 ENABLE_CA = Obj(
     "EnableCA",
     {
@@ -510,11 +511,16 @@ KEY_GENERATION = Obj(
     {
         "generation": Int(1, 2**31 - 1),
         "key_storage": Str(enum=KEY_STORAGES),
+        "serial_number": Str("the generation's CA certificate's, lower-case hex", max_length=64),
+        "subject_key_identifier": Nullable(Str("lower-case hex", max_length=128)),
         "not_before": TIMESTAMP,
         "not_after": TIMESTAMP,
-        "certificate_pem": Str(max_length=65536),
+        "current": Bool("the key the CA signs with now"),
+        "retired_at": TIMESTAMP,
+        "certificate_pem": Str("in one CA's answer, not in the list", max_length=65536),
     },
-    frozenset({"generation", "key_storage", "not_before", "not_after", "certificate_pem"}),
+    frozenset({"generation", "key_storage", "serial_number", "not_before", "not_after"})
+    | {"current"},
 )
 CA = Obj(
     "CA",

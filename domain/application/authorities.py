@@ -162,6 +162,22 @@ class Authorities:
         )
         return tuple(link.public_bytes(Encoding.DER) for link in links)
 
+    def retire_key(self, ctx: RequestContext, ca_id: UUID, generation: int) -> Outcome:
+        """Retire the CA's previous key ``generation`` (CAKeyRetired), then destroy its
+        material where it lives. The event is saved first: a key destroyed before a save
+        that then failed would leave the log naming a key that no longer exists."""
+        retired: list[KeyRef] = []
+
+        def attempt() -> Outcome:
+            ca = self._store.get_ca(ca_id)
+            retired[:] = [ca.retire_key(ctx, generation, self._store.clock()).key]
+            return self._store.save(ca_id, ca)
+
+        with self._store.ca_lock(ca_id):
+            outcome = retry_on_conflict(attempt)
+        self._store.signers.destroy(retired[0])
+        return outcome
+
     def update(self, ca_id: UUID, change: Callable[[CertificateAuthority], None]) -> Outcome:
         """Apply ``change`` to the CA and save it, retrying conflicts."""
 

@@ -162,6 +162,14 @@ class PrivateCA(Application[UUID]):
         return self._authorities.roll_over(ctx, ca_id)
 
     @command
+    def retire_ca_key(self, ctx: RequestContext, ca_id: UUID, generation: int) -> Outcome:
+        """Retire a previous key once its CA certificate has expired (CAKeyRetired): its
+        material is destroyed (key store record or token object), no CRL is published
+        and no OCSP answer signed for it again. CAStateError while it may still be needed,
+        naming until when, and for the current key."""
+        return self._authorities.retire_key(ctx, ca_id, generation)
+
+    @command
     def enable_ca(
         self, ctx: RequestContext, ca_id: UUID, key_storage: KeyStorage = KeyStorage.SOFTWARE
     ) -> Outcome:

@@ -62,6 +62,9 @@ __all__ = ["CertificateAuthority", "no_quota_left"]
 class CertificateAuthority(SigningRules, Aggregate):
     """A root (self-signed, holds the quota pool) or an intermediate (issues leaves)."""
 
+    # Snapshots taken before keys could be retired have no such attribute: none retired.
+    retired_generations: tuple[int, ...] = ()
+
     class CACreated(AuditedCreated):
         kind: CAKind
         parent_id: UUID | None
@@ -103,6 +106,18 @@ class CertificateAuthority(SigningRules, Aggregate):
             ca.key_storage = self.key_storage
             ca.certificate_der = self.certificate_der
             ca.link_certificates = tuple(self.link_certificates)
+
+    class CAKeyRetired(AuditedEvent):
+        """A previous key retired once its CA certificate expired (so has everything it
+        signed): no CRL or OCSP answer is signed with it again, and its material was
+        destroyed after this was saved."""
+
+        generation: int
+        key_id: str
+        key_storage: KeyStorage
+
+        def apply(self, ca: CertificateAuthority) -> None:
+            ca.retired_generations = (*ca.retired_generations, self.generation)
 
     class CADisabled(AuditedEvent):
         def apply(self, ca: CertificateAuthority) -> None:
@@ -227,6 +242,7 @@ class CertificateAuthority(SigningRules, Aggregate):
         self.key_id: str | None = None
         self.key_storage = KeyStorage.SOFTWARE
         self.previous_generations: tuple[KeyGeneration, ...] = ()
+        self.retired_generations = ()
         self.link_certificates: tuple[bytes, ...] = ()
         self.certificate_der: bytes | None = None
         self.service_until: dt.datetime | None = None
@@ -385,10 +401,41 @@ class CertificateAuthority(SigningRules, Aggregate):
 
     @property
     def generations(self) -> tuple[KeyGeneration, ...]:
-        """Every key the CA has had, oldest first (none before its first enablement)."""
+        """Every key the CA has, oldest first (none before its first enablement); retired
+        keys are gone."""
         if self.certificate_der is None:
             return ()
-        return (*self.previous_generations, self.current_generation)
+        kept = (g for g in self.previous_generations if g.number not in self.retired_generations)
+        return (*kept, self.current_generation)
+
+    def retire_key(self, ctx: RequestContext, number: int, now: dt.datetime) -> KeyGeneration:
+        """Retire the previous key ``number`` and return it, for its material to be
+        destroyed. Refused (CAStateError) for the current key, and while its CA certificate
+        is valid: nothing a key signed outlives its certificate, so its end is when the
+        last certificate it signed has expired at the latest."""
+        if number == self.generation:
+            raise CAStateError(
+                f"Key generation {number} is the one this CA signs with; roll the key over "
+                "first, and retire this generation once its certificate has expired."
+            )
+        if number in self.retired_generations:
+            raise CAStateError(f"Key generation {number} of this CA is already retired.")
+        generation = self.key_generation(number)
+        not_after = certificate_facts(generation.certificate_der).not_after
+        if now < not_after:
+            raise CAStateError(
+                f"Key generation {number} may still be needed: what it signed may be valid "
+                f"until {not_after.isoformat()}; retire it after that."
+            )
+        self.trigger_event(
+            self.CAKeyRetired,
+            actor=ctx.actor,
+            request_id=ctx.request_id,
+            generation=number,
+            key_id=generation.key.key_id,
+            key_storage=generation.key.storage,
+        )
+        return generation
 
     def generation_signing(self, issued_der: bytes) -> KeyGeneration:
         """The generation whose key signed ``issued_der`` (by its authorityKeyIdentifier);

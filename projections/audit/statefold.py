@@ -5,6 +5,7 @@ time (expiry) and frozen into an :class:`AuditState`.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -12,8 +13,15 @@ from uuid import UUID
 
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
-from domain.model.certificate_facts import certificate_facts
-from domain.model.values import CAKind, CAStatus, KeyAlgorithm, RevocationReason, Subject
+from domain.model.certificate_facts import certificate_facts, subject_key_identifier
+from domain.model.values import (
+    CAKind,
+    CAStatus,
+    KeyAlgorithm,
+    KeyStorage,
+    RevocationReason,
+    Subject,
+)
 from projections.audit.certtable import CertificateAuditStatus, CertificateState, CertificateTable
 from projections.audit.logcut import Cut
 from projections.readmodels.models import (
@@ -21,6 +29,7 @@ from projections.readmodels.models import (
     CAViewStatus,
     CertificateCounts,
     IntermediateQuota,
+    KeyGenerationView,
     RevocationEntry,
     RootQuota,
 )
@@ -69,6 +78,24 @@ class _CARecord:
     revoked: int = 0
     deleted: int = 0
     expired: int = 0  # counted when the fold finishes
+    keys: list[KeyGenerationView] = dataclasses.field(default_factory=list)
+
+    def add_key(self, storage: KeyStorage, certificate_der: bytes) -> None:
+        """The next key generation (``rm_ca_keys``), which becomes the current one."""
+        facts = certificate_facts(certificate_der)
+        ski = subject_key_identifier(certificate_der)
+        self.keys = [dataclasses.replace(key, current=False) for key in self.keys]
+        self.keys.append(
+            KeyGenerationView(
+                generation=len(self.keys) + 1,
+                key_storage=storage,
+                serial_number=facts.serial_number,
+                subject_key_identifier=None if ski is None else ski.hex(),
+                not_before=facts.not_before,
+                not_after=facts.not_after,
+                current=True,
+            )
+        )
 
 
 class StateFold:
@@ -121,6 +148,7 @@ class StateFold:
             ca.not_before = certificate.not_before
             ca.not_after = certificate.not_after
             ca.service_until = event.service_until
+            ca.add_key(event.key_storage, event.certificate_der)
 
     def roll_over_ca(self, event: CA.CAKeyRolledOver) -> None:
         ca = self._cas[event.originator_id]
@@ -128,6 +156,12 @@ class StateFold:
         ca.serial_number = certificate.serial_number
         ca.not_before = certificate.not_before
         ca.not_after = certificate.not_after
+        ca.add_key(event.key_storage, event.certificate_der)
+
+    def retire_ca_key(self, event: CA.CAKeyRetired) -> None:
+        keys = self._cas[event.originator_id].keys
+        index = event.generation - 1
+        keys[index] = dataclasses.replace(keys[index], retired_at=event.timestamp)
 
     def disable_ca(self, event: CA.CADisabled) -> None:
         self._cas[event.originator_id].status = CAStatus.DISABLED
@@ -253,6 +287,7 @@ def _ca_view(record: _CARecord, time: dt.datetime | None) -> CAView:
         revocation_reason=record.revocation_reason,
         created_at=record.created_at,
         created_by=record.created_by,
+        key_generations=tuple(record.keys),
     )
 
 

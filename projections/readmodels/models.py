@@ -13,6 +13,7 @@ from domain.model.values import (
     CAKind,
     CertificateType,
     KeyAlgorithm,
+    KeyStorage,
     RevocationReason,
     Subject,
 )
@@ -66,6 +67,22 @@ class CertificateCounts:
 
 
 @dataclass(frozen=True)
+class KeyGenerationView:
+    """One key a CA has had, numbered from 1, with its CA certificate's serial, subject key
+    identifier (lower-case hex) and validity; ``current`` marks the key it signs with now,
+    ``retired_at`` when a previous key was retired (its material destroyed)."""
+
+    generation: int
+    key_storage: KeyStorage
+    serial_number: str
+    subject_key_identifier: str | None
+    not_before: dt.datetime
+    not_after: dt.datetime
+    current: bool
+    retired_at: dt.datetime | None = None
+
+
+@dataclass(frozen=True)
 class CAView:
     """One CA as the CA list shows it."""
 
@@ -87,6 +104,7 @@ class CAView:
     revocation_reason: RevocationReason | None
     created_at: dt.datetime
     created_by: str
+    key_generations: tuple[KeyGenerationView, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from domain.model.values import (
     CertificateStatus,
     CertificateType,
     KeyAlgorithm,
+    KeyStorage,
     RevocationReason,
     SANType,
     Subject,
@@ -39,6 +40,7 @@ from projections.readmodels.models import (
     CertificateView,
     CertificateViewStatus,
     IntermediateQuota,
+    KeyGenerationView,
     Page,
     RevocationEntry,
     RootQuota,
@@ -120,7 +122,8 @@ class ReadModels(Closeable):
     def list_cas(self, now: dt.datetime) -> list[CAView]:
         """Every CA, oldest first, with its status and certificate counts as of ``now``."""
         rows = self._view.fetch(self._view.sql.select_cas, (to_micros(now),))
-        return [_ca_view(row, now) for row in rows]
+        keys = self._keys_by_ca()
+        return [_ca_view(row, now, keys) for row in rows]
 
     def page_cas(
         self, now: dt.datetime, limit: int = DEFAULT_PAGE_SIZE, cursor: str | None = None
@@ -130,7 +133,8 @@ class ReadModels(Closeable):
         check_limit(limit)
         after = 0 if cursor is None else decode_cursor(cursor)
         rows = self._view.fetch(self._view.sql.select_ca_page, (to_micros(now), after, limit + 1))
-        items = tuple(_ca_view(row, now) for row in rows[:limit])
+        keys = self._keys_by_ca()
+        items = tuple(_ca_view(row, now, keys) for row in rows[:limit])
         more = len(rows) > limit
         return Page(items, encode_cursor(rows[limit - 1]["position"]) if more else None)
 
@@ -139,7 +143,12 @@ class ReadModels(Closeable):
         rows = self._view.fetch(self._view.sql.select_ca, (to_micros(now), str(ca_id)))
         if not rows:
             raise NotFoundError(f"No CA with id {ca_id}.")
-        return _ca_view(rows[0], now)
+        keys = self._view.fetch(self._view.sql.select_keys_of_ca, (str(ca_id),))
+        return _ca_view(rows[0], now, _group_keys(keys))
+
+    def _keys_by_ca(self) -> dict[str, tuple[KeyGenerationView, ...]]:
+        # Every CA's keys in one query: a deployment has few CAs, each a few keys.
+        return _group_keys(self._view.fetch(self._view.sql.select_ca_keys, ()))
 
     # --- certificates ---------------------------------------------------------------------
 
@@ -311,7 +320,30 @@ def _search_text(text: str) -> str:
     return text.lower()
 
 
-def _ca_view(row: Any, now: dt.datetime) -> CAView:
+def _group_keys(rows: Sequence[Any]) -> dict[str, tuple[KeyGenerationView, ...]]:
+    """Key generations per CA id, oldest first, the newest marked current."""
+    grouped: dict[str, list[Any]] = {}
+    for row in rows:
+        grouped.setdefault(row["ca_id"], []).append(row)
+    return {
+        ca_id: tuple(
+            KeyGenerationView(
+                generation=row["generation"],
+                key_storage=KeyStorage(row["key_storage"]),
+                serial_number=row["serial_number"],
+                subject_key_identifier=row["subject_key_identifier"],
+                not_before=from_micros(row["not_before"]),
+                not_after=from_micros(row["not_after"]),
+                current=row is ca_rows[-1],
+                retired_at=optional_instant(row["retired_at"]),
+            )
+            for row in ca_rows
+        )
+        for ca_id, ca_rows in grouped.items()
+    }
+
+
+def _ca_view(row: Any, now: dt.datetime, keys: dict[str, tuple[KeyGenerationView, ...]]) -> CAView:
     kind = CAKind(row["kind"])
     expired = row["expired_certificates"]
     quota: RootQuota | IntermediateQuota
@@ -344,6 +376,7 @@ def _ca_view(row: Any, now: dt.datetime) -> CAView:
         revocation_reason=_optional_reason(row["revocation_reason"]),
         created_at=from_micros(row["created_at"]),
         created_by=row["created_by"],
+        key_generations=keys.get(row["id"], ()),
     )
 
 

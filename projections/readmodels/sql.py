@@ -24,10 +24,11 @@ CERTIFICATES = "rm_certificates"
 REVOCATIONS = "rm_revocations"
 SCHEMA = "rm_schema"
 SEARCH = "rm_certificates_search"
-TABLES = (CAS, CERTIFICATES, REVOCATIONS)
-SCHEMA_VERSION = 2
+CA_KEYS = "rm_ca_keys"
+TABLES = (CAS, CERTIFICATES, REVOCATIONS, CA_KEYS)
+SCHEMA_VERSION = 3
 """The read models' table layout; a runner finding another rebuilds them (2: text search
-index, and search text with the display name and serial)."""
+index, and search text with the display name and serial; 3: every key a CA has had)."""
 MIN_INDEXED_TEXT = 3
 """Trigram indexes find texts of at least this many characters; shorter ones scan."""
 
@@ -103,6 +104,18 @@ _CREATE = (
     """CREATE INDEX IF NOT EXISTS rm_revocations_by_position
         ON {revocations} (issuer_id, position)""",
     "CREATE TABLE IF NOT EXISTS {schema} (version INTEGER NOT NULL)",
+    # Every key a CA has had (generation 1 from its enablement, one more per rollover).
+    """CREATE TABLE IF NOT EXISTS {ca_keys} (
+        ca_id TEXT NOT NULL,
+        generation INTEGER NOT NULL,
+        key_storage TEXT NOT NULL,
+        serial_number TEXT NOT NULL,
+        subject_key_identifier TEXT,
+        not_before BIGINT NOT NULL,
+        not_after BIGINT NOT NULL,
+        retired_at BIGINT,
+        PRIMARY KEY (ca_id, generation)
+    )""",
 )
 
 _CA_COLUMNS = (
@@ -121,6 +134,10 @@ _CERTIFICATE_COLUMNS = (
     "id, position, ca_id, serial_number, type, name, common_name, sans, key_algorithm, "
     "not_before, not_after, status, revoked_at, revocation_reason, requested_by, issued_at, "
     "(SELECT r.revoked_at FROM {cas} r WHERE r.id = ca_id) AS issuer_revoked_at"
+)
+_CA_KEY_COLUMNS = (
+    "ca_id, generation, key_storage, serial_number, subject_key_identifier, not_before, "
+    "not_after, retired_at"
 )
 _REVOCATION_COLUMNS = (
     "issuer_id, serial_number, certificate_id, revoked_at, reason, not_after, position"
@@ -323,6 +340,21 @@ class Statements:
         self.select_certificate = self._render(
             "SELECT {certificate_columns} FROM {certificates} WHERE id = ?"
         )
+        # The next generation of a CA: 1 at its enablement, one more per rollover.
+        self.add_ca_key = self._render(
+            "INSERT INTO {ca_keys} ({ca_key_columns}) "
+            "SELECT ?, COALESCE(MAX(generation), 0) + 1, ?, ?, ?, ?, ?, NULL FROM {ca_keys} "
+            "WHERE ca_id = ?"
+        )
+        self.retire_ca_key = self._render(
+            "UPDATE {ca_keys} SET retired_at = ? WHERE ca_id = ? AND generation = ?"
+        )
+        self.select_ca_keys = self._render(
+            "SELECT {ca_key_columns} FROM {ca_keys} ORDER BY ca_id, generation"
+        )
+        self.select_keys_of_ca = self._render(
+            "SELECT {ca_key_columns} FROM {ca_keys} WHERE ca_id = ? ORDER BY generation"
+        )
         self.select_revocations = self._render(
             "SELECT {revocation_columns} FROM {revocations} "
             "WHERE issuer_id = ? ORDER BY serial_number"
@@ -374,6 +406,7 @@ class Statements:
             "revocations": qualify(REVOCATIONS),
             "schema": qualify(SCHEMA),
             "search": qualify(SEARCH),
+            "ca_keys": qualify(CA_KEYS),
             "issued": CertificateStatus.ISSUED.value,
         }
         # Fragments first (they hold names themselves), then the names.
@@ -382,6 +415,7 @@ class Statements:
             expired_count=_EXPIRED_COUNT,
             certificate_columns=_CERTIFICATE_COLUMNS,
             revocation_columns=_REVOCATION_COLUMNS,
+            ca_key_columns=_CA_KEY_COLUMNS,
             **fragments,
             **{name: "{" + name + "}" for name in names},
         )

@@ -20,8 +20,8 @@ from uuid import UUID
 
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate
-from domain.model.certificate_facts import certificate_facts
-from domain.model.values import CAStatus, CertificateStatus
+from domain.model.certificate_facts import certificate_facts, subject_key_identifier
+from domain.model.values import CAStatus, CertificateStatus, KeyStorage
 from projections.readmodels.sql import Statements, optional_micros, to_micros
 
 
@@ -126,6 +126,7 @@ class ReadModelWriter:
                     ca_id,
                 ),
             )
+            self._add_key(ca_id, event.key_storage, event.certificate_der)
 
     def roll_over_ca(self, event: CertificateAuthority.CAKeyRolledOver) -> None:
         """A new key: the CA is listed with its new certificate's serial and validity."""
@@ -138,6 +139,31 @@ class ReadModelWriter:
                 to_micros(certificate.not_after),
                 str(event.originator_id),
             ),
+        )
+        self._add_key(str(event.originator_id), event.key_storage, event.certificate_der)
+
+    def _add_key(self, ca_id: str, storage: KeyStorage, certificate_der: bytes) -> None:
+        """The CA's next key generation, with its certificate's serial, SKI and validity."""
+        certificate = certificate_facts(certificate_der)
+        ski = subject_key_identifier(certificate_der)
+        self._execute(
+            self._sql.add_ca_key,
+            (
+                ca_id,
+                storage.value,
+                certificate.serial_number,
+                None if ski is None else ski.hex(),
+                to_micros(certificate.not_before),
+                to_micros(certificate.not_after),
+                ca_id,
+            ),
+        )
+
+    def retire_ca_key(self, event: CertificateAuthority.CAKeyRetired) -> None:
+        """The key generation is listed as retired, from the event's time."""
+        self._execute(
+            self._sql.retire_ca_key,
+            (to_micros(event.timestamp), str(event.originator_id), event.generation),
         )
 
     def disable_ca(self, event: CertificateAuthority.CADisabled) -> None:

@@ -20,8 +20,18 @@ def test_rolling_an_intermediate_over_from_the_cli_publishes_a_crl_per_key(
         if ca["kind"] == "intermediate"
     )
     rolled = json.loads(pca(data, "--json", "ca", "rollover", intermediate["id"]).stdout)
-    assert rolled["key_generations"].startswith("1 (software, until ")
-    assert ", 2 (software, until " in rolled["key_generations"]
+    assert rolled["key_generations"].startswith("1 (software, serial ")
+    assert ", 2* (software, serial " in rolled["key_generations"]
+    listed = next(
+        ca
+        for ca in json.loads(pca(data, "--json", "ca", "list").stdout)
+        if ca["id"] == intermediate["id"]
+    )
+    assert listed["key_generations"] == rolled["key_generations"]
+    early = pca(data, "ca", "retire-key", intermediate["id"], "1", check=False)
+    assert early.returncode != 0
+    assert "may still be needed" in early.stderr
+    assert intermediate["not_after"].removesuffix("Z") in early.stderr
     published = json.loads(pca(data, "--json", "crl", "publish", intermediate["id"]).stdout)
     assert {(item["generation"], item["kind"]) for item in published} == {
         (1, "base"),

@@ -34,6 +34,7 @@ def _sample_path(rule: str) -> str:
         .replace("{ca_id}", str(uuid.uuid4()))
         .replace("{kind}", "inventory")
         .replace("{certificate_id}", str(uuid.uuid4()))
+        .replace("{generation}", "1")
     )
 
 

@@ -14,6 +14,7 @@ from typing import cast
 
 import psycopg
 import pytest
+from cryptography import x509
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
@@ -352,3 +353,30 @@ def test_an_unknown_certificate_is_a_page_saying_so(app: Flask) -> None:
     assert answer.status_code == 404
     assert answer.mimetype == "text/html"
     assert f"No certificate with id {missing}" in answer.text
+
+
+@ON_SQLITE
+def test_the_ca_pages_show_each_key_generation_and_which_signs_now(app: Flask) -> None:
+    service = _deployment(app).service
+    issuing = enabled_intermediate(service, enabled_root(service))
+    service.roll_over_ca_key(SETUP, issuing)
+    generations = service.get_ca(issuing).generations
+    client, _ = _signed_in(app, Role.AUDITOR)
+    tree = client.get("/console/cas").text
+    assert "<strong>generation 2</strong> (software), 1 earlier" in tree
+    assert "<strong>generation 1</strong> (software)</td>" in tree  # the root, never rolled
+    page = client.get(f"/console/cas/{issuing}").text
+    rows = re.findall(
+        r'<th scope="row">(\d)</th>\s*<td>(\w+)</td>\s*<td><code>([0-9a-f]+)</code>.*?'
+        r"<td>(<strong>current</strong>|serves what it signed)</td>",
+        page,
+        re.S,
+    )
+    serials = [
+        format(x509.load_der_x509_certificate(g.certificate_der).serial_number, "x")
+        for g in generations
+    ]
+    assert rows == [
+        ("1", "software", serials[0], "serves what it signed"),
+        ("2", "software", serials[1], "<strong>current</strong>"),
+    ]

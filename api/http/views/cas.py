@@ -142,6 +142,19 @@ def roll_over_ca_key(ca_id: UUID) -> ResponseReturnValue:
 
 @routes.route(
     "POST",
+    "/<uuid:ca_id>/keys/<int:generation>/retire",
+    summary="Retire a previous key once its CA certificate has expired; destroys the key",
+    role=Role.ADMIN,
+    path={"generation": bodies.KEY_NUMBER},
+    response=bodies.CA,
+)
+def retire_ca_key(ca_id: UUID, generation: int) -> ResponseReturnValue:
+    outcome = services().service.retire_ca_key(request_context(), ca_id, generation)
+    return _shown(ca_id, outcome)
+
+
+@routes.route(
+    "POST",
     "/<uuid:ca_id>/revoke",
     summary="Revoke an intermediate (final)",
     role=Role.ADMIN,
