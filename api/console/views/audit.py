@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Response, request, stream_with_context
+from flask import Response, request
 from flask.typing import ResponseReturnValue
 
 from api.console.routing import form_page, page, page_url, render
@@ -98,4 +98,4 @@ def report(kind: str) -> ResponseReturnValue:
         "X-Report-Position": str(stream.cut.position),
     }
     mimetype = stream.media_type.split(";")[0]
-    return Response(stream_with_context(iter(stream)), mimetype=mimetype, headers=headers)
+    return Response(iter(stream), mimetype=mimetype, headers=headers)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, stream_with_context
+from flask import Blueprint, Response
 from flask.typing import ResponseReturnValue
 
 from api.deployment import services
@@ -61,7 +61,7 @@ def _register_report(kind: ReportKind) -> None:
             "X-Report-Position": str(stream.cut.position),
         }
         mimetype = stream.media_type.split(";")[0]
-        return Response(stream_with_context(iter(stream)), mimetype=mimetype, headers=headers)
+        return Response(iter(stream), mimetype=mimetype, headers=headers)
 
     @routes.route(
         "GET",
