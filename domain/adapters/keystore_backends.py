@@ -1,8 +1,10 @@
-"""The key store's two backends: one SQLite file, or a PostgreSQL table through a pool."""
+"""The key store's two backends: a table in the event store's SQLite file, or in its
+PostgreSQL schema through a pool (the table: :mod:`domain.adapters.keytable`)."""
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import sqlite3
@@ -16,6 +18,12 @@ from psycopg import sql
 from psycopg_pool import ConnectionPool
 
 from domain.adapters.keystore import KeyStore, Rewrapper, SealedKey
+from domain.adapters.keytable import (
+    SQLITE_INSERT_KEYS,
+    SQLITE_KEYS_DDL,
+    key_rows,
+    pg_insert_keys,
+)
 from domain.adapters.masterkeys import MasterKeyring
 from domain.model.errors import KeyCustodyError
 
@@ -23,18 +31,18 @@ __all__ = ["PostgresKeyStore", "SQLiteKeyStore"]
 
 logger = logging.getLogger(__name__)
 
-_SQLITE_SCHEMA = """
-CREATE TABLE IF NOT EXISTS pca_keys (
-    key_id TEXT PRIMARY KEY,
-    master_key_id TEXT NOT NULL,
-    blob BLOB NOT NULL,
-    created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+_SQLITE_ADOPT = (
+    "INSERT INTO pca_keys (key_id, master_key_id, blob, created_at) VALUES (?, ?, ?, ?)"
+    " ON CONFLICT (key_id) DO NOTHING"
 )
-"""
+_SQLITE_OLD_ROWS = "SELECT key_id, master_key_id, blob, created_at FROM pca_keys"
+_SQLITE_HAS_KEYS = "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'pca_keys'"
 
 
 class SQLiteKeyStore(KeyStore):
-    """A key store in one SQLite file (WAL, mode 0600), shareable by threads and processes.
+    """A key store in a SQLite file (WAL, mode 0600), shareable by threads and processes:
+    in a deployment, the event store's ``events.db``, whose recorder writes the keys a
+    save carries in the save's own transaction.
 
     Deleted rows are zeroed (secure_delete) and the WAL is truncated after a destroy
     or rewrap, so neither a destroyed key nor an old wrapping lingers in the files.
@@ -56,10 +64,7 @@ class SQLiteKeyStore(KeyStore):
         with self._db_lock:
             try:
                 with self._transaction():
-                    self._conn.executemany(
-                        "INSERT INTO pca_keys (key_id, master_key_id, blob) VALUES (?, ?, ?)",
-                        [(key.key_id, key.master_key_id, key.blob) for key in sealed],
-                    )
+                    self._conn.executemany(SQLITE_INSERT_KEYS, key_rows(sealed))
             except sqlite3.IntegrityError:
                 raise self._duplicate(sealed) from None
 
@@ -95,6 +100,34 @@ class SQLiteKeyStore(KeyStore):
                 self._truncate_wal()
         return len(rows)
 
+    def adopt(self, old: Path) -> int:
+        """Move the records of ``old``, an older release's separate key file, into this
+        store, then delete ``old`` (and its WAL): returns how many records were new.
+
+        Safe to repeat and to interrupt: the copy commits in one transaction, keeping
+        any record already here, before ``old`` is deleted, so a crash in between only
+        means the next open copies nothing new and deletes it then. Processes opening
+        together take turns on a lock of ``old`` itself; a later one finds it deleted.
+        """
+        try:
+            handle = os.open(old, os.O_RDWR)
+        except FileNotFoundError:
+            return 0
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            if os.fstat(handle).st_nlink == 0:
+                return 0  # another process moved it while this one waited
+            rows = _old_rows(old)
+            with self._db_lock, self._transaction():
+                before = self._conn.total_changes
+                self._conn.executemany(_SQLITE_ADOPT, rows)
+                adopted = self._conn.total_changes - before
+            _delete_database(old)
+        finally:
+            os.close(handle)
+        logger.warning("%s: moved %d key records into %s and deleted it", old, adopted, self._path)
+        return adopted
+
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[None]:
         """A write transaction taken up front (BEGIN IMMEDIATE); caller holds _db_lock."""
@@ -127,11 +160,33 @@ def _open_sqlite(path: Path) -> sqlite3.Connection:
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise KeyCustodyError(f"{path}: SQLite refused WAL mode (got {mode}); use a local disk")
-        conn.execute(_SQLITE_SCHEMA)
+        conn.execute(SQLITE_KEYS_DDL)
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def _old_rows(path: Path) -> list[tuple[Any, ...]]:
+    """Every record of an older release's key file, its WAL included, then checkpointed
+    into the file so that deleting the file removes every copy."""
+    with contextlib.closing(sqlite3.connect(path, timeout=10.0)) as old:
+        if not old.execute(_SQLITE_HAS_KEYS).fetchone()[0]:
+            return []
+        rows = old.execute(_SQLITE_OLD_ROWS).fetchall()
+        old.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return rows
+
+
+def _delete_database(path: Path) -> None:
+    """Delete a SQLite file with its WAL and shared memory, durably (the directory too)."""
+    for name in (f"{path.name}-wal", f"{path.name}-shm", path.name):
+        (path.parent / name).unlink(missing_ok=True)
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
 
 
 OUTAGE_WAIT_SECONDS = 2.0
@@ -157,6 +212,7 @@ class PostgresKeyStore(KeyStore):
         """Connect (waiting up to 10 s) and create the schema and table if missing."""
         super().__init__(keyring)
         self._table = sql.Identifier(schema, "pca_keys")
+        self._insert = pg_insert_keys(schema)
         # During a database outage a request waits at most OUTAGE_WAIT_SECONDS for a
         # connection, then fails (503 with Retry-After) instead of hanging for half a minute.
         self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
@@ -195,13 +251,9 @@ class PostgresKeyStore(KeyStore):
             )
 
     def _insert_many(self, sealed: Sequence[SealedKey]) -> None:
-        query = sql.SQL("INSERT INTO {} (key_id, master_key_id, blob) VALUES (%s, %s, %s)")
         try:
             with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cursor:
-                cursor.executemany(
-                    query.format(self._table),
-                    [(key.key_id, key.master_key_id, key.blob) for key in sealed],
-                )
+                cursor.executemany(self._insert, key_rows(sealed))
         except psycopg.errors.UniqueViolation:
             raise self._duplicate(sealed) from None
 

@@ -6,15 +6,23 @@ Ordering and concurrency
 ------------------------
 The previous link is read only once the writer holds the log's write lock, so two writers
 never chain from the same head. SQLite: eventsourcing opens a deferred transaction and the
-first statement is the event insert, which takes the RESERVED lock and a fresh snapshot;
-the head is read after it. PostgreSQL: eventsourcing takes an EXCLUSIVE lock on the events
-table before inserting; after the insert one statement reads the head and stores the new
-links, computed by PostgreSQL's ``sha256`` from canonical bytes the client sends, so under
-that lock and without another round trip. PostgreSQL notification ids come from a sequence,
-so rolled-back saves leave gaps: positions need not be contiguous, only the chain rows and
-the events must name the same positions. If the chain cannot be written, the events are
-not committed either. Each link also gets the commit stamp
-(:data:`domain.audit.chain` "Commit stamps"), read from the head under the same lock.
+first statement is an insert (the keys, else the events), which takes the RESERVED lock
+and a fresh snapshot; the head is read after it. PostgreSQL: eventsourcing takes an
+EXCLUSIVE lock on the events table before inserting; after the insert one statement reads
+the head and stores the new links, computed by PostgreSQL's ``sha256`` from canonical bytes
+the client sends, so under that lock and without another round trip. PostgreSQL
+notification ids come from a sequence, so rolled-back saves leave gaps: positions need not
+be contiguous, only the chain rows and the events must name the same positions. If the
+chain cannot be written, the events are not committed either. Each link also gets the
+commit stamp (:data:`domain.audit.chain` "Commit stamps"), read from the head under the
+same lock.
+
+Keys with their events
+----------------------
+A save may carry sealed private keys (``sealed_keys=``, :mod:`domain.adapters.keytable`):
+both recorders insert them first in the events' transaction, into the key table the key
+store keeps in the same database, so keys and events commit (one fsync) or roll back
+together and no stored event names a missing key.
 """
 
 from __future__ import annotations
@@ -34,6 +42,13 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier, Literal
 
+from domain.adapters.keystore import SealedKey
+from domain.adapters.keytable import (
+    SQLITE_INSERT_KEYS,
+    key_rows,
+    pg_insert_keys,
+)
+from domain.application.ports import SAVE_KEYS_ARGUMENT
 from domain.audit.chain import (
     CHAIN_TABLE,
     CHECKPOINTS_TABLE,
@@ -151,6 +166,9 @@ class SQLiteChainedRecorder(SQLiteApplicationRecorder, ChainStore):
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
+        sealed: Sequence[SealedKey] = kwargs.get(SAVE_KEYS_ARGUMENT, ())
+        if sealed:
+            c.executemany(SQLITE_INSERT_KEYS, key_rows(sealed))
         positions = super()._insert_events(c, stored_events, **kwargs)
         if positions:
             # The inserts above took the write lock, so the head read next is the latest.
@@ -335,6 +353,7 @@ class PostgresChainedRecorder(PostgresApplicationRecorder, ChainStore):
             ).format(schema, checkpoints),
         )
         self._append_links = SQL(_PG_APPEND).format(schema=schema, chain=chain)
+        self._insert_keys = pg_insert_keys(datastore.schema)
         self._select_head = SQL(
             "SELECT position, previous, link, recorded_at FROM {}.{} ORDER BY position DESC LIMIT 1"
         ).format(schema, chain)
@@ -385,6 +404,15 @@ class PostgresChainedRecorder(PostgresApplicationRecorder, ChainStore):
                 lambda after: self._unchained_batch(curs, after),
                 lambda events: self._append(curs, events),
             )
+
+    def _insert_events(
+        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> None:
+        # eventsourcing's hook that runs first in the save's transaction, pipelined.
+        sealed: Sequence[SealedKey] = kwargs.get(SAVE_KEYS_ARGUMENT, ())
+        if sealed:
+            curs.executemany(self._insert_keys, key_rows(sealed))
+        super()._insert_events(curs, stored_events, **kwargs)
 
     def _fetch_ids_after_insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any

@@ -3,8 +3,8 @@ wires the service together.
 
 Settings (all optional):
 
-``PCA_DATA_DIR``       data directory (default ``./pca-data``): SQLite event store
-                       ``events.db``, key store ``keys.db`` and ``master.keys``; mode 0700.
+``PCA_DATA_DIR``       data directory (default ``./pca-data``): SQLite ``events.db`` (the
+                       events and the key store's table) and ``master.keys``; mode 0700.
 ``PCA_DATABASE_URL``   ``postgresql://USER:PASSWORD@HOST:PORT/DBNAME``: keep events and keys in
                        PostgreSQL instead of SQLite.
 ``PCA_DATABASE_SCHEMA`` PostgreSQL schema (default ``public``).
@@ -72,7 +72,7 @@ from domain.model.errors import PCAError, StorageNotDurableError
 
 DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
 EVENTS_FILE = "events.db"
-KEYS_FILE = "keys.db"
+KEYS_FILE = "keys.db"  # an older release's separate key store, moved into EVENTS_FILE
 ACME_FILE = "acme.db"
 _AGGREGATE_CACHE = "5000"
 _WAL_ATTEMPTS = 10
@@ -225,15 +225,24 @@ class Settings:
         """Create the data directory (0700) and SQLite files (0600) before anyone opens them."""
         self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         if self.database_url is None:
-            for name in (EVENTS_FILE, KEYS_FILE, ACME_FILE):
+            for name in (EVENTS_FILE, ACME_FILE):
                 prepare_sqlite_file(self.data_dir / name)
 
     def open_keystore(self) -> KeyStore:
-        """The key store next to the event store, under the configured master keys."""
+        """The key store in the event store's database, under the configured master keys,
+        so that a save can carry keys in its transaction. On SQLite, the records of an
+        older release's ``keys.db`` are moved in first (once; see SQLiteKeyStore.adopt)."""
         keyring = MasterKeyring.load(self.data_dir, self.master_key)
-        if self.database_url is None:
-            return SQLiteKeyStore(self.data_dir / KEYS_FILE, keyring)
-        return PostgresKeyStore(self.database_url, keyring, schema=self.database_schema or "public")
+        if self.database_url is not None:
+            schema = self.database_schema or "public"
+            return PostgresKeyStore(self.database_url, keyring, schema=schema)
+        store = SQLiteKeyStore(self.data_dir / EVENTS_FILE, keyring)
+        try:
+            store.adopt(self.data_dir / KEYS_FILE)
+        except BaseException:
+            store.close()
+            raise
+        return store
 
 
 def open_acme(settings: Settings, service: PrivateCA) -> Acme:
@@ -261,6 +270,7 @@ def open_service(settings: Settings, *, clock: Clock = utc_now) -> PrivateCA:
         public_url=settings.public_url,
         clock=clock,
         write_locks=functools.partial(write_locks, env),
+        keys_in_event_store=True,
     )
 
 

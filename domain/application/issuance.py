@@ -2,8 +2,8 @@
 
 A request is checked and signed where it arrives (the slow part, in parallel), then handed
 to its CA's :class:`~domain.application.issuing.GroupCommit` as a ticket; the group's
-leader stores the keys and saves quota units, certificates and idempotency claims in one
-transaction, retrying conflicts with the signatures already made.
+leader saves quota units, certificates, idempotency claims and the sealed keys they name in
+one transaction, retrying conflicts with the signatures already made.
 """
 
 from __future__ import annotations
@@ -248,21 +248,13 @@ class Issuance:
             return group
 
     def _record_group(self, tickets: list[Ticket]) -> None:
-        """Store the group's keys, then save quota units, certificates and claims at once.
+        """Save quota units, certificates, claims and the sealed keys they name at once,
+        retrying conflicts with the signatures already made.
 
-        Keys go first, so no saved event names a missing key. A key is destroyed only once
-        its certificate is known not to be saved; after an unexpected error (the commit
-        may have happened) it stays, encrypted and unreferenced, rather than risk a
-        recorded certificate without its key.
+        Only the keys of the certificates in an attempt go with it (Store.save), so a
+        refused ticket's key is never stored.
         """
-        self._store.keys.store([ticket.sealed_key for ticket in tickets if ticket.sealed_key])
-        self._save_group(tickets[0].facts.ca_id, tickets)
-        for ticket in tickets:
-            if ticket.state is not TicketState.RECORDED and ticket.facts.key_id is not None:
-                self._store.keys.destroy(ticket.facts.key_id)
-
-    def _save_group(self, ca_id: UUID, tickets: list[Ticket]) -> None:
-        """Settle every ticket, retrying conflicts with the signatures already made."""
+        ca_id = tickets[0].facts.ca_id
         pending = tickets
         for attempt in range(MAX_SAVE_ATTEMPTS):
             with self._store.ca_lock(ca_id), self._write_locks.hold(ca_id):
@@ -274,7 +266,9 @@ class Issuance:
                     staged.settle(0)
                     return
                 try:
-                    outcome = self._store.save(ca_id, ca, *staged.aggregates())
+                    outcome = self._store.save(
+                        ca_id, ca, *staged.aggregates(), keys=staged.sealed_keys()
+                    )
                 except IntegrityError:
                     self.forget(ca_id)
                     pending = [ticket for ticket in pending if not self._claimed_first(ticket)]
@@ -432,6 +426,14 @@ class _Staged:
 
     def aggregates(self) -> list[Certificate | IssuanceRequest]:
         return [certificate for _, certificate in self.recorded] + list(self.claims)
+
+    def sealed_keys(self) -> dict[str, object]:
+        """The sealed keys, by key id, of the certificates this attempt records."""
+        return {
+            ticket.facts.key_id: ticket.sealed_key
+            for ticket, _ in self.recorded
+            if ticket.facts.key_id is not None and ticket.sealed_key is not None
+        }
 
     def settle(self, position: int) -> None:
         for ticket, certificate in self.recorded:

@@ -22,6 +22,9 @@ from domain.pki.signing import IssuerKey
 
 Sealed = TypeVar("Sealed")
 Clock = Callable[[], dt.datetime]
+# The keyword of ``Application.save`` that hands sealed keys to a recorder which stores
+# them in the save's transaction (a key store kept in the event store's database).
+SAVE_KEYS_ARGUMENT = "sealed_keys"
 
 
 class KeyCustody(Protocol[Sealed]):

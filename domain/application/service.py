@@ -82,11 +82,14 @@ class PrivateCA(Application[UUID]):
         clock: Clock = utc_now,
         allow_memory: bool = False,
         write_locks: WriteLocksFactory = one_process,
+        keys_in_event_store: bool = False,
     ) -> None:
         """The service on the event store ``env`` configures, signing with keys from
         ``keystore`` and, for CAs whose keys live in a PKCS#11 token, ``token_signer``
         (both owned and closed by the caller); ``write_locks`` makes the locks
-        that let one process at a time record issuance for a CA."""
+        that let one process at a time record issuance for a CA. With
+        ``keys_in_event_store``, ``keystore`` keeps its keys in the event store's
+        database and a save stores the keys its events name in its own transaction."""
         super().__init__(env)
         self.integrity = Integrity()
         self._write_locks = write_locks(getattr(self.recorder, "datastore", None))
@@ -101,7 +104,14 @@ class PrivateCA(Application[UUID]):
         self.clock = clock
         self.token_signer = token_signer
         self.signers = Signers(keystore, token_signer)
-        self._store = Store(self, keystore, self.signers, clock, public_url)
+        self._store = Store(
+            self,
+            keystore,
+            self.signers,
+            clock,
+            public_url,
+            keys_in_event_store=keys_in_event_store,
+        )
         self._issuance = Issuance(self._store, self._write_locks)
         self._authorities = Authorities(self._store, self._issuance)
         self._exports = Exports(self._store)

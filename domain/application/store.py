@@ -12,7 +12,7 @@ import datetime as dt
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -21,7 +21,7 @@ from uuid import UUID
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.persistence import IntegrityError, Recording
 
-from domain.application.ports import Clock, Keys, WriteLocks
+from domain.application.ports import SAVE_KEYS_ARGUMENT, Clock, Keys, WriteLocks
 from domain.application.signers import Signers
 from domain.model.authority import CertificateAuthority
 from domain.model.certificate import Certificate, certificate_id
@@ -66,10 +66,18 @@ class Store:
     public URL every part needs beside them."""
 
     def __init__(
-        self, app: Application[UUID], keys: Keys, signers: Signers, clock: Clock, public_url: str
+        self,
+        app: Application[UUID],
+        keys: Keys,
+        signers: Signers,
+        clock: Clock,
+        public_url: str,
+        *,
+        keys_in_event_store: bool = False,
     ) -> None:
         self.app = app
         self.keys = keys
+        self.keys_in_event_store = keys_in_event_store
         self.signers = signers
         self.clock = clock
         self.public_url = public_url
@@ -151,9 +159,30 @@ class Store:
             self._chains[(ca_id, signer)] = tuple(chain)
         return tuple(chain)
 
-    def save(self, outcome_id: UUID, *changed: Any) -> Outcome:
-        """Save ``changed`` atomically; the outcome names ``outcome_id`` and the position."""
-        return outcome_of(outcome_id, self.app.save(*changed))
+    def save(
+        self, outcome_id: UUID, *changed: Any, keys: Mapping[str, object] | None = None
+    ) -> Outcome:
+        """Save ``changed`` atomically; the outcome names ``outcome_id`` and the position.
+
+        ``keys`` are the sealed keys, by key id, that the saved events name. A key store
+        in the event store's database (``keys_in_event_store``) gets them in the save's
+        own transaction: one commit, keys and events stored or rolled back together. Any
+        other key store gets them first, so no saved event names a missing key; a save
+        that then fails on a conflict destroys them again (an unexpected error leaves
+        them, unnamed and encrypted, rather than risk a saved event without its key).
+        """
+        if not keys:
+            return outcome_of(outcome_id, self.app.save(*changed))
+        if self.keys_in_event_store:
+            sealed = {SAVE_KEYS_ARGUMENT: list(keys.values())}
+            return outcome_of(outcome_id, self.app.save(*changed, **sealed))
+        self.keys.store(list(keys.values()))
+        try:
+            return outcome_of(outcome_id, self.app.save(*changed))
+        except IntegrityError:
+            for key_id in keys:
+                self.keys.destroy(key_id)
+            raise
 
     def head(self) -> int:
         """The log's last position (0 when empty)."""

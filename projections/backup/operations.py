@@ -1,11 +1,12 @@
 """Backup and restore of a deployment: the event log with its audit chain and checkpoints,
 the key store and the CRLs being served (``pca backup PATH``, ``pca restore PATH``).
 
-Consistent while the service runs. Keys are stored before the events that name them, and
-a CRL is served only after its ``CRLPublished`` event is saved, so the stores are read in
-the order CRLs, events, keys: every event in a backup then finds its key, and every CRL
-its event. SQLite: one online-backup copy (``sqlite3.Connection.backup``) per file, in that
-order, into a private staging directory, read from there. PostgreSQL: every table read in
+Consistent while the service runs. Keys are stored with (or before) the events that name
+them, in the events' database, and a CRL is served only after its ``CRLPublished`` event
+is saved, so the stores are read in the order CRLs, then events with keys: every event in
+a backup then finds its key, and every CRL its event. SQLite: one online-backup copy
+(``sqlite3.Connection.backup``) per file, in that order, into a private staging
+directory, read from there. PostgreSQL: every table read in
 one REPEATABLE READ transaction (one snapshot, so the order does not matter there).
 
 Restore into an empty store only: it checks the archive through (authenticator, then

@@ -1,7 +1,7 @@
 """Reading a live deployment for a backup, consistently while the service runs.
 
-SQLite: one online-backup copy per file, in the order CRLs, events, keys (see
-:mod:`projections.backup.operations`), read from a private staging directory.
+SQLite: one online-backup copy per file, in the order CRLs, events (with the key store's
+table; see :mod:`projections.backup.operations`), read from a private staging directory.
 PostgreSQL: every table read in one REPEATABLE READ transaction.
 """
 
@@ -18,7 +18,7 @@ import psycopg
 from psycopg import sql
 
 from domain.adapters.settings import EVENTS_FILE, KEYS_FILE, Settings
-from domain.model.errors import NotFoundError
+from domain.model.errors import ConflictError, NotFoundError
 from projections.backup.archive import Part, Row
 from projections.backup.tables import (
     PG_EVENTS,
@@ -34,7 +34,7 @@ from projections.revocation.crlstore import CRLS_FILE
 RowSource = Callable[[Part], Iterator[Row]]
 
 # Files in the order a SQLite backup copies them (see the module docstring).
-_SQLITE_COPY_ORDER = (CRLS_FILE, EVENTS_FILE, KEYS_FILE)
+_SQLITE_COPY_ORDER = (CRLS_FILE, EVENTS_FILE)
 
 
 @contextlib.contextmanager
@@ -52,13 +52,19 @@ def open_source(settings: Settings, staging: Path) -> Iterator[RowSource]:
 @contextlib.contextmanager
 def _sqlite_source(data_dir: Path, staging: Path) -> Iterator[RowSource]:
     """Online-backup copies of the live files, made in dependency order, to read from."""
-    for name in (EVENTS_FILE, KEYS_FILE):
-        if not (data_dir / name).exists():
-            raise NotFoundError(
-                f"there is no {data_dir / name}: nothing to back up; point PCA_DATA_DIR at"
-                " the service's data directory",
-                field="PCA_DATA_DIR",
-            )
+    if not (data_dir / EVENTS_FILE).exists():
+        raise NotFoundError(
+            f"there is no {data_dir / EVENTS_FILE}: nothing to back up; point PCA_DATA_DIR"
+            " at the service's data directory",
+            field="PCA_DATA_DIR",
+        )
+    if (data_dir / KEYS_FILE).exists():
+        raise ConflictError(
+            f"{data_dir / KEYS_FILE} is an older release's key store, not yet moved into"
+            f" {EVENTS_FILE}: start the service once (`pca serve`), which moves it, then"
+            " back up again",
+            field="PCA_DATA_DIR",
+        )
     copies: dict[str, sqlite3.Connection] = {}
     try:
         for name in _SQLITE_COPY_ORDER:

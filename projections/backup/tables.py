@@ -9,13 +9,13 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from domain.adapters.settings import EVENTS_FILE, KEYS_FILE, Settings
+from domain.adapters.settings import EVENTS_FILE, Settings
 from domain.application.service import PrivateCA
 from domain.audit.chain import CHAIN_TABLE, CHECKPOINTS_TABLE
 from projections.backup.archive import AUDIT_CHAIN, AUDIT_CHECKPOINTS, CRLS, EVENTS, KEYS, SNAPSHOTS
 from projections.revocation.crlstore import CRLS_FILE
 
-SQLITE_ALIASES = {EVENTS_FILE: "events", KEYS_FILE: "keystore", CRLS_FILE: "crlstore"}
+SQLITE_ALIASES = {EVENTS_FILE: "events", CRLS_FILE: "crlstore"}
 PG_EVENTS = f"{PrivateCA.name}_events"  # eventsourcing names the tables after the app
 _PG_UTC_TEXT = "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
 
@@ -33,7 +33,7 @@ class Table:
 _EVENT_COLUMNS = ("originator_id", "originator_version", "topic", "state")
 _CHAIN_COLUMNS = ("position", "previous", "link", "recorded_at")
 _CHECKPOINT_COLUMNS = ("position", "head", "time", "key_id", "public_key", "signature")
-# As domain.adapters.keystore_backends creates them.
+# As domain.adapters.keytable creates them, in the event store's database.
 _KEY_COLUMNS = ("key_id", "master_key_id", "blob", "created_at")
 _CRL_COLUMNS = ("issuer_id", "kind", "number", "der", "sha256", "this_update", "next_update")
 
@@ -42,7 +42,7 @@ SQLITE_TABLES = {
     SNAPSHOTS: Table(EVENTS_FILE, "stored_snapshots", _EVENT_COLUMNS),
     AUDIT_CHAIN: Table(EVENTS_FILE, CHAIN_TABLE, _CHAIN_COLUMNS),
     AUDIT_CHECKPOINTS: Table(EVENTS_FILE, CHECKPOINTS_TABLE, _CHECKPOINT_COLUMNS),
-    KEYS: Table(KEYS_FILE, "pca_keys", _KEY_COLUMNS),
+    KEYS: Table(EVENTS_FILE, "pca_keys", _KEY_COLUMNS),
     CRLS: Table(CRLS_FILE, "pca_crls", _CRL_COLUMNS),
 }
 POSTGRES_TABLES = {

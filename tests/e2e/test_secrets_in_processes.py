@@ -85,7 +85,7 @@ def test_a_fresh_pca_serve_keeps_its_files_private_and_no_token_in_its_log(
         assert {name: headers.get(name) for name in SECURITY_HEADERS} == SECURITY_HEADERS
     data_dir = sqlite_settings.data_dir
     assert _mode(data_dir) == 0o700
-    for name in ("events.db", "keys.db", "master.keys"):
+    for name in ("events.db", "master.keys"):  # the key store is a table of events.db
         assert _mode(data_dir / name) == 0o600, name
     assert [path for path in data_dir.rglob("*") if _mode(path) & 0o077] == []
     log = live.log.read_text()

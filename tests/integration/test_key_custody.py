@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 import stat
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +18,7 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from psycopg import sql
 
-from domain.adapters.settings import Settings, open_service
+from domain.adapters.settings import EVENTS_FILE, Settings, open_service
 from domain.application.service import PrivateCA
 from domain.model.values import KeyAlgorithm, RevocationReason
 from tests.builders import (
@@ -110,7 +112,7 @@ def test_data_directory_and_files_are_private_to_the_owner(sqlite_settings: Sett
         enabled_root(app)
         data_dir = sqlite_settings.data_dir
         assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
-        for name in ("events.db", "keys.db", "master.keys"):
+        for name in ("events.db", "master.keys"):  # the key store is a table of events.db
             assert stat.S_IMODE((data_dir / name).stat().st_mode) == 0o600, name
     finally:
         app.close()
@@ -119,7 +121,9 @@ def test_data_directory_and_files_are_private_to_the_owner(sqlite_settings: Sett
 
 def _key_store_bytes(settings: Settings) -> bytes:
     if not settings.uses_postgres:
-        return b"".join(p.read_bytes() for p in settings.data_dir.glob("keys.db*"))
+        with contextlib.closing(sqlite3.connect(settings.data_dir / EVENTS_FILE)) as db:
+            rows = db.execute("SELECT key_id FROM pca_keys").fetchall()
+        return "".join(row[0] for row in rows).encode()
     assert settings.database_url is not None
     with psycopg.connect(settings.database_url) as conn:
         table = sql.Identifier(settings.database_schema, "pca_keys")

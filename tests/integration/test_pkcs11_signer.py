@@ -23,7 +23,6 @@ from pkcs11 import Attribute, ObjectClass
 from domain.adapters.pkcs11 import TokenSettings
 from domain.adapters.settings import (
     EVENTS_FILE,
-    KEYS_FILE,
     OCSPSettings,
     PublishingSettings,
     Settings,
@@ -98,7 +97,7 @@ def spki(public_key: PublicKeyTypes) -> bytes:
 def stored_public_keys(settings: Settings, service: PrivateCA) -> list[bytes]:
     """The public half of every private key in the key store, whatever its id."""
     if settings.database_url is None:
-        with contextlib.closing(sqlite3.connect(settings.data_dir / KEYS_FILE)) as db:
+        with contextlib.closing(sqlite3.connect(settings.data_dir / EVENTS_FILE)) as db:
             ids = [row[0] for row in db.execute("SELECT key_id FROM pca_keys")]
     else:
         with psycopg.connect(settings.database_url) as db:
