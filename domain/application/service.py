@@ -17,8 +17,8 @@ from typing import Any
 from uuid import UUID
 
 from cryptography import x509
-from eventsourcing.application import Application
-from eventsourcing.domain import DomainEventProtocol, MutableOrImmutableAggregate
+from eventsourcing.application import Application, ProcessingEvent
+from eventsourcing.domain import Aggregate, DomainEventProtocol, MutableOrImmutableAggregate
 from eventsourcing.persistence import JSONTranscoder, Recording
 from eventsourcing.popo import POPOFactory
 
@@ -64,6 +64,30 @@ from domain.pki.formats import DownloadFormat, DownloadOptions
 from domain.pki.signing import IssuerKey
 
 __all__ = ["Clock", "IssuedCertificate", "Outcome", "PrivateCA", "utc_now"]
+
+
+class CollectedEvents(ProcessingEvent[UUID]):
+    """eventsourcing's collection of a save's events, minus its per-object Protocol checks.
+
+    ``ProcessingEvent.collect_events`` asks ``isinstance`` of two runtime-checkable
+    Protocols per saved object, which on Python 3.11 walks every Protocol member: about
+    50 µs for a CA, a certificate and a claim (bench/collect_events.py).
+    Our aggregates are all ``Aggregate`` subclasses, a plain class check; anything else
+    takes the library's path.
+    """
+
+    def collect_events(
+        self,
+        *objs: MutableOrImmutableAggregate[UUID] | DomainEventProtocol[UUID] | None,
+        **kwargs: Any,
+    ) -> None:
+        for obj in objs:
+            if isinstance(obj, Aggregate):
+                self.events.extend(obj.collect_events())
+                self.aggregates[obj.id] = obj
+            elif obj is not None:
+                super().collect_events(obj)
+        self.saved_kwargs.update(kwargs)
 
 
 class PrivateCA(Application[UUID]):
@@ -128,9 +152,17 @@ class PrivateCA(Application[UUID]):
         **kwargs: Any,
     ) -> list[Recording[UUID]]:
         """Record the changes, unless the log failed its audit chain (LogTamperedError):
-        whatever path a change takes, nothing is appended to a forged history."""
+        whatever path a change takes, nothing is appended to a forged history.
+
+        The steps of eventsourcing's ``Application.save``, collecting with
+        :class:`CollectedEvents` instead of its runtime-checkable Protocol checks."""
         self.integrity.check()
-        return super().save(*objs, **kwargs)
+        collected = CollectedEvents()
+        collected.collect_events(*objs, **kwargs)
+        recordings = self._record(collected)
+        self._take_snapshots(collected)
+        self._notify(recordings)
+        return recordings
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)
