@@ -12,7 +12,9 @@ to stay here.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
 
@@ -65,6 +67,8 @@ from domain.pki.signing import IssuerKey
 
 __all__ = ["Clock", "IssuedCertificate", "Outcome", "PrivateCA", "utc_now"]
 
+logger = logging.getLogger(__name__)
+
 
 class CollectedEvents(ProcessingEvent[UUID]):
     """eventsourcing's collection of a save's events, minus its per-object Protocol checks.
@@ -116,6 +120,7 @@ class PrivateCA(Application[UUID]):
         database and a save stores the keys its events name in its own transaction."""
         super().__init__(env)
         self.integrity = Integrity()
+        self._snapshotter = ThreadPoolExecutor(1, thread_name_prefix="pca-snapshots")
         self._write_locks = write_locks(getattr(self.recorder, "datastore", None))
         if isinstance(self.factory, POPOFactory) and not allow_memory:
             self.close()
@@ -143,6 +148,7 @@ class PrivateCA(Application[UUID]):
         self._publishing = Publishing(self._store)
 
     def close(self) -> None:
+        self._snapshotter.shutdown()  # waits for a snapshot under way
         self._write_locks.close()
         super().close()
 
@@ -163,6 +169,28 @@ class PrivateCA(Application[UUID]):
         self._take_snapshots(collected)
         self._notify(recordings)
         return recordings
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        """Snapshot, on a thread of its own, an aggregate whose version crossed its
+        interval, instead of in the save that crossed it: a snapshot reloads the aggregate
+        from the store (up to the interval's 500 events) and commits apart, which the
+        request that happened to cross it need not wait for. A snapshot is only a cache
+        of what the events say: one lost with the process is taken at the next interval."""
+        for event in processing_event.events:
+            aggregate = processing_event.aggregates.get(event.originator_id)
+            if aggregate is None:
+                continue
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            if interval and event.originator_version % interval == 0:
+                self._snapshotter.submit(
+                    self._snapshot, event.originator_id, event.originator_version
+                )
+
+    def _snapshot(self, aggregate_id: UUID, version: int) -> None:
+        try:
+            self.take_snapshot(aggregate_id, version)
+        except Exception:  # a snapshot is an optimisation; the events stay the truth
+            logger.exception("snapshot of %s at version %d failed", aggregate_id, version)
 
     def register_transcodings(self, transcoder: JSONTranscoder) -> None:
         super().register_transcodings(transcoder)

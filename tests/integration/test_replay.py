@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 from uuid import UUID
 
+import pytest
 from eventsourcing.domain import CanMutateAggregate
 
 from domain.adapters.settings import Settings, open_service
 from domain.application.service import PrivateCA
+from domain.model.authority import CertificateAuthority
 from domain.model.values import RevocationReason
 from tests.builders import ADMIN, OPERATOR, enabled_intermediate, enabled_root, issue
 from tests.conftest import SettableClock
@@ -68,3 +71,27 @@ def test_a_snapshot_gives_the_same_state_as_the_events(service: PrivateCA) -> No
     assert service.snapshots is not None
     assert list(service.snapshots.get(ca_id))
     assert _replayed(service, ca_id) == issue_after
+
+
+def test_a_snapshot_is_taken_beside_the_save_that_crossed_its_interval(
+    service: PrivateCA, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ca_id = enabled_intermediate(service, enabled_root(service))
+    crossing = service.get_ca(ca_id).version + 1
+    monkeypatch.setattr(service, "snapshotting_intervals", {CertificateAuthority: crossing})
+    release, taken = threading.Event(), threading.Event()
+    take_snapshot = service.take_snapshot
+
+    def held_snapshot(aggregate_id: UUID, version: int | None = None) -> None:
+        release.wait(10)
+        take_snapshot(aggregate_id, version)
+        taken.set()
+
+    monkeypatch.setattr(service, "take_snapshot", held_snapshot)
+    issue(service, ca_id)  # crosses the interval, and returns while the snapshot waits
+    assert not taken.is_set()
+    release.set()
+    assert taken.wait(10)
+    assert service.snapshots is not None
+    (snapshot,) = service.snapshots.get(ca_id)
+    assert snapshot.originator_version == crossing
