@@ -31,6 +31,8 @@ __all__ = ["PostgresKeyStore", "SQLiteKeyStore"]
 
 logger = logging.getLogger(__name__)
 
+_BUSY_TIMEOUT_MS = 10_000
+_CHECKPOINT_WAIT_MS = 250
 _SQLITE_ADOPT = (
     "INSERT INTO pca_keys (key_id, master_key_id, blob, created_at) VALUES (?, ?, ?, ?)"
     " ON CONFLICT (key_id) DO NOTHING"
@@ -140,8 +142,17 @@ class SQLiteKeyStore(KeyStore):
         self._conn.execute("COMMIT")
 
     def _truncate_wal(self) -> None:
-        """Copy the WAL into the database and empty it; caller holds _db_lock."""
-        busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        """Copy the WAL into the database and empty it; caller holds _db_lock.
+
+        The file is the busy event store, whose readers (the projection runner, a
+        backup) a truncating checkpoint must wait out: it waits a moment, not the
+        store's full busy timeout, so a destroy never stalls its request for long.
+        """
+        self._conn.execute(f"PRAGMA busy_timeout = {_CHECKPOINT_WAIT_MS}")
+        try:
+            busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        finally:
+            self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         if busy:
             logger.warning(
                 "%s: WAL not truncated after a delete because another connection was busy;"
@@ -155,7 +166,11 @@ def _open_sqlite(path: Path) -> sqlite3.Connection:
     os.close(os.open(path, os.O_CREAT | os.O_RDWR, 0o600))
     conn = sqlite3.connect(path, timeout=10.0, isolation_level=None, check_same_thread=False)
     try:
-        for pragma in ("busy_timeout = 10000", "secure_delete = ON", "synchronous = FULL"):
+        for pragma in (
+            f"busy_timeout = {_BUSY_TIMEOUT_MS}",
+            "secure_delete = ON",
+            "synchronous = FULL",
+        ):
             conn.execute(f"PRAGMA {pragma}")
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
