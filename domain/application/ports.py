@@ -30,8 +30,10 @@ SAVE_KEYS_ARGUMENT = "sealed_keys"
 class KeyCustody(Protocol[Sealed]):
     """Private keys by id, encrypted at rest; ``Sealed`` is the store's encrypted form.
 
-    ``seal`` encrypts on the caller's thread and ``store`` writes many sealed keys in one
-    transaction, so a group of issuances pays one commit for its keys.
+    ``seal`` encrypts on the caller's thread. A store kept in the event store's database
+    gets a group's sealed keys through the save itself (``SAVE_KEYS_ARGUMENT``), in the
+    events' transaction; ``store`` writes them apart, in one transaction of their own, for
+    a store that lives elsewhere.
     """
 
     def put(self, key_id: str, private_key: PrivateKeyTypes) -> None:
