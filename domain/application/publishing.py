@@ -55,20 +55,16 @@ class Publishing:
     ) -> Publication:
         """Issue a fresh delegated OCSP responder certificate for ``ca_id`` and record it.
 
-        The responder's key is stored first and destroyed again if the record is not saved,
-        so no saved record names a missing key.
+        The responder's key goes with the record's save (Store.save), so no saved record
+        names a missing key and no key outlives a record that was not saved.
         """
         key = certs.generate_private_key(KeyAlgorithm.EC_P256)
         certificate = self._responder_certificate(ca_id, generation, key.public_key(), lifetime)
         key_id = f"ocsp-{ca_id}-{uuid4()}"
-        self._store.keys.put(key_id, key)
         publication = self.publication(ctx, ca_id, generation)
         publication.certify_responder(ctx, key_id, certificate.public_bytes(Encoding.DER))
-        try:
-            self._store.save(publication.id, publication)
-        except BaseException:
-            self._store.keys.destroy(key_id)
-            raise
+        sealed = {key_id: self._store.keys.seal(key_id, key)}
+        self._store.save(publication.id, publication, keys=sealed)
         return publication
 
     def _responder_certificate(
