@@ -1,10 +1,11 @@
-"""Key custody: private keys kept encrypted at rest, never in the event store.
+"""Key custody: private keys kept encrypted at rest, never in an event.
 
 A :class:`KeyStore` keeps each private key as PKCS#8 DER encrypted under the active
 master key of a :class:`~domain.adapters.masterkeys.MasterKeyring`, with the key id as
 associated data so a record cannot be moved to another id. Encryption, caching and error
 messages live here; :mod:`domain.adapters.keystore_backends` holds the SQLite and
-PostgreSQL storage.
+PostgreSQL storage, a table in the event store's database (:mod:`domain.adapters.keytable`)
+that the chained recorders also write when a save carries sealed keys.
 """
 
 from __future__ import annotations
