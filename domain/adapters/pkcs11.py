@@ -88,8 +88,9 @@ class Pkcs11Signer:
                 ) from None
         return self._opened
 
-    def generate(self, key_id: str, algorithm: KeyAlgorithm) -> TokenKey:
-        """A new key pair of ``algorithm`` made inside the token under ``key_id``."""
+    def generate(self, key_id: str, algorithm: KeyAlgorithm) -> tuple[TokenKey, None]:
+        """A new key pair of ``algorithm`` made and kept inside the token under ``key_id``
+        (nothing for a save to store)."""
         with self._lock, _token_errors(key_id):
             if self._objects(key_id):
                 raise KeyCustodyError(
@@ -98,7 +99,7 @@ class Pkcs11Signer:
             public, private = self._generate_pair(key_id, algorithm)
             key = _TokenKey(private, _public_key(public), self._lock)
             self._keys[key_id] = key
-            return key
+            return key, None
 
     def _generate_pair(self, key_id: str, algorithm: KeyAlgorithm) -> tuple[Any, Any]:
         label, identifier = key_id, key_id.encode("utf-8")

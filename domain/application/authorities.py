@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from uuid import UUID
 
 from cryptography import x509
@@ -91,8 +92,8 @@ class Authorities:
         """Enable; the first time, generate the CA key in ``key_storage`` and have the
         certificate signed.
 
-        The key is stored before the event that names it is saved, and destroyed again if
-        signing or that save fails.
+        A software key is stored by the save that enables the CA (Store.save); a token
+        key, made in the token, is destroyed again if signing or that save fails.
         """
         ca = self._store.get_ca(ca_id)
         now = self._store.clock()
@@ -100,28 +101,26 @@ class Authorities:
             ca.enable(ctx, now)
             return self._store.save(ca_id, ca)
         key_ref = KeyRef(f"ca-{ca_id}", key_storage)
-        key = self._store.signers.generate(key_ref, ca.key_algorithm)
-        try:
+        key, sealed = self._store.signers.generate(key_ref, ca.key_algorithm)
+        with self._destroyed_on_failure(key_ref, sealed):
             certificate = self._sign_ca_certificate(ca, key, now)
             ca.enable(ctx, now, key_ref, certificate.public_bytes(Encoding.DER))
-            return self._store.save(ca_id, ca)
-        except BaseException:
-            self._store.signers.destroy(key_ref)
-            raise
+            return self._store.save(ca_id, ca, keys=sealed)
 
     def roll_over(self, ctx: RequestContext, ca_id: UUID) -> Outcome:
         """A new key (where the current one lives) and certificate under the CA's name;
         issuance signs with it from the save on. A root also gets link certificates.
 
         The key and certificates are made once; a conflict with issuance saving the CA
-        meanwhile is retried with them, and they are destroyed if nothing is saved.
+        meanwhile is retried with them. A software key goes with the save; a token key is
+        destroyed if nothing is saved.
         """
         ca = self._store.get_ca(ca_id)
         now = self._store.clock()
         ca.require_enabled(now)
         generation = ca.generation + 1
         key_ref = KeyRef(f"ca-{ca_id}-g{generation}", ca.key_storage)
-        key = self._store.signers.generate(key_ref, ca.key_algorithm)
+        key, sealed = self._store.signers.generate(key_ref, ca.key_algorithm)
 
         def attempt() -> Outcome:
             current = self._store.get_ca(ca_id)
@@ -129,16 +128,25 @@ class Authorities:
                 raise CAStateError("Another rollover of this CA's key came first; reload it.")
             current.roll_over_key(ctx, key_ref, certificate_der, links)
             self._issuance.forget(ca_id)
-            return self._store.save(ca_id, current)
+            return self._store.save(ca_id, current, keys=sealed)
 
-        try:
+        with self._destroyed_on_failure(key_ref, sealed):
             certificate = self._sign_ca_certificate(ca, key, now)
             certificate_der = certificate.public_bytes(Encoding.DER)
             links = self._link_certificates(ca, key, certificate, now)
             with self._store.ca_lock(ca_id):
                 return retry_on_conflict(attempt)
+
+    @contextmanager
+    def _destroyed_on_failure(self, key_ref: KeyRef, sealed: dict[str, object]) -> Iterator[None]:
+        """Destroy a token key if the ``with`` block fails. A software key (``sealed``) is
+        left to the save: stored with its events or rolled back with them; destroying it
+        after an error whose commit may still have happened could orphan a saved CA."""
+        try:
+            yield
         except BaseException:
-            self._store.signers.destroy(key_ref)
+            if not sealed:
+                self._store.signers.destroy(key_ref)
             raise
 
     def _link_certificates(

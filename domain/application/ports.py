@@ -73,8 +73,10 @@ class CASigner(Protocol):
     makes them inside a PKCS#11 token, whose keys never leave it.
     """
 
-    def generate(self, key_id: str, algorithm: KeyAlgorithm) -> IssuerKey:
-        """A new key of ``algorithm`` kept under ``key_id`` (never reused)."""
+    def generate(self, key_id: str, algorithm: KeyAlgorithm) -> tuple[IssuerKey, object | None]:
+        """A new key of ``algorithm`` for ``key_id`` (never reused), and the sealed form
+        for the save that names it to store (None: the signer already keeps it, as a
+        token does)."""
 
     def signing_key(self, key_id: str) -> IssuerKey:
         """The key kept under ``key_id``; KeyCustodyError if it cannot be found."""

@@ -25,10 +25,10 @@ class SoftwareSigner:
     def __init__(self, keys: Keys) -> None:
         self._keys = keys
 
-    def generate(self, key_id: str, algorithm: KeyAlgorithm) -> IssuerKey:
+    def generate(self, key_id: str, algorithm: KeyAlgorithm) -> tuple[IssuerKey, object]:
+        """A new key in memory and its sealed form, stored by the save that names it."""
         key = certs.generate_private_key(algorithm)
-        self._keys.put(key_id, key)
-        return key
+        return key, self._keys.seal(key_id, key)
 
     def signing_key(self, key_id: str) -> IssuerKey:
         return certs.as_issuer_key(self._keys.get(key_id))
@@ -48,16 +48,18 @@ class Signers:
         if token is not None:
             self._signers[KeyStorage.PKCS11] = token
 
-    def generate(self, key: KeyRef, algorithm: KeyAlgorithm) -> IssuerKey:
-        """A new CA key in ``key.storage``; ValidationError naming ``key_storage`` if the
-        deployment has no such storage."""
+    def generate(self, key: KeyRef, algorithm: KeyAlgorithm) -> tuple[IssuerKey, dict[str, object]]:
+        """A new CA key in ``key.storage`` and what the save that names it must store
+        (``Store.save``'s ``keys``: empty for a token key, which the token keeps);
+        ValidationError naming ``key_storage`` if the deployment has no such storage."""
         signer = self._signers.get(key.storage)
         if signer is None:
             raise ValidationError(
                 f"{NO_HSM_ADVICE}, or enable the CA with key_storage 'software'.",
                 field="key_storage",
             )
-        return signer.generate(key.key_id, algorithm)
+        made, sealed = signer.generate(key.key_id, algorithm)
+        return made, {} if sealed is None else {key.key_id: sealed}
 
     def signing_key(self, key: KeyRef) -> IssuerKey:
         """The CA key ``key``; KeyCustodyError if its storage is not configured here."""

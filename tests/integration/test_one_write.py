@@ -20,7 +20,14 @@ from domain.application.service import PrivateCA
 from domain.audit.chain import AuditChainError
 from domain.model.certificate import Certificate
 from domain.pki.formats import DownloadFormat, DownloadOptions
-from tests.builders import OPERATOR, enabled_intermediate, enabled_root, issue
+from tests.builders import (
+    ADMIN,
+    OPERATOR,
+    enabled_intermediate,
+    enabled_root,
+    issue,
+    root_profile,
+)
 from tests.conftest import PUBLIC_URL
 
 
@@ -41,23 +48,42 @@ def test_a_groups_keys_and_events_commit_together(service: PrivateCA, settings: 
     assert stored_key_ids(settings) - before == {certificate.key_id}
 
 
+def break_the_chain(service: PrivateCA, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the next saves fail after their keys and events were inserted: the chain's
+    link comes last in the transaction."""
+
+    def broken_chain(*args: object) -> None:
+        raise AuditChainError("the chain cannot be written")
+
+    monkeypatch.setattr(service.recorder, "_append", broken_chain)
+
+
 def test_a_failed_events_insert_rolls_back_the_keys_written_before_it(
     service: PrivateCA, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ca_id = enabled_intermediate(service, enabled_root(service))
     keys, head = stored_key_ids(settings), service.recorder.max_notification_id()
-
-    def broken_chain(*args: object) -> None:
-        raise AuditChainError("the chain cannot be written")
-
-    # The keys and the events are inserted by then; the chain's link comes last.
-    monkeypatch.setattr(service.recorder, "_append", broken_chain)
+    break_the_chain(service, monkeypatch)
     with pytest.raises(AuditChainError):
         issue(service, ca_id)
     monkeypatch.undo()
     assert stored_key_ids(settings) == keys
     assert service.recorder.max_notification_id() == head
     assert issue(service, ca_id).certificate.key_id in stored_key_ids(settings)
+
+
+def test_a_ca_key_commits_with_the_event_that_enables_the_ca(
+    service: PrivateCA, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root_id = service.create_root(ADMIN, root_profile()).id
+    keys = stored_key_ids(settings)
+    break_the_chain(service, monkeypatch)
+    with pytest.raises(AuditChainError):
+        service.enable_ca(ADMIN, root_id)
+    monkeypatch.undo()
+    assert stored_key_ids(settings) == keys
+    service.enable_ca(ADMIN, root_id)
+    assert stored_key_ids(settings) - keys == {f"ca-{root_id}"}
 
 
 @pytest.fixture
