@@ -86,15 +86,13 @@ def fill(
     seed: int = 7,
     *,
     revoked_share: int = REVOKED_SHARE,
-    spare_quota: int = 0,
     age_days: int = AGE_DAYS,
 ) -> Filled:
     """A fresh store with ``size`` certificates under one intermediate (module docstring),
-    one in ``revoked_share`` of them revoked, issued over the last ``age_days``; the
-    intermediate keeps ``spare_quota``."""
+    one in ``revoked_share`` of them revoked, issued over the last ``age_days``."""
     rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
     service = open_service(settings)
-    quota = size + SAMPLE_DERS + spare_quota
+    quota = size + SAMPLE_DERS
     try:
         root_id = enabled_root(service, quota=quota)
         issuer_id = enabled_intermediate(service, root_id, remaining=quota)
