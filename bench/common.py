@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +22,7 @@ def postgres_url(args: argparse.Namespace, directory: Path) -> Iterator[str | No
         yield None
 
 
-def print_rows(rows: list[str]) -> None:
+def print_rows(rows: Iterable[str]) -> None:
     """Print table rows as they come (a long run shows progress)."""
     for row in rows:
         print(row, flush=True)

@@ -35,6 +35,7 @@ from pathlib import Path
 from uuid import UUID
 
 import psycopg
+from psycopg import sql
 
 from bench.common import postgres_url, print_rows
 from domain.adapters.settings import Settings, open_service
@@ -63,6 +64,7 @@ BENCH = RequestContext(actor="bench", request_id="bench")
 SAVE_SIZE = 500
 SAMPLE_DERS = 16
 REVOKED_SHARE = 100  # one in this many
+AGE_DAYS = 400  # not_before spread over this many days, so about half are expired
 QUERY_BUDGET = 15.0  # seconds per query and size, once MIN_SAMPLES are taken
 MIN_SAMPLES = 20
 
@@ -78,20 +80,31 @@ class Filled:
     events: int
 
 
-def fill(settings: Settings, size: int, seed: int = 7) -> Filled:
-    """A fresh store with ``size`` certificates under one intermediate (module docstring)."""
+def fill(
+    settings: Settings,
+    size: int,
+    seed: int = 7,
+    *,
+    revoked_share: int = REVOKED_SHARE,
+    age_days: int = AGE_DAYS,
+) -> Filled:
+    """A fresh store with ``size`` certificates under one intermediate (module docstring),
+    one in ``revoked_share`` of them revoked, issued over the last ``age_days``."""
     rng = random.Random(seed)  # noqa: S311 - reproducible test data, not secrets
     service = open_service(settings)
+    quota = size + SAMPLE_DERS
     try:
-        root_id = enabled_root(service, quota=size + SAMPLE_DERS)
-        issuer_id = enabled_intermediate(service, root_id, remaining=size + SAMPLE_DERS)
+        root_id = enabled_root(service, quota=quota)
+        issuer_id = enabled_intermediate(service, root_id, remaining=quota)
         ders = [
             issue(
                 service, issuer_id, client_request() if n % 4 == 0 else None
             ).certificate.certificate_der
             for n in range(SAMPLE_DERS)
         ]
-        positions, revoked_serial = _write_certificates(service, issuer_id, size, ders, rng)
+        positions, revoked_serial = _write_certificates(
+            service, issuer_id, _Shape(size, revoked_share, age_days), ders, rng
+        )
         events = service.recorder.max_notification_id() or 0
     finally:
         service.close()
@@ -102,35 +115,42 @@ def fill(settings: Settings, size: int, seed: int = 7) -> Filled:
 FILLED_FILE = "filled.json"
 
 
-def fill_once(settings: Settings, size: int) -> tuple[Filled, float | None]:
-    """``fill`` the store of ``settings`` unless an earlier run left it filled (its data
-    directory holds FILLED_FILE); what it holds, and the seconds filling took (None if
+def fill_once(
+    settings: Settings, size: int, filler: Callable[[Settings, int], Filled] = fill
+) -> tuple[Filled, float | None]:
+    """``filler`` fills the store of ``settings`` unless an earlier run left it filled (its
+    data directory holds FILLED_FILE); what it holds, and the seconds filling took (None if
     reused)."""
     marker = settings.data_dir / FILLED_FILE
     if marker.exists():
         saved = json.loads(marker.read_text())
         return replace(Filled(**saved), issuer_id=UUID(saved["issuer_id"])), None
     started = time.perf_counter()
-    filled = fill(settings, size)
+    filled = filler(settings, size)
     seconds = time.perf_counter() - started
     marker.write_text(json.dumps({**asdict(filled), "issuer_id": str(filled.issuer_id)}))
     return filled, seconds
 
 
 def _write_certificates(
-    service: PrivateCA, issuer_id: UUID, size: int, ders: list[bytes], rng: random.Random
+    service: PrivateCA,
+    issuer_id: UUID,
+    shape: _Shape,
+    ders: list[bytes],
+    rng: random.Random,
 ) -> tuple[list[int], str]:
-    """Save ``size`` certificates SAVE_SIZE at a time; their positions and a revoked serial."""
+    """Save ``shape.size`` certificates SAVE_SIZE at a time; their positions and a revoked
+    serial."""
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     positions: list[int] = []
     revoked_serial = ""
-    for start in range(0, size, SAVE_SIZE):
+    for start in range(0, shape.size, SAVE_SIZE):
         ca = service.get_ca(issuer_id)
         certificates = [
-            _certificate(ca, n, ders[n % len(ders)], now, rng)
-            for n in range(start, min(size, start + SAVE_SIZE))
+            _certificate(ca, n, ders[n % len(ders)], (now, shape.age_days), rng)
+            for n in range(start, min(shape.size, start + SAVE_SIZE))
         ]
-        for certificate in certificates[::REVOKED_SHARE]:
+        for certificate in certificates[:: shape.revoked_share]:
             certificate.revoke(BENCH, RevocationReason.KEY_COMPROMISE, now)
             revoked_serial = certificate.serial_number
         recordings = service.save(ca, *certificates)
@@ -142,15 +162,28 @@ def _write_certificates(
     return positions, revoked_serial
 
 
+@dataclass(frozen=True)
+class _Shape:
+    size: int
+    revoked_share: int  # one in this many is revoked
+    age_days: int  # issued over this many days before now
+
+
 def _certificate(
-    ca: CertificateAuthority, n: int, der: bytes, now: dt.datetime, rng: random.Random
+    ca: CertificateAuthority,
+    n: int,
+    der: bytes,
+    issued: tuple[dt.datetime, int],
+    rng: random.Random,
 ) -> Certificate:
+    """Certificate ``n``, issued in the ``issued[1]`` days before ``issued[0]``."""
+    now, age_days = issued
     serial = format(rng.getrandbits(158) | (1 << 158), "x")
     certificate_uuid = certificate_id(ca.id, serial)
     is_server = n % 10 != 0
     name = f"host{n}.example.com" if is_server else f"User {n}"
     san = SAN(SANType.DNS, name) if is_server else SAN(SANType.EMAIL, f"user{n}@example.com")
-    not_before = now - dt.timedelta(days=rng.randrange(400), seconds=rng.randrange(86400))
+    not_before = now - dt.timedelta(days=rng.randrange(age_days), seconds=rng.randrange(86400))
     # The event only; the issuance rules are not what this benchmark measures.
     ca.trigger_event(
         ca.QuotaConsumed,
@@ -300,7 +333,7 @@ def main() -> None:
                 settings = Settings(data_dir=base / f"sqlite-{size}")
                 print_rows(measure(settings, "SQLite", size, args.samples, queries_only=only))
             if url is not None:
-                with _schema(url, size, keep=args.data_dir is not None) as schema:
+                with kept_schema(url, f"{size:d}", keep=args.data_dir is not None) as schema:
                     settings = Settings(
                         data_dir=base / f"pg-{size}", database_url=url, database_schema=schema
                     )
@@ -310,12 +343,14 @@ def main() -> None:
 
 
 @contextmanager
-def _schema(url: str, size: int, *, keep: bool) -> Iterator[str]:
-    """A fresh schema dropped afterwards, or with ``keep`` schema bench_<size> kept."""
+def kept_schema(url: str, name: str, *, keep: bool) -> Iterator[str]:
+    """A fresh schema dropped afterwards, or with ``keep`` schema bench_<name> kept."""
     if keep:
         with psycopg.connect(url, autocommit=True) as connection:
-            connection.execute(f"CREATE SCHEMA IF NOT EXISTS bench_{size:d}")
-        yield f"bench_{size:d}"
+            connection.execute(
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(f"bench_{name}"))
+            )
+        yield f"bench_{name}"
         return
     schema = create_schema(url)
     try:

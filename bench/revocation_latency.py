@@ -4,24 +4,29 @@
 
 For each revocation: the time from the revoke call's response until the CRL or delta CRL
 served at the CDP URL lists the serial (polled every 10 ms). Then OCSP POSTs for one
-certificate over one keep-alive connection, and the same through openssl's request format.
-Loopback only, bounded, SQLite default store.
+certificate over one keep-alive connection, and the same POSTs handed straight to the
+WSGI application in this process (no HTTP server: what the server adds is the
+difference). Loopback only, bounded, SQLite default store. With 1M already revoked, see
+bench.crl_latency.
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import io
 import os
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.x509 import ocsp
 
+from api.wsgi import create_app
 from bench.crl import ocsp_rates
 from domain.adapters.settings import Settings
 from domain.model.values import KeyAlgorithm
@@ -82,22 +87,16 @@ def revocation_latencies(
     return latencies
 
 
-def ocsp_rate(
-    live: LiveServer,
-    issuing: str,
-    certificate: dict[str, str],
-    chain_pem: str,
-    requests: int,
-    *,
-    nonce: bool,
-) -> float:
-    """OCSP POSTs per second over one keep-alive connection, each with a nonce of its own
-    (signed anew) or all without (the answer kept by the responder)."""
+def ocsp_payloads(
+    certificate: dict[str, str], chain_pem: str, requests: int, *, nonce: bool
+) -> list[bytes]:
+    """OCSP requests about ``certificate``: ``requests`` each with a nonce of its own
+    (signed anew), or one without (the answer kept by the responder)."""
     leaf = x509.load_pem_x509_certificate(certificate["certificate_pem"].encode())
     issuer = x509.load_pem_x509_certificate(chain_pem.encode())
     # SHA-1 CertIDs are what openssl and most clients send by default.
     builder = ocsp.OCSPRequestBuilder().add_certificate(leaf, issuer, hashes.SHA1())  # noqa: S303
-    payloads = [
+    return [
         (
             builder.add_extension(x509.OCSPNonce(os.urandom(16)), critical=False)
             if nonce
@@ -107,6 +106,10 @@ def ocsp_rate(
         .public_bytes(serialization.Encoding.DER)
         for _ in range(requests if nonce else 1)
     ]
+
+
+def ocsp_rate(live: LiveServer, issuing: str, payloads: list[bytes], requests: int) -> float:
+    """OCSP POSTs of ``payloads`` (in turn) per second over one keep-alive connection."""
     connection = http.client.HTTPConnection("127.0.0.1", live.port)
     start = time.perf_counter()
     for n in range(requests):
@@ -122,6 +125,39 @@ def ocsp_rate(
     return requests / (time.perf_counter() - start)
 
 
+def wsgi_rate(settings: Settings, issuing: str, payloads: list[bytes], requests: int) -> float:
+    """The same POSTs per second, each a call of the WSGI application ``pca serve`` runs,
+    opened in this process on the same store (its runner and publisher off)."""
+    app = create_app(settings, run_projections=False)
+    try:
+        application = app.wsgi_app
+
+        def start_response(
+            status: str, headers: list[tuple[str, str]], exc_info: object = None, /
+        ) -> Callable[[bytes], object]:
+            assert status.startswith("200"), status
+            return lambda _: None
+
+        start = time.perf_counter()
+        for n in range(requests):
+            body = payloads[n % len(payloads)]
+            environ = {
+                "REQUEST_METHOD": "POST",
+                "PATH_INFO": f"/ocsp/{issuing}",
+                "CONTENT_TYPE": "application/ocsp-request",
+                "CONTENT_LENGTH": str(len(body)),
+                "wsgi.input": io.BytesIO(body),
+                "wsgi.url_scheme": "http",
+                "SERVER_NAME": "127.0.0.1",
+                "SERVER_PORT": "80",
+                "REMOTE_ADDR": "127.0.0.1",
+            }
+            b"".join(application(environ, start_response))
+        return requests / (time.perf_counter() - start)
+    finally:
+        app.extensions["pca"].close()
+
+
 def bare_rate() -> float:
     """bench.crl's bare ``respond()`` (EC P-256 responder, nonce) on one core, in this run."""
     return ocsp_rates(KeyAlgorithm.EC_P256)[0]
@@ -133,17 +169,23 @@ def main() -> None:
     parser.add_argument("--ocsp-requests", type=int, default=2000)
     args = parser.parse_args()
     bare_before = bare_rate()
-    with (
-        tempfile.TemporaryDirectory() as directory,
-        LiveServer(Settings(data_dir=Path(directory) / "data"), workers=2) as live,
-    ):
-        admin, issuing, issued = _setup(live, args.revocations + 1)
-        chain = live.json("GET", f"/api/v1/cas/{issuing}", admin)["certificate_pem"]
-        rates = {
-            nonce: ocsp_rate(live, issuing, issued[-1], chain, args.ocsp_requests, nonce=nonce)
-            for nonce in (False, True)
-        }
-        latencies = sorted(revocation_latencies(live, admin, issuing, issued[:-1]))
+    with tempfile.TemporaryDirectory() as directory:
+        settings = Settings(data_dir=Path(directory) / "data")
+        with LiveServer(settings, workers=2) as live:
+            admin, issuing, issued = _setup(live, args.revocations + 1)
+            chain = live.json("GET", f"/api/v1/cas/{issuing}", admin)["certificate_pem"]
+            payloads = {
+                nonce: ocsp_payloads(issued[-1], chain, args.ocsp_requests, nonce=nonce)
+                for nonce in (False, True)
+            }
+            rates = {
+                nonce: (
+                    ocsp_rate(live, issuing, payloads[nonce], args.ocsp_requests),
+                    wsgi_rate(settings, issuing, payloads[nonce], args.ocsp_requests),
+                )
+                for nonce in (False, True)
+            }
+            latencies = sorted(revocation_latencies(live, admin, issuing, issued[:-1]))
     bare = statistics.median([bare_before, bare_rate()])
     p99 = latencies[min(len(latencies) - 1, int(0.99 * len(latencies)))]
     print(
@@ -151,11 +193,15 @@ def main() -> None:
         f"p50 {statistics.median(latencies) * 1000:.0f} ms | p99 {p99 * 1000:.0f} ms |"
     )
     print(f"| bare respond() on one core (bench.crl, this run) | | {bare:,.0f} responses/s | |")
-    for nonce, rate in rates.items():
+    for nonce, (rate, direct) in rates.items():
         kind = "each with its own nonce" if nonce else "no nonce (kept answer)"
         print(
             f"| OCSP POST over HTTP, 1 keep-alive client, 2 workers, {kind} "
             f"| n={args.ocsp_requests} | {rate:,.0f} responses/s | {rate / bare:.2f} x bare |"
+        )
+        print(
+            f"| the same POSTs as calls of the WSGI app in process, {kind} "
+            f"| n={args.ocsp_requests} | {direct:,.0f} responses/s | {direct / bare:.2f} x bare |"
         )
 
 

@@ -146,6 +146,12 @@ class ReadModels(Closeable):
         keys = self._view.fetch(self._view.sql.select_keys_of_ca, (str(ca_id),))
         return _ca_view(rows[0], now, _group_keys(keys))
 
+    def ca_keys(self) -> dict[UUID, tuple[KeyGenerationView, ...]]:
+        """Every key of every CA that has a certificate, oldest first per CA: what the CA
+        list shows of them, without its certificate counts (which cost a count of the
+        expired certificates of each CA)."""
+        return {UUID(ca_id): keys for ca_id, keys in self._keys_by_ca().items()}
+
     def _keys_by_ca(self) -> dict[str, tuple[KeyGenerationView, ...]]:
         # Every CA's keys in one query: a deployment has few CAs, each a few keys.
         return _group_keys(self._view.fetch(self._view.sql.select_ca_keys, ()))

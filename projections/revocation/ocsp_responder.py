@@ -3,9 +3,10 @@ signed by a delegated responder certificate per CA that is rotated before it exp
 
 Answers without a nonce about a certificate are kept and served again (RFC 5019 lets a
 responder hand out a response produced earlier, within its validity) while neither the
-certificate nor its CA has recorded an event since: two indexed reads of the event store
-instead of loading both and signing. A nonce asks for a fresh signature, so those are
-always signed anew.
+certificate nor its CA has recorded an event since: while the log's head has not moved
+since that was last checked, one read of the head; otherwise two indexed reads of the
+event store; instead of loading both and signing. A nonce asks for a fresh signature, so
+those are always signed anew.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import contextlib
 import datetime as dt
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from uuid import UUID
 
 from cryptography import x509
@@ -41,11 +42,13 @@ _Key = tuple[UUID, int, bytes, bytes, str]  # CA, and the CertID: serial, hashes
 @dataclass(frozen=True)
 class _Precomputed:
     """A signed answer, good to serve again while the aggregates it was made from are at
-    ``versions`` (certificate, CA) and until ``refresh_at``."""
+    ``versions`` (certificate, CA) and until ``refresh_at``; they were at ``versions``
+    when the log's head was at ``head``, so while it still is, nothing changed."""
 
     der: bytes
     versions: tuple[int | None, ...]
     refresh_at: dt.datetime
+    head: int
 
 
 class OCSPResponder:
@@ -84,16 +87,28 @@ class OCSPResponder:
             query.issuer_key_hash,
             query.hash_algorithm.name,
         )
-        serial = format(query.serial_number, "x")
-        versions = self._service.versions(certificate_id(ca_id, serial), ca_id)
+        # The head is read before the versions: an event recorded in between changes the
+        # versions, so an answer is never kept with a head that is past a change to it.
+        head = self._service.recorder.max_notification_id() or 0
         kept = self._precomputed.get(key)
         now = self._service.clock()
-        if kept is not None and kept.versions == versions and now < kept.refresh_at:
+        if kept is not None and now >= kept.refresh_at:
+            kept = None
+        if kept is not None and kept.head == head:
+            return kept.der
+        versions = self._versions(ca_id, query)
+        if kept is not None and kept.versions == versions:
+            self._keep(key, replace(kept, head=head))
             return kept.der
         der = self._answer(ca_id, query)
         if versions[0] is not None:
-            self._keep(key, _Precomputed(der, versions, now + self._config.validity / 2))
+            self._keep(key, _Precomputed(der, versions, now + self._config.validity / 2, head))
         return der
+
+    def _versions(self, ca_id: UUID, query: ocsp.OCSPQuery) -> tuple[int | None, ...]:
+        """The versions of the certificate ``query`` asks about and of its CA."""
+        serial = format(query.serial_number, "x")
+        return self._service.versions(certificate_id(ca_id, serial), ca_id)
 
     def _keep(self, key: _Key, precomputed: _Precomputed) -> None:
         with self._lock:

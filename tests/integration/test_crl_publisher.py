@@ -17,7 +17,14 @@ from projections.readmodels.queries import ReadModels
 from projections.readmodels.worker import catch_up
 from projections.revocation.crlstore import BASE, DELTA, CRLStore, open_crl_store
 from projections.revocation.publisher import CRLPublisher
-from tests.builders import OPERATOR, enabled_intermediate, enabled_root, issue, server_request
+from tests.builders import (
+    ADMIN,
+    OPERATOR,
+    enabled_intermediate,
+    enabled_root,
+    issue,
+    server_request,
+)
 from tests.conftest import SettableClock
 
 CONFIG = PublishingSettings(validity=dt.timedelta(hours=24), expired_grace=dt.timedelta(days=2))
@@ -130,3 +137,21 @@ def test_each_crl_is_an_event_with_its_hash(
     ]
     assert published[0].sha256 == served.sha256  # type: ignore[attr-defined]
     assert published[0].number == served.number  # type: ignore[attr-defined]
+
+
+def test_publish_due_covers_every_key_of_every_ca_then_only_the_ones_with_news(
+    service: PrivateCA, settings: Settings, read_models: ReadModels, store: CRLStore
+) -> None:
+    root_id = enabled_root(service)
+    ca_id = enabled_intermediate(service, root_id, remaining=5)
+    service.roll_over_ca_key(ADMIN, ca_id)
+    certificate = issue(service, ca_id).certificate
+    catch_up(settings)
+    publisher = _publisher(service, read_models, store)
+    first = {(p.ca_id, p.generation, p.kind) for p in publisher.publish_due()}
+    keys = {(root_id, 1), (ca_id, 1), (ca_id, 2)}
+    assert first == {(*key, kind) for key in keys for kind in (BASE, DELTA)}
+    service.revoke_certificate(OPERATOR, certificate.id, RevocationReason.SUPERSEDED)
+    catch_up(settings)
+    assert {p.ca_id for p in publisher.publish_due()} == {ca_id}  # the root has no news
+    assert publisher.publish_due() == []

@@ -45,13 +45,17 @@ def _status(answer: bytes) -> x509_ocsp.OCSPCertStatus:
     return x509_ocsp.load_der_ocsp_response(answer).certificate_status
 
 
+@pytest.mark.parametrize("unrelated_event", [False, True])
 def test_an_unchanged_certificate_gets_the_kept_answer_until_it_is_revoked(
-    service: PrivateCA, responder: OCSPResponder
+    service: PrivateCA, responder: OCSPResponder, unrelated_event: bool
 ) -> None:
     ca_id = enabled_intermediate(service, enabled_root(service))
     certificate = issue(service, ca_id).certificate
     request = _request(service, ca_id, certificate.certificate_der, nonce=False)
     first = responder.answer(ca_id, request)
+    if unrelated_event:  # the log's head moves; this certificate and its CA do not
+        enabled_root(service)
+        assert responder.answer(ca_id, request) == first  # kept again, with the new head
     assert responder.answer(ca_id, request) == first  # the same signed bytes
     assert _status(first) is x509_ocsp.OCSPCertStatus.GOOD
     service.revoke_certificate(OPERATOR, certificate.id, RevocationReason.KEY_COMPROMISE)
