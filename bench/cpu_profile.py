@@ -1,0 +1,266 @@
+"""Where one HTTP issuance spends its CPU in `pca serve` (issue 18), sampled with py-spy.
+
+    python -m bench.cpu_profile [--checkout DIR] [--seconds 10] [--clients 4]
+                                [--label after] [--update-docs]
+
+Starts `pca serve --workers 1` on SQLite with the set-up of bench/http_issuance.py (an
+enabled P-256 root and intermediate, no per-token limit), warms it up, then drives
+``POST /api/v1/cas/{id}/certificates`` with wrk at ``--clients`` keep-alive clients for
+``--seconds`` while ``py-spy record --format raw --rate 500 --subprocesses --nonblocking``
+samples every Python thread of the server. ``--checkout`` runs the server (and its `pca`
+commands) from another checkout, e.g. a worktree at an older commit, so before and after
+are measured by the same harness.
+
+The CPU per request is the utime + stime of every thread of the server's processes over
+the run (from /proc) divided by the answered requests. Python threads' CPU is split by
+the share of py-spy samples in each category (a sample is put in the category of the
+innermost frame that matches one, see ``RULES``); threads py-spy cannot see (the HTTP
+server's native threads) count as HTTP server. Samples of threads waiting (on a lock,
+a socket, a condition) are not taken: py-spy leaves out idle threads, so waits cost only
+the CPU they burn. Their kernel side (futex, context switches) stays in the threads'
+CPU and is spread by share like the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench import loadgen, report
+from bench.http_issuance import EC, RATE_LIMIT_ENV, pca
+from domain.adapters.settings import Settings
+
+RATE = 500
+TICKS = os.sysconf("SC_CLK_TCK")
+NATIVE = "HTTP server (native threads)"
+WAITING = "waiting: locks, queues, select, fdatasync"
+# Innermost frames of a thread that is blocked, not running: py-spy's --nonblocking mode
+# samples them all the same. They take no share of the CPU (the kernel's side of a wait,
+# futex calls and fdatasync included, is spread over the running samples).
+WAITS = re.compile(
+    r"^(Condition\.wait|Event\.wait|_worker) \((threading|concurrent/futures/thread)\.py"
+    r"|^\w+Selector\.select |sleep|^FifoListener\._listen "
+    r"|^SQLiteConnection\.commit |^SQLiteKeyStore\._transaction \(.*:107\)"
+)
+# (category, pattern over "function (file)"): the innermost frame that matches decides.
+RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
+    (name, re.compile(pattern))
+    for name, pattern in (
+        ("read-model thread", r"[(/]projections/readmodels/(worker|projection|writer|view)"),
+        ("CRL publisher, checkpoints", r"projections/revocation/publisher|audit/checkpoints"),
+        ("logging, access log", r"[(/]logging/|glogging|wsgi_middleware.py:\d+ \((_add|_line|_e)"),
+        ("metrics", r"prometheus_client|api/http/metrics"),
+        ("JSON", r"[(/]json/|jsonschema|api/http/schema|api/http/bodies"),
+        ("key generation", r"generate_private_key|private_bytes|keystore.*seal|_new_key"),
+        ("signing", r"domain/pki/signing|x509/base.py:\d+ \(sign\)"),
+        ("X.509 build", r"domain/pki/(x509|der)|cryptography/x509"),
+        ("storage: SQLite, key store", r"eventsourcing/(sqlite|postgres)|psycopg|adapters/"),
+        ("eventsourcing (Python)", r"eventsourcing/"),
+        ("Flask, Werkzeug", r"[(/](flask|werkzeug)/"),
+        ("HTTP server", r"[(/](gunicorn|granian)/|wsgi_middleware|socketserver|[(/]selectors"),
+        ("threads, locks, queues", r"[(/](threading|queue).py|concurrent/futures"),
+        ("pca: rules, views, audit chain", r"[(/](domain|api|projections)/"),
+    )
+)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What one run measured: requests answered, CPU seconds, samples by category."""
+
+    requests: int
+    seconds: float
+    python_cpu: float
+    native_cpu: float
+    samples: Counter[str]
+
+    def table(self) -> list[str]:
+        total = sum(self.samples.values()) or 1
+        running = total - self.samples[WAITING] or 1
+        per_request = 1e6 / max(self.requests, 1)
+        lines = ["| category | µs CPU per request | share of running samples |", "|---|---:|---:|"]
+        lines += [
+            f"| {name} | {count / running * self.python_cpu * per_request:,.0f} "
+            f"| {count / running:.1%} |"
+            for name, count in self.samples.most_common()
+            if name != WAITING
+        ]
+        all_us = (self.python_cpu + self.native_cpu) * per_request
+        return [
+            *lines,
+            f"| {NATIVE} | {self.native_cpu * per_request:,.0f} | (not sampled) |",
+            f"| **all** | **{all_us:,.0f}** | {running:,} running samples |",
+            f"| {WAITING} (left out) | - | {self.samples[WAITING]:,} samples |",
+        ]
+
+
+def category(stack: list[str]) -> str:
+    """The category of the innermost frame of ``stack`` (outermost first) that has one."""
+    if WAITS.search(stack[-1]):
+        return WAITING
+    for frame in reversed(stack):
+        for name, pattern in RULES:
+            if pattern.search(frame):
+                return name
+    return "other"
+
+
+def read_samples(raw: Path) -> Counter[str]:
+    """py-spy's raw output (``frame;frame;... count`` per line), counted by category."""
+    counts: Counter[str] = Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if stack and count.isdigit():
+            counts[category(stack.split(";"))] += int(count)
+    return counts
+
+
+def _tree(pid: int) -> list[int]:
+    """``pid`` and all its descendants."""
+    found = [pid]
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            for child in task.read_text().split():
+                found += _tree(int(child))
+    return found
+
+
+def thread_cpu(pids: list[int]) -> dict[tuple[int, int], tuple[bool, float]]:
+    """(pid, tid) -> (whether it is a Python thread, its CPU seconds so far).
+
+    Python threads keep the process's name; the server's native threads have their own.
+    """
+    threads: dict[tuple[int, int], tuple[bool, float]] = {}
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{pid}/comm").read_text().strip()
+            for task in Path(f"/proc/{pid}/task").iterdir():
+                with contextlib.suppress(OSError):
+                    stat = (task / "stat").read_text()
+                    name = stat[stat.index("(") + 1 : stat.rindex(")")]
+                    fields = stat[stat.rindex(")") + 2 :].split()
+                    seconds = (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
+                    threads[(pid, int(task.name))] = (name == command, seconds)
+    return threads
+
+
+def _cpu_between(
+    before: dict[tuple[int, int], tuple[bool, float]],
+    after: dict[tuple[int, int], tuple[bool, float]],
+) -> tuple[float, float]:
+    """CPU seconds of Python threads and of native threads between two readings."""
+    python = native = 0.0
+    for key, (is_python, seconds) in after.items():
+        spent = seconds - before.get(key, (is_python, 0.0))[1]
+        if is_python:
+            python += spent
+        else:
+            native += spent
+    return python, native
+
+
+@contextlib.contextmanager
+def sampling(pid: int, output: Path) -> Iterator[None]:
+    """py-spy recording ``pid`` and its children into ``output`` until the block ends."""
+    spy = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
+        [
+            loadgen.executable("py-spy"),
+            "record",
+            "--format",
+            "raw",
+            "--rate",
+            str(RATE),
+            "--subprocesses",
+            "--nonblocking",
+            "--pid",
+            str(pid),
+            "--output",
+            str(output),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    time.sleep(2)  # attached to every process before the load starts
+    try:
+        yield
+    finally:
+        spy.send_signal(signal.SIGINT)
+        _, errors = spy.communicate(timeout=60)
+        if not output.exists():
+            raise RuntimeError(f"py-spy wrote nothing: {errors.decode(errors='replace')}")
+
+
+def profile(settings: Settings, seconds: int, clients: int, raw: Path) -> Profile:
+    with pca(settings, workers=1) as ours:
+        target = ours.target(EC)
+        loadgen.wrk(target, clients, 2, "warm")
+        pids = _tree(ours.live.process.pid)
+        with sampling(ours.live.process.pid, raw):
+            before = thread_cpu(pids)
+            run = loadgen.wrk(target, clients, seconds, "profile")
+            after = thread_cpu(pids)
+    python, native = _cpu_between(before, after)
+    return Profile(run.succeeded, run.seconds, python, native, read_samples(raw))
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkout", type=Path, default=Path.cwd(), help="run this code")
+    parser.add_argument("--seconds", type=int, default=10)
+    parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--raw", type=Path, help="keep py-spy's raw stacks in this file")
+    parser.add_argument("--label", default="after", help="the docs block: before or after")
+    parser.add_argument("--update-docs", action="store_true", help=f"rewrite {report.DOCS}")
+    return parser.parse_args()
+
+
+def main() -> None:
+    for tool in ("wrk", "py-spy"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"{tool} is not on the PATH (py-spy comes with the dev extra)")
+    args = parse_args()
+    os.environ[RATE_LIMIT_ENV] = "0"
+    checkout = args.checkout.resolve()
+    args.raw = args.raw.resolve() if args.raw else None
+    os.environ["PYTHONPATH"] = str(checkout)  # the server and its `pca` commands run it
+    os.chdir(checkout)
+    with tempfile.TemporaryDirectory() as name:
+        settings = Settings(data_dir=Path(name) / "data")
+        raw = args.raw or Path(name) / "pyspy.txt"
+        result = profile(settings, args.seconds, args.clients, raw)
+    commit = subprocess.run(  # noqa: S603 - fixed argv, no shell
+        ["git", "-C", str(checkout), "log", "-1", "--format=%h %s"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    text = "\n".join(
+        [
+            f"Command: `python -m bench.cpu_profile {' '.join(sys.argv[1:])}`.",
+            f"Server code: {commit}. Machine: {report.machine()}.",
+            f"{result.requests:,} issuances answered in {result.seconds:.1f} s "
+            f"({result.requests / result.seconds:,.0f} req/s with py-spy attached) at "
+            f"{args.clients} clients; server CPU {result.python_cpu + result.native_cpu:.2f} s.",
+            "",
+            *result.table(),
+        ]
+    )
+    print(text, flush=True)
+    if args.update_docs:
+        report.update_docs(f"cpu_profile_{args.label}", text)
+
+
+if __name__ == "__main__":
+    main()
