@@ -11,14 +11,15 @@ samples every Python thread of the server. ``--checkout`` runs the server (and i
 commands) from another checkout, e.g. a worktree at an older commit, so before and after
 are measured by the same harness.
 
-The CPU per request is the utime + stime of every thread of the server's processes over
-the run (from /proc) divided by the answered requests. Python threads' CPU is split by
-the share of py-spy samples in each category (a sample is put in the category of the
-innermost frame that matches one, see ``RULES``); threads py-spy cannot see (the HTTP
-server's native threads) count as HTTP server. Samples of threads waiting (on a lock,
-a socket, a condition) are not taken: py-spy leaves out idle threads, so waits cost only
-the CPU they burn. Their kernel side (futex, context switches) stays in the threads'
-CPU and is spread by share like the rest.
+The CPU per request is the utime + stime of the server's processes over the run (from
+/proc/PID/stat, every thread) divided by the answered requests. A running py-spy sample
+stands for 1/500 s of a thread on a CPU and goes to the category of its innermost frame
+that matches one (``RULES``); what the samples leave unexplained is "the rest": native
+code outside Python (granian's HTTP work, whose threads show no Python frame then, or
+park), the kernel's side of waits (futex calls, context switches) and samples py-spy
+missed. py-spy leaves idle threads out, but ``--nonblocking`` still catches some threads
+blocked in a wait (a condition, a queue, select, fdatasync): those samples (``WAITS``)
+are counted apart and stand for no CPU.
 """
 
 from __future__ import annotations
@@ -44,7 +45,8 @@ from domain.adapters.settings import Settings
 
 RATE = 500
 TICKS = os.sysconf("SC_CLK_TCK")
-NATIVE = "HTTP server (native threads)"
+NATIVE = "no Python frame"
+REST = "the rest: HTTP server's native code, kernel, unsampled"
 WAITING = "waiting: locks, queues, select, fdatasync"
 # Innermost frames of a thread that is blocked, not running: py-spy's --nonblocking mode
 # samples them all the same. They take no share of the CPU (the kernel's side of a wait,
@@ -78,36 +80,39 @@ RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
 
 @dataclass(frozen=True)
 class Profile:
-    """What one run measured: requests answered, CPU seconds, samples by category."""
+    """What one run measured: requests answered, server CPU seconds, samples by category."""
 
     requests: int
     seconds: float
-    python_cpu: float
-    native_cpu: float
+    cpu: float
     samples: Counter[str]
 
     def table(self) -> list[str]:
-        total = sum(self.samples.values()) or 1
-        running = total - self.samples[WAITING] or 1
-        per_request = 1e6 / max(self.requests, 1)
-        lines = ["| category | µs CPU per request | share of running samples |", "|---|---:|---:|"]
+        """µs of CPU per request by category: a running sample stands for 1/RATE s of a
+        thread on a CPU; what the samples do not explain is the rest of the server's CPU."""
+        left_out = (WAITING, NATIVE)
+        running = {name: n for name, n in self.samples.items() if name not in left_out}
+        per_sample = 1e6 / RATE / max(self.requests, 1)
+        total = self.cpu * 1e6 / max(self.requests, 1)
+        rest = total - sum(running.values()) * per_sample
+        lines = ["| category | µs CPU per request | samples |", "|---|---:|---:|"]
         lines += [
-            f"| {name} | {count / running * self.python_cpu * per_request:,.0f} "
-            f"| {count / running:.1%} |"
-            for name, count in self.samples.most_common()
-            if name != WAITING
+            f"| {name} | {count * per_sample:,.0f} | {count:,} |"
+            for name, count in sorted(running.items(), key=lambda item: -item[1])
         ]
-        all_us = (self.python_cpu + self.native_cpu) * per_request
         return [
             *lines,
-            f"| {NATIVE} | {self.native_cpu * per_request:,.0f} | (not sampled) |",
-            f"| **all** | **{all_us:,.0f}** | {running:,} running samples |",
-            f"| {WAITING} (left out) | - | {self.samples[WAITING]:,} samples |",
+            f"| {REST} | {rest:,.0f} | {self.samples[NATIVE]:,} with no Python frame |",
+            f"| **all (from /proc)** | **{total:,.0f}** | |",
+            f"| {WAITING} (left out) | - | {self.samples[WAITING]:,} |",
         ]
 
 
 def category(stack: list[str]) -> str:
     """The category of the innermost frame of ``stack`` (outermost first) that has one."""
+    stack = [frame for frame in stack if not frame.startswith(("process ", "thread "))]
+    if not stack:
+        return NATIVE
     if WAITS.search(stack[-1]):
         return WAITING
     for frame in reversed(stack):
@@ -137,38 +142,15 @@ def _tree(pid: int) -> list[int]:
     return found
 
 
-def thread_cpu(pids: list[int]) -> dict[tuple[int, int], tuple[bool, float]]:
-    """(pid, tid) -> (whether it is a Python thread, its CPU seconds so far).
-
-    Python threads keep the process's name; the server's native threads have their own.
-    """
-    threads: dict[tuple[int, int], tuple[bool, float]] = {}
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of every thread of ``pids`` so far."""
+    total = 0
     for pid in pids:
         with contextlib.suppress(OSError):
-            command = Path(f"/proc/{pid}/comm").read_text().strip()
-            for task in Path(f"/proc/{pid}/task").iterdir():
-                with contextlib.suppress(OSError):
-                    stat = (task / "stat").read_text()
-                    name = stat[stat.index("(") + 1 : stat.rindex(")")]
-                    fields = stat[stat.rindex(")") + 2 :].split()
-                    seconds = (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime
-                    threads[(pid, int(task.name))] = (name == command, seconds)
-    return threads
-
-
-def _cpu_between(
-    before: dict[tuple[int, int], tuple[bool, float]],
-    after: dict[tuple[int, int], tuple[bool, float]],
-) -> tuple[float, float]:
-    """CPU seconds of Python threads and of native threads between two readings."""
-    python = native = 0.0
-    for key, (is_python, seconds) in after.items():
-        spent = seconds - before.get(key, (is_python, 0.0))[1]
-        if is_python:
-            python += spent
-        else:
-            native += spent
-    return python, native
+            stat = Path(f"/proc/{pid}/stat").read_text()
+            fields = stat[stat.rindex(")") + 2 :].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / TICKS
 
 
 @contextlib.contextmanager
@@ -208,11 +190,10 @@ def profile(settings: Settings, seconds: int, clients: int, raw: Path) -> Profil
         loadgen.wrk(target, clients, 2, "warm")
         pids = _tree(ours.live.process.pid)
         with sampling(ours.live.process.pid, raw):
-            before = thread_cpu(pids)
+            before = cpu_seconds(pids)
             run = loadgen.wrk(target, clients, seconds, "profile")
-            after = thread_cpu(pids)
-    python, native = _cpu_between(before, after)
-    return Profile(run.succeeded, run.seconds, python, native, read_samples(raw))
+            spent = cpu_seconds(pids) - before
+    return Profile(run.succeeded, run.seconds, spent, read_samples(raw))
 
 
 def parse_args() -> argparse.Namespace:
@@ -234,25 +215,18 @@ def main() -> None:
     os.environ[RATE_LIMIT_ENV] = "0"
     checkout = args.checkout.resolve()
     args.raw = args.raw.resolve() if args.raw else None
-    os.environ["PYTHONPATH"] = str(checkout)  # the server and its `pca` commands run it
-    os.chdir(checkout)
+    report.run_from(checkout)
     with tempfile.TemporaryDirectory() as name:
         settings = Settings(data_dir=Path(name) / "data")
         raw = args.raw or Path(name) / "pyspy.txt"
         result = profile(settings, args.seconds, args.clients, raw)
-    commit = subprocess.run(  # noqa: S603 - fixed argv, no shell
-        ["git", "-C", str(checkout), "log", "-1", "--format=%h %s"],  # noqa: S607
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
     text = "\n".join(
         [
             f"Command: `python -m bench.cpu_profile {' '.join(sys.argv[1:])}`.",
-            f"Server code: {commit}. Machine: {report.machine()}.",
+            f"Server code: {report.commit(checkout)}. Machine: {report.machine()}.",
             f"{result.requests:,} issuances answered in {result.seconds:.1f} s "
             f"({result.requests / result.seconds:,.0f} req/s with py-spy attached) at "
-            f"{args.clients} clients; server CPU {result.python_cpu + result.native_cpu:.2f} s.",
+            f"{args.clients} clients; server CPU {result.cpu:.2f} s.",
             "",
             *result.table(),
         ]

@@ -567,6 +567,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ceiling-seconds", type=float, default=2.0)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--postgres-url", help="an existing database instead of a throwaway")
+    parser.add_argument("--checkout", type=Path, help="run pca serve from this checkout")
     parser.add_argument("--update-docs", action="store_true", help=f"rewrite {report.DOCS}")
     return parser.parse_args()
 
@@ -591,6 +592,8 @@ def run_all(args: argparse.Namespace, directory: Path, url: str | None) -> Resul
         for processes in (1, 2)
     ]
     progress("ceilings: " + ", ".join(f"{c.key} x{c.processes} {c.rate:,.0f}/s" for c in ceilings))
+    if args.checkout:
+        report.run_from(args.checkout.resolve())
     results = Results(ceilings, [], [], [], [])
     with (
         cfssl(directory / "cfssl") as port,
@@ -683,7 +686,9 @@ def render(
 ) -> str:
     lines = [
         f"Command: `{' '.join(['python -m bench.http_issuance', *sys.argv[1:]])}`.",
-        f"Commit: {report.commit()}. Machine: {report.machine(versions(url))}.",
+        f"Commit: {report.commit()}; pca serve from "
+        f"{report.commit(args.checkout.resolve()) if args.checkout else 'the same'}. "
+        f"Machine: {report.machine(versions(url))}.",
         f"1-minute load average {load[0]} at the start, {load[1]} at the end; "
         f"{args.runs} runs of {args.duration} s (RSA {args.rsa_duration} s) after "
         f"{args.warmup} s of warm-up.",
