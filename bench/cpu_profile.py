@@ -12,14 +12,16 @@ commands) from another checkout, e.g. a worktree at an older commit, so before a
 are measured by the same harness.
 
 The CPU per request is the utime + stime of the server's processes over the run (from
-/proc/PID/stat, every thread) divided by the answered requests. A running py-spy sample
-stands for 1/500 s of a thread on a CPU and goes to the category of its innermost frame
-that matches one (``RULES``); what the samples leave unexplained is "the rest": native
-code outside Python (granian's HTTP work, whose threads show no Python frame then, or
-park), the kernel's side of waits (futex calls, context switches) and samples py-spy
-missed. py-spy leaves idle threads out, but ``--nonblocking`` still catches some threads
-blocked in a wait (a condition, a queue, select, fdatasync): those samples (``WAITS``)
-are counted apart and stand for no CPU.
+/proc/PID/stat, every thread) divided by the answered requests, split by the shares of
+the running py-spy samples: a sample goes to the category of its innermost frame that
+matches one (``RULES``); a sample of a thread with no Python frame is the HTTP server's
+native code (granian's threads between two calls into the app). py-spy leaves idle
+threads out, but ``--nonblocking`` still catches some threads blocked in a wait (a
+condition, a queue, select, fdatasync): those samples (``WAITS``) are counted apart and
+take no share. Samples do not weigh CPU exactly: a thread that is runnable but waits
+for a CPU (the machine is shared) or for the GIL may still be sampled as running, and
+the kernel's side of waits (futex calls, context switches) and native threads that
+never run Python (a server's I/O loop) are spread by share with the rest.
 """
 
 from __future__ import annotations
@@ -45,8 +47,7 @@ from domain.adapters.settings import Settings
 
 RATE = 500
 TICKS = os.sysconf("SC_CLK_TCK")
-NATIVE = "no Python frame"
-REST = "the rest: HTTP server's native code, kernel, unsampled"
+NATIVE = "HTTP server: native code (a Python thread with no Python frame)"
 WAITING = "waiting: locks, queues, select, fdatasync"
 # Innermost frames of a thread that is blocked, not running: py-spy's --nonblocking mode
 # samples them all the same. They take no share of the CPU (the kernel's side of a wait,
@@ -70,6 +71,7 @@ RULES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
         ("X.509 build", r"domain/pki/(x509|der)|cryptography/x509"),
         ("storage: SQLite, key store", r"eventsourcing/(sqlite|postgres)|psycopg|adapters/"),
         ("eventsourcing (Python)", r"eventsourcing/"),
+        ("HTTP server", r"^LimitedStream\.readinto "),  # Werkzeug reading the server's body
         ("Flask, Werkzeug", r"[(/](flask|werkzeug)/"),
         ("HTTP server", r"[(/](gunicorn|granian)/|wsgi_middleware|socketserver|[(/]selectors"),
         ("threads, locks, queues", r"[(/](threading|queue).py|concurrent/futures"),
@@ -88,23 +90,21 @@ class Profile:
     samples: Counter[str]
 
     def table(self) -> list[str]:
-        """µs of CPU per request by category: a running sample stands for 1/RATE s of a
-        thread on a CPU; what the samples do not explain is the rest of the server's CPU."""
-        left_out = (WAITING, NATIVE)
-        running = {name: n for name, n in self.samples.items() if name not in left_out}
-        per_sample = 1e6 / RATE / max(self.requests, 1)
-        total = self.cpu * 1e6 / max(self.requests, 1)
-        rest = total - sum(running.values()) * per_sample
-        lines = ["| category | µs CPU per request | samples |", "|---|---:|---:|"]
+        """µs of CPU per request by category: the server's CPU split by the shares of
+        the running samples (waits left out)."""
+        waiting = self.samples[WAITING]
+        running = sum(self.samples.values()) - waiting or 1
+        per_request = self.cpu * 1e6 / max(self.requests, 1)
+        lines = ["| category | µs CPU per request | share of running samples |", "|---|---:|---:|"]
         lines += [
-            f"| {name} | {count * per_sample:,.0f} | {count:,} |"
-            for name, count in sorted(running.items(), key=lambda item: -item[1])
+            f"| {name} | {count / running * per_request:,.0f} | {count / running:.1%} |"
+            for name, count in self.samples.most_common()
+            if name != WAITING
         ]
         return [
             *lines,
-            f"| {REST} | {rest:,.0f} | {self.samples[NATIVE]:,} with no Python frame |",
-            f"| **all (from /proc)** | **{total:,.0f}** | |",
-            f"| {WAITING} (left out) | - | {self.samples[WAITING]:,} |",
+            f"| **all (from /proc)** | **{per_request:,.0f}** | {running:,} samples |",
+            f"| {WAITING} (left out) | - | {waiting:,} samples |",
         ]
 
 

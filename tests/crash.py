@@ -120,7 +120,7 @@ class CrashableServer(_Process):
         raise RuntimeError(f"pca serve did not come up:\n{self.tail()}")
 
     def worker_pids(self) -> list[int]:
-        """The gunicorn workers: the children of the master process."""
+        """The worker processes: the children of the `pca serve` process."""
         children: list[int] = []
         for task in Path(f"/proc/{self.pid}/task").glob("*/children"):
             with contextlib.suppress(OSError):
