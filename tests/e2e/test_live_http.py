@@ -190,7 +190,7 @@ def test_every_route_answers_over_real_http_as_documented(live: LiveServer) -> N
 
 
 def test_metrics_count_what_every_worker_served(live: LiveServer) -> None:
-    """Counters live in each gunicorn worker; /metrics must add them up across workers."""
+    """Counters live in each worker process; /metrics must add them up across workers."""
     operator, _, ca_id = _setup(live)
     for number in range(4):
         _issue(live, operator, ca_id, "server", {"type": "dns", "value": f"m{number}.example"})

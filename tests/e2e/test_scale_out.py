@@ -1,7 +1,7 @@
 """Several `pca serve` worker processes on one store never oversell quota, over real HTTP.
 
 The domain-level race (processes calling the service directly) is in test_concurrency.py;
-here the requests go through gunicorn's workers, each with its own service, pools and
+here the requests go through pca serve's workers, each with its own service, pools and
 per-CA lock, so only the event store's optimistic concurrency keeps them apart. With
 ``PCA_API_ONLY`` the workers run no background jobs and one `pca projections run`
 process keeps the read models, the CRLs and the audit checkpoints. Two `pca serve`
