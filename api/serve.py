@@ -1,5 +1,4 @@
-"""`pca serve`: the API under granian (a Rust HTTP server speaking WSGI) in several
-worker processes.
+"""`pca serve`: the API under gunicorn with several worker processes.
 
 The data directory (or the PostgreSQL schema) is initialised once in the parent before
 workers start, so first start never races. Each worker builds its own app after the fork
@@ -12,80 +11,47 @@ threads of every worker by default; one worker of the deployment holds each leas
 others stand by. ``--api-only`` (or ``PCA_API_ONLY=1``) leaves them out of the workers,
 for deployments that run them in one ``pca projections run`` process apart.
 
-On SIGTERM (or SIGINT) every worker stops accepting, finishes the requests it holds, then
-closes its deployment (:meth:`api.deployment.Deployment.close`: the publisher first, then
-the read models' last catch-up) and writes its last access-log lines; a worker still busy
-``GRACE_SECONDS`` after the signal is killed. A worker that dies is started again.
+gunicorn's own access log is off: each worker wraps its app in
+:class:`api.wsgi_middleware.AccessLog`, which writes the same lines in batches off the
+request's path, and writes its last ones when the worker stops.
 """
 
 from __future__ import annotations
 
-import functools
-import importlib
+import logging
 import os
 import shutil
 import sys
 from contextlib import closing
 from typing import Any
 
-from granian.constants import HTTPModes, Interfaces
-from granian.server.mp import MPServer, WorkerProcess
+from gunicorn.app.base import BaseApplication
+from gunicorn.util import import_app
 from prometheus_client import multiprocess, values
 
 from api.deployment import EXTENSION, Deployment
-from api.wsgi_middleware import AccessLog, TrustedProxyScheme
+from api.wsgi_middleware import AccessLog
 from domain.adapters.settings import Settings
 
-GRACE_SECONDS = 10
+logger = logging.getLogger(__name__)
 STDOUT = 1
 
 
-class _App:
-    """What one worker serves: the app behind the access log and the proxy's scheme."""
+class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
+    def __init__(self, options: dict[str, Any], *, background: bool) -> None:
+        self.options = options
+        self.background = background
+        super().__init__()
 
-    def __init__(self, background: bool) -> None:
-        # Imported by name in the worker, after the fork: the faces are no import of this
-        # shared module (import-linter's shared-api-below-faces).
-        self.flask = importlib.import_module("api.wsgi").create_app(run_projections=background)
-        self.wsgi = AccessLog(TrustedProxyScheme(self.flask), STDOUT)
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            if key in self.cfg.settings:  # older gunicorn releases lack some settings
+                self.cfg.set(key, value)
 
-    def close(self) -> None:
-        """Stop the deployment's jobs in order, then write the last access-log lines."""
-        try:
-            deployment = self.flask.extensions[EXTENSION]
-            assert isinstance(deployment, Deployment)
-            deployment.close()
-        finally:
-            self.wsgi.close()
-            multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
-
-
-@WorkerProcess.wrap_target  # type: ignore[untyped-decorator]  # granian's plumbing is untyped
-def _worker(worker_id: int, app: _App, sock: Any, ipc: Any, loop: Any, *args: Any) -> None:
-    """A worker process: granian's WSGI worker until it has stopped serving, then the close."""
-    try:
-        MPServer._spawn_wsgi_worker.__wrapped__(worker_id, app.wsgi, sock, ipc, loop, *args)
-    finally:
-        app.close()
-
-
-class _Server(MPServer):
-    def _respawn_workers(self, workers: list[int], *args: Any, **kwargs: Any) -> None:
-        killed = all((self.wrks[idx].inner.exitcode or 0) < 0 for idx in workers)
-        super()._respawn_workers(workers, *args, **kwargs)
-        if killed:
-            # A worker killed by a signal (the OOM killer, an operator) is started again
-            # however often it happens; granian's crash-loop guard, which stops the server
-            # when a worker dies twice within 5.5 s, stays for workers that fail by
-            # themselves (a worker that cannot boot).
-            self.respawned_wrks.clear()
-
-    def _stop_workers(self) -> None:
-        super()._stop_workers()  # type: ignore[no-untyped-call]
-        if self.interrupt_signal:
-            # Workers that left on the same SIGTERM before the parent asked them to did
-            # what was asked: a graceful stop exits with status 0.
-            self.interrupt_children.clear()
+    def load(self) -> Any:
+        # gunicorn's factory syntax: the app module is imported here, in the worker.
+        app = import_app(f"api.wsgi:create_app(run_projections={self.background!r})")
+        return AccessLog(app, STDOUT)
 
 
 def initialise(settings: Settings) -> None:
@@ -109,6 +75,29 @@ def _metrics_directory(settings: Settings) -> None:
     values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
 
 
+def _worker_exit(server: object, worker: Any) -> None:
+    del server
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def _close_worker_app(server: object, worker: Any) -> None:
+    """In a worker that stops gracefully (SIGTERM, after its last request): stop its
+    background jobs in order (:meth:`api.deployment.Deployment.close`), so the read models
+    reach the log's head before the process ends. gunicorn also calls this in the master
+    for a worker already gone, which has no app there. The access log's last lines are
+    written after the deployment has closed."""
+    del server
+    access_log = getattr(worker, "wsgi", None)
+    if not isinstance(access_log, AccessLog):
+        return
+    try:
+        services = getattr(access_log.app, "extensions", {}).get(EXTENSION)
+        if services is not None:
+            services.close()
+    finally:
+        access_log.close()
+
+
 def serve(
     settings: Settings,
     host: str,
@@ -121,9 +110,8 @@ def serve(
     """Run the API until interrupted; ``settings`` must be the ``PCA_*`` environment's,
     which each worker reads again to open its own deployment.
 
-    ``threads`` is the number of requests a worker runs at once. With ``api_only`` (or
-    ``settings.api_only``) the workers only answer requests: queries see the read models
-    as far as a ``pca projections run`` process has brought them.
+    With ``api_only`` (or ``settings.api_only``) the workers only answer requests: queries
+    see the read models as far as a ``pca projections run`` process has brought them.
     """
     api_only = api_only or settings.api_only
     os.umask(0o077)  # whatever the server and its libraries write is the owner's alone
@@ -134,19 +122,18 @@ def serve(
             "pca: API only; run 'pca projections run' for the read models, CRLs and "
             "audit checkpoints\n"
         )
-    server = _Server(
-        "api.wsgi:create_app",  # a name for granian's log; the loader below builds the app
-        address=host,
-        port=port,
-        interface=Interfaces.WSGI,
-        workers=workers,
-        blocking_threads=threads,
-        http=HTTPModes.http1,
-        respawn_failed_workers=True,
-        workers_kill_timeout=GRACE_SECONDS,
-    )
-    server.serve(
-        spawn_target=_worker,
-        target_loader=functools.partial(_App, not api_only),  # type: ignore[arg-type]
-        wrap_loader=False,
-    )
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "threads": threads,
+        "worker_class": "gthread",
+        "preload_app": False,
+        "accesslog": None,  # AccessLog writes the lines (see above)
+        "graceful_timeout": 10,
+        "timeout": 60,
+        "keepalive": 30,
+        "child_exit": _worker_exit,
+        "worker_exit": _close_worker_app,
+        "control_socket_disable": True,
+    }
+    _Server(options, background=not api_only).run()

@@ -1,5 +1,6 @@
-"""What `pca serve` wraps around the app, whichever HTTP server runs it: the access log,
-written in batches off the request's path, and the scheme a trusted TLS proxy reports.
+"""What `pca serve` wraps around the app in each worker: the access log, written in
+batches off the request's path (gunicorn's own access log, which writes each line in the
+request's thread, is off).
 
 The access log keeps one line per answered request, in the format operators and the tests
 read (``pid=<N> rid=ID``: the worker and the request id the answer carried)::
@@ -24,7 +25,6 @@ from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
 FLUSH_SECONDS = 1.0
 BATCH_BYTES = 4096  # PIPE_BUF on Linux: a write of at most this much to a pipe is atomic
-TRUSTED_PROXIES = frozenset({"127.0.0.1", "::1"})
 _UNPRINTABLE = re.compile(r'[\x00-\x20\x7f-\xff"\\]')
 
 Headers = list[tuple[str, str]]
@@ -51,7 +51,7 @@ class AccessLog:
     """
 
     def __init__(self, app: WSGIApplication, fd: int) -> None:
-        self._app = app
+        self.app = app  # what it wraps, for the worker's close
         self._fd = fd
         self._pid = os.getpid()
         self._lines: list[str] = []
@@ -69,14 +69,17 @@ class AccessLog:
             answered.append((status, headers))
             return start_response(status, headers, exc_info)
 
-        body = self._app(environ, start)  # type: ignore[arg-type]
+        body = self.app(environ, start)  # type: ignore[arg-type]
         status, headers = answered[-1] if answered else ("500", [])
         self._add(self._line(environ, status, headers, time.perf_counter() - started))
         return body
 
     def _line(self, environ: WSGIEnvironment, status: str, headers: Headers, took: float) -> str:
         query = environ.get("QUERY_STRING")
-        target = _escaped(environ.get("PATH_INFO", "") + (f"?{query}" if query else ""))
+        target = environ.get("RAW_URI")  # gunicorn's: the target as the client sent it
+        if target is None:
+            target = environ.get("PATH_INFO", "") + (f"?{query}" if query else "")
+        target = _escaped(target)
         method, protocol = environ.get("REQUEST_METHOD", "-"), environ.get("SERVER_PROTOCOL", "-")
         return (
             f'{environ.get("REMOTE_ADDR", "-")} "{method} {target} {protocol}" '
@@ -111,19 +114,3 @@ class AccessLog:
         self._stop.set()
         self._flusher.join()
         self.flush()
-
-
-class TrustedProxyScheme:
-    """WSGI middleware: ``https`` as the request's scheme when a proxy on this host (the
-    loopback address) says, in ``X-Forwarded-Proto``, that the client came over TLS, so
-    that the console marks its cookie ``Secure``; from any other address the header is
-    ignored."""
-
-    def __init__(self, app: WSGIApplication) -> None:
-        self._app = app
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        forwarded = environ.get("HTTP_X_FORWARDED_PROTO", "")
-        if forwarded.lower() == "https" and environ.get("REMOTE_ADDR") in TRUSTED_PROXIES:
-            environ["wsgi.url_scheme"] = "https"
-        return self._app(environ, start_response)

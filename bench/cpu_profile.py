@@ -15,7 +15,7 @@ The CPU per request is the utime + stime of the server's processes over the run 
 /proc/PID/stat, every thread) divided by the answered requests, split by the shares of
 the running py-spy samples: a sample goes to the category of its innermost frame that
 matches one (``RULES``); a sample of a thread with no Python frame is the HTTP server's
-native code (granian's threads between two calls into the app). py-spy leaves idle
+native code (a server's threads between two calls into the app). py-spy leaves idle
 threads out, but ``--nonblocking`` still catches some threads blocked in a wait (a
 condition, a queue, select, fdatasync): those samples (``WAITS``) are counted apart and
 take no share. Samples do not weigh CPU exactly: a thread that is runnable but waits

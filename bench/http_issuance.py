@@ -544,7 +544,7 @@ def versions(url: str | None) -> list[str]:
     wanted = [line.split(":", 1)[1].strip() for line in cfssl_version if ":" in line]
     wrk_version = _run("wrk", "--version", check=False)  # prints its usage and exits 1
     extra = [f"cfssl {wanted[0]} ({wanted[-1]})", wrk_version.split(" [")[0]]
-    extra.append(f"granian {version('granian')}")
+    extra.append(f"gunicorn {version('gunicorn')}")
     if url is not None:
         with psycopg.connect(url) as connection:
             row = connection.execute("SHOW server_version").fetchone()

@@ -359,9 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve_parser.add_argument("--host", default="127.0.0.1")
     serve_parser.add_argument("--port", type=int, default=8080)
     serve_parser.add_argument("--workers", type=int, default=2, help="worker processes")
-    serve_parser.add_argument(
-        "--threads", type=int, default=4, help="requests a worker runs at once (its threads)"
-    )
+    serve_parser.add_argument("--threads", type=int, default=8, help="threads per worker")
     serve_parser.add_argument(
         "--api-only",
         action="store_true",
