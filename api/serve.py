@@ -10,6 +10,10 @@ Background jobs (the read-model runner, the CRL publisher, audit checkpoints) ru
 threads of every worker by default; one worker of the deployment holds each lease and the
 others stand by. ``--api-only`` (or ``PCA_API_ONLY=1``) leaves them out of the workers,
 for deployments that run them in one ``pca projections run`` process apart.
+
+gunicorn's own access log is off: each worker wraps its app in
+:class:`api.wsgi_middleware.AccessLog`, which writes the same lines in batches off the
+request's path, and writes its last ones when the worker stops.
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ from gunicorn.util import import_app
 from prometheus_client import multiprocess, values
 
 from api.deployment import EXTENSION, Deployment
+from api.wsgi_middleware import AccessLog
 from domain.adapters.settings import Settings
 
 logger = logging.getLogger(__name__)
+STDOUT = 1
 
 
 class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type hints
@@ -44,7 +50,8 @@ class _Server(BaseApplication):  # type: ignore[misc]  # gunicorn ships no type 
 
     def load(self) -> Any:
         # gunicorn's factory syntax: the app module is imported here, in the worker.
-        return import_app(f"api.wsgi:create_app(run_projections={self.background!r})")
+        app = import_app(f"api.wsgi:create_app(run_projections={self.background!r})")
+        return AccessLog(app, STDOUT)
 
 
 def initialise(settings: Settings) -> None:
@@ -77,12 +84,18 @@ def _close_worker_app(server: object, worker: Any) -> None:
     """In a worker that stops gracefully (SIGTERM, after its last request): stop its
     background jobs in order (:meth:`api.deployment.Deployment.close`), so the read models
     reach the log's head before the process ends. gunicorn also calls this in the master
-    for a worker already gone, which has no app there."""
+    for a worker already gone, which has no app there. The access log's last lines are
+    written after the deployment has closed."""
     del server
-    app = getattr(worker, "wsgi", None)
-    services = app.extensions.get(EXTENSION) if app is not None else None
-    if services is not None:
-        services.close()
+    access_log = getattr(worker, "wsgi", None)
+    if not isinstance(access_log, AccessLog):
+        return
+    try:
+        services = getattr(access_log.app, "extensions", {}).get(EXTENSION)
+        if services is not None:
+            services.close()
+    finally:
+        access_log.close()
 
 
 def serve(
@@ -115,8 +128,7 @@ def serve(
         "threads": threads,
         "worker_class": "gthread",
         "preload_app": False,
-        "accesslog": "-",
-        "access_log_format": '%(h)s "%(r)s" %(s)s %(b)s %(M)sms pid=%(p)s rid=%({x-request-id}o)s',
+        "accesslog": None,  # AccessLog writes the lines (see above)
         "graceful_timeout": 10,
         "timeout": 60,
         "keepalive": 30,

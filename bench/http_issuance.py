@@ -10,7 +10,9 @@ Loopback only; about ten minutes with the defaults on a busy two-core machine. I
 * the load generator's own ceiling: wrk against a trivial endpoint (cfssl's scaninfo);
 * cfssl ``serve`` with a fresh P-256 CA and a profile like ours (server auth, 90 days, CRL,
   OCSP and issuer URLs), ``POST /api/v1/cfssl/newcert`` (the server generates the key),
-  measured before and after ours, so drift on a shared machine shows in its spread;
+  twice: storing nothing, and storing every certificate durably in its own SQLite certdb
+  (WAL, ``synchronous=FULL``: one fdatasync per certificate, as ours), each measured before
+  and after ours, so drift on a shared machine shows in its spread;
 * ``pca serve`` on SQLite (durable, the default) and on a throwaway PostgreSQL cluster, with
   each ``--workers`` count, ``POST /api/v1/cas/{id}/certificates`` (server-generated key,
   the name as DNS SAN, as cfssl's ``hosts``);
@@ -19,7 +21,7 @@ Loopback only; about ten minutes with the defaults on a busy two-core machine. I
 
 Every measurement: a probe request that must succeed, a warm-up, then ``--runs`` runs of
 ``--duration`` seconds at 1 and 4 keep-alive clients (bench/loadgen.py); the table shows
-medians over the runs and the spread of req/s. Ratios are to cfssl at the same key and
+medians over the runs and the spread of req/s. Ratios are to each cfssl at the same key and
 number of clients, and to the 2-process ceiling. The servers started here run without the
 per-token issuance limit (``PCA_ISSUANCE_RATE_PER_SECOND=0``): this measures capacity.
 """
@@ -35,6 +37,7 @@ import multiprocessing
 import os
 import shutil
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -170,9 +173,66 @@ def ceiling(key: str, processes: int, rounds: int, seconds: float) -> Ceiling:
 # --- the servers ---------------------------------------------------------------------------
 
 
+# cfssl's own certdb schema for SQLite (certdb/sqlite/migrations/001_CreateCertificates.sql
+# of the cfssl release Debian builds, whose inserts name these columns).
+CFSSL_CERTDB = """
+CREATE TABLE certificates (
+  serial_number            blob NOT NULL,
+  authority_key_identifier blob NOT NULL,
+  ca_label                 blob,
+  status                   blob NOT NULL,
+  reason                   int,
+  created_at               timestamp,
+  expiry                   timestamp,
+  revoked_at               timestamp,
+  pem                      blob NOT NULL,
+  PRIMARY KEY(serial_number, authority_key_identifier)
+);
+CREATE INDEX certificates_created_at ON certificates (created_at);
+CREATE INDEX certificates_revoked_at ON certificates (revoked_at);
+CREATE TABLE ocsp_responses (
+  serial_number            blob NOT NULL,
+  authority_key_identifier blob NOT NULL,
+  body                     blob NOT NULL,
+  expiry                   timestamp,
+  PRIMARY KEY(serial_number, authority_key_identifier),
+  FOREIGN KEY(serial_number, authority_key_identifier)
+    REFERENCES certificates(serial_number, authority_key_identifier)
+);
+"""
+NO_STORE, CERTDB = "-", "SQLite certdb"
+
+
+def certdb(directory: Path) -> Path:
+    """A fresh cfssl certdb in WAL mode; the ``-db-config`` file that has cfssl commit
+    every certificate with ``synchronous=FULL`` (go-sqlite3's ``_journal`` and
+    ``_synchronous`` parameters): one fdatasync per certificate, as durable as ours."""
+    database = directory / "certs.db"
+    with contextlib.closing(sqlite3.connect(database)) as connection:
+        connection.executescript(CFSSL_CERTDB)
+        connection.execute("PRAGMA journal_mode=WAL")
+    source = f"file:{database}?_journal=WAL&_synchronous=FULL"
+    config = directory / "db-config.json"
+    config.write_text(json.dumps({"driver": "sqlite3", "data_source": source}))
+    return config
+
+
+def certdb_check(directory: Path, answered: int) -> str:
+    """Whether the durable cfssl stored what it answered, in WAL mode."""
+    with contextlib.closing(sqlite3.connect(directory / "certs.db")) as connection:
+        (stored,) = connection.execute("SELECT count(*) FROM certificates").fetchone()
+        (mode,) = connection.execute("PRAGMA journal_mode").fetchone()
+    verdict = "ok" if stored >= answered and mode == "wal" else "MISMATCH"
+    return (
+        f"cfssl certdb: {stored:,} certificates stored for {answered:,} answered, "
+        f"journal_mode {mode}: {verdict}"
+    )
+
+
 @contextlib.contextmanager
-def cfssl(directory: Path) -> Iterator[int]:
-    """``cfssl serve`` with a fresh P-256 CA; its port."""
+def cfssl(directory: Path, *, durable: bool = False) -> Iterator[int]:
+    """``cfssl serve`` with a fresh P-256 CA, storing every certificate in a SQLite certdb
+    if ``durable``; its port."""
     directory.mkdir(mode=0o700, parents=True)
     csr = directory / "ca-csr.json"
     csr.write_text(json.dumps({"CN": "Bench cfssl CA", "key": CFSSL_KEYS[EC]}))
@@ -195,6 +255,7 @@ def cfssl(directory: Path) -> Iterator[int]:
         }
     }
     (directory / "profile.json").write_text(json.dumps(profile))
+    storage = [f"-db-config={certdb(directory)}"] if durable else []
     log = (directory / "serve.log").open("wb")
     process = subprocess.Popen(  # noqa: S603 - fixed argv, no shell
         [
@@ -206,6 +267,7 @@ def cfssl(directory: Path) -> Iterator[int]:
             f"-ca={directory / 'ca.pem'}",
             f"-ca-key={key}",
             f"-config={directory / 'profile.json'}",
+            *storage,
         ],
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -320,13 +382,18 @@ def progress(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
-def measure_cfssl(port: int, plan: Plan, keys: Sequence[tuple[str, int]], tag: str) -> list[Row]:
-    rows = []
+def measure_cfssl(
+    port: int, plan: Plan, keys: Sequence[tuple[str, int]], tag: str, store: str = NO_STORE
+) -> tuple[list[Row], int]:
+    """cfssl's rows, and how many certificates it answered (probe and warm-up included)."""
+    rows, answered = [], 0
     for key, clients in keys:
-        runs, _ = plan.single(cfssl_target(port, key), clients, f"cfssl-{tag}-{clients}")
-        rows.append(Row("cfssl", "-", 0, key, clients, runs))
-        progress(f"cfssl {KEY_LABELS[key]} {clients} clients: {rows[-1].rate:,.0f} req/s")
-    return rows
+        name = f"cfssl-{tag}-{'db' if store == CERTDB else 'mem'}-{clients}"
+        runs, succeeded = plan.single(cfssl_target(port, key), clients, name)
+        answered += succeeded
+        rows.append(Row("cfssl", store, 0, key, clients, runs))
+        progress(f"cfssl {store} {KEY_LABELS[key]} {clients} clients: {rows[-1].rate:,.0f} req/s")
+    return rows, answered
 
 
 def measure_ours(
@@ -392,21 +459,25 @@ def _spread(rates: Sequence[float]) -> str:
 
 
 def single_table(rows: list[Row], ceilings: dict[str, Ceiling]) -> list[str]:
-    cfssl_rate = {(row.key, row.clients): row.rate for row in rows if row.server == "cfssl"}
+    cfssl_rate = {
+        (row.store, row.key, row.clients): row.rate for row in rows if row.server == "cfssl"
+    }
     lines = [
         "| server | store | workers | key | clients | req/s median (min-max) | p50 ms | p99 ms "
-        "| / cfssl | / ceiling (2 proc) | failed | wrk CPU µs/req |",
-        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| / cfssl certdb | / cfssl no store | / ceiling (2 proc) | failed | wrk CPU µs/req |",
+        "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for row in rows:
-        vs_cfssl = row.rate / cfssl_rate[(row.key, row.clients)]
+        durable = cfssl_rate.get((CERTDB, row.key, row.clients))
+        vs_durable = f"{row.rate / durable:.2f}" if durable else "-"
+        vs_cfssl = row.rate / cfssl_rate[(NO_STORE, row.key, row.clients)]
         runs = row.runs
         lines.append(
             f"| {row.server} | {row.store} | {row.workers or '-'} | {KEY_LABELS[row.key]} "
             f"| {row.clients} | {_spread([r.rate for r in runs])} "
             f"| {statistics.median(r.p50_ms for r in runs):.2f} "
             f"| {statistics.median(r.p99_ms for r in runs):.2f} "
-            f"| {vs_cfssl:.2f} | {row.rate / ceilings[row.key].rate:.2f} "
+            f"| {vs_durable} | {vs_cfssl:.2f} | {row.rate / ceilings[row.key].rate:.2f} "
             f"| {sum(r.failures for r in runs)} "
             f"| {statistics.median(r.client_cpu_us for r in runs):.0f} |"
         )
@@ -496,6 +567,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--ceiling-seconds", type=float, default=2.0)
     parser.add_argument("--no-postgres", action="store_true")
     parser.add_argument("--postgres-url", help="an existing database instead of a throwaway")
+    parser.add_argument("--checkout", type=Path, help="run pca serve from this checkout")
     parser.add_argument("--update-docs", action="store_true", help=f"rewrite {report.DOCS}")
     return parser.parse_args()
 
@@ -520,15 +592,22 @@ def run_all(args: argparse.Namespace, directory: Path, url: str | None) -> Resul
         for processes in (1, 2)
     ]
     progress("ceilings: " + ", ".join(f"{c.key} x{c.processes} {c.rate:,.0f}/s" for c in ceilings))
+    if args.checkout:
+        report.run_from(args.checkout.resolve())
     results = Results(ceilings, [], [], [], [])
-    with cfssl(directory / "cfssl") as port:
+    with (
+        cfssl(directory / "cfssl") as port,
+        cfssl(directory / "cfssl-db", durable=True) as durable_port,
+    ):
         trivial = Target(port, "GET", "/api/v1/cfssl/scaninfo")
         results.generator = [(c, loadgen.wrk(trivial, c, args.duration, "g")) for c in (1, 4)]
-        results.rows += measure_cfssl(port, plan, [(EC, 1), (EC, 4)], "before")
-        results.rows += measure_cfssl(port, rsa_plan, [(RSA, 4)], "rsa")
+        stored = _measure_cfssl_pair(results, (port, durable_port), plan, "before")
+        results.rows += measure_cfssl(port, rsa_plan, [(RSA, 4)], "rsa")[0]
         for store, settings in _stores(directory, url, [int(w) for w in args.workers.split(",")]):
             _measure_store(results, store, settings, args, (plan, rsa_plan))
-        after = measure_cfssl(port, plan, [(EC, 1), (EC, 4)], "after")
+        after: list[Row] = []
+        stored += _measure_cfssl_pair(results, (port, durable_port), plan, "after", after)
+    results.notes.append(certdb_check(directory / "cfssl-db", stored) + ".")
     results.rows = [_with_runs_after(row, after) for row in results.rows]
     results.rows.sort(
         key=lambda row: (row.key != EC, row.clients, row.server, row.store != "SQLite", row.workers)
@@ -536,10 +615,27 @@ def run_all(args: argparse.Namespace, directory: Path, url: str | None) -> Resul
     return results
 
 
+def _measure_cfssl_pair(
+    results: Results,
+    ports: tuple[int, int],
+    plan: Plan,
+    tag: str,
+    after: list[Row] | None = None,
+) -> int:
+    """Both cfssl servers at 1 and 4 clients: rows into ``results`` (or, measured after
+    ours, into ``after``); the number of certificates the durable one answered."""
+    keys = [(EC, 1), (EC, 4)]
+    rows, _ = measure_cfssl(ports[0], plan, keys, tag)
+    durable, stored = measure_cfssl(ports[1], plan, keys, tag, CERTDB)
+    (results.rows if after is None else after).extend(rows + durable)
+    return stored
+
+
 def _with_runs_after(row: Row, after: list[Row]) -> Row:
     """cfssl's row with the runs measured after ours added to those before."""
     for later in after:
-        if (later.key, later.clients) == (row.key, row.clients) and row.server == "cfssl":
+        same = (later.store, later.key, later.clients) == (row.store, row.key, row.clients)
+        if same and row.server == "cfssl":
             return dataclasses.replace(row, runs=row.runs + later.runs)
     return row
 
@@ -590,7 +686,9 @@ def render(
 ) -> str:
     lines = [
         f"Command: `{' '.join(['python -m bench.http_issuance', *sys.argv[1:]])}`.",
-        f"Commit: {report.commit()}. Machine: {report.machine(versions(url))}.",
+        f"Commit: {report.commit()}; pca serve from "
+        f"{report.commit(args.checkout.resolve()) if args.checkout else 'the same'}. "
+        f"Machine: {report.machine(versions(url))}.",
         f"1-minute load average {load[0]} at the start, {load[1]} at the end; "
         f"{args.runs} runs of {args.duration} s (RSA {args.rsa_duration} s) after "
         f"{args.warmup} s of warm-up.",

@@ -59,9 +59,9 @@ def load_average() -> str:
     return f"{os.getloadavg()[0]:.2f}"
 
 
-def commit() -> str:
-    """The checked-out commit, marked when the working tree differs from it."""
-    root = DOCS.parent.parent
+def commit(root: Path = DOCS.parent.parent) -> str:
+    """The commit checked out in ``root`` (this one by default), marked when the working
+    tree differs from it."""
 
     def git(*args: str) -> str:
         return subprocess.run(  # noqa: S603 - fixed argv, no shell
@@ -77,6 +77,13 @@ def commit() -> str:
         if git("status", "--porcelain", "--untracked-files=no")
         else head
     )
+
+
+def run_from(checkout: Path) -> None:
+    """Make the `pca` processes started from now on (servers and commands) run the code of
+    ``checkout``, e.g. a worktree at an older commit, so one harness measures both."""
+    os.environ["PYTHONPATH"] = str(checkout)
+    os.chdir(checkout)  # `python -m` puts the working directory first on sys.path
 
 
 def update_docs(marker: str, text: str, docs: Path = DOCS) -> None:

@@ -15,7 +15,7 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,13 +28,15 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from cryptography.x509.oid import NameOID
 
+from tests.live import AnswerHeaders
+
 JOSE = "application/jose+json"
 
 
 @dataclass(frozen=True)
 class Answer:
     status: int
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     body: bytes
 
     def json(self) -> Any:
@@ -53,9 +55,9 @@ def http_transport(method: str, url: str, body: bytes | None, headers: dict[str,
     request = urllib.request.Request(url, body, headers, method=method)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
-            return Answer(response.status, dict(response.headers), response.read())
+            return Answer(response.status, AnswerHeaders(response.headers), response.read())
     except urllib.error.HTTPError as error:
-        return Answer(error.code, dict(error.headers), error.read())
+        return Answer(error.code, AnswerHeaders(error.headers), error.read())
 
 
 def b64(data: bytes) -> str:

@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -24,7 +25,7 @@ from typing import Any, Self
 from cryptography import x509
 
 from domain.adapters.settings import Settings
-from tests.live import LOG_FILES, free_port, run_pca, settings_env
+from tests.live import LOG_FILES, AnswerHeaders, free_port, run_pca, settings_env
 
 CLIENT_TIMEOUT = 30.0  # seconds; a request that takes this long counts as a hang
 PAUSE_AFTER_REFUSAL = 0.05  # seconds a client waits when nobody listens on the port
@@ -119,7 +120,7 @@ class CrashableServer(_Process):
         raise RuntimeError(f"pca serve did not come up:\n{self.tail()}")
 
     def worker_pids(self) -> list[int]:
-        """The gunicorn workers: the children of the master process."""
+        """The worker processes: the children of the `pca serve` process."""
         children: list[int] = []
         for task in Path(f"/proc/{self.pid}/task").glob("*/children"):
             with contextlib.suppress(OSError):
@@ -152,7 +153,7 @@ class Answer:
     """One HTTP exchange as the client saw it; status 0 when no answer came."""
 
     status: int
-    headers: dict[str, str]
+    headers: Mapping[str, str]
     body: bytes
     started: float  # time.monotonic() when the request was sent
     seconds: float
@@ -182,9 +183,9 @@ def request(
     try:
         with urllib.request.urlopen(prepared, timeout=timeout) as response:
             payload = response.read()
-            status, answered = response.status, dict(response.headers)
+            status, answered = response.status, AnswerHeaders(response.headers)
     except urllib.error.HTTPError as error:
-        status, answered, payload = error.code, dict(error.headers), error.read()
+        status, answered, payload = error.code, AnswerHeaders(error.headers), error.read()
     except (OSError, http.client.HTTPException) as error:  # refused, reset, cut short
         failure = f"{type(error).__name__}: {error}"
         return Answer(0, {}, b"", started, _since(started), failure)

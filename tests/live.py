@@ -15,6 +15,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator, Mapping
+from email.message import Message
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -24,6 +26,23 @@ from tests.softhsm import token_env
 
 LOG_FILES: list[Path] = []
 SENT_PASSWORDS: set[str] = set()
+
+
+class AnswerHeaders(Mapping[str, str]):
+    """An answer's headers, found by name in any letter case, as HTTP defines them
+    (`pca serve`'s server sends them in lower case, as HTTP/2 always does)."""
+
+    def __init__(self, message: Message) -> None:
+        self._by_name = {name.lower(): value for name, value in message.items()}
+
+    def __getitem__(self, name: str) -> str:
+        return self._by_name[name.lower()]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._by_name)
+
+    def __len__(self) -> int:
+        return len(self._by_name)
 
 
 def free_port() -> int:
@@ -122,7 +141,7 @@ class LiveServer:
         token: str | None = None,
         body: object = None,
         headers: dict[str, str] | None = None,
-    ) -> tuple[int, dict[str, str], bytes]:
+    ) -> tuple[int, AnswerHeaders, bytes]:
         """One HTTP request; the status, headers and raw body (errors included)."""
         all_headers = dict(headers or {})
         data = None
@@ -139,9 +158,9 @@ class LiveServer:
         request = urllib.request.Request(self.base + path, data, all_headers, method=method)
         try:
             with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, dict(response.headers), response.read()
+                return response.status, AnswerHeaders(response.headers), response.read()
         except urllib.error.HTTPError as error:
-            return error.code, dict(error.headers), error.read()
+            return error.code, AnswerHeaders(error.headers), error.read()
 
     def json(
         self,

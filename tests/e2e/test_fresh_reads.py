@@ -4,7 +4,7 @@ Lists come from the read models, which wait for the log's head by default; one
 certificate is its aggregate, loaded from the event store (its cached copy brought up to
 date), so it needs no wait.
 
-Each request goes out on a connection of its own, so gunicorn hands writes and reads to
+Each request goes out on a connection of its own, so the server hands writes and reads to
 whichever of its workers accepts first; the access log (``pid=``, ``rid=``) shows which one
 answered, and the test checks that many reads were answered by a worker other than the
 writer's, which learned of the write only through the store.

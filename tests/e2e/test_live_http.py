@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import http.client
 import io
 import json
 import socket
 import ssl
 import subprocess
 import threading
+import urllib.parse
 import uuid
 import zipfile
 from collections.abc import Iterator
@@ -188,7 +190,7 @@ def test_every_route_answers_over_real_http_as_documented(live: LiveServer) -> N
 
 
 def test_metrics_count_what_every_worker_served(live: LiveServer) -> None:
-    """Counters live in each gunicorn worker; /metrics must add them up across workers."""
+    """Counters live in each worker process; /metrics must add them up across workers."""
     operator, _, ca_id = _setup(live)
     for number in range(4):
         _issue(live, operator, ca_id, "server", {"type": "dns", "value": f"m{number}.example"})
@@ -198,3 +200,23 @@ def test_metrics_count_what_every_worker_served(live: LiveServer) -> None:
     text = body.decode()
     route = "/api/v1/cas/<uuid:ca_id>/certificates"
     assert f'pca_http_requests_total{{method="POST",route="{route}",status="201"}} 4.0' in text
+
+
+def _console_cookie(live: LiveServer, token: str, headers: dict[str, str]) -> str:
+    """The session cookie a console sign-in over a fresh connection is answered with."""
+    connection = http.client.HTTPConnection("127.0.0.1", live.port, timeout=30)
+    try:
+        form = {"Content-Type": "application/x-www-form-urlencoded", **headers}
+        body = urllib.parse.urlencode({"token": token})
+        connection.request("POST", "/console/sign-in", body, form)
+        answer = connection.getresponse()
+        answer.read()
+        return answer.getheader("Set-Cookie", "")
+    finally:
+        connection.close()
+
+
+def test_a_tls_proxy_on_the_same_host_makes_the_console_cookie_secure(live: LiveServer) -> None:
+    token = live.pca("tokens", "create", "--role", "auditor", "--name", "proxied").strip()
+    assert "Secure" not in _console_cookie(live, token, {})
+    assert "Secure" in _console_cookie(live, token, {"X-Forwarded-Proto": "https"})

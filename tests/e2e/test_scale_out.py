@@ -1,7 +1,7 @@
 """Several `pca serve` worker processes on one store never oversell quota, over real HTTP.
 
 The domain-level race (processes calling the service directly) is in test_concurrency.py;
-here the requests go through gunicorn's workers, each with its own service, pools and
+here the requests go through pca serve's workers, each with its own service, pools and
 per-CA lock, so only the event store's optimistic concurrency keeps them apart. With
 ``PCA_API_ONLY`` the workers run no background jobs and one `pca projections run`
 process keeps the read models, the CRLs and the audit checkpoints. Two `pca serve`
@@ -134,10 +134,18 @@ def _assert_never_oversold(deployment: Deployment, outcomes: list[Outcome]) -> N
 
 
 def _issuing_workers(deployment: Deployment) -> set[str]:
-    """The worker processes that answered issuance requests, from the access log."""
+    """The worker processes that answered issuance requests, from the access log. Its
+    lines reach the log in batches, at least once a second (api/wsgi_middleware.py), so
+    it is read until it holds a line for every answer of the race (QUOTA certificates
+    and each client's refusal)."""
     path = f"/api/v1/cas/{deployment.intermediate_id}/certificates"
     line = re.compile(rf'"POST {path} HTTP/1.1" .* pid=<(\d+)>')
-    return {pid for host in deployment.hosts for pid in line.findall(host.log.read_text())}
+    deadline = time.monotonic() + CATCH_UP_SECONDS
+    while True:
+        pids = [pid for host in deployment.hosts for pid in line.findall(host.log.read_text())]
+        if len(pids) >= QUOTA + CLIENTS or time.monotonic() > deadline:
+            return set(pids)
+        time.sleep(0.2)
 
 
 def _listed_certificate_ids(deployment: Deployment, headers: dict[str, str]) -> set[str]:
