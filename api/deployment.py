@@ -22,11 +22,12 @@ from domain.audit.guard import ChainGuard
 from domain.audit.stamps import stamp_legacy_links
 from domain.model.tokens import ApiToken
 from domain.model.values import RequestContext
+from projections.audit.checkpointer import checkpoint_job
 from projections.readmodels.queries import ReadModels
 from projections.readmodels.worker import RunnerHandle, catch_up_to_head, nudger
 from projections.revocation.crlstore import CRLStore, open_crl_store
 from projections.revocation.ocsp_responder import OCSPResponder
-from projections.revocation.publisher import CRLPublisher, background_thread
+from projections.revocation.publisher import CRLPublisher, publisher_job
 
 EXTENSION = "pca"
 FRESHNESS_WAIT_SECONDS = 5.0
@@ -58,8 +59,9 @@ class Deployment:
         clock: Clock = utc_now,
     ) -> Deployment:
         """Open every store of ``settings``; with ``run_projections`` keep the read models
-        up to date on a thread, with ``publish`` publish CRLs and audit checkpoints on
-        another. Among several processes one holds each lease and the others stand by.
+        up to date on a thread, with ``publish`` publish CRLs on another and sign audit
+        checkpoints on a third, so a long checkpoint never holds a CRL back. Among several
+        processes one holds each lease and the others stand by.
         Every command first verifies the audit chain (all of it the first time, then what
         was appended) and is refused once it is broken (domain.application.integrity).
         Every store is opened before a thread starts, so no thread meets a file or table
@@ -70,7 +72,8 @@ class Deployment:
             if service.token_signer is not None:
                 resources.callback(service.token_signer.close)
             resources.callback(service.close)
-            service.integrity.watch(ChainGuard.of(service))
+            guard = ChainGuard.of(service)
+            service.integrity.watch(guard)
             stamp_legacy_links(service)
             acme = open_acme(settings, service)
             resources.callback(acme.close)
@@ -88,9 +91,12 @@ class Deployment:
             if publish:
                 if runner is None:  # then no runner's stop brings the publisher's events in
                     resources.callback(catch_up_to_head, settings)
-                thread = background_thread(settings, service, publisher)
-                thread.start()
-                resources.callback(thread.stop)
+                for job in (
+                    checkpoint_job(settings, service, guard),
+                    publisher_job(settings, publisher),
+                ):
+                    job.start()
+                    resources.callback(job.stop)  # so the publisher stops first
             ocsp = OCSPResponder(service, read_models, settings.ocsp)
             return cls(
                 settings,
@@ -116,7 +122,7 @@ class Deployment:
         return target == 0 or self.read_models.wait_for(target, FRESHNESS_WAIT_SECONDS)
 
     def close(self) -> None:
-        """Stop the writers first (the CRL publisher and its audit checkpoints), then
+        """Stop the writers first (the CRL publisher, then the audit checkpoints), then
         bring the read models to the log's head with the writers' last events in it (the
         runner's stop does that, or a final catch-up where this process runs none), then
         close every store, last opened first."""

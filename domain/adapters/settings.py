@@ -97,8 +97,9 @@ class SettingsError(PCAError, ValueError):
 
 @dataclass(frozen=True)
 class PublishingSettings:
-    """How often and for how long CRLs are published, and how often the same background
-    thread signs an audit checkpoint (``PCA_CRL_*``, ``PCA_AUDIT_CHECKPOINT_MINUTES``)."""
+    """How often and for how long CRLs are published, and how often the checkpoints'
+    background thread signs an audit checkpoint (``PCA_CRL_*``,
+    ``PCA_AUDIT_CHECKPOINT_MINUTES``)."""
 
     validity: dt.timedelta = dt.timedelta(hours=24)
     debounce: dt.timedelta = dt.timedelta(milliseconds=500)

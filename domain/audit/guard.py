@@ -29,6 +29,12 @@ class ChainGuard:
         """The guard of ``service``'s chained event store (AuditChainError without one)."""
         return cls(AuditLog.of(service, batch_size=batch_size), batch_size=batch_size)
 
+    @property
+    def verified(self) -> ChainLink | None:
+        """The link recomputed for the last event verified so far (None before the first
+        verification, or when it found a break)."""
+        return self._verified
+
     def verify_new(self) -> Breach | None:
         """The first break among the events not verified yet (all of them on the first
         call, checkpoints included), or None."""

@@ -101,12 +101,16 @@ class AuditLog:
         created on first use."""
         return public_key_pem(audit_signing_key(self._keystore).public_key())
 
-    def create_checkpoint(self, now: dt.datetime) -> Checkpoint:
+    def create_checkpoint(
+        self, now: dt.datetime, *, verified: ChainLink | None = None
+    ) -> Checkpoint:
         """Sign the current chain head at ``now`` and store the checkpoint.
 
-        The chain since the latest checkpoint is recomputed first; AuditChainError if it
-        (or the latest checkpoint) does not verify, or if the log is empty. When nothing
-        was recorded since the latest checkpoint, that checkpoint is returned.
+        The chain since the latest checkpoint is recomputed first, or only since
+        ``verified`` when that is later: a link already recomputed from the log from its
+        start (``ChainGuard.verified``). AuditChainError if that part (or the latest
+        checkpoint) does not verify, or if the log is empty. When nothing was recorded
+        since the latest checkpoint, that checkpoint is returned.
         """
         head = self._store.select_head()
         if head is None:
@@ -115,21 +119,18 @@ class AuditLog:
         start = self._trusted_start(key.public_key(), head)
         if start.position == head.position:
             return self._checkpoint_at(head.position)
-        report = ChainWalk(self._store, start, head.position, self._batch_size, []).run()
-        if report.problem is not None:
-            raise AuditChainError(
-                f"refusing to sign a checkpoint: {report.detail}; run `pca audit verify`"
-            )
+        self._verify_between(_later(start, verified, head), head)
         checkpoint = sign_checkpoint(key, head.position, head.link, now)
         if self._store.insert_checkpoint(checkpoint.to_stored()):
             return checkpoint
         return self._checkpoint_at(head.position)  # another worker signed this head first
 
     def publish_checkpoint_if_due(
-        self, interval_seconds: float, now: dt.datetime
+        self, interval_seconds: float, now: dt.datetime, *, verified: ChainLink | None = None
     ) -> Checkpoint | None:
-        """Create a checkpoint if the latest is at least ``interval_seconds`` old (or there
-        is none) and events were recorded since; otherwise None."""
+        """Create a checkpoint (see :meth:`create_checkpoint`) if the latest is at least
+        ``interval_seconds`` old (or there is none) and events were recorded since;
+        otherwise None."""
         if now.tzinfo is None:
             raise ValueError("checkpoint times must be timezone-aware")
         latest = self._store.select_latest_checkpoint()
@@ -140,7 +141,16 @@ class AuditLog:
         head = self._store.select_head()
         if head is None or (latest is not None and head.position <= latest.position):
             return None
-        return self.create_checkpoint(now)
+        return self.create_checkpoint(now, verified=verified)
+
+    def _verify_between(self, start: ChainLink, head: ChainLink) -> None:
+        if start.position == head.position:
+            return  # ``start`` is a verified link equal to the head's
+        report = ChainWalk(self._store, start, head.position, self._batch_size, []).run()
+        if report.problem is not None:
+            raise AuditChainError(
+                f"refusing to sign a checkpoint: {report.detail}; run `pca audit verify`"
+            )
 
     def _trusted_start(self, trusted: Ed25519PublicKey, head: ChainLink) -> ChainLink:
         row = self._store.select_latest_checkpoint()
@@ -165,6 +175,16 @@ class AuditLog:
             if checkpoint.position == position:
                 return checkpoint
         raise AuditChainError(f"no checkpoint is stored at position {position}")
+
+
+def _later(start: ChainLink, verified: ChainLink | None, head: ChainLink) -> ChainLink:
+    """``verified`` if it lies after ``start`` and before ``head`` (then the walk from it
+    recomputes the head's link) or is the head with the head's link, else ``start``."""
+    if verified is None or not start.position < verified.position <= head.position:
+        return start
+    if verified.position == head.position and verified.link != head.link:
+        return start
+    return verified
 
 
 def verify_chain(service: PrivateCA) -> ChainReport:

@@ -20,9 +20,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import threading
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -30,14 +28,12 @@ from eventsourcing.persistence import IntegrityError
 
 from domain.adapters.settings import PublishingSettings, Settings
 from domain.application.service import PrivateCA
-from domain.audit.verify import AuditLog
-from domain.model.errors import LogTamperedError
 from domain.model.publication import issuer_scope
 from domain.model.values import RequestContext
 from domain.pki.crl import EncodedRevocationList, RecutPolicy, RevokedEntry, build_crl
 from domain.pki.x509 import PublicationURLs
+from projections.background import LeasedJob
 from projections.errors import RunnerActiveError
-from projections.readmodels.lease import acquire_lease
 from projections.readmodels.models import RevocationEntry
 from projections.readmodels.queries import ReadModels
 from projections.revocation.crlstore import BASE, DELTA, CRLStore, StoredCRL
@@ -261,63 +257,9 @@ def _revoked(entry: RevocationEntry) -> RevokedEntry:
     return RevokedEntry(int(entry.serial_number, 16), entry.revoked_at, entry.reason)
 
 
-class PublisherThread:
-    """A publisher on a daemon thread: while it holds the publisher lease it publishes what
-    is due every ``debounce`` (and runs ``also``, other periodic upkeep such as audit
-    checkpoints); otherwise it stands by and retries, like the read-model runner, so that
-    one process of a deployment publishes."""
-
-    def __init__(
-        self,
-        settings: Settings,
-        publisher: CRLPublisher,
-        standby_retry: float = 2.0,
-        also: Callable[[], object] | None = None,
-    ) -> None:
-        self._settings = settings
-        self._publisher = publisher
-        self._also = also
-        self._interval = settings.publishing.debounce.total_seconds()
-        self._standby_retry = standby_retry
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="pca-crl-publisher", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self, timeout: float = 30.0) -> None:
-        self._stop.set()
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                with acquire_lease(self._settings, PUBLISHER):
-                    self._publish_until_stopped()
-            except RunnerActiveError:
-                logger.debug("another process publishes CRLs; standing by")
-            except LogTamperedError as error:  # stays so until a restore: no stack each time
-                logger.error("CRL publishing refused: %s", error.detail)
-            except Exception:
-                logger.exception("CRL publishing failed; retrying")
-            self._stop.wait(self._standby_retry)
-
-    def _publish_until_stopped(self) -> None:
-        while not self._stop.is_set():
-            self._publisher.publish_due()
-            if self._also is not None:
-                self._also()
-            self._stop.wait(self._interval)
-
-
-def background_thread(
-    settings: Settings, service: PrivateCA, publisher: CRLPublisher
-) -> PublisherThread:
-    """The publisher's thread as every process runs it: it also signs an audit checkpoint
-    every ``settings.publishing.checkpoint_every`` while the log moves."""
-    every = settings.publishing.checkpoint_every.total_seconds()
-
-    def checkpoint() -> object:
-        return AuditLog.of(service).publish_checkpoint_if_due(every, service.clock())
-
-    return PublisherThread(settings, publisher, also=checkpoint)
+def publisher_job(settings: Settings, publisher: CRLPublisher) -> LeasedJob:
+    """The publisher's thread as every process runs it: under the publisher lease it
+    publishes what is due every ``PCA_CRL_DEBOUNCE_MS``, and does nothing else (audit
+    checkpoints have their own thread: projections.audit.checkpointer)."""
+    interval = settings.publishing.debounce.total_seconds()
+    return LeasedJob(settings, PUBLISHER, publisher.publish_due, interval)

@@ -26,6 +26,7 @@ from domain.adapters.settings import Settings, open_service
 from domain.application.service import PrivateCA
 from domain.audit import chain as audit_chain
 from domain.audit.chain import GENESIS, AuditChainError
+from domain.audit.guard import ChainGuard
 from domain.audit.verify import AuditLog, ChainProblem, ChainReport, verify_chain
 from domain.model.tokens import Role
 from tests.builders import ADMIN, enabled_intermediate, enabled_root, issue
@@ -426,6 +427,32 @@ def test_no_checkpoint_is_signed_over_a_broken_chain(
     with pytest.raises(AuditChainError, match="refusing to sign"):
         log.create_checkpoint(clock.now)
     assert len(log.checkpoints()) == 1
+
+
+def test_a_checkpoint_recomputes_the_chain_only_from_the_link_the_guard_verified(
+    populated: PrivateCA, raw: RawStore, clock: SettableClock
+) -> None:
+    """What the guard verified is not walked again (so the first checkpoint of a long log
+    costs no second walk); an alteration before that link was there to be found by it."""
+    guard = ChainGuard.of(populated)
+    assert guard.verify_new() is None
+    raw.alter_state(raw.positions()[0])
+    log = audit_log(populated)
+    with pytest.raises(AuditChainError, match="refusing to sign"):
+        log.create_checkpoint(clock.now)  # without the guard's link: walked from the start
+    signed = log.create_checkpoint(clock.now, verified=guard.verified)
+    assert signed.position == raw.positions()[-1]
+
+
+def test_a_checkpoint_still_verifies_what_was_appended_after_the_guards_link(
+    populated: PrivateCA, raw: RawStore, clock: SettableClock
+) -> None:
+    guard = ChainGuard.of(populated)
+    assert guard.verify_new() is None
+    populated.create_token(ADMIN, "later", Role.AUDITOR)
+    raw.alter_state(raw.positions()[-1])
+    with pytest.raises(AuditChainError, match="refusing to sign"):
+        audit_log(populated).create_checkpoint(clock.now, verified=guard.verified)
 
 
 def test_checkpoints_are_published_when_due_and_the_log_moved(
