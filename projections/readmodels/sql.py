@@ -78,18 +78,6 @@ _CREATE = (
         requested_by TEXT NOT NULL,
         issued_at BIGINT NOT NULL
     )""",
-    # Keyset pages per issuer, with and without a status.
-    "CREATE INDEX IF NOT EXISTS rm_certificates_by_ca ON {certificates} (ca_id, position)",
-    # OCSP: is this serial one of the issuer's (listed) certificates?
-    """CREATE INDEX IF NOT EXISTS rm_certificates_by_serial
-        ON {certificates} (ca_id, serial_number)""",
-    """CREATE INDEX IF NOT EXISTS rm_certificates_by_ca_status
-        ON {certificates} (ca_id, status, position)""",
-    # Counting a CA's expired certificates (status is there so the count reads the index
-    # only). Partial, so that only a query naming the status literally can use it: pages,
-    # which pass the status as a parameter, keep to the position-ordered indexes.
-    """CREATE INDEX IF NOT EXISTS rm_certificates_issued_expiry
-        ON {certificates} (ca_id, not_after, status) WHERE status = '{issued}'""",
     """CREATE TABLE IF NOT EXISTS {revocations} (
         issuer_id TEXT NOT NULL,
         serial_number TEXT NOT NULL,
@@ -100,9 +88,6 @@ _CREATE = (
         position BIGINT NOT NULL,
         PRIMARY KEY (issuer_id, serial_number)
     )""",
-    # What a CRL publisher has not seen yet: an issuer's entries after a log position.
-    """CREATE INDEX IF NOT EXISTS rm_revocations_by_position
-        ON {revocations} (issuer_id, position)""",
     "CREATE TABLE IF NOT EXISTS {schema} (version INTEGER NOT NULL)",
     # Every key a CA has had (generation 1 from its enablement, one more per rollover).
     """CREATE TABLE IF NOT EXISTS {ca_keys} (
@@ -116,6 +101,25 @@ _CREATE = (
         retired_at BIGINT,
         PRIMARY KEY (ca_id, generation)
     )""",
+)
+
+# Secondary indexes, by name: no write of the projection reads them (it finds rows by their
+# keys), so a catch-up from position 0 drops them and builds each once at its end.
+_INDEXES = (
+    # Keyset pages per issuer, with and without a status.
+    ("rm_certificates_by_ca", "{certificates} (ca_id, position)"),
+    # OCSP: is this serial one of the issuer's (listed) certificates?
+    ("rm_certificates_by_serial", "{certificates} (ca_id, serial_number)"),
+    ("rm_certificates_by_ca_status", "{certificates} (ca_id, status, position)"),
+    # Counting a CA's expired certificates (status is there so the count reads the index
+    # only). Partial, so that only a query naming the status literally can use it: pages,
+    # which pass the status as a parameter, keep to the position-ordered indexes.
+    (
+        "rm_certificates_issued_expiry",
+        "{certificates} (ca_id, not_after, status) WHERE status = '{issued}'",
+    ),
+    # What a CRL publisher has not seen yet: an issuer's entries after a log position.
+    ("rm_revocations_by_position", "{revocations} (issuer_id, position)"),
 )
 
 _CA_COLUMNS = (
@@ -270,7 +274,16 @@ class Statements:
     def __init__(self, dialect: Dialect) -> None:
         self._dialect = dialect
         search = dialect.search
-        self.create = tuple(self._render(template) for template in (*_CREATE, *search.create))
+        self.create_indexes = tuple(
+            self._render(f"CREATE INDEX IF NOT EXISTS {name} ON {on}") for name, on in _INDEXES
+        )
+        self.drop_indexes = tuple(
+            f"DROP INDEX IF EXISTS {dialect.qualify(name)}" for name, _ in _INDEXES
+        )
+        self.create = (
+            *(self._render(template) for template in (*_CREATE, *search.create)),
+            *self.create_indexes,
+        )
         self.drop = (
             *(self._render(template) for template in search.drop),
             *(f"DROP TABLE IF EXISTS {dialect.qualify(t)}" for t in (*TABLES, SCHEMA)),

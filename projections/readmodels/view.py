@@ -74,6 +74,22 @@ class ReadModelView(TrackingRecorder, Closeable):
     def close(self) -> None:
         """Close the view's connections."""
 
+    @abstractmethod
+    def _run_ddl(self, statements: Sequence[str]) -> None:
+        """Run ``statements`` (schema changes) in one transaction."""
+
+    def drop_indexes(self) -> None:
+        """Drop the secondary indexes ahead of a bulk load (a catch-up from position 0),
+        which then writes each table in position order instead of a page per row in every
+        index. Queries still answer meanwhile, by scans. A crash before
+        :meth:`create_indexes` is repaired by the next open, which creates missing indexes.
+        """
+        self._run_ddl(self.sql.drop_indexes)
+
+    def create_indexes(self) -> None:
+        """Build the secondary indexes :meth:`drop_indexes` dropped (none if present)."""
+        self._run_ddl(self.sql.create_indexes)
+
     def _initialise(self, cursor: DBCursor) -> None:
         """Configure fresh tables and record their layout's version: writes, which only
         a reset makes (opening the read models must not race with the runner's writes)."""
@@ -169,6 +185,11 @@ class SQLiteReadModelView(SQLiteTrackingRecorder, ReadModelView):
                 cursor.execute(statement)
             self._initialise(cursor)
 
+    def _run_ddl(self, statements: Sequence[str]) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            for statement in statements:
+                cursor.execute(statement)
+
     def analyze(self) -> None:
         with self.datastore.transaction(commit=True) as cursor:
             for table in TABLES:
@@ -235,6 +256,12 @@ class PostgresReadModelView(PostgresTrackingRecorder, ReadModelView):
             for statement in self.sql.create:
                 cursor.execute(statement)
             self._initialise(cursor)
+
+    def _run_ddl(self, statements: Sequence[str]) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (self._ddl_lock,))
+            for statement in statements:
+                cursor.execute(statement)
 
     def analyze(self) -> None:
         # VACUUM also marks the pages all-visible, without which counts cannot be answered

@@ -6,11 +6,11 @@ from __future__ import annotations
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
-from eventsourcing.persistence import Tracking
+from eventsourcing.persistence import Notification, Tracking
 from eventsourcing.projection import ProjectionRunner
 
 from domain.adapters.settings import Settings, open_service
@@ -21,9 +21,10 @@ from projections.readmodels.models import CertificateFilter
 from projections.readmodels.projection import EventLog, ReadModelProjection
 from projections.readmodels.queries import ReadModels
 from projections.readmodels.store import open_event_log, open_view, projection_env, read_models_path
-from projections.readmodels.view import PostgresReadModelView
+from projections.readmodels.view import PostgresReadModelView, ReadModelView
 from projections.readmodels.worker import (
     RunnerHandle,
+    Worker,
     catch_up,
     rebuild,
     run_forever,
@@ -65,6 +66,54 @@ def test_a_runner_stopped_between_batches_resumes_exactly(
     assert resumed.position == history.last_position
     rebuild(settings)
     assert read_everything(settings, clock.now) == resumed
+
+
+DEFERRED_INDEXES = {
+    "rm_certificates_by_ca",
+    "rm_certificates_by_serial",
+    "rm_certificates_by_ca_status",
+    "rm_certificates_issued_expiry",
+    "rm_revocations_by_position",
+}
+
+
+def _index_names(view: ReadModelView) -> set[str]:
+    if isinstance(view, PostgresReadModelView):
+        statement = "SELECT indexname AS name FROM pg_indexes WHERE schemaname = %s"
+        rows = view.fetch(statement, (view.datastore.schema,))
+    else:
+        rows = view.fetch("SELECT name FROM sqlite_master WHERE type = 'index'", ())
+    return {row["name"] for row in rows}
+
+
+def test_a_catch_up_from_zero_cut_short_leaves_every_index_to_the_next_open(
+    service: PrivateCA, settings: Settings, clock: SettableClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write_history(service)
+    catch_up(settings)
+    expected = read_everything(settings, clock.now)
+    during: list[set[str]] = []
+    apply = Worker._apply
+
+    def crash_after_one_batch(worker: Worker, batch: Sequence[Notification], at: int) -> None:
+        apply(worker, batch, at)
+        during.append(_index_names(worker._view))
+        raise RuntimeError("killed midway")
+
+    with open_view(settings) as view:
+        view.reset()
+    monkeypatch.setattr(Worker, "_apply", crash_after_one_batch)
+    with pytest.raises(RuntimeError, match="killed midway"):
+        catch_up(settings, batch_size=3)
+    monkeypatch.undo()
+    assert not DEFERRED_INDEXES & during[0]  # the bulk load ran without them
+    with open_view(settings) as view:
+        assert 0 < view.position() < expected.position
+        assert _index_names(view) >= DEFERRED_INDEXES
+    catch_up(settings)
+    assert read_everything(settings, clock.now) == expected
+    with open_view(settings) as view:
+        assert _index_names(view) >= DEFERRED_INDEXES
 
 
 def test_a_batch_that_does_not_start_at_the_recorded_position_changes_nothing(
