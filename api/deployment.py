@@ -85,16 +85,15 @@ class Deployment:
             resources.callback(crls.close)
             sessions = resources.enter_context(open_session_store(settings))
             publisher = CRLPublisher(service, read_models, crls, settings.publishing)
+            publishing = publisher_job(settings, publisher) if publish else None
             if runner is not None:
-                runner.start()
+                # A revocation is published once projected, not at the publisher's next poll.
+                runner.start(on_applied=publishing.wake if publishing is not None else None)
                 resources.callback(runner.stop)
-            if publish:
+            if publishing is not None:
                 if runner is None:  # then no runner's stop brings the publisher's events in
                     resources.callback(catch_up_to_head, settings)
-                for job in (
-                    checkpoint_job(settings, service, guard),
-                    publisher_job(settings, publisher),
-                ):
+                for job in (checkpoint_job(settings, service, guard), publishing):
                     job.start()
                     resources.callback(job.stop)  # so the publisher stops first
             ocsp = OCSPResponder(service, read_models, settings.ocsp)

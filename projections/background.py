@@ -4,6 +4,11 @@ A :class:`LeasedJob` is a daemon thread: while it holds its lease it runs its st
 ``interval``; while another process holds the lease it stands by and
 retries, like the read-model runner. Each job has its own thread and lease, so a slow step of
 one (an audit checkpoint walking a long log) never delays another (the CRL publisher).
+
+A step that did something (returned a true value) is followed by a whole ``interval``, so
+a job acts at most once per interval; a step that found nothing to do is followed by a
+wait that :meth:`LeasedJob.wake` cuts short (after ``WAKE_GAP`` at least), so news is acted
+on at once when the job has been idle.
 """
 
 from __future__ import annotations
@@ -19,6 +24,9 @@ from projections.readmodels.lease import acquire_lease
 
 logger = logging.getLogger(__name__)
 STANDBY_RETRY = 2.0
+WAKE_GAP = 0.05
+"""Seconds between two steps that found nothing, however often the job is woken: it bounds
+the looks of a job woken after every batch the read models apply."""
 
 
 class LeasedJob:
@@ -38,13 +46,19 @@ class LeasedJob:
         self._interval = interval
         self._standby_retry = standby_retry
         self._stop = threading.Event()
+        self._wakeup = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"pca-{purpose}", daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
+    def wake(self) -> None:
+        """Step now if the last step found nothing to do (see the module's docstring)."""
+        self._wakeup.set()
+
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
+        self._wakeup.set()
         self._thread.join(timeout)
 
     def _run(self) -> None:
@@ -62,5 +76,8 @@ class LeasedJob:
 
     def _step_until_stopped(self) -> None:
         while not self._stop.is_set():
-            self._step()
-            self._stop.wait(self._interval)
+            self._wakeup.clear()  # before the step: a wake-up during it is not lost
+            if self._step():
+                self._stop.wait(self._interval)
+            elif not self._stop.wait(min(WAKE_GAP, self._interval)):
+                self._wakeup.wait(max(self._interval - WAKE_GAP, 0.0))

@@ -13,7 +13,8 @@ Settings (all optional):
 ``PCA_MASTER_KEY``     comma-separated base64 AES-256 master keys, first active; without it a
                        key file is created in the data directory on first start.
 ``PCA_CRL_VALIDITY_HOURS``  a CRL's nextUpdate after its thisUpdate (default 24).
-``PCA_CRL_DEBOUNCE_MS``     how often the publisher looks for revocations (default 500).
+``PCA_CRL_DEBOUNCE_MS``     the least time between two CRL publications, and how often
+                           the publisher looks for revocations nobody woke it for (500).
 ``PCA_CRL_EXPIRED_GRACE_DAYS`` how long an expired certificate stays on the base CRL (7).
 ``PCA_CRL_MAX_DELTA_ENTRIES``  a delta CRL longer than this is cut as a new base (10000).
 ``PCA_AUDIT_CHECKPOINT_MINUTES`` how often an audit checkpoint is signed while the log

@@ -166,9 +166,13 @@ class Worker(Closeable):
         return processed
 
     def follow(
-        self, stop: threading.Event, on_subscribed: Callable[[PollingSubscription], None]
+        self,
+        stop: threading.Event,
+        on_subscribed: Callable[[PollingSubscription], None],
+        on_applied: Callable[[], None] = lambda: None,
     ) -> None:
-        """Apply the log as it grows until ``stop`` is set."""
+        """Apply the log as it grows until ``stop`` is set, calling ``on_applied`` after
+        each batch is committed."""
         self._adopt_schema()
         subscription = PollingSubscription(
             self._log.recorder,
@@ -187,6 +191,7 @@ class Worker(Closeable):
             for batch in subscription:
                 self._apply(batch, previous)
                 previous = batch[-1].id
+                on_applied()
 
     def _adopt_schema(self) -> None:
         dropped = self._view.adopt_schema()
@@ -325,12 +330,17 @@ class RunnerHandle:
     def __init__(self, settings: Settings, *, standby_retry: float = STANDBY_RETRY) -> None:
         self._settings = settings
         self._standby_retry = standby_retry
+        self._on_applied: Callable[[], None] = lambda: None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._subscription: PollingSubscription | None = None
         self._thread = threading.Thread(target=self._serve, name="pca-readmodels", daemon=True)
 
-    def start(self) -> None:
+    def start(self, on_applied: Callable[[], None] | None = None) -> None:
+        """Follow the log on the runner's thread, calling ``on_applied`` (on that thread)
+        after each batch it commits: the CRL publisher looks for news then."""
+        if on_applied is not None:
+            self._on_applied = on_applied
         self._thread.start()
 
     @property
@@ -362,7 +372,7 @@ class RunnerHandle:
             try:
                 with acquire_lease(self._settings), Worker(self._settings) as worker:
                     standing_by = False
-                    worker.follow(self._stop, self._subscribed)
+                    worker.follow(self._stop, self._subscribed, self._on_applied)
             except RunnerActiveError:
                 if not standing_by:  # said once, not at every retry
                     logger.info("another runner serves the read models; standing by")
