@@ -64,13 +64,18 @@ def create_app(
     app.extensions["pca.metrics"] = registry_with(StoreCollector(_in_app(app, store_figures)))
     register_console(app)
     install_issuance_limits(app, deployment.settings.issuance)
+    # Plain OCSP requests are answered before Flask's stack (see api/http/ocsp_path.py).
+    app.wsgi_app = OCSPPath(  # type: ignore[method-assign]
+        app.wsgi_app, deployment.ocsp.answer, MAX_BODY_BYTES
+    )
     return app
 
 
 def create_responder_app(settings: Settings | None = None) -> Flask:
     """An app serving only OCSP, CRLs and ``/healthz`` (the read-only routes of a
-    dedicated OCSP responder, ``pca ocsp-serve``), on a deployment opened without
-    background jobs; ``app.extensions["pca"].close()`` closes it."""
+    dedicated OCSP responder, ``pca ocsp-serve``, whose ASGI layer answers plain OCSP
+    before it), on a deployment opened without background jobs;
+    ``app.extensions["pca"].close()`` closes it."""
     return _app_over(_opened(settings), RESPONDER_BLUEPRINTS)
 
 
@@ -101,10 +106,6 @@ def _app_over(deployment: Deployment, blueprints: tuple[Blueprint, ...]) -> Flas
     register_outage_handler(app)
     app.before_request(_assign_request_id)
     app.after_request(_decorate_response)
-    # Plain OCSP requests are answered before Flask's stack (see api/http/ocsp_path.py).
-    app.wsgi_app = OCSPPath(  # type: ignore[method-assign]
-        app.wsgi_app, deployment.ocsp.answer, MAX_BODY_BYTES
-    )
     return app
 
 
