@@ -71,8 +71,14 @@ class AccessLog:
 
         body = self.app(environ, start)  # type: ignore[arg-type]
         status, headers = answered[-1] if answered else ("500", [])
-        self._add(self._line(environ, status, headers, time.perf_counter() - started))
+        self.record(environ, status, headers, time.perf_counter() - started)
         return body
+
+    def record(self, environ: WSGIEnvironment, status: str, headers: Headers, took: float) -> None:
+        """Keep the line of a request answered ``status`` with ``headers`` in ``took``
+        seconds; ``environ`` holds its WSGI variables (also for a request answered
+        outside this middleware, by the OCSP responder's ASGI path)."""
+        self._add(self._line(environ, status, headers, took))
 
     def _line(self, environ: WSGIEnvironment, status: str, headers: Headers, took: float) -> str:
         query = environ.get("QUERY_STRING")

@@ -40,7 +40,7 @@ from tests.live import LiveServer
 POLL_SECONDS = 0.01
 
 
-def _setup(live: LiveServer, count: int) -> tuple[str, str, list[dict[str, str]]]:
+def issue_leaves(live: LiveServer, count: int) -> tuple[str, str, list[dict[str, str]]]:
     admin = live.pca("tokens", "create", "--role", "admin", "--name", "bench").strip()
     _, issuing = live.hierarchy(admin, "Bench", count + 10, remaining=count + 5)
     issued = [
@@ -186,7 +186,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         settings = Settings(data_dir=Path(directory) / "data")
         with LiveServer(settings, workers=2) as live:
-            admin, issuing, issued = _setup(live, args.revocations + 1)
+            admin, issuing, issued = issue_leaves(live, args.revocations + 1)
             chain = live.json("GET", f"/api/v1/cas/{issuing}", admin)["certificate_pem"]
             payloads = {
                 nonce: ocsp_payloads(issued[-1], chain, args.ocsp_requests, nonce=nonce)

@@ -91,12 +91,15 @@ def run_pca(env: dict[str, str], log_file: Path, *args: str) -> str:
 class LiveServer:
     """`pca serve` in a subprocess, with helpers to call it as a REST client would."""
 
-    def __init__(self, settings: Settings, workers: int = 2, umask: int = -1) -> None:
-        """Start the server; ``umask`` (default: inherited) is the one it runs under."""
+    def __init__(
+        self, settings: Settings, workers: int = 2, umask: int = -1, command: str = "serve"
+    ) -> None:
+        """Start the server; ``umask`` (default: inherited) is the one it runs under;
+        ``command`` may be ``ocsp-serve``, the dedicated OCSP responder."""
         self.port = free_port()
         self.env = settings_env(settings, self.port)
         self.base = f"http://127.0.0.1:{self.port}"
-        self.log = Path(settings.data_dir.parent / f"serve-{self.port}.log")
+        self.log = Path(settings.data_dir.parent / f"{command}-{self.port}.log")
         self.command_log = self.log.with_name(f"pca-{self.port}.log")
         LOG_FILES.extend((self.log, self.command_log))
         self.process = subprocess.Popen(
@@ -104,7 +107,7 @@ class LiveServer:
                 sys.executable,
                 "-m",
                 "api.cli.main",
-                "serve",
+                command,
                 "--port",
                 str(self.port),
                 "--workers",
@@ -115,9 +118,9 @@ class LiveServer:
             stderr=subprocess.STDOUT,
             umask=umask,
         )
-        self._wait_until_up()
+        self._wait_until_up(command)
 
-    def _wait_until_up(self, timeout: float = 60.0) -> None:
+    def _wait_until_up(self, command: str, timeout: float = 60.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -128,7 +131,7 @@ class LiveServer:
                     break
                 time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"pca serve did not start:\n{self.log.read_text()[-3000:]}")
+        raise RuntimeError(f"pca {command} did not start:\n{self.log.read_text()[-3000:]}")
 
     def pca(self, *args: str) -> str:
         """Run a `pca` command against the same storage; its stdout (its stderr is logged)."""
@@ -141,10 +144,11 @@ class LiveServer:
         token: str | None = None,
         body: object = None,
         headers: dict[str, str] | None = None,
+        data: bytes | None = None,
     ) -> tuple[int, AnswerHeaders, bytes]:
-        """One HTTP request; the status, headers and raw body (errors included)."""
+        """One HTTP request with a JSON ``body`` or raw ``data``; the status, headers and
+        raw body (errors included)."""
         all_headers = dict(headers or {})
-        data = None
         password = body.get("password") if isinstance(body, dict) else None
         # a password of spaces only is refused, never used; watching for it would find
         # every indented line of every log

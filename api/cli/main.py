@@ -19,6 +19,7 @@ from api.cli import acme, audit, commands, lists, profiles, runners
 from api.cli.output import CommandFailedError, Row, emit
 from api.cli.quickstart import run_quickstart
 from api.deployment import Deployment
+from api.ocsp_serve import serve_ocsp
 from api.serve import serve
 from domain.adapters.settings import Settings
 from domain.application.commands import (
@@ -367,6 +368,13 @@ def build_parser() -> argparse.ArgumentParser:
         "run 'pca projections run' apart",
     )
     serve_parser.set_defaults(prints=True)  # the server's log is its output
+    ocsp_parser = groups.add_parser(
+        "ocsp-serve", help="serve OCSP (and CRLs) alone, read-only, for a responder host"
+    )
+    ocsp_parser.add_argument("--host", default="127.0.0.1")
+    ocsp_parser.add_argument("--port", type=int, default=8081)
+    ocsp_parser.add_argument("--workers", type=int, default=2, help="worker processes")
+    ocsp_parser.set_defaults(prints=True)
     backup_parser = groups.add_parser("backup", help="a consistent backup, while serving")
     backup_parser.add_argument("path", type=Path, help="the new backup file (mode 0600)")
     restore_parser = groups.add_parser("restore", help="restore a backup into an empty store")
@@ -414,9 +422,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _execute(settings: Settings, args: argparse.Namespace) -> list[Row]:
     """The command's rows: run on a deployment opened for it, publishing CRLs meanwhile
-    if it asks; `serve`, `backup` and `restore` open what they need themselves."""
+    if it asks; `serve`, `ocsp-serve`, `backup` and `restore` open what they need
+    themselves."""
     if args.group == "serve":
         serve(settings, args.host, args.port, args.workers, args.threads, api_only=args.api_only)
+        return []
+    if args.group == "ocsp-serve":
+        serve_ocsp(settings, args.host, args.port, args.workers)
         return []
     if args.group in ("backup", "restore"):
         return [_backup_or_restore(settings, args)]

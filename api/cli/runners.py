@@ -88,8 +88,7 @@ def show_crl(session: Session, args: argparse.Namespace) -> list[Row]:
     for generation in session.service.get_ca(args.id).generations:
         scope = issuer_scope(args.id, generation.number)
         served = [session.deployment.crls.get(scope, kind) for kind in (BASE, DELTA)]
-        public_url = session.settings.public_url
-        urls = PublicationURLs.for_issuer(public_url, str(args.id), generation.number)
+        urls = session.service.publication_urls(args.id, generation.number)
         rows += [_crl_row(crl, urls) for crl in served if crl is not None]
     if not rows:
         raise NotFoundError(

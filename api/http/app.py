@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TypeVar
 
-from flask import Flask, Response, g, request
+from flask import Blueprint, Flask, Response, g, request
 
 from api.console.app import register_console
 from api.deployment import EXTENSION, Deployment
@@ -36,6 +36,7 @@ ALL_ROUTES: tuple[Routes, ...] = (
     views_certificates.issuing_routes,
     views_certificates.routes,
     views_public.routes,
+    views_public.health_routes,
     views_revocation.routes,
     views_audit.routes,
     views_reports.routes,
@@ -43,6 +44,8 @@ ALL_ROUTES: tuple[Routes, ...] = (
     views_tokens.routes,
     views_acme.routes,
 )
+BLUEPRINTS: tuple[Blueprint, ...] = tuple(routes.blueprint for routes in ALL_ROUTES)
+RESPONDER_BLUEPRINTS = (views_revocation.blueprint, views_public.health)
 
 
 def create_app(
@@ -55,6 +58,30 @@ def create_app(
     and audit checkpoints on threads; among several processes one holds each lease and
     the others stand by.
     """
+    deployment = _opened(settings, clock=clock, run_projections=run_projections)
+    app = _app_over(deployment, BLUEPRINTS)
+    app.extensions["pca.routes"] = ALL_ROUTES
+    app.extensions["pca.metrics"] = registry_with(StoreCollector(_in_app(app, store_figures)))
+    register_console(app)
+    install_issuance_limits(app, deployment.settings.issuance)
+    # Plain OCSP requests are answered before Flask's stack (see api/http/ocsp_path.py).
+    app.wsgi_app = OCSPPath(  # type: ignore[method-assign]
+        app.wsgi_app, deployment.ocsp.answer, MAX_BODY_BYTES
+    )
+    return app
+
+
+def create_responder_app(settings: Settings | None = None) -> Flask:
+    """An app serving only OCSP, CRLs and ``/healthz`` (the read-only routes of a
+    dedicated OCSP responder, ``pca ocsp-serve``, whose ASGI layer answers plain OCSP
+    before it), on a deployment opened without background jobs;
+    ``app.extensions["pca"].close()`` closes it."""
+    return _app_over(_opened(settings), RESPONDER_BLUEPRINTS)
+
+
+def _opened(
+    settings: Settings | None, *, clock: Clock = utc_now, run_projections: bool = False
+) -> Deployment:
     settings = settings or Settings.from_env()
     deployment = Deployment.open(
         settings, run_projections=run_projections, publish=run_projections, clock=clock
@@ -62,36 +89,23 @@ def create_app(
     # Verify the whole audit chain before serving, so a forged log is refused from the
     # first request (and the cost is paid at start, not by the first command).
     deployment.service.integrity.refresh()
+    return deployment
+
+
+def _app_over(deployment: Deployment, blueprints: tuple[Blueprint, ...]) -> Flask:
+    """A Flask app answering ``blueprints`` on ``deployment``, with the error handlers,
+    request ids, security headers and metrics every route gets."""
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = deployment
-    app.extensions["pca.routes"] = ALL_ROUTES
-    app.extensions["pca.metrics"] = registry_with(StoreCollector(_in_app(app, store_figures)))
     instrument(app)
-    for blueprint in (
-        views_cas.blueprint,
-        views_certificates.issuing,
-        views_certificates.certificates,
-        views_public.blueprint,
-        views_revocation.blueprint,
-        views_audit.blueprint,
-        views_reports.blueprint,
-        views_profiles.blueprint,
-        views_tokens.blueprint,
-        views_acme.blueprint,
-    ):
+    for blueprint in blueprints:
         app.register_blueprint(blueprint)
-    register_console(app)
     register_error_handlers(app)
     register_outage_handler(app)
-    install_issuance_limits(app, settings.issuance)
     app.before_request(_assign_request_id)
     app.after_request(_decorate_response)
-    # Plain OCSP requests are answered before Flask's stack (see api/http/ocsp_path.py).
-    app.wsgi_app = OCSPPath(  # type: ignore[method-assign]
-        app.wsgi_app, deployment.ocsp.answer, MAX_BODY_BYTES
-    )
     return app
 
 

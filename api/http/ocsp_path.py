@@ -7,6 +7,8 @@ need nothing else (POST /ocsp/<ca_id> with a body of known length, GET
 :mod:`api.http.views.revocation` answer: the same body, OCSP headers, security headers,
 X-Request-Id and request metrics. Anything else, and any request whose answer raises (a
 storage outage), goes to Flask, whose handlers answer it as they answer every route.
+The dedicated responder (:mod:`api.http.ocsp_asgi`) matches and answers with the same
+functions.
 """
 
 from __future__ import annotations
@@ -32,10 +34,51 @@ _GET = re.compile(f"/ocsp/({_UUID})/(.+)", re.DOTALL)
 
 
 @dataclass(frozen=True)
-class _Asked:
+class Asked:
+    """A plain OCSP request: the CA it names, its DER and the route it came by."""
+
     ca_id: UUID
     request_der: bytes
     rule: str
+
+
+def asked_by_get(method: str, path: str) -> Asked | None:
+    """The request of a plain OCSP GET; None for anything else."""
+    if method == "GET" and (found := _GET.fullmatch(path)) and path.isascii():
+        return Asked(UUID(found[1]), request_in_path(found[2]), OCSP_GET_RULE)
+    return None
+
+
+def post_target(method: str, path: str) -> UUID | None:
+    """The CA an OCSP POST names; None for any other request."""
+    if method != "POST" or not (found := _POST.fullmatch(path)):
+        return None
+    return UUID(found[1])
+
+
+def body_length(given: str, max_body: int) -> int | None:
+    """The Content-Length of a body the fast paths read; None when there is none, or it
+    is over ``max_body`` (Flask refuses it, or reads a chunked body)."""
+    if not given.isdigit() or int(given) > max_body:
+        return None
+    return int(given)
+
+
+def answer_headers(body: bytes, given_request_id: str) -> list[tuple[str, str]]:
+    """The headers of an OCSP answer ``body``, as the views send them."""
+    headers = {
+        **ocsp_headers(),
+        **SECURITY_HEADERS,
+        "Content-Length": str(len(body)),
+        "X-Request-Id": request_id(given_request_id),
+    }
+    return list(headers.items())
+
+
+def observe(method: str, rule: str, started: float) -> None:
+    """Count and time an answered OCSP request, as Flask's hooks count every route."""
+    REQUESTS.labels(method, rule, "200").inc()
+    LATENCY.labels(method, rule).observe(time.perf_counter() - started)
 
 
 class OCSPPath:
@@ -57,29 +100,20 @@ class OCSPPath:
             body = self._answer(asked.ca_id, asked.request_der)
         except Exception:
             return self._app(environ, start_response)
-        headers = {
-            **ocsp_headers(),
-            **SECURITY_HEADERS,
-            "Content-Length": str(len(body)),
-            "X-Request-Id": request_id(environ.get("HTTP_X_REQUEST_ID", "")),
-        }
-        start_response("200 OK", list(headers.items()))
-        method = environ["REQUEST_METHOD"]
-        REQUESTS.labels(method, asked.rule, "200").inc()
-        LATENCY.labels(method, asked.rule).observe(time.perf_counter() - started)
+        start_response("200 OK", answer_headers(body, environ.get("HTTP_X_REQUEST_ID", "")))
+        observe(environ["REQUEST_METHOD"], asked.rule, started)
         return [body]
 
-    def _asked(self, environ: dict[str, Any]) -> _Asked | None:
+    def _asked(self, environ: dict[str, Any]) -> Asked | None:
         """The CA and request of a plain OCSP request (its body read, and put back for
         Flask in case the answer fails); None for anything else."""
         method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO", "")
-        if method == "GET" and (found := _GET.fullmatch(path)) and path.isascii():
-            return _Asked(UUID(found[1]), request_in_path(found[2]), OCSP_GET_RULE)
-        if method != "POST" or not (found := _POST.fullmatch(path)):
+        if (asked := asked_by_get(method, path)) is not None:
+            return asked
+        ca_id = post_target(method, path)
+        length = body_length(environ.get("CONTENT_LENGTH", ""), self._max_body)
+        if ca_id is None or length is None:
             return None
-        length = environ.get("CONTENT_LENGTH", "")
-        if not length.isdigit() or int(length) > self._max_body:
-            return None  # Flask refuses it, or reads a chunked body
-        body = environ["wsgi.input"].read(int(length))
+        body = environ["wsgi.input"].read(length)
         environ["wsgi.input"] = io.BytesIO(body)
-        return _Asked(UUID(found[1]), body, OCSP_POST_RULE)
+        return Asked(ca_id, body, OCSP_POST_RULE)

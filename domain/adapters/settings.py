@@ -10,6 +10,9 @@ Settings (all optional):
 ``PCA_DATABASE_SCHEMA`` PostgreSQL schema (default ``public``).
 ``PCA_PUBLIC_URL``     base URL written into certificates for CRLs, CA certificates and OCSP
                        (default ``http://127.0.0.1:8080``).
+``PCA_OCSP_URL``       base URL of the OCSP responder written into certificates instead, for
+                       a dedicated responder (``pca ocsp-serve``) on a host or port of its
+                       own (default: ``PCA_PUBLIC_URL``).
 ``PCA_MASTER_KEY``     comma-separated base64 AES-256 master keys, first active; without it a
                        key file is created in the data directory on first start.
 ``PCA_CRL_VALIDITY_HOURS``  a CRL's nextUpdate after its thisUpdate (default 24).
@@ -147,6 +150,7 @@ class Settings:
 
     data_dir: Path
     public_url: str = DEFAULT_PUBLIC_URL
+    ocsp_url: str | None = None  # None: OCSP is answered under public_url
     database_url: str | None = field(default=None, repr=False)  # may hold a password
     database_schema: str = ""
     master_key: str | None = field(default=None, repr=False)
@@ -165,6 +169,7 @@ class Settings:
         return cls(
             data_dir=Path(environ.get("PCA_DATA_DIR", "pca-data")).absolute(),
             public_url=environ.get("PCA_PUBLIC_URL", DEFAULT_PUBLIC_URL),
+            ocsp_url=environ.get("PCA_OCSP_URL") or None,
             database_url=environ.get("PCA_DATABASE_URL") or None,
             database_schema=environ.get("PCA_DATABASE_SCHEMA", ""),
             master_key=environ.get("PCA_MASTER_KEY") or None,
@@ -270,6 +275,7 @@ def open_service(settings: Settings, *, clock: Clock = utc_now) -> PrivateCA:
         keystore=settings.open_keystore(),
         token_signer=token,
         public_url=settings.public_url,
+        ocsp_url=settings.ocsp_url,
         clock=clock,
         write_locks=functools.partial(write_locks, env),
         keys_in_event_store=True,

@@ -248,8 +248,6 @@ class Authorities:
             load_certificate(parent_der),
             self._store.signers.signing_key(parent_key),
             window,
-            certs.PublicationURLs.for_issuer(
-                self._store.public_url, str(parent.id), parent.generation
-            ),
+            self._store.urls(parent.id, parent.generation),
             ca.name_constraints,
         )

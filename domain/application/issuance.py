@@ -189,7 +189,7 @@ class Issuance:
             self._issuer_certificate(ca_der),
             self._store.signers.signing_key(ca_key),
             checked.window,
-            certs.PublicationURLs.for_issuer(self._store.public_url, str(ca.id), ca.generation),
+            self._store.urls(ca.id, ca.generation),
         )
         facts = IssuedFacts.of(
             certificate,
@@ -297,7 +297,7 @@ class Issuance:
             self._issuer_certificate(ca_der),
             self._store.signers.signing_key(ca_key),
             (facts.not_before, facts.not_after),
-            certs.PublicationURLs.for_issuer(self._store.public_url, str(ca.id), ca.generation),
+            self._store.urls(ca.id, ca.generation),
         )
         kept = {name: getattr(facts, name) for name in _DECIDED}
         ticket.facts = IssuedFacts.of(certificate, **kept)

@@ -82,7 +82,5 @@ class Publishing:
             public_key,
             now - RESPONDER_BACKDATE,
             min(now + lifetime, issuer.not_valid_after_utc),
-            ca_issuers_url=certs.PublicationURLs.for_issuer(
-                self._store.public_url, str(ca_id), generation
-            ).ca_issuers,
+            ca_issuers_url=self._store.urls(ca_id, generation).ca_issuers,
         )

@@ -64,6 +64,7 @@ from domain.model.values import (
 )
 from domain.pki.formats import DownloadFormat, DownloadOptions
 from domain.pki.signing import IssuerKey
+from domain.pki.x509 import PublicationURLs
 
 __all__ = ["Clock", "IssuedCertificate", "Outcome", "PrivateCA", "utc_now"]
 
@@ -106,6 +107,7 @@ class PrivateCA(Application[UUID]):
         *,
         keystore: Keys,
         public_url: str,
+        ocsp_url: str | None = None,
         token_signer: CASigner | None = None,
         clock: Clock = utc_now,
         allow_memory: bool = False,
@@ -117,7 +119,9 @@ class PrivateCA(Application[UUID]):
         (both owned and closed by the caller); ``write_locks`` makes the locks
         that let one process at a time record issuance for a CA. With
         ``keys_in_event_store``, ``keystore`` keeps its keys in the event store's
-        database and a save stores the keys its events name in its own transaction."""
+        database and a save stores the keys its events name in its own transaction.
+        Certificates name CRLs and CA certificates under ``public_url`` and OCSP under
+        ``ocsp_url`` (a dedicated responder's base URL), else under ``public_url`` too."""
         super().__init__(env)
         self.integrity = Integrity()
         self._snapshotter = ThreadPoolExecutor(1, thread_name_prefix="pca-snapshots")
@@ -139,6 +143,7 @@ class PrivateCA(Application[UUID]):
             self.signers,
             clock,
             public_url,
+            ocsp_url=ocsp_url,
             keys_in_event_store=keys_in_event_store,
         )
         self._issuance = Issuance(self._store, self._write_locks)
@@ -387,6 +392,11 @@ class PrivateCA(Application[UUID]):
         return retry_on_conflict(attempt)
 
     # --- revocation publishing (see domain.application.publishing) ----------------------
+
+    def publication_urls(self, ca_id: UUID, generation: int = 1) -> PublicationURLs:
+        """Where relying parties find the CRLs, certificate and OCSP of ``ca_id``'s key
+        ``generation``, as written into what it signs."""
+        return self._store.urls(ca_id, generation)
 
     def signing_material(
         self, ca_id: UUID, generation: int = 1

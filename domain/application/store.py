@@ -34,6 +34,7 @@ from domain.model.errors import (
 )
 from domain.model.idempotency import CommandClaim, Repeatable
 from domain.model.values import CertificateStatus, RequestContext
+from domain.pki.x509 import PublicationURLs
 
 T = TypeVar("T")
 MAX_SAVE_ATTEMPTS = 200
@@ -73,6 +74,7 @@ class Store:
         clock: Clock,
         public_url: str,
         *,
+        ocsp_url: str | None = None,
         keys_in_event_store: bool = False,
     ) -> None:
         self.app = app
@@ -81,8 +83,14 @@ class Store:
         self.signers = signers
         self.clock = clock
         self.public_url = public_url
+        self.ocsp_url = ocsp_url
         self._chains: dict[tuple[UUID, bytes | None], tuple[bytes, ...]] = {}
         self._ca_locks = CALocks()
+
+    def urls(self, ca_id: UUID, generation: int) -> PublicationURLs:
+        """Where relying parties find the CRLs, certificate and OCSP of ``ca_id``'s key
+        ``generation``: the URLs written into what it signs."""
+        return PublicationURLs.for_issuer(self.public_url, str(ca_id), generation, self.ocsp_url)
 
     def get(self, aggregate_id: UUID, message: str, field: str | None = None) -> Any:
         """The aggregate ``aggregate_id``; NotFoundError with ``message`` if there is none."""

@@ -58,17 +58,21 @@ class PublicationURLs:
     ocsp: str
 
     @classmethod
-    def for_issuer(cls, public_url: str, issuer_id: str, generation: int = 1) -> PublicationURLs:
+    def for_issuer(
+        cls, public_url: str, issuer_id: str, generation: int = 1, ocsp_url: str | None = None
+    ) -> PublicationURLs:
         """The URLs the service itself serves for key ``generation`` of the CA ``issuer_id``:
         after a key rollover each key has its own CRLs and CA certificate (``-g2``, ...);
-        one OCSP URL answers for every key."""
+        one OCSP URL answers for every key, under ``ocsp_url`` (a dedicated responder's
+        base URL) if given, else under ``public_url``."""
         base = public_url.rstrip("/")
+        ocsp_base = (ocsp_url or public_url).rstrip("/")
         name = issuer_id if generation == 1 else f"{issuer_id}-g{generation}"
         return cls(
             crl=f"{base}/crl/{name}.crl",
             delta_crl=f"{base}/crl/{name}-delta.crl",
             ca_issuers=f"{base}/ca/{name}.crt",
-            ocsp=f"{base}/ocsp/{issuer_id}",
+            ocsp=f"{ocsp_base}/ocsp/{issuer_id}",
         )
 
 

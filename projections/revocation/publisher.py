@@ -31,7 +31,6 @@ from domain.application.service import PrivateCA
 from domain.model.publication import issuer_scope
 from domain.model.values import RequestContext
 from domain.pki.crl import EncodedRevocationList, RecutPolicy, RevokedEntry, build_crl
-from domain.pki.x509 import PublicationURLs
 from projections.background import LeasedJob
 from projections.errors import RunnerActiveError
 from projections.readmodels.models import RevocationEntry
@@ -236,7 +235,7 @@ class CRLPublisher:
         certificate, key = self._service.signing_material(ca_id, generation)
         now = self._service.clock()
         window = (now, now + self._config.validity)
-        urls = PublicationURLs.for_issuer(self._service.public_url, str(ca_id), generation)
+        urls = self._service.publication_urls(ca_id, generation)
         der = build_crl(
             certificate,
             key,

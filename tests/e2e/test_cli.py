@@ -278,7 +278,12 @@ def test_a_mistyped_store_is_refused_not_made_a_new_deployment(settings: Setting
             "PCA_DATABASE_SCHEMA": str(settings.database_schema),  # empty: a typo's schema
         }
     typo = settings.data_dir.parent / "typo"
-    for command in (("ca", "list"), ("audit", "verify"), ("cert", "show", str(uuid.uuid4()))):
+    for command in (
+        ("ca", "list"),
+        ("audit", "verify"),
+        ("cert", "show", str(uuid.uuid4())),
+        ("ocsp-serve", "--port", "9"),  # refused before it binds
+    ):
         refused = pca_with(typo, env, *command, check=False)
         assert refused.returncode == 2, refused.stdout
         assert "There is no deployment here" in refused.stderr

@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from domain.adapters.settings import Settings, open_service
 from domain.application.commands import CertificateRequest
 from domain.application.service import PrivateCA
 from domain.model.errors import CSRError, LifetimeError, SANError, ValidationError
@@ -70,6 +71,27 @@ def test_the_crl_and_issuer_urls_point_at_this_service(service: PrivateCA) -> No
     urls = {d.access_method.dotted_string: d.access_location.value for d in aia}
     assert f"http://pca.test:8080/ca/{intermediate_id}.crt" in urls.values()
     assert f"http://pca.test:8080/ocsp/{intermediate_id}" in urls.values()
+
+
+def test_certificates_name_a_dedicated_ocsp_responder_when_one_is_set(
+    settings: Settings, clock: SettableClock
+) -> None:
+    service = open_service(
+        dataclasses.replace(settings, ocsp_url="http://ocsp.pca.test/"), clock=clock
+    )
+    try:
+        intermediate_id = enabled_intermediate(service, enabled_root(service))
+        leaf = x509.load_der_x509_certificate(
+            issue(service, intermediate_id).certificate.certificate_der
+        )
+    finally:
+        service.close()
+        service.keystore.close()
+    aia = leaf.extensions.get_extension_for_class(x509.AuthorityInformationAccess).value
+    assert sorted(d.access_location.value for d in aia) == [
+        f"http://ocsp.pca.test/ocsp/{intermediate_id}",
+        f"http://pca.test:8080/ca/{intermediate_id}.crt",
+    ]
 
 
 def test_the_crl_address_can_be_left_out(service: PrivateCA) -> None:

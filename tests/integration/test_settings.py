@@ -43,6 +43,7 @@ def test_background_jobs_and_limits_are_tuned_from_the_environment(tmp_path: Pat
             "PCA_ISSUANCE_RATE_PER_SECOND": "5",
             "PCA_ISSUANCE_BURST": "50",
             API_ONLY_ENV: "yes",
+            "PCA_OCSP_URL": "https://ocsp.example.com",
         }
     )
     assert settings.publishing == PublishingSettings(
@@ -55,6 +56,7 @@ def test_background_jobs_and_limits_are_tuned_from_the_environment(tmp_path: Pat
     assert settings.ocsp == OCSPSettings(dt.timedelta(minutes=30), dt.timedelta(days=7))
     assert settings.issuance == IssuanceLimit(5, 50)
     assert settings.api_only
+    assert settings.ocsp_url == "https://ocsp.example.com"
 
 
 def test_without_variables_the_documented_defaults_hold(tmp_path: Path) -> None:
@@ -66,6 +68,7 @@ def test_without_variables_the_documented_defaults_hold(tmp_path: Path) -> None:
     assert settings.publishing.checkpoint_every == dt.timedelta(minutes=60)
     assert settings.ocsp == OCSPSettings(dt.timedelta(minutes=60), dt.timedelta(days=30))
     assert not settings.api_only
+    assert settings.ocsp_url is None  # OCSP under PCA_PUBLIC_URL
 
 
 @pytest.mark.parametrize(

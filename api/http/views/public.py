@@ -20,6 +20,9 @@ from projections.readmodels.models import CAView
 
 blueprint = Blueprint("public", __name__)
 routes = Routes(blueprint, "Public")
+# Apart, so the dedicated OCSP responder (api.http.app.create_responder_app) serves it too.
+health = Blueprint("health", __name__)
+health_routes = Routes(health, "Public")
 CA_CACHE = "public, max-age=3600"
 
 
@@ -71,7 +74,7 @@ def ca_certificate_pem(ca_id: UUID) -> ResponseReturnValue:
     )
 
 
-@routes.route(
+@health_routes.route(
     "GET",
     "/healthz",
     summary="Storage is reachable and the audit chain intact (503 once it is broken)",
