@@ -36,8 +36,9 @@ from psycopg.sql import SQL, Identifier
 from domain.adapters.resources import Closeable
 from domain.adapters.settings import Settings
 from projections.errors import RunnerActiveError
+from projections.readmodels.decoding import EventApplier
 from projections.readmodels.lease import acquire_lease
-from projections.readmodels.projection import PositionedEvent, ReadModelProjection
+from projections.readmodels.projection import ReadModelProjection
 from projections.readmodels.store import open_event_log, open_view
 from projections.readmodels.wakeup import WAKE_FIFO, FifoListener, wake_runner
 
@@ -105,6 +106,7 @@ class Worker(Closeable):
         self._log = open_event_log(settings)
         self._view = open_view(settings)
         self._projection = ReadModelProjection(self._view)
+        self._applier = EventApplier(self._log.mapper)
         self._batch_size = batch_size
         self._idle_wait = POSTGRES_IDLE_WAIT if settings.uses_postgres else SQLITE_IDLE_WAIT
         self._fifo = _wake_fifo(settings)
@@ -198,9 +200,7 @@ class Worker(Closeable):
             )
 
     def _apply(self, batch: Sequence[Notification], previous: int) -> None:
-        mapper = self._log.mapper
-        events: list[PositionedEvent] = [(mapper.to_domain_event(n), n.id) for n in batch]
-        self._projection.process_batch(events, previous)
+        self._projection.process_batch(batch, previous, self._applier)
 
 
 class _NotifyListener:

@@ -35,6 +35,25 @@ class DBCursor(Protocol):
     def fetchall(self) -> Sequence[Any]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """What the read models keep of a CertificateIssued: its stored values (enums by
+    value, instants in microseconds, SANs as ``[type, value]`` pairs)."""
+
+    id: str
+    ca_id: str
+    serial_number: str
+    type: str
+    name: str
+    common_name: str
+    sans: list[list[str]]
+    key_algorithm: str
+    not_before: int
+    not_after: int
+    actor: str
+    issued_at: int
+
+
 @dataclass
 class _CertificateRow:
     """A deferred ``rm_certificates`` row, in the column order of ``insert_certificate``."""
@@ -206,7 +225,7 @@ class ReadModelWriter:
         self._counters_of(ca_id).quota_remaining = 0
         self._execute(self._sql.set_quota_remaining, (event.remaining, ca_id))
 
-    def consume_quota(self, ca_id: UUID, units: int) -> None:
+    def consume_quota(self, ca_id: UUID | str, units: int) -> None:
         """``units`` of the intermediate's quota spent on certificates."""
         counters = self._counters_of(str(ca_id))
         counters.quota_remaining -= units
@@ -216,30 +235,51 @@ class ReadModelWriter:
 
     def add_certificate(self, event: Certificate.CertificateIssued, position: int) -> None:
         """A new certificate at the head of its issuer's list."""
-        common_name = event.subject.common_name
-        certificate_id = str(event.originator_id)
-        self._certificates[certificate_id] = _CertificateRow(
-            id=certificate_id,
-            position=position,
-            ca_id=str(event.ca_id),
-            serial_number=event.serial_number,
-            type=event.type.value,
-            name=event.name,
-            common_name=common_name,
-            sans=json.dumps([[san.type.value, san.value] for san in event.sans]),
-            search_text=_search_text(
-                common_name, *(san.value for san in event.sans), event.name, event.serial_number
+        self.add_issued(
+            Issued(
+                id=str(event.originator_id),
+                ca_id=str(event.ca_id),
+                serial_number=event.serial_number,
+                type=event.type.value,
+                name=event.name,
+                common_name=event.subject.common_name,
+                sans=[[san.type.value, san.value] for san in event.sans],
+                key_algorithm=event.key_algorithm.value,
+                not_before=to_micros(event.not_before),
+                not_after=to_micros(event.not_after),
+                actor=event.actor,
+                issued_at=to_micros(event.timestamp),
             ),
-            key_algorithm=event.key_algorithm.value,
-            not_before=to_micros(event.not_before),
-            not_after=to_micros(event.not_after),
+            position,
+        )
+
+    def add_issued(self, issued: Issued, position: int) -> None:
+        """A new certificate, from the values its CertificateIssued stores."""
+        self._certificates[issued.id] = _CertificateRow(
+            id=issued.id,
+            position=position,
+            ca_id=issued.ca_id,
+            serial_number=issued.serial_number,
+            type=issued.type,
+            name=issued.name,
+            common_name=issued.common_name,
+            sans=json.dumps(issued.sans),
+            search_text=_search_text(
+                issued.common_name,
+                *(value for _, value in issued.sans),
+                issued.name,
+                issued.serial_number,
+            ),
+            key_algorithm=issued.key_algorithm,
+            not_before=issued.not_before,
+            not_after=issued.not_after,
             status=CertificateStatus.ISSUED.value,
             revoked_at=None,
             revocation_reason=None,
-            requested_by=event.actor,
-            issued_at=to_micros(event.timestamp),
+            requested_by=issued.actor,
+            issued_at=issued.issued_at,
         )
-        self._counters_of(str(event.ca_id)).issued += 1
+        self._counters_of(issued.ca_id).issued += 1
 
     def revoke_certificate(self, event: Certificate.CertificateRevoked, position: int) -> None:
         """Revoked; the certificate enters its issuer's revocation index."""

@@ -16,6 +16,7 @@ from eventsourcing.projection import ProjectionRunner
 from domain.adapters.settings import Settings, open_service
 from domain.application.service import PrivateCA
 from projections.errors import PositionMovedError, RunnerActiveError
+from projections.readmodels.decoding import EventApplier
 from projections.readmodels.lease import acquire_lease
 from projections.readmodels.models import CertificateFilter
 from projections.readmodels.projection import EventLog, ReadModelProjection
@@ -124,9 +125,10 @@ def test_a_batch_that_does_not_start_at_the_recorded_position_changes_nothing(
     before = read_everything(settings, clock.now)
     with open_event_log(settings) as log, open_view(settings) as view:
         notifications = log.recorder.select_notifications(start=1, limit=8)
-        events = [(log.mapper.to_domain_event(n), n.id) for n in notifications]
         with pytest.raises(PositionMovedError):
-            ReadModelProjection(view).process_batch(events, previous=0)
+            ReadModelProjection(view).process_batch(
+                notifications, previous=0, applier=EventApplier(log.mapper)
+            )
     assert read_everything(settings, clock.now) == before
 
 
