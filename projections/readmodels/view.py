@@ -17,7 +17,7 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError, OperationalError, Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
-from eventsourcing.sqlite import SQLiteTrackingRecorder
+from eventsourcing.sqlite import SQLiteCursor, SQLiteTrackingRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
@@ -27,6 +27,7 @@ from domain.application.service import PrivateCA
 from projections.errors import PositionMovedError
 from projections.readmodels.sql import (
     SCHEMA_VERSION,
+    SEARCH,
     SQLITE,
     TABLES,
     Statements,
@@ -78,22 +79,27 @@ class ReadModelView(TrackingRecorder, Closeable):
     def _run_ddl(self, statements: Sequence[str]) -> None:
         """Run ``statements`` (schema changes) in one transaction."""
 
+    @abstractmethod
+    def build_search(self) -> None:
+        """Make the text index from the rows there are, unless it exists."""
+
     def drop_indexes(self) -> None:
-        """Drop the secondary indexes ahead of a bulk load (a catch-up from position 0),
-        which then writes each table in position order instead of a page per row in every
-        index. Queries still answer meanwhile, by scans. A crash before
+        """Drop the secondary indexes and the text index ahead of a bulk load (a catch-up
+        from position 0), which then writes each table in position order instead of a page
+        per row in every index. Queries still answer meanwhile, by scans. A crash before
         :meth:`create_indexes` is repaired by the next open, which creates missing indexes.
         """
         self._run_ddl(self.sql.drop_indexes)
 
     def create_indexes(self) -> None:
-        """Build the secondary indexes :meth:`drop_indexes` dropped (none if present)."""
+        """Build the indexes :meth:`drop_indexes` dropped (none if present)."""
         self._run_ddl(self.sql.create_indexes)
+        self.build_search()
 
     def _initialise(self, cursor: DBCursor) -> None:
-        """Configure fresh tables and record their layout's version: writes, which only
-        a reset makes (opening the read models must not race with the runner's writes)."""
-        for statement in self.sql.configure_search:
+        """Index fresh tables and record their layout's version: writes, which only a
+        reset makes (opening the read models must not race with the runner's writes)."""
+        for statement in self.sql.build_search:
             cursor.execute(statement, ())
         cursor.execute(self.sql.insert_schema_version, (SCHEMA_VERSION,))
 
@@ -146,6 +152,11 @@ def _create_once(create_table: Callable[[], None]) -> None:
             return
 
 
+def _has_search_table(cursor: SQLiteCursor) -> bool:
+    cursor.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (SEARCH,))
+    return bool(cursor.fetchall())
+
+
 class SQLiteReadModelView(SQLiteTrackingRecorder, ReadModelView):
     """The read models in their own SQLite file (``readmodels.db``, WAL)."""
 
@@ -156,6 +167,13 @@ class SQLiteReadModelView(SQLiteTrackingRecorder, ReadModelView):
 
     def create_table(self) -> None:
         _create_once(super().create_table)
+        self.build_search()
+
+    def build_search(self) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            if not _has_search_table(cursor):
+                for statement in self.sql.build_search:
+                    cursor.execute(statement)
 
     @contextmanager
     def transaction(
@@ -166,7 +184,7 @@ class SQLiteReadModelView(SQLiteTrackingRecorder, ReadModelView):
             # check cannot race with a second writer.
             _check_previous(self._max_tracking_id(tracking.application_name, cursor), previous)
             self._insert_tracking(cursor, tracking)
-            writer = ReadModelWriter(cursor, self.sql)
+            writer = ReadModelWriter(cursor, self.sql, search_table=_has_search_table(cursor))
             yield writer
             writer.flush()
 
@@ -223,6 +241,11 @@ class PostgresReadModelView(PostgresTrackingRecorder, ReadModelView):
         # collide in PostgreSQL's catalogue, so table creation takes turns.
         curs.execute("SELECT pg_advisory_xact_lock(%s)", (self._ddl_lock,))
         super()._create_table(curs)
+        for statement in self.sql.build_search:
+            curs.execute(statement)
+
+    def build_search(self) -> None:
+        self._run_ddl(self.sql.build_search)
 
     @contextmanager
     def transaction(

@@ -97,11 +97,15 @@ _counter_params = attrgetter(*(field.name for field in fields(_Counters)))
 
 class ReadModelWriter:
     """The :class:`~projections.fold.EventFold` of the read models: applies events to their
-    tables through ``cursor``, in event order."""
+    tables through ``cursor``, in event order. A table of the text index (SQLite's) is
+    kept only while ``search_table`` says it exists; a catch-up from 0 builds it at its end.
+    """
 
-    def __init__(self, cursor: DBCursor, sql: Statements) -> None:
+    def __init__(self, cursor: DBCursor, sql: Statements, *, search_table: bool = True) -> None:
         self._cursor = cursor
         self._sql = sql
+        self._insert_search = sql.insert_search if search_table else None
+        self._delete_search = sql.delete_search if search_table else None
         self._certificates: dict[str, _CertificateRow] = {}
         self._revocations: list[tuple[str, str, str, int, str, int, int]] = []
         self._counters: dict[str, _Counters] = {}
@@ -312,8 +316,8 @@ class ReadModelWriter:
         else:
             rows = self._returning(self._sql.delete_certificate, (certificate_id,))
             deleted = [(row["ca_id"], row["status"]) for row in rows]
-            if rows and self._sql.delete_search is not None:
-                self._execute(self._sql.delete_search, (rows[0]["position"],))
+            if rows and self._delete_search is not None:
+                self._execute(self._delete_search, (rows[0]["position"], rows[0]["search_text"]))
         for ca_id, status in deleted:
             counters = self._counters_of(ca_id)
             counters.deleted += 1
@@ -329,9 +333,9 @@ class ReadModelWriter:
         if self._certificates:
             rows = [_certificate_params(row) for row in self._certificates.values()]
             self._cursor.executemany(self._sql.insert_certificate, rows)
-            if self._sql.insert_search is not None:
+            if self._insert_search is not None:
                 terms = [(row.position, row.search_text) for row in self._certificates.values()]
-                self._cursor.executemany(self._sql.insert_search, terms)
+                self._cursor.executemany(self._insert_search, terms)
             self._certificates = {}
         if self._revocations:
             self._cursor.executemany(self._sql.insert_revocation, self._revocations)
