@@ -44,6 +44,7 @@ class ReadModelView(TrackingRecorder, Closeable):
     """Read models (CAs, certificates, revocation index) plus how far they have followed."""
 
     sql: Statements
+    bulk = False  # within bulk_load
 
     @abstractmethod
     def transaction(
@@ -83,16 +84,19 @@ class ReadModelView(TrackingRecorder, Closeable):
     def build_search(self) -> None:
         """Make the text index from the rows there are, unless it exists."""
 
-    def drop_indexes(self) -> None:
-        """Drop the secondary indexes and the text index ahead of a bulk load (a catch-up
-        from position 0), which then writes each table in position order instead of a page
-        per row in every index. Queries still answer meanwhile, by scans. A crash before
-        :meth:`create_indexes` is repaired by the next open, which creates missing indexes.
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Write a catch-up from position 0 inside: the secondary indexes and the text index
+        are dropped first and built at the end, so each table is written in position order
+        instead of a page per row in every index. Queries still answer meanwhile, by scans.
+        If the load fails, the next open creates what is missing.
         """
         self._run_ddl(self.sql.drop_indexes)
-
-    def create_indexes(self) -> None:
-        """Build the indexes :meth:`drop_indexes` dropped (none if present)."""
+        self.bulk = True
+        try:
+            yield
+        finally:
+            self.bulk = False
         self._run_ddl(self.sql.create_indexes)
         self.build_search()
 
@@ -123,6 +127,11 @@ class ReadModelView(TrackingRecorder, Closeable):
 
 
 _CREATE_ATTEMPTS = 5
+CHECKPOINT_PAGES = 1000  # SQLite's default: WAL pages between automatic checkpoints
+BULK_CHECKPOINT_PAGES = 25_000
+"""WAL pages between checkpoints during a bulk load (100 MB of 4 KB pages). Each batch of a
+catch-up dirties a page per row of the id index, thousands of pages; checkpointing after
+each batch copied them all into the file again, where ten batches share most of them."""
 
 
 def _check_previous(current: int | None, previous: int | None) -> None:
@@ -184,9 +193,19 @@ class SQLiteReadModelView(SQLiteTrackingRecorder, ReadModelView):
             # check cannot race with a second writer.
             _check_previous(self._max_tracking_id(tracking.application_name, cursor), previous)
             self._insert_tracking(cursor, tracking)
+            pages = BULK_CHECKPOINT_PAGES if self.bulk else CHECKPOINT_PAGES
+            cursor.execute(f"PRAGMA wal_autocheckpoint = {pages}")
             writer = ReadModelWriter(cursor, self.sql, search_table=_has_search_table(cursor))
             yield writer
             writer.flush()
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        with super().bulk_load():
+            yield
+        # Give back the space the write-ahead log grew to between the load's checkpoints.
+        with self.datastore.get_connection(commit=True) as connection:
+            connection.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def fetch(self, statement: str, params: Sequence[Any]) -> Sequence[Any]:
         with self.datastore.transaction(commit=False) as cursor:

@@ -134,18 +134,15 @@ class Worker(Closeable):
     def catch_up(self, progress: Progress | None = None, limit: int | None = None) -> int:
         """Apply the log up to its current end (at most ``limit`` events); the count.
 
-        From position 0 without a limit (a first catch-up, a rebuild) the secondary indexes
-        are built once at the end rather than row by row: 1M certificates dirtied a page
-        per row of each index keyed by a random value.
+        From position 0 without a limit (a first catch-up, a rebuild) it is a bulk load
+        (:meth:`ReadModelView.bulk_load`): the indexes are built once at the end rather
+        than row by row, as 1M certificates dirtied a page per row of each index keyed by
+        a random value.
         """
         self._adopt_schema()
         bulk = limit is None and self._view.position() == 0
-        if bulk:
-            self._view.drop_indexes()
-        processed = self._apply_log(progress, limit)
-        if bulk:
-            self._view.create_indexes()
-        return processed
+        with self._view.bulk_load() if bulk else nullcontext():
+            return self._apply_log(progress, limit)
 
     def _apply_log(self, progress: Progress | None, limit: int | None) -> int:
         end = self._log.recorder.max_notification_id() or 0
