@@ -44,7 +44,7 @@ class ReadModelView(TrackingRecorder, Closeable):
     """Read models (CAs, certificates, revocation index) plus how far they have followed."""
 
     sql: Statements
-    bulk = False  # within bulk_load
+    _bulk_loading = False
 
     @abstractmethod
     def transaction(
@@ -92,11 +92,11 @@ class ReadModelView(TrackingRecorder, Closeable):
         If the load fails, the next open creates what is missing.
         """
         self._run_ddl(self.sql.drop_indexes)
-        self.bulk = True
+        self._bulk_loading = True
         try:
             yield
         finally:
-            self.bulk = False
+            self._bulk_loading = False
         self._run_ddl(self.sql.create_indexes)
         self.build_search()
 
@@ -179,6 +179,9 @@ class SQLiteReadModelView(SQLiteTrackingRecorder, ReadModelView):
         self.build_search()
 
     def build_search(self) -> None:
+        _create_once(self._build_search)
+
+    def _build_search(self) -> None:
         with self.datastore.transaction(commit=True) as cursor:
             if not _has_search_table(cursor):
                 for statement in self.sql.build_search:
@@ -193,7 +196,7 @@ class SQLiteReadModelView(SQLiteTrackingRecorder, ReadModelView):
             # check cannot race with a second writer.
             _check_previous(self._max_tracking_id(tracking.application_name, cursor), previous)
             self._insert_tracking(cursor, tracking)
-            pages = BULK_CHECKPOINT_PAGES if self.bulk else CHECKPOINT_PAGES
+            pages = BULK_CHECKPOINT_PAGES if self._bulk_loading else CHECKPOINT_PAGES
             cursor.execute(f"PRAGMA wal_autocheckpoint = {pages}")
             writer = ReadModelWriter(cursor, self.sql, search_table=_has_search_table(cursor))
             yield writer
