@@ -31,11 +31,10 @@ from uuid import UUID
 
 from cryptography import x509
 
-from bench.common import postgres_url, print_rows
+from bench.common import postgres_url, print_rows, timed_catch_up
 from bench.projections import BENCH, Filled, fill, fill_once, kept_schema
 from domain.adapters.settings import Settings, open_service
 from domain.model.tokens import Role
-from projections.readmodels.worker import catch_up
 from tests.live import LiveServer
 
 POLL_SECONDS = 0.01
@@ -154,13 +153,11 @@ def measure(settings: Settings, label: str, size: int, revocations: int) -> Iter
     """Markdown rows as they come: seeding, catch-up, start-up, the first base CRL, then
     the latencies. One worker: each worker verifies the whole chain before it serves."""
     filled, filling = fill_once(settings, size, fill_revoked)
-    started = time.perf_counter()
-    events = catch_up(settings)
-    seconds = time.perf_counter() - started
+    timing = timed_catch_up(settings)
     seeded = "reused" if filling is None else f"{filling:.0f} s"
     yield (
-        f"| {label} | {size:,} revoked | seed ({seeded}), catch-up of {events:,} events "
-        f"| {events / max(seconds, 1e-9):,.0f} events/s ({seconds:.1f} s) |"
+        f"| {label} | {size:,} revoked | seed ({seeded}), catch-up of {timing.events:,} "
+        f"events | {timing.describe()} |"
     )
     admin = _prepare(settings, filled.issuer_id, revocations + 1)
     started = time.perf_counter()

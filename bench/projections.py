@@ -37,28 +37,26 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from bench.common import postgres_url, print_rows
+from bench.common import CatchUpTiming, postgres_url, print_rows, timed_catch_up
 from domain.adapters.settings import Settings, open_service
 from domain.application.service import PrivateCA
 from domain.model.authority import CertificateAuthority
-from domain.model.certificate import Certificate, certificate_id
+from domain.model.certificate import Certificate
 from domain.model.values import (
     SAN,
     CertificateType,
-    KeyAlgorithm,
     RequestContext,
     RevocationReason,
     SANType,
-    Subject,
 )
 from projections.readmodels.models import CertificateFilter, CertificateViewStatus
 from projections.readmodels.queries import ReadModels, encode_cursor
 from projections.readmodels.sql import LIKE, like_pattern
 from projections.readmodels.store import open_view
 from projections.readmodels.view import ReadModelView
-from projections.readmodels.worker import catch_up
 from tests.builders import client_request, enabled_intermediate, enabled_root, issue
 from tests.pgserver import create_schema, drop_schema
+from tests.projection_helpers import logged_certificate
 
 BENCH = RequestContext(actor="bench", request_id="bench")
 SAVE_SIZE = 500
@@ -179,39 +177,13 @@ def _certificate(
     """Certificate ``n``, issued in the ``issued[1]`` days before ``issued[0]``."""
     now, age_days = issued
     serial = format(rng.getrandbits(158) | (1 << 158), "x")
-    certificate_uuid = certificate_id(ca.id, serial)
     is_server = n % 10 != 0
     name = f"host{n}.example.com" if is_server else f"User {n}"
     san = SAN(SANType.DNS, name) if is_server else SAN(SANType.EMAIL, f"user{n}@example.com")
     not_before = now - dt.timedelta(days=rng.randrange(age_days), seconds=rng.randrange(86400))
-    # The event only; the issuance rules are not what this benchmark measures.
-    ca.trigger_event(
-        ca.QuotaConsumed,
-        actor=BENCH.actor,
-        request_id=BENCH.request_id,
-        certificate_id=certificate_uuid,
-        serial_number=serial,
-    )
-    # A synthetic history: the event only, without the signing Certificate.issue does.
-    certificate: Certificate = Certificate._create(
-        Certificate.CertificateIssued,
-        id=certificate_uuid,
-        actor=BENCH.actor,
-        request_id=BENCH.request_id,
-        ca_id=ca.id,
-        serial_number=serial,
-        type=CertificateType.SERVER if is_server else CertificateType.CLIENT,
-        name=name,
-        subject=Subject(name, organization="Example Corp"),
-        sans=[san],
-        key_algorithm=KeyAlgorithm.EC_P256,
-        key_id=None,
-        include_crl=True,
-        not_before=not_before,
-        not_after=not_before + dt.timedelta(days=rng.choice((90, 365))),
-        certificate_der=der,
-    )
-    return certificate
+    # The events only; the issuance rules and signing are not what this benchmark measures.
+    validity = (not_before, rng.choice((90, 365)))
+    return logged_certificate(BENCH, ca, serial, (name, san), validity, der)
 
 
 def _percentiles(samples: list[float]) -> str:
@@ -292,16 +264,19 @@ def measure(
 
 
 def _catch_up_row(settings: Settings, label: str, size: int, filling: float | None) -> str:
-    with open_view(settings) as view:
-        view.reset()  # a reused store's read models are projected again, from position 0
-    started = time.perf_counter()
-    processed = catch_up(settings)
-    seconds = time.perf_counter() - started
+    timing = reset_and_catch_up(settings)
     fill_note = "store reused" if filling is None else f"fill took {filling:.0f} s"
     return (
-        f"| {label} | {size:,} | catch-up of {processed:,} events "
-        f"({fill_note}) | {processed / seconds:,.0f} events/s ({seconds:.1f} s) |"
+        f"| {label} | {size:,} | catch-up of {timing.events:,} events "
+        f"({fill_note}) | {timing.describe()} |"
     )
+
+
+def reset_and_catch_up(settings: Settings) -> CatchUpTiming:
+    """Empty the read models, then time their catch-up from position 0."""
+    with open_view(settings) as view:
+        view.reset()
+    return timed_catch_up(settings)
 
 
 def main() -> None:

@@ -11,7 +11,17 @@ from uuid import UUID
 
 from domain.adapters.settings import Settings
 from domain.application.service import PrivateCA
-from domain.model.values import RevocationReason
+from domain.model.authority import CertificateAuthority
+from domain.model.certificate import Certificate, certificate_id
+from domain.model.values import (
+    SAN,
+    CertificateType,
+    KeyAlgorithm,
+    RequestContext,
+    RevocationReason,
+    SANType,
+    Subject,
+)
 from projections.readmodels.models import (
     CAView,
     CertificateFilter,
@@ -89,6 +99,50 @@ def issue_many(service: PrivateCA, ca_id: UUID, count: int, prefix: str = "host"
         issue(service, ca_id, server_request(f"{prefix}{n}.example.com")).certificate.id
         for n in range(count)
     ]
+
+
+def logged_certificate(
+    ctx: RequestContext,
+    ca: CertificateAuthority,
+    serial: str,
+    name_and_san: tuple[str, SAN],
+    validity: tuple[dt.datetime, int],
+    der: bytes,
+) -> Certificate:
+    """A certificate as a log from before group commit holds it, without the signing: the
+    issuer's ``QuotaConsumed`` (triggered on ``ca``) and the ``CertificateIssued`` of a
+    certificate named ``name_and_san[0]``, valid ``validity[1]`` days from ``validity[0]``,
+    a client certificate unless its SAN is a DNS name. Saving ``ca`` with it records both.
+    """
+    name, san = name_and_san
+    not_before, days = validity
+    new_id = certificate_id(ca.id, serial)
+    ca.trigger_event(
+        ca.QuotaConsumed,
+        actor=ctx.actor,
+        request_id=ctx.request_id,
+        certificate_id=new_id,
+        serial_number=serial,
+    )
+    certificate: Certificate = Certificate._create(
+        Certificate.CertificateIssued,
+        id=new_id,
+        actor=ctx.actor,
+        request_id=ctx.request_id,
+        ca_id=ca.id,
+        serial_number=serial,
+        type=CertificateType.SERVER if san.type is SANType.DNS else CertificateType.CLIENT,
+        name=name,
+        subject=Subject(name, organization="Example Corp"),
+        sans=[san],
+        key_algorithm=KeyAlgorithm.EC_P256,
+        key_id=None,
+        include_crl=True,
+        not_before=not_before,
+        not_after=not_before + dt.timedelta(days=days),
+        certificate_der=der,
+    )
+    return certificate
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ read-model tables, with the tracked position in the same transaction.
 :class:`ReadModelProjection` is an eventsourcing ``Projection`` over a
 :class:`~projections.readmodels.view.ReadModelView`. Its ``process_event`` handles one event in one
 transaction, as eventsourcing's ``ProjectionRunner`` calls it; ``process_batch`` handles a
-run of events in one transaction, which is what our own runner uses to catch up quickly.
+run of notifications in one transaction, which is what our own runner uses to catch up quickly.
 Events the read models do not show (idempotency claims, and any added later) are passed
 over but still advance the tracked position, so a command's position is always reached.
 """
@@ -16,17 +16,14 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.application import Application
-from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import JSONTranscoder, Tracking
+from eventsourcing.persistence import JSONTranscoder, Notification, Tracking
 from eventsourcing.projection import Projection
 
 from domain.application.service import PrivateCA
 from domain.model.transcodings import register_all
 from projections.fold import apply_event
+from projections.readmodels.decoding import EventApplier
 from projections.readmodels.view import ReadModelView
-
-PositionedEvent = tuple[DomainEventProtocol[UUID], int]
-"""A domain event and its position (notification id) in the log."""
 
 
 class EventLog(Application[UUID]):
@@ -50,11 +47,13 @@ class ReadModelProjection(Projection[ReadModelView]):
         with self.view.transaction(tracking) as writer:
             apply_event(writer, domain_event, tracking.notification_id)
 
-    def process_batch(self, events: Sequence[PositionedEvent], previous: int) -> None:
-        """Apply ``events`` (in log order, following position ``previous``) and record
-        the last one's position, in one transaction; PositionMovedError if the read
+    def process_batch(
+        self, notifications: Sequence[Notification], previous: int, applier: EventApplier
+    ) -> None:
+        """Apply ``notifications`` (in log order, following position ``previous``) and
+        record the last one's position, in one transaction; PositionMovedError if the read
         models are no longer at ``previous``."""
-        tracking = Tracking(PrivateCA.name, events[-1][1])
+        tracking = Tracking(PrivateCA.name, notifications[-1].id)
         with self.view.transaction(tracking, previous=previous) as writer:
-            for domain_event, position in events:
-                apply_event(writer, domain_event, position)
+            for notification in notifications:
+                applier.apply(writer, notification)

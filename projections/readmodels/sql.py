@@ -26,9 +26,10 @@ SCHEMA = "rm_schema"
 SEARCH = "rm_certificates_search"
 CA_KEYS = "rm_ca_keys"
 TABLES = (CAS, CERTIFICATES, REVOCATIONS, CA_KEYS)
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """The read models' table layout; a runner finding another rebuilds them (2: text search
-index, and search text with the display name and serial; 3: every key a CA has had)."""
+index, and search text with the display name and serial; 3: every key a CA has had;
+4: SQLite's text index reads the search text from the certificates instead of a copy)."""
 MIN_INDEXED_TEXT = 3
 """Trigram indexes find texts of at least this many characters; shorter ones scan."""
 
@@ -159,8 +160,8 @@ class TextSearch:
     without scanning: statements as templates, and the parameter a text becomes."""
 
     create: tuple[str, ...]
-    configure: tuple[str, ...]  # writes, so run once, by the lease holder, on fresh tables
-    drop: tuple[str, ...]
+    build: tuple[str, ...]  # the index, made from the rows there are, in one transaction
+    drop: tuple[str, ...]  # the index (a catch-up from position 0 builds it at its end)
     source: str  # the FROM clause of a page searched by text
     condition: str
     order: str  # the column pages are ordered and cut by
@@ -198,21 +199,26 @@ LIKE = "search_text LIKE ? ESCAPE '\\'"
 # SQLite: an FTS5 table of trigrams keyed by the certificate's position. The index finds
 # the rows holding every trigram of the text; SQLite then checks the GLOB on each, so a
 # match is exactly a substring (case-sensitive, the text being lower-cased already).
-# Without positions (detail=none) and with fewer merges the index costs less to keep.
-# CROSS JOIN keeps the index the outer loop, walked in position order, whatever the planner
-# guesses; each match then finds its row by the unique position.
+# Without positions (detail=none) and with fewer merges the index costs less to keep. It
+# keeps no copy of the text (external content: it reads the certificate's search_text by
+# position), so deleting an entry needs the text it was made from. CROSS JOIN keeps the
+# index the outer loop, walked in position order, whatever the planner guesses; each match
+# then finds its row by the unique position. Dropped or not, it is never partial: made in
+# one transaction from every row ('rebuild'), then kept row by row while it exists.
 _FTS5 = TextSearch(
-    create=(
-        "CREATE VIRTUAL TABLE IF NOT EXISTS {search} "
-        "USING fts5(terms, tokenize = 'trigram case_sensitive 1', detail = none)",
+    create=(),
+    build=(
+        "CREATE VIRTUAL TABLE {search} USING fts5(search_text, content = '{certificates}', "
+        "content_rowid = 'position', tokenize = 'trigram case_sensitive 1', detail = none)",
+        "INSERT INTO {search} ({search}, rank) VALUES ('automerge', 16)",
+        "INSERT INTO {search} ({search}) VALUES ('rebuild')",
     ),
-    configure=("INSERT INTO {search} ({search}, rank) VALUES ('automerge', 16)",),
     drop=("DROP TABLE IF EXISTS {search}",),
     source="{search} CROSS JOIN {certificates} ON position = {search}.rowid",
-    condition="terms GLOB ?",
+    condition="{search}.search_text GLOB ?",
     order="{search}.rowid",
-    insert="INSERT INTO {search} (rowid, terms) VALUES (?, ?)",
-    delete="DELETE FROM {search} WHERE rowid = ?",
+    insert="INSERT INTO {search} (rowid, search_text) VALUES (?, ?)",
+    delete="INSERT INTO {search} ({search}, rowid, search_text) VALUES ('delete', ?, ?)",
     optimize="INSERT INTO {search} ({search}) VALUES ('optimize')",
     parameter=glob_pattern,
     indexable=has_trigram_run,
@@ -224,11 +230,12 @@ _PG_TRGM = TextSearch(
     create=(
         f"SELECT pg_advisory_xact_lock({advisory_key('pca-readmodels-pg-trgm')})",
         "CREATE EXTENSION IF NOT EXISTS pg_trgm",
-        "CREATE INDEX IF NOT EXISTS rm_certificates_search "
-        "ON {certificates} USING gin (search_text gin_trgm_ops)",
     ),
-    configure=(),
-    drop=(),
+    build=(
+        "CREATE INDEX IF NOT EXISTS " + SEARCH + " ON {certificates} "
+        "USING gin (search_text gin_trgm_ops)",
+    ),
+    drop=("DROP INDEX IF EXISTS {search}",),
     source="{certificates}",
     condition=LIKE,
     order="position",
@@ -277,20 +284,22 @@ class Statements:
         self.create_indexes = tuple(
             self._render(f"CREATE INDEX IF NOT EXISTS {name} ON {on}") for name, on in _INDEXES
         )
-        self.drop_indexes = tuple(
-            f"DROP INDEX IF EXISTS {dialect.qualify(name)}" for name, _ in _INDEXES
+        self.build_search = tuple(self._render(template) for template in search.build)
+        self.drop_search = tuple(self._render(template) for template in search.drop)
+        self.drop_indexes = (
+            *self.drop_search,
+            *(f"DROP INDEX IF EXISTS {dialect.qualify(name)}" for name, _ in _INDEXES),
         )
         self.create = (
             *(self._render(template) for template in (*_CREATE, *search.create)),
             *self.create_indexes,
         )
         self.drop = (
-            *(self._render(template) for template in search.drop),
+            *self.drop_search,
             *(f"DROP TABLE IF EXISTS {dialect.qualify(t)}" for t in (*TABLES, SCHEMA)),
         )
         self.select_schema_version = self._render("SELECT version FROM {schema}")
         self.insert_schema_version = self._render("INSERT INTO {schema} (version) VALUES (?)")
-        self.configure_search = tuple(self._render(template) for template in search.configure)
         self.search_parameter = search.parameter
         self.search_indexable = search.indexable
         self.insert_search = None if search.insert is None else self._render(search.insert)
@@ -335,7 +344,7 @@ class Statements:
             "WHERE id = ? RETURNING ca_id, serial_number, not_after"
         )
         self.delete_certificate = self._render(
-            "DELETE FROM {certificates} WHERE id = ? RETURNING ca_id, status, position"
+            "DELETE FROM {certificates} WHERE id = ? RETURNING ca_id, status, position, search_text"
         )
         self.insert_revocation = self._render(
             "INSERT INTO {revocations} ({revocation_columns}) VALUES (?, ?, ?, ?, ?, ?, ?)"

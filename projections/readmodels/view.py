@@ -17,7 +17,7 @@ from typing import Any
 
 from eventsourcing.persistence import IntegrityError, OperationalError, Tracking, TrackingRecorder
 from eventsourcing.postgres import PostgresDatastore, PostgresTrackingRecorder
-from eventsourcing.sqlite import SQLiteTrackingRecorder
+from eventsourcing.sqlite import SQLiteCursor, SQLiteTrackingRecorder
 from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
@@ -27,6 +27,7 @@ from domain.application.service import PrivateCA
 from projections.errors import PositionMovedError
 from projections.readmodels.sql import (
     SCHEMA_VERSION,
+    SEARCH,
     SQLITE,
     TABLES,
     Statements,
@@ -43,6 +44,7 @@ class ReadModelView(TrackingRecorder, Closeable):
     """Read models (CAs, certificates, revocation index) plus how far they have followed."""
 
     sql: Statements
+    _bulk_loading = False
 
     @abstractmethod
     def transaction(
@@ -78,22 +80,30 @@ class ReadModelView(TrackingRecorder, Closeable):
     def _run_ddl(self, statements: Sequence[str]) -> None:
         """Run ``statements`` (schema changes) in one transaction."""
 
-    def drop_indexes(self) -> None:
-        """Drop the secondary indexes ahead of a bulk load (a catch-up from position 0),
-        which then writes each table in position order instead of a page per row in every
-        index. Queries still answer meanwhile, by scans. A crash before
-        :meth:`create_indexes` is repaired by the next open, which creates missing indexes.
+    @abstractmethod
+    def build_search(self) -> None:
+        """Make the text index from the rows there are, unless it exists."""
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        """Write a catch-up from position 0 inside: the secondary indexes and the text index
+        are dropped first and built at the end, so each table is written in position order
+        instead of a page per row in every index. Queries still answer meanwhile, by scans.
+        If the load fails, the next open creates what is missing.
         """
         self._run_ddl(self.sql.drop_indexes)
-
-    def create_indexes(self) -> None:
-        """Build the secondary indexes :meth:`drop_indexes` dropped (none if present)."""
+        self._bulk_loading = True
+        try:
+            yield
+        finally:
+            self._bulk_loading = False
         self._run_ddl(self.sql.create_indexes)
+        self.build_search()
 
     def _initialise(self, cursor: DBCursor) -> None:
-        """Configure fresh tables and record their layout's version: writes, which only
-        a reset makes (opening the read models must not race with the runner's writes)."""
-        for statement in self.sql.configure_search:
+        """Index fresh tables and record their layout's version: writes, which only a
+        reset makes (opening the read models must not race with the runner's writes)."""
+        for statement in self.sql.build_search:
             cursor.execute(statement, ())
         cursor.execute(self.sql.insert_schema_version, (SCHEMA_VERSION,))
 
@@ -117,6 +127,11 @@ class ReadModelView(TrackingRecorder, Closeable):
 
 
 _CREATE_ATTEMPTS = 5
+CHECKPOINT_PAGES = 1000  # SQLite's default: WAL pages between automatic checkpoints
+BULK_CHECKPOINT_PAGES = 25_000
+"""WAL pages between checkpoints during a bulk load (100 MB of 4 KB pages). Each batch of a
+catch-up dirties a page per row of the id index, thousands of pages; checkpointing after
+each batch copied them all into the file again, where ten batches share most of them."""
 
 
 def _check_previous(current: int | None, previous: int | None) -> None:
@@ -146,6 +161,11 @@ def _create_once(create_table: Callable[[], None]) -> None:
             return
 
 
+def _has_search_table(cursor: SQLiteCursor) -> bool:
+    cursor.execute("SELECT 1 FROM sqlite_master WHERE name = ?", (SEARCH,))
+    return bool(cursor.fetchall())
+
+
 class SQLiteReadModelView(SQLiteTrackingRecorder, ReadModelView):
     """The read models in their own SQLite file (``readmodels.db``, WAL)."""
 
@@ -156,6 +176,16 @@ class SQLiteReadModelView(SQLiteTrackingRecorder, ReadModelView):
 
     def create_table(self) -> None:
         _create_once(super().create_table)
+        self.build_search()
+
+    def build_search(self) -> None:
+        _create_once(self._build_search)
+
+    def _build_search(self) -> None:
+        with self.datastore.transaction(commit=True) as cursor:
+            if not _has_search_table(cursor):
+                for statement in self.sql.build_search:
+                    cursor.execute(statement)
 
     @contextmanager
     def transaction(
@@ -166,9 +196,19 @@ class SQLiteReadModelView(SQLiteTrackingRecorder, ReadModelView):
             # check cannot race with a second writer.
             _check_previous(self._max_tracking_id(tracking.application_name, cursor), previous)
             self._insert_tracking(cursor, tracking)
-            writer = ReadModelWriter(cursor, self.sql)
+            pages = BULK_CHECKPOINT_PAGES if self._bulk_loading else CHECKPOINT_PAGES
+            cursor.execute(f"PRAGMA wal_autocheckpoint = {pages}")
+            writer = ReadModelWriter(cursor, self.sql, search_table=_has_search_table(cursor))
             yield writer
             writer.flush()
+
+    @contextmanager
+    def bulk_load(self) -> Iterator[None]:
+        with super().bulk_load():
+            yield
+        # Give back the space the write-ahead log grew to between the load's checkpoints.
+        with self.datastore.get_connection(commit=True) as connection:
+            connection.cursor().execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def fetch(self, statement: str, params: Sequence[Any]) -> Sequence[Any]:
         with self.datastore.transaction(commit=False) as cursor:
@@ -223,6 +263,11 @@ class PostgresReadModelView(PostgresTrackingRecorder, ReadModelView):
         # collide in PostgreSQL's catalogue, so table creation takes turns.
         curs.execute("SELECT pg_advisory_xact_lock(%s)", (self._ddl_lock,))
         super()._create_table(curs)
+        for statement in self.sql.build_search:
+            curs.execute(statement)
+
+    def build_search(self) -> None:
+        self._run_ddl(self.sql.build_search)
 
     @contextmanager
     def transaction(

@@ -36,8 +36,9 @@ from psycopg.sql import SQL, Identifier
 from domain.adapters.resources import Closeable
 from domain.adapters.settings import Settings
 from projections.errors import RunnerActiveError
+from projections.readmodels.decoding import EventApplier
 from projections.readmodels.lease import acquire_lease
-from projections.readmodels.projection import PositionedEvent, ReadModelProjection
+from projections.readmodels.projection import ReadModelProjection
 from projections.readmodels.store import open_event_log, open_view
 from projections.readmodels.wakeup import WAKE_FIFO, FifoListener, wake_runner
 
@@ -105,6 +106,7 @@ class Worker(Closeable):
         self._log = open_event_log(settings)
         self._view = open_view(settings)
         self._projection = ReadModelProjection(self._view)
+        self._applier = EventApplier(self._log.mapper)
         self._batch_size = batch_size
         self._idle_wait = POSTGRES_IDLE_WAIT if settings.uses_postgres else SQLITE_IDLE_WAIT
         self._fifo = _wake_fifo(settings)
@@ -132,18 +134,15 @@ class Worker(Closeable):
     def catch_up(self, progress: Progress | None = None, limit: int | None = None) -> int:
         """Apply the log up to its current end (at most ``limit`` events); the count.
 
-        From position 0 without a limit (a first catch-up, a rebuild) the secondary indexes
-        are built once at the end rather than row by row: 1M certificates dirtied a page
-        per row of each index keyed by a random value.
+        From position 0 without a limit (a first catch-up, a rebuild) it is a bulk load
+        (:meth:`ReadModelView.bulk_load`): the indexes are built once at the end rather
+        than row by row, as 1M certificates dirtied a page per row of each index keyed by
+        a random value.
         """
         self._adopt_schema()
         bulk = limit is None and self._view.position() == 0
-        if bulk:
-            self._view.drop_indexes()
-        processed = self._apply_log(progress, limit)
-        if bulk:
-            self._view.create_indexes()
-        return processed
+        with self._view.bulk_load() if bulk else nullcontext():
+            return self._apply_log(progress, limit)
 
     def _apply_log(self, progress: Progress | None, limit: int | None) -> int:
         end = self._log.recorder.max_notification_id() or 0
@@ -203,9 +202,7 @@ class Worker(Closeable):
             )
 
     def _apply(self, batch: Sequence[Notification], previous: int) -> None:
-        mapper = self._log.mapper
-        events: list[PositionedEvent] = [(mapper.to_domain_event(n), n.id) for n in batch]
-        self._projection.process_batch(events, previous)
+        self._projection.process_batch(batch, previous, self._applier)
 
 
 class _NotifyListener:

@@ -35,6 +35,25 @@ class DBCursor(Protocol):
     def fetchall(self) -> Sequence[Any]: ...
 
 
+@dataclass(frozen=True, slots=True)
+class Issued:
+    """What the read models keep of a CertificateIssued: its stored values (enums by
+    value, instants in microseconds, SANs as ``[type, value]`` pairs)."""
+
+    id: str
+    ca_id: str
+    serial_number: str
+    type: str
+    name: str
+    common_name: str
+    sans: list[list[str]]
+    key_algorithm: str
+    not_before: int
+    not_after: int
+    actor: str
+    issued_at: int
+
+
 @dataclass
 class _CertificateRow:
     """A deferred ``rm_certificates`` row, in the column order of ``insert_certificate``."""
@@ -78,11 +97,15 @@ _counter_params = attrgetter(*(field.name for field in fields(_Counters)))
 
 class ReadModelWriter:
     """The :class:`~projections.fold.EventFold` of the read models: applies events to their
-    tables through ``cursor``, in event order."""
+    tables through ``cursor``, in event order. A table of the text index (SQLite's) is
+    kept only while ``search_table`` says it exists; a catch-up from 0 builds it at its end.
+    """
 
-    def __init__(self, cursor: DBCursor, sql: Statements) -> None:
+    def __init__(self, cursor: DBCursor, sql: Statements, *, search_table: bool = True) -> None:
         self._cursor = cursor
         self._sql = sql
+        self._insert_search = sql.insert_search if search_table else None
+        self._delete_search = sql.delete_search if search_table else None
         self._certificates: dict[str, _CertificateRow] = {}
         self._revocations: list[tuple[str, str, str, int, str, int, int]] = []
         self._counters: dict[str, _Counters] = {}
@@ -206,7 +229,7 @@ class ReadModelWriter:
         self._counters_of(ca_id).quota_remaining = 0
         self._execute(self._sql.set_quota_remaining, (event.remaining, ca_id))
 
-    def consume_quota(self, ca_id: UUID, units: int) -> None:
+    def consume_quota(self, ca_id: UUID | str, units: int) -> None:
         """``units`` of the intermediate's quota spent on certificates."""
         counters = self._counters_of(str(ca_id))
         counters.quota_remaining -= units
@@ -216,30 +239,51 @@ class ReadModelWriter:
 
     def add_certificate(self, event: Certificate.CertificateIssued, position: int) -> None:
         """A new certificate at the head of its issuer's list."""
-        common_name = event.subject.common_name
-        certificate_id = str(event.originator_id)
-        self._certificates[certificate_id] = _CertificateRow(
-            id=certificate_id,
-            position=position,
-            ca_id=str(event.ca_id),
-            serial_number=event.serial_number,
-            type=event.type.value,
-            name=event.name,
-            common_name=common_name,
-            sans=json.dumps([[san.type.value, san.value] for san in event.sans]),
-            search_text=_search_text(
-                common_name, *(san.value for san in event.sans), event.name, event.serial_number
+        self.add_issued(
+            Issued(
+                id=str(event.originator_id),
+                ca_id=str(event.ca_id),
+                serial_number=event.serial_number,
+                type=event.type.value,
+                name=event.name,
+                common_name=event.subject.common_name,
+                sans=[[san.type.value, san.value] for san in event.sans],
+                key_algorithm=event.key_algorithm.value,
+                not_before=to_micros(event.not_before),
+                not_after=to_micros(event.not_after),
+                actor=event.actor,
+                issued_at=to_micros(event.timestamp),
             ),
-            key_algorithm=event.key_algorithm.value,
-            not_before=to_micros(event.not_before),
-            not_after=to_micros(event.not_after),
+            position,
+        )
+
+    def add_issued(self, issued: Issued, position: int) -> None:
+        """A new certificate, from the values its CertificateIssued stores."""
+        self._certificates[issued.id] = _CertificateRow(
+            id=issued.id,
+            position=position,
+            ca_id=issued.ca_id,
+            serial_number=issued.serial_number,
+            type=issued.type,
+            name=issued.name,
+            common_name=issued.common_name,
+            sans=json.dumps(issued.sans),
+            search_text=_search_text(
+                issued.common_name,
+                *(value for _, value in issued.sans),
+                issued.name,
+                issued.serial_number,
+            ),
+            key_algorithm=issued.key_algorithm,
+            not_before=issued.not_before,
+            not_after=issued.not_after,
             status=CertificateStatus.ISSUED.value,
             revoked_at=None,
             revocation_reason=None,
-            requested_by=event.actor,
-            issued_at=to_micros(event.timestamp),
+            requested_by=issued.actor,
+            issued_at=issued.issued_at,
         )
-        self._counters_of(str(event.ca_id)).issued += 1
+        self._counters_of(issued.ca_id).issued += 1
 
     def revoke_certificate(self, event: Certificate.CertificateRevoked, position: int) -> None:
         """Revoked; the certificate enters its issuer's revocation index."""
@@ -272,8 +316,8 @@ class ReadModelWriter:
         else:
             rows = self._returning(self._sql.delete_certificate, (certificate_id,))
             deleted = [(row["ca_id"], row["status"]) for row in rows]
-            if rows and self._sql.delete_search is not None:
-                self._execute(self._sql.delete_search, (rows[0]["position"],))
+            if rows and self._delete_search is not None:
+                self._execute(self._delete_search, (rows[0]["position"], rows[0]["search_text"]))
         for ca_id, status in deleted:
             counters = self._counters_of(ca_id)
             counters.deleted += 1
@@ -289,9 +333,9 @@ class ReadModelWriter:
         if self._certificates:
             rows = [_certificate_params(row) for row in self._certificates.values()]
             self._cursor.executemany(self._sql.insert_certificate, rows)
-            if self._sql.insert_search is not None:
+            if self._insert_search is not None:
                 terms = [(row.position, row.search_text) for row in self._certificates.values()]
-                self._cursor.executemany(self._sql.insert_search, terms)
+                self._cursor.executemany(self._insert_search, terms)
             self._certificates = {}
         if self._revocations:
             self._cursor.executemany(self._sql.insert_revocation, self._revocations)

@@ -3,6 +3,7 @@ runner at a time, the in-process runner and read-your-writes; on SQLite and Post
 
 from __future__ import annotations
 
+import datetime as dt
 import stat
 import threading
 import time
@@ -16,10 +17,12 @@ from eventsourcing.projection import ProjectionRunner
 from domain.adapters.settings import Settings, open_service
 from domain.application.service import PrivateCA
 from projections.errors import PositionMovedError, RunnerActiveError
+from projections.readmodels.decoding import EventApplier
 from projections.readmodels.lease import acquire_lease
 from projections.readmodels.models import CertificateFilter
 from projections.readmodels.projection import EventLog, ReadModelProjection
 from projections.readmodels.queries import ReadModels
+from projections.readmodels.sql import SEARCH
 from projections.readmodels.store import open_event_log, open_view, projection_env, read_models_path
 from projections.readmodels.view import PostgresReadModelView, ReadModelView
 from projections.readmodels.worker import (
@@ -32,7 +35,13 @@ from projections.readmodels.worker import (
 )
 from tests.builders import enabled_intermediate, enabled_root, issue
 from tests.conftest import SettableClock, make_settings
-from tests.projection_helpers import issue_many, read_everything, write_history
+from tests.projection_helpers import (
+    common_names,
+    issue_many,
+    list_all,
+    read_everything,
+    write_history,
+)
 
 WAIT_SECONDS = 30.0  # bounds waits for what a runner does within milliseconds
 
@@ -74,6 +83,7 @@ DEFERRED_INDEXES = {
     "rm_certificates_by_ca_status",
     "rm_certificates_issued_expiry",
     "rm_revocations_by_position",
+    SEARCH,  # on SQLite a table (FTS5), on PostgreSQL an index (GIN)
 }
 
 
@@ -82,8 +92,24 @@ def _index_names(view: ReadModelView) -> set[str]:
         statement = "SELECT indexname AS name FROM pg_indexes WHERE schemaname = %s"
         rows = view.fetch(statement, (view.datastore.schema,))
     else:
-        rows = view.fetch("SELECT name FROM sqlite_master WHERE type = 'index'", ())
+        statement = "SELECT name FROM sqlite_master WHERE type = 'index' OR name = ?"
+        rows = view.fetch(statement, (SEARCH,))
     return {row["name"] for row in rows}
+
+
+def _found_by_text(settings: Settings, now: dt.datetime) -> list[str]:
+    with ReadModels.open(settings) as read_models:
+        return common_names(read_models, CertificateFilter(text="example.com"), now)
+
+
+def _found_by_scan(settings: Settings, now: dt.datetime) -> list[str]:
+    with ReadModels.open(settings) as read_models:
+        listed = list_all(read_models, CertificateFilter(), now)
+    return [
+        c.common_name
+        for c in listed
+        if any("example.com" in text for text in (c.common_name, *(s.value for s in c.sans)))
+    ]
 
 
 def test_a_catch_up_from_zero_cut_short_leaves_every_index_to_the_next_open(
@@ -92,26 +118,32 @@ def test_a_catch_up_from_zero_cut_short_leaves_every_index_to_the_next_open(
     write_history(service)
     catch_up(settings)
     expected = read_everything(settings, clock.now)
+    found = _found_by_text(settings, clock.now)
     during: list[set[str]] = []
     apply = Worker._apply
 
-    def crash_after_one_batch(worker: Worker, batch: Sequence[Notification], at: int) -> None:
+    def crash_after_two_batches(worker: Worker, batch: Sequence[Notification], at: int) -> None:
         apply(worker, batch, at)
         during.append(_index_names(worker._view))
-        raise RuntimeError("killed midway")
+        if len(during) == 2:
+            raise RuntimeError("killed midway")
 
     with open_view(settings) as view:
         view.reset()
-    monkeypatch.setattr(Worker, "_apply", crash_after_one_batch)
+    monkeypatch.setattr(Worker, "_apply", crash_after_two_batches)
     with pytest.raises(RuntimeError, match="killed midway"):
-        catch_up(settings, batch_size=3)
+        catch_up(settings, batch_size=10)
     monkeypatch.undo()
     assert not DEFERRED_INDEXES & during[0]  # the bulk load ran without them
     with open_view(settings) as view:
         assert 0 < view.position() < expected.position
         assert _index_names(view) >= DEFERRED_INDEXES
+    partial = _found_by_text(settings, clock.now)  # the next open indexed what is there
+    assert partial
+    assert partial == _found_by_scan(settings, clock.now)
     catch_up(settings)
     assert read_everything(settings, clock.now) == expected
+    assert _found_by_text(settings, clock.now) == found
     with open_view(settings) as view:
         assert _index_names(view) >= DEFERRED_INDEXES
 
@@ -124,9 +156,10 @@ def test_a_batch_that_does_not_start_at_the_recorded_position_changes_nothing(
     before = read_everything(settings, clock.now)
     with open_event_log(settings) as log, open_view(settings) as view:
         notifications = log.recorder.select_notifications(start=1, limit=8)
-        events = [(log.mapper.to_domain_event(n), n.id) for n in notifications]
         with pytest.raises(PositionMovedError):
-            ReadModelProjection(view).process_batch(events, previous=0)
+            ReadModelProjection(view).process_batch(
+                notifications, previous=0, applier=EventApplier(log.mapper)
+            )
     assert read_everything(settings, clock.now) == before
 
 
