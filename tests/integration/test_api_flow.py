@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import time
 from typing import Any
 from uuid import UUID
 
@@ -260,9 +262,29 @@ def test_metrics_count_requests_and_certificates(api: ApiClient) -> None:
     )
     text = api.call("GET", "/metrics", role=Role.AUDITOR).get_data(as_text=True)
     assert "pca_certificates_issued 1.0" in text
-    assert "pca_projection_lag_events 0.0" in text
     assert 'route="/api/v1/cas/<uuid:ca_id>/certificates"' in text
+    settled(api, ca_id)  # the lag reaches 0 once the CRL publisher's events are projected
     assert api.call("GET", "/metrics", role=None).status_code == 401
+
+
+def settled(api: ApiClient, ca_id: str, timeout: float = 30.0) -> None:
+    """Wait until the CRL publisher has published ``ca_id``'s CRLs and the read models hold
+    every event of the log, the publisher's too (``pca_projection_lag_events`` 0): then
+    the deployment's background writers are idle. AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        published = api.call("GET", f"/crl/{ca_id}-delta.crl", role=None).status_code == 200
+        if published and _projection_lag(api) == 0:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"no CRL of {ca_id}, or the read models lag: {_projection_lag(api)}")
+
+
+def _projection_lag(api: ApiClient) -> float:
+    text = api.call("GET", "/metrics", role=Role.AUDITOR).get_data(as_text=True)
+    found = re.search(r"^pca_projection_lag_events (\S+)$", text, re.MULTILINE)
+    assert found is not None, "no pca_projection_lag_events in /metrics"
+    return float(found[1])
 
 
 def test_a_retried_ca_creation_or_purchase_with_its_key_acts_once(api: ApiClient) -> None:

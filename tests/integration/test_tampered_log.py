@@ -16,7 +16,7 @@ from domain.adapters.settings import Settings
 from domain.model.tokens import Role
 from tests.api_client import ApiClient
 from tests.conftest import SettableClock
-from tests.integration.test_api_flow import _intermediate, _issue, _root
+from tests.integration.test_api_flow import _intermediate, _issue, _root, settled
 from tests.integration.test_audit_chain import RawStore
 
 RESTORE_ADVICE = "Restore the deployment from a backup"
@@ -102,6 +102,7 @@ def test_an_event_forged_while_the_service_runs_is_caught_by_the_next_command(
 ) -> None:
     api = ApiClient(_start(restarted, settings, clock))
     root_id = _root(api)
+    settled(api, root_id)  # so the forged event is the log's last, as an attacker's would be
     metrics = api.call("GET", "/metrics", role=Role.AUDITOR).get_data(as_text=True)
     assert "pca_audit_chain_intact 1.0" in metrics
     assert api.call("GET", "/healthz", role=None).status_code == 200
