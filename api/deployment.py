@@ -27,7 +27,7 @@ from projections.readmodels.queries import ReadModels
 from projections.readmodels.worker import RunnerHandle, catch_up_to_head, nudger
 from projections.revocation.crlstore import CRLStore, open_crl_store
 from projections.revocation.ocsp_responder import OCSPResponder
-from projections.revocation.publisher import CRLPublisher, publisher_job
+from projections.revocation.publisher import CRLPublisher, publisher_job, waker
 
 EXTENSION = "pca"
 FRESHNESS_WAIT_SECONDS = 5.0
@@ -88,7 +88,7 @@ class Deployment:
             publishing = publisher_job(settings, publisher) if publish else None
             if runner is not None:
                 # A revocation is published once projected, not at the publisher's next poll.
-                runner.start(on_applied=publishing.wake if publishing is not None else None)
+                runner.start(on_applied=waker(publishing) if publishing is not None else None)
                 resources.callback(runner.stop)
             if publishing is not None:
                 if runner is None:  # then no runner's stop brings the publisher's events in

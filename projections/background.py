@@ -26,7 +26,7 @@ logger = logging.getLogger(__name__)
 STANDBY_RETRY = 2.0
 WAKE_GAP = 0.05
 """Seconds between two steps that found nothing, however often the job is woken: it bounds
-the looks of a job woken after every batch the read models apply."""
+the looks of a job woken after every batch the read models apply (a storm of revocations)."""
 
 
 class LeasedJob:

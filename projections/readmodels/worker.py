@@ -44,6 +44,8 @@ from projections.readmodels.wakeup import WAKE_FIFO, FifoListener, wake_runner
 
 Progress = Callable[[int, int], None]
 """Called as ``progress(position, end)`` after each batch: log positions, not counts."""
+Applied = Callable[[Sequence[Notification]], None]
+"""Called with each batch the runner has committed to the read models."""
 
 DEFAULT_BATCH_SIZE = 500
 CATCH_UP_BATCH_SIZE = 5000
@@ -168,10 +170,10 @@ class Worker(Closeable):
         self,
         stop: threading.Event,
         on_subscribed: Callable[[PollingSubscription], None],
-        on_applied: Callable[[], None] = lambda: None,
+        on_applied: Applied = lambda _: None,
     ) -> None:
-        """Apply the log as it grows until ``stop`` is set, calling ``on_applied`` after
-        each batch is committed."""
+        """Apply the log as it grows until ``stop`` is set, calling ``on_applied`` with
+        each batch once it is committed."""
         self._adopt_schema()
         subscription = PollingSubscription(
             self._log.recorder,
@@ -190,7 +192,7 @@ class Worker(Closeable):
             for batch in subscription:
                 self._apply(batch, previous)
                 previous = batch[-1].id
-                on_applied()
+                on_applied(batch)
 
     def _adopt_schema(self) -> None:
         dropped = self._view.adopt_schema()
@@ -327,15 +329,15 @@ class RunnerHandle:
     def __init__(self, settings: Settings, *, standby_retry: float = STANDBY_RETRY) -> None:
         self._settings = settings
         self._standby_retry = standby_retry
-        self._on_applied: Callable[[], None] = lambda: None
+        self._on_applied: Applied = lambda _: None
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._subscription: PollingSubscription | None = None
         self._thread = threading.Thread(target=self._serve, name="pca-readmodels", daemon=True)
 
-    def start(self, on_applied: Callable[[], None] | None = None) -> None:
+    def start(self, on_applied: Applied | None = None) -> None:
         """Follow the log on the runner's thread, calling ``on_applied`` (on that thread)
-        after each batch it commits: the CRL publisher looks for news then."""
+        with each batch it commits: the CRL publisher is woken by revocations there."""
         if on_applied is not None:
             self._on_applied = on_applied
         self._thread.start()

@@ -21,14 +21,18 @@ import datetime as dt
 import hashlib
 import logging
 import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, Notification
 
 from domain.adapters.settings import PublishingSettings, Settings
 from domain.application.service import PrivateCA
+from domain.model.authority import CertificateAuthority
+from domain.model.certificate import Certificate
 from domain.model.publication import issuer_scope
+from domain.model.topics import stored_topics
 from domain.model.values import RequestContext
 from domain.pki.crl import EncodedRevocationList, RecutPolicy, RevokedEntry, build_crl
 from projections.background import LeasedJob
@@ -256,9 +260,26 @@ def _revoked(entry: RevocationEntry) -> RevokedEntry:
     return RevokedEntry(int(entry.serial_number, 16), entry.revoked_at, entry.reason)
 
 
+def waker(job: LeasedJob) -> Callable[[Sequence[Notification]], None]:
+    """What the read-model runner calls with each batch it commits: wakes the publisher's
+    ``job`` when the batch revoked a certificate or a CA, so the CRLs list it at once
+    rather than at the next look (other news, a new CA's first CRLs, waits for that)."""
+
+    def wake(batch: Sequence[Notification]) -> None:
+        if any(notification.topic in _REVOCATIONS for notification in batch):
+            job.wake()
+
+    return wake
+
+
 def publisher_job(settings: Settings, publisher: CRLPublisher) -> LeasedJob:
     """The publisher's thread as every process runs it: under the publisher lease it
     publishes what is due every ``PCA_CRL_DEBOUNCE_MS``, and does nothing else (audit
     checkpoints have their own thread: projections.audit.checkpointer)."""
     interval = settings.publishing.debounce.total_seconds()
     return LeasedJob(settings, PUBLISHER, publisher.publish_due, interval)
+
+
+_REVOCATIONS = frozenset(
+    stored_topics(Certificate.CertificateRevoked) + stored_topics(CertificateAuthority.CARevoked)
+)
