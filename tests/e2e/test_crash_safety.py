@@ -61,6 +61,7 @@ from tests.crash import (
 )
 from tests.live import free_port
 from tests.pgserver import PostgresServer, create_schema
+from tests.polling import until
 from tests.projection_helpers import read_everything
 
 LOAD_SECONDS = 16.0
@@ -85,12 +86,7 @@ def _opened(settings: Settings) -> Iterator[PrivateCA]:
 
 def _until(condition: Callable[[], bool], seconds: float) -> bool:
     """Whether ``condition`` came true within ``seconds``, polling."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.2)
-    return condition()
+    return until(condition, seconds, every=0.2)
 
 
 # --- SIGKILL under load ---------------------------------------------------------------------

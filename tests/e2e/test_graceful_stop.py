@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from projections.readmodels.queries import ReadModels
 from tests.builders import enabled_intermediate, enabled_root
 from tests.conftest import make_settings
 from tests.crash import CrashableServer, ProjectionProcess, set_up_hierarchy
+from tests.polling import until
 
 # A CRL valid for 0.36 s is re-based every 0.18 s, and the publisher looks every 20 ms.
 BUSY_PUBLISHER = {"PCA_CRL_VALIDITY_HOURS": "0.0001", "PCA_CRL_DEBOUNCE_MS": "20"}
@@ -47,12 +47,7 @@ def _read_models_position(settings: Settings) -> int:
 
 
 def _until(condition: Callable[[], bool], seconds: float = WAIT_SECONDS) -> bool:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.1)
-    return condition()
+    return until(condition, seconds, every=0.1)
 
 
 def _wait_for_the_publisher_to_write(settings: Settings) -> None:

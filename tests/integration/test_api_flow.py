@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 from uuid import UUID
 
@@ -11,6 +10,7 @@ from cryptography import x509
 
 from domain.model.tokens import Role
 from tests.api_client import ApiClient
+from tests.polling import until
 
 SUBJECT = {"common_name": "API Root CA", "organization": "Example Corp", "country": "DE"}
 
@@ -271,13 +271,13 @@ def settled(api: ApiClient, ca_id: str, timeout: float = 30.0) -> None:
     """Wait until the CRL publisher has published ``ca_id``'s CRLs and the read models hold
     every event of the log, the publisher's too (``pca_projection_lag_events`` 0): then
     the deployment's background writers are idle. AssertionError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def idle() -> bool:
         published = api.call("GET", f"/crl/{ca_id}-delta.crl", role=None).status_code == 200
-        if published and _projection_lag(api) == 0:
-            return
-        time.sleep(0.02)
-    raise AssertionError(f"no CRL of {ca_id}, or the read models lag: {_projection_lag(api)}")
+        return published and _projection_lag(api) == 0
+
+    if not until(idle, timeout, every=0.02):
+        raise AssertionError(f"no CRL of {ca_id}, or the read models lag: {_projection_lag(api)}")
 
 
 def _projection_lag(api: ApiClient) -> float:

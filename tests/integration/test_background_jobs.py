@@ -30,6 +30,7 @@ from domain.model.values import RevocationReason
 from projections.revocation.crlstore import BASE, DELTA
 from tests.builders import OPERATOR, enabled_intermediate, enabled_root, issue
 from tests.conftest import SettableClock
+from tests.polling import until
 
 WAIT_SECONDS = 60.0  # generous: the publisher looks every 500 ms
 POLL = dt.timedelta(seconds=2)  # the publisher's interval in the wake-up test
@@ -67,12 +68,7 @@ def deployment(settings: Settings, clock: SettableClock, gate: Gate) -> Iterator
 
 
 def _until(condition: Callable[[], bool]) -> bool:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.05)
-    return condition()
+    return until(condition, WAIT_SECONDS)
 
 
 def _listed(deployment: Deployment, ca_id: UUID) -> set[int]:
