@@ -48,6 +48,7 @@ from domain.adapters.keytable import (
     key_rows,
     pg_insert_keys,
 )
+from domain.adapters.log_head import LogHead, connector
 from domain.application.ports import SAVE_KEYS_ARGUMENT
 from domain.audit.chain import (
     CHAIN_TABLE,
@@ -324,6 +325,11 @@ class PostgresChainedRecorder(PostgresApplicationRecorder, ChainStore):
                 " ENABLE_DB_FUNCTIONS for the event store"
             )
         super().__init__(datastore, events_table_name=events_table_name)
+        self._head = LogHead(
+            connector(datastore.pool, datastore.schema),
+            self.max_notification_id_statement,
+            super().max_notification_id,
+        )
         schema = Identifier(datastore.schema)
         chain, checkpoints = Identifier(CHAIN_TABLE), Identifier(CHECKPOINTS_TABLE)
         events = Identifier(self.events_table_name)
@@ -391,6 +397,14 @@ class PostgresChainedRecorder(PostgresApplicationRecorder, ChainStore):
             "SELECT position, head, time, key_id, public_key, signature FROM {}.{}"
             " ORDER BY position DESC LIMIT 1"
         ).format(schema, checkpoints)
+
+    def max_notification_id(self) -> int | None:
+        """The log's head, on a connection kept for it (:mod:`domain.adapters.log_head`)."""
+        return self._head.read()
+
+    def close(self) -> None:
+        """Close the head's connection (the service's ``close``)."""
+        self._head.close()
 
     def _create_table(self, curs: Cursor[DictRow]) -> None:
         curs.execute(self._serialise_ddl)

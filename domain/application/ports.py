@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 from uuid import UUID
 
 from cryptography.hazmat.primitives.asymmetric.types import PrivateKeyTypes
@@ -101,6 +101,15 @@ class WriteLocks(Protocol):
 # Write locks are made once the event store is open: PostgreSQL's share its connection
 # pool, passed in as the recorder's datastore (None for stores that have none).
 WriteLocksFactory = Callable[[object], WriteLocks]
+
+
+@runtime_checkable
+class HoldsConnections(Protocol):
+    """A recorder that keeps connections of its own besides its datastore's, which
+    eventsourcing closes (PostgreSQL's, for the log's head): closed with the service."""
+
+    def close(self) -> None:
+        """Close them; reads afterwards take the datastore's path."""
 
 
 class Nonces(Protocol):

@@ -33,7 +33,13 @@ from domain.application.commands import (
 from domain.application.exports import Export, Exports
 from domain.application.integrity import Integrity, command
 from domain.application.issuance import Issuance
-from domain.application.ports import CASigner, Clock, Keys, WriteLocksFactory
+from domain.application.ports import (
+    CASigner,
+    Clock,
+    HoldsConnections,
+    Keys,
+    WriteLocksFactory,
+)
 from domain.application.publishing import Publishing
 from domain.application.signers import Signers
 from domain.application.store import (
@@ -155,6 +161,8 @@ class PrivateCA(Application[UUID]):
     def close(self) -> None:
         self._snapshotter.shutdown()  # waits for a snapshot under way
         self._write_locks.close()
+        if isinstance(self.recorder, HoldsConnections):
+            self.recorder.close()
         super().close()
 
     def save(
