@@ -18,6 +18,7 @@ import pytest
 from cryptography.x509 import ocsp as x509_ocsp
 
 from domain.adapters import log_head
+from domain.adapters.recorders import PostgresChainedRecorder
 from domain.adapters.settings import OCSPSettings, Settings, open_service
 from domain.application.service import PrivateCA
 from domain.model.values import RevocationReason
@@ -66,11 +67,16 @@ def _head_backends(settings: Settings) -> list[int]:
 def _committed_head(settings: Settings, writer: PrivateCA) -> int:
     """The head as a connection of the test's own sees it."""
     assert settings.database_url is not None
-    statement = writer.recorder.max_notification_id_statement  # type: ignore[attr-defined]
+    statement = _recorder(writer).max_notification_id_statement
     with psycopg.connect(settings.database_url, autocommit=True) as connection:
         row = connection.execute(statement).fetchone()
     assert row is not None
     return int(row[0])
+
+
+def _recorder(service: PrivateCA) -> PostgresChainedRecorder:
+    assert isinstance(service.recorder, PostgresChainedRecorder)
+    return service.recorder
 
 
 def _status(responder: OCSPResponder, ca_id: UUID, request_der: bytes) -> x509_ocsp.OCSPCertStatus:
