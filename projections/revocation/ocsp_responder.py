@@ -5,7 +5,8 @@ Answers without a nonce about a certificate are kept and served again (RFC 5019 
 responder hand out a response produced earlier, within its validity) while neither the
 certificate nor its CA has recorded an event since: while the log's head has not moved
 since that was last checked, one read of the head; otherwise two indexed reads of the
-event store; instead of loading both and signing. A nonce asks for a fresh signature, so
+event store; instead of loading both and signing. They are kept by the request's bytes,
+so a request asked again is not even parsed. A nonce asks for a fresh signature, so
 those are always signed anew.
 """
 
@@ -36,7 +37,7 @@ from projections.readmodels.queries import ReadModels
 _CERTIFY_ATTEMPTS = 5  # saves of a responder certificate that lost a race
 PRECOMPUTED_ANSWERS = 100_000  # kept per process (about 1 KB each), oldest dropped first
 
-_Key = tuple[UUID, int, bytes, bytes, str]  # CA, and the CertID: serial, hashes, algorithm
+_Key = tuple[UUID, bytes]  # the CA asked, and the request's DER (without a nonce)
 
 
 @dataclass(frozen=True)
@@ -68,34 +69,31 @@ class OCSPResponder:
     def answer(self, ca_id: UUID, request_der: bytes) -> bytes:
         """The DER OCSPResponse for ``request_der``: signed good/revoked/unknown, or
         malformedRequest / unauthorized without a signature."""
+        key = (ca_id, request_der)
+        kept, head = self._precomputed.get(key), None
+        if kept is not None:  # these very bytes were answered before, so they hold no nonce
+            head = self._head()
+            if kept.head == head and self._service.clock() < kept.refresh_at:
+                return kept.der
         try:
             query = ocsp.parse_request(request_der)
         except ocsp.MalformedOCSPRequest:
             return ocsp.error_response(x509_ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
         if query.nonce is not None:
             return self._answer(ca_id, query)
-        return self._answer_again(ca_id, query)
+        return self._answer_again(key, query, kept, self._head() if head is None else head)
 
-    def _answer_again(self, ca_id: UUID, query: ocsp.OCSPQuery) -> bytes:
-        """The answer kept for this CertID if nothing it was made from has changed, else
-        a new one, kept if it is about a certificate (unknown serials and CA certificates
-        are answered from the read models, which no version here follows)."""
-        key = (
-            ca_id,
-            query.serial_number,
-            query.issuer_name_hash,
-            query.issuer_key_hash,
-            query.hash_algorithm.name,
-        )
-        # The head is read before the versions: an event recorded in between changes the
-        # versions, so an answer is never kept with a head that is past a change to it.
-        head = self._service.recorder.max_notification_id() or 0
-        kept = self._precomputed.get(key)
-        now = self._service.clock()
+    def _answer_again(
+        self, key: _Key, query: ocsp.OCSPQuery, kept: _Precomputed | None, head: int
+    ) -> bytes:
+        """The answer ``kept`` for these request bytes if nothing it was made from has
+        changed, else a new one, kept if it is about a certificate (unknown serials and CA
+        certificates are answered from the read models, which no version here follows).
+        ``head`` was read before the versions: an event recorded in between changes the
+        versions, so an answer is never kept with a head that is past a change to it."""
+        ca_id, now = key[0], self._service.clock()
         if kept is not None and now >= kept.refresh_at:
             kept = None
-        if kept is not None and kept.head == head:
-            return kept.der
         versions = self._versions(ca_id, query)
         if kept is not None and kept.versions == versions:
             self._keep(key, replace(kept, head=head))
@@ -104,6 +102,9 @@ class OCSPResponder:
         if versions[0] is not None:
             self._keep(key, _Precomputed(der, versions, now + self._config.validity / 2, head))
         return der
+
+    def _head(self) -> int:
+        return self._service.recorder.max_notification_id() or 0
 
     def _versions(self, ca_id: UUID, query: ocsp.OCSPQuery) -> tuple[int | None, ...]:
         """The versions of the certificate ``query`` asks about and of its CA."""

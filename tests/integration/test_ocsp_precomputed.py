@@ -28,17 +28,30 @@ def responder(service: PrivateCA, settings: Settings) -> Iterator[OCSPResponder]
         yield OCSPResponder(service, read_models, OCSPSettings(validity=dt.timedelta(hours=1)))
 
 
-def _request(service: PrivateCA, ca_id: UUID, certificate_der: bytes, nonce: bool) -> bytes:
+SHA1 = hashes.SHA1()  # noqa: S303 - what openssl and most clients send
+
+
+def _request(
+    service: PrivateCA,
+    ca_id: UUID,
+    certificate_der: bytes,
+    nonce: bool,
+    algorithm: hashes.HashAlgorithm = SHA1,
+) -> bytes:
     issuer_der = service.get_ca(ca_id).certificate_der
     assert issuer_der is not None
     builder = x509_ocsp.OCSPRequestBuilder().add_certificate(
         x509.load_der_x509_certificate(certificate_der),
         x509.load_der_x509_certificate(issuer_der),
-        hashes.SHA1(),  # noqa: S303 - what openssl and most clients send
+        algorithm,
     )
     if nonce:
         builder = builder.add_extension(x509.OCSPNonce(os.urandom(16)), critical=False)
     return builder.build().public_bytes(serialization.Encoding.DER)
+
+
+def _signature(answer: bytes) -> bytes:
+    return x509_ocsp.load_der_ocsp_response(answer).signature
 
 
 def _status(answer: bytes) -> x509_ocsp.OCSPCertStatus:
@@ -102,3 +115,34 @@ def test_a_nonce_gets_a_fresh_signature_that_echoes_it(
     nonces = [a.extensions.get_extension_for_class(x509.OCSPNonce).value for a in answers]
     assert nonces[0] != nonces[1]
     assert answers[0].signature != answers[1].signature
+
+
+def test_each_way_of_asking_keeps_its_own_answer_and_every_one_follows_a_revocation(
+    service: PrivateCA, responder: OCSPResponder
+) -> None:
+    ca_id = enabled_intermediate(service, enabled_root(service))
+    certificate = issue(service, ca_id).certificate
+    requests = {
+        algorithm.name: _request(service, ca_id, certificate.certificate_der, False, algorithm)
+        for algorithm in (SHA1, hashes.SHA256())
+    }
+    for _ in range(2):  # signed, then kept
+        for name, request in requests.items():
+            answer = x509_ocsp.load_der_ocsp_response(responder.answer(ca_id, request))
+            assert answer.hash_algorithm.name == name  # the CertID as it was asked
+            assert answer.certificate_status is x509_ocsp.OCSPCertStatus.GOOD
+    service.revoke_certificate(OPERATOR, certificate.id, RevocationReason.KEY_COMPROMISE)
+    for request in requests.values():
+        assert _status(responder.answer(ca_id, request)) is x509_ocsp.OCSPCertStatus.REVOKED
+
+
+def test_the_same_request_with_a_nonce_asked_twice_is_signed_twice(
+    service: PrivateCA, responder: OCSPResponder
+) -> None:
+    ca_id = enabled_intermediate(service, enabled_root(service))
+    certificate = issue(service, ca_id).certificate
+    request = _request(service, ca_id, certificate.certificate_der, nonce=True)
+    first, second = (
+        x509_ocsp.load_der_ocsp_response(responder.answer(ca_id, request)) for _ in "ab"
+    )
+    assert first.signature != second.signature  # ECDSA signs with a fresh random each time
