@@ -24,7 +24,14 @@ from a2wsgi import WSGIMiddleware
 
 from api.deployment import EXTENSION, Deployment
 from api.http.app import MAX_BODY_BYTES, create_responder_app
-from api.http.ocsp_path import Asked, answer_headers, asked_by_get, body_length, post_target
+from api.http.ocsp_path import (
+    FIXED_HEADERS,
+    Asked,
+    asked_by_get,
+    body_length,
+    post_target,
+    varying_headers,
+)
 from api.http.views.revocation import OCSP_POST_RULE
 from api.wsgi_middleware import AccessLog
 
@@ -93,10 +100,11 @@ class OCSPResponderApp:
         except Exception:  # answered by Flask's handlers, as `pca serve` answers it
             await serving.rest(scope, receive, send)
             return
-        headers = answer_headers(body, _header(scope, b"x-request-id"))
-        await send({"type": "http.response.start", "status": 200, "headers": _encoded(headers)})
+        varying = varying_headers(body, _header(scope, b"x-request-id"))
+        headers = _FIXED_HEADERS + _encoded(varying)
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-        serving.access_log.record(_environ(scope), "200", headers, time.perf_counter() - started)
+        serving.access_log.record(_environ(scope), "200", varying, time.perf_counter() - started)
 
 
 def create_app() -> OCSPResponderApp:
@@ -144,6 +152,9 @@ def _header(scope: Scope, name: bytes) -> str:
 
 def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(name.lower().encode(), value.encode("latin-1")) for name, value in headers]
+
+
+_FIXED_HEADERS = _encoded(FIXED_HEADERS)
 
 
 def _environ(scope: Scope) -> dict[str, Any]:

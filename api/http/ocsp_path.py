@@ -64,15 +64,19 @@ def body_length(given: str, max_body: int) -> int | None:
     return int(given)
 
 
+def varying_headers(body: bytes, given_request_id: str) -> list[tuple[str, str]]:
+    """The headers of an OCSP answer ``body`` that vary from one answer to the next (the
+    access log reads them)."""
+    return [("Content-Length", str(len(body))), ("X-Request-Id", request_id(given_request_id))]
+
+
+# The headers every OCSP answer carries first, as the views send them.
+FIXED_HEADERS = list({**ocsp_headers(), **SECURITY_HEADERS}.items())
+
+
 def answer_headers(body: bytes, given_request_id: str) -> list[tuple[str, str]]:
     """The headers of an OCSP answer ``body``, as the views send them."""
-    headers = {
-        **ocsp_headers(),
-        **SECURITY_HEADERS,
-        "Content-Length": str(len(body)),
-        "X-Request-Id": request_id(given_request_id),
-    }
-    return list(headers.items())
+    return FIXED_HEADERS + varying_headers(body, given_request_id)
 
 
 def observe(method: str, rule: str, started: float) -> None:
