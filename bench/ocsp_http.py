@@ -9,6 +9,12 @@ http.client (one keep-alive connection, POST), with the answer kept by the respo
 nonce) and with a nonce (signed anew each time; wrk repeats one nonce, which the
 responder signs anew all the same). Every rate is divided by bare ``respond()`` on one
 core measured in the same run (bench.crl), before and after, median of the two.
+
+With ``--rounds N`` the servers stay up and every measurement is repeated N times, bare
+``respond()`` measured again before and after each round: a row shows the median rate and
+the median of the rounds' ratios, with their range. One client's rate is mostly wake-up
+latency between processes, which a shared virtual machine varies by 1.5x from one
+minute to the next (docs/BENCHMARKS.md); the rounds show how much.
 """
 
 from __future__ import annotations
@@ -55,7 +61,12 @@ def _rows(
             yield name, kind, "http.client POST", rate
 
 
-def _measure(settings: Settings, args: argparse.Namespace) -> list[tuple[str, str, str, float]]:
+Row = tuple[str, str]  # what answered, the client
+
+
+def _measure(settings: Settings, args: argparse.Namespace) -> dict[Row, list[tuple[float, float]]]:
+    """(rate, rate ÷ bare) per row, one per round."""
+    samples: dict[Row, list[tuple[float, float]]] = {}
     with LiveServer(settings, workers=2) as serve:
         admin, issuing, issued = issue_leaves(serve, 1)
         chain = serve.json("GET", f"/api/v1/cas/{issuing}", admin)["certificate_pem"]
@@ -64,7 +75,26 @@ def _measure(settings: Settings, args: argparse.Namespace) -> list[tuple[str, st
         }
         with LiveServer(settings, workers=2, command="ocsp-serve") as responder:
             servers = dict(zip(SERVERS, (serve, responder), strict=True))
-            return list(_rows(servers, issuing, payloads, args))
+            for _ in range(args.rounds):
+                before = bare_rate()
+                rows = list(_rows(servers, issuing, payloads, args))
+                bare = statistics.median([before, bare_rate()])
+                samples.setdefault(("bare respond() on one core (bench.crl)", ""), []).append(
+                    (bare, 1.0)
+                )
+                for name, kind, client, rate in rows:
+                    samples.setdefault((f"pca {name}, {kind}", client), []).append(
+                        (rate, rate / bare)
+                    )
+    return samples
+
+
+def _median(values: list[float], form: str) -> str:
+    """The median of ``values``, and their range if there are several."""
+    middle = format(statistics.median(values), form)
+    if len(values) == 1:
+        return middle
+    return f"{middle} ({format(min(values), form)}-{format(max(values), form)})"
 
 
 def main() -> None:
@@ -72,22 +102,19 @@ def main() -> None:
     parser.add_argument("--seconds", type=int, default=5, help="per wrk run")
     parser.add_argument("--requests", type=int, default=2000, help="per http.client run")
     parser.add_argument("--connections", type=int, default=1, help="wrk's keep-alive clients")
+    parser.add_argument("--rounds", type=int, default=1, help="of every measurement")
     parser.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL")
     parser.add_argument("--postgres-url", help="an existing PostgreSQL (an empty schema)")
     args = parser.parse_args()
-    bare_before = bare_rate()
     with tempfile.TemporaryDirectory() as directory, postgres_url(args, Path(directory)) as url:
         settings = Settings(data_dir=Path(directory) / "data", database_url=url)
-        rows = _measure(settings, args)
-    bare = statistics.median([bare_before, bare_rate()])
+        samples = _measure(settings, args)
     store = "SQLite" if url is None else "PostgreSQL"
     print_rows(
         [
-            f"| {store} | bare respond() on one core (bench.crl) | | {bare:,.0f}/s | 1.00 |",
-            *(
-                f"| {store} | pca {name}, {kind} | {client} | {rate:,.0f}/s | {rate / bare:.2f} |"
-                for name, kind, client, rate in rows
-            ),
+            f"| {store} | {what} | {client} | {_median([rate for rate, _ in rounds], ',.0f')}/s"
+            f" | {_median([ratio for _, ratio in rounds], '.2f')} |"
+            for (what, client), rounds in samples.items()
         ]
     )
 
