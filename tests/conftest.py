@@ -52,17 +52,25 @@ class SettableClock:
 
 
 @pytest.fixture(scope="session")
-def postgres_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A PostgreSQL server for the whole run: PCA_TEST_POSTGRES_URL, or one we start.
-    Its password joins the secrets the run's logs must never show."""
-    given = os.environ.get("PCA_TEST_POSTGRES_URL")
-    if given:
-        _watch_password(given)
-        yield given
+def postgres_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer | None]:
+    """The PostgreSQL server the run started; None when PCA_TEST_POSTGRES_URL names one."""
+    if os.environ.get("PCA_TEST_POSTGRES_URL"):
+        yield None
         return
     with PostgresServer.start(tmp_path_factory.mktemp("postgres")) as server:
         _watch_password(server.url)
-        yield server.url
+        yield server
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: PostgresServer | None) -> str:
+    """A PostgreSQL server for the whole run: PCA_TEST_POSTGRES_URL, or one we start.
+    Its password joins the secrets the run's logs must never show."""
+    if postgres_server is not None:
+        return postgres_server.url
+    given = os.environ["PCA_TEST_POSTGRES_URL"]
+    _watch_password(given)
+    return given
 
 
 def _watch_password(url: str) -> None:

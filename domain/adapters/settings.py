@@ -58,7 +58,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import psycopg
 
@@ -455,11 +455,23 @@ def prepare_sqlite_file(path: Path) -> None:
             time.sleep(0.05 * (attempt + 1))
 
 
+def _postgres_host(parts: SplitResult) -> str:
+    """The URL's host, or the directory of a local server's Unix socket, which libpq
+    reads percent-encoded in the host's place (``postgresql://pca@%2Frun%2Fpostgresql/pca``),
+    taken as written (``hostname`` may lower its case)."""
+    host = parts.hostname or "127.0.0.1"
+    if not host.lower().startswith("%2f"):
+        return host
+    return unquote(parts.netloc.rpartition("@")[2].partition(":")[0])
+
+
 def _postgres_env(url: str) -> dict[str, str]:
     parts = urlsplit(url)
     if parts.scheme not in {"postgres", "postgresql"} or not parts.path.strip("/"):
         raise StorageNotDurableError(
-            "PCA_DATABASE_URL must look like postgresql://USER:PASSWORD@HOST:PORT/DBNAME."
+            "PCA_DATABASE_URL must look like postgresql://USER:PASSWORD@HOST:PORT/DBNAME"
+            " (HOST may be the directory of a local server's socket, percent-encoded:"
+            " %2Frun%2Fpostgresql)."
         )
     if parts.query:
         # The event store takes host, port, user and password one by one, so options such
@@ -471,7 +483,7 @@ def _postgres_env(url: str) -> dict[str, str]:
         )
     return {
         "POSTGRES_DBNAME": unquote(parts.path.strip("/")),
-        "POSTGRES_HOST": parts.hostname or "127.0.0.1",
+        "POSTGRES_HOST": _postgres_host(parts),
         "POSTGRES_PORT": str(parts.port or 5432),
         "POSTGRES_USER": unquote(parts.username or ""),
         "POSTGRES_PASSWORD": unquote(parts.password or ""),

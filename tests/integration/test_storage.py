@@ -3,16 +3,22 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import quote
 
+import psycopg
 import pytest
 
+from domain.adapters import log_head
 from domain.adapters.keystore_backends import SQLiteKeyStore
 from domain.adapters.masterkeys import MasterKeyring
 from domain.adapters.settings import Settings, open_service
 from domain.application.service import PrivateCA
 from domain.model.errors import StorageNotDurableError
+from projections.readmodels.queries import ReadModels
+from projections.readmodels.worker import catch_up
 from tests.builders import enabled_intermediate, enabled_root, issue
 from tests.conftest import SettableClock
+from tests.pgserver import PostgresServer
 
 
 def test_the_service_refuses_an_in_memory_event_store(tmp_path: Path) -> None:
@@ -70,6 +76,41 @@ def test_database_url_options_are_refused_pointing_at_libpq_variables(tmp_path: 
     )
     with pytest.raises(StorageNotDurableError, match="PGSSLMODE"):
         settings.eventsourcing_env()
+
+
+def test_a_local_server_is_reached_through_its_socket_directory(
+    postgres_server: PostgresServer | None, pg_schema: str, tmp_path: Path
+) -> None:
+    """postgresql://USER:PASSWORD@%2Fdir:PORT/DB, as libpq reads it: the event store, the
+    log's head, the key store and the read models all connect through the socket in that
+    directory (its case kept)."""
+    if postgres_server is None:
+        pytest.skip("PCA_TEST_POSTGRES_URL names the server: its socket directory is unknown")
+    directory = quote(str(postgres_server.socket_dir), safe="")
+    url = postgres_server.url.replace("127.0.0.1", directory)
+    settings = Settings(data_dir=tmp_path / "data", database_url=url, database_schema=pg_schema)
+    service = open_service(settings)
+    try:
+        ca_id = enabled_intermediate(service, enabled_root(service))
+        assert issue(service, ca_id).certificate.ca_id == ca_id  # the CA key was read back
+        head = service.recorder.max_notification_id()
+        assert _head_reader_over_socket(postgres_server, pg_schema)
+        catch_up(settings)
+        with ReadModels.open(settings) as read_models:
+            assert read_models.position() == head
+    finally:
+        service.close()
+        service.keystore.close()
+
+
+def _head_reader_over_socket(server: PostgresServer, schema: str) -> bool:
+    """Whether the connection reading ``schema``'s log head came through the socket."""
+    with psycopg.connect(**server.superuser_conninfo(), autocommit=True) as connection:
+        row = connection.execute(
+            "SELECT client_addr IS NULL FROM pg_stat_activity WHERE application_name = %s",
+            (log_head.application_name(schema),),
+        ).fetchone()
+    return row is not None and bool(row[0])
 
 
 def test_state_survives_a_restart(settings: Settings, clock: SettableClock) -> None:
