@@ -16,12 +16,13 @@ from tests.pgserver import PostgresServer
 
 @contextmanager
 def postgres_url(args: argparse.Namespace, directory: Path) -> Iterator[str | None]:
-    """``--postgres-url``, or a throwaway server with ``--postgres``, or None."""
+    """``--postgres-url``, or a throwaway server with ``--postgres`` (through its Unix
+    socket with ``--postgres-socket``, where the bench offers it), or None."""
     if args.postgres_url:
         yield args.postgres_url
     elif args.postgres:
         with PostgresServer.start(directory / "postgres") as server:
-            yield server.url
+            yield server.socket_url if getattr(args, "postgres_socket", False) else server.url
     else:
         yield None
 

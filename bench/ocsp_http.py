@@ -1,7 +1,7 @@
 """OCSP over HTTP: `pca serve` against the dedicated responder `pca ocsp-serve`, in one run.
 
     python -m bench.ocsp_http [--seconds 5] [--requests 2000] [--connections 1]
-                              [--postgres | --postgres-url URL]
+                              [--postgres [--postgres-socket] | --postgres-url URL]
 
 Both servers run on one deployment (2 workers each), with one leaf to ask about. Each is
 driven by wrk (C, keep-alive, GET form: the base64 request in the path) and by Python's
@@ -105,6 +105,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=1, help="of every measurement")
     parser.add_argument("--postgres", action="store_true", help="a throwaway PostgreSQL")
     parser.add_argument("--postgres-url", help="an existing PostgreSQL (an empty schema)")
+    parser.add_argument(
+        "--postgres-socket", action="store_true", help="with --postgres: over its Unix socket"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as directory, postgres_url(args, Path(directory)) as url:
         settings = Settings(data_dir=Path(directory) / "data", database_url=url)

@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
+from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
@@ -211,6 +212,12 @@ class PostgresServer:
     def url(self) -> str:
         """URL for the application role: ``postgresql://pca:PASSWORD@127.0.0.1:PORT/pca``."""
         return f"postgresql://{APP_ROLE}:{self.password}@127.0.0.1:{self.port}/{APP_DB}"
+
+    @property
+    def socket_url(self) -> str:
+        """The same, through the Unix socket: its directory percent-encoded as the host."""
+        directory = quote(str(self.socket_dir), safe="")
+        return f"postgresql://{APP_ROLE}:{self.password}@{directory}:{self.port}/{APP_DB}"
 
     def superuser_conninfo(self) -> dict[str, Any]:
         """Keyword arguments for ``psycopg.connect`` as superuser over the unix socket."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -86,9 +85,11 @@ def test_a_local_server_is_reached_through_its_socket_directory(
     directory (its case kept)."""
     if postgres_server is None:
         pytest.skip("PCA_TEST_POSTGRES_URL names the server: its socket directory is unknown")
-    directory = quote(str(postgres_server.socket_dir), safe="")
-    url = postgres_server.url.replace("127.0.0.1", directory)
-    settings = Settings(data_dir=tmp_path / "data", database_url=url, database_schema=pg_schema)
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        database_url=postgres_server.socket_url,
+        database_schema=pg_schema,
+    )
     service = open_service(settings)
     try:
         ca_id = enabled_intermediate(service, enabled_root(service))
