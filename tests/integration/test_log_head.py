@@ -26,7 +26,7 @@ from projections.readmodels.queries import ReadModels
 from projections.revocation.ocsp_responder import OCSPResponder
 from tests.builders import OPERATOR, enabled_intermediate, enabled_root, issue
 from tests.conftest import make_settings
-from tests.integration.test_ocsp_precomputed import _request
+from tests.integration.test_ocsp_precomputed import ocsp_request
 from tests.polling import until
 
 
@@ -89,7 +89,7 @@ def test_a_kept_answer_follows_a_revocation_committed_by_another_process(
 ) -> None:
     ca_id = enabled_intermediate(writer, enabled_root(writer))
     issued = issue(writer, ca_id).certificate
-    request_der = _request(writer, ca_id, issued.certificate_der, nonce=False)
+    request_der = ocsp_request(writer, ca_id, issued.certificate_der, nonce=False)
     with ReadModels.open(pg_settings) as read_models:
         responder = OCSPResponder(reader, read_models, OCSPSettings(validity=dt.timedelta(hours=1)))
         assert _status(responder, ca_id, request_der) is x509_ocsp.OCSPCertStatus.GOOD

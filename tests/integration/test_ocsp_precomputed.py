@@ -31,13 +31,15 @@ def responder(service: PrivateCA, settings: Settings) -> Iterator[OCSPResponder]
 SHA1 = hashes.SHA1()  # noqa: S303 - what openssl and most clients send
 
 
-def _request(
+def ocsp_request(
     service: PrivateCA,
     ca_id: UUID,
     certificate_der: bytes,
     nonce: bool,
     algorithm: hashes.HashAlgorithm = SHA1,
 ) -> bytes:
+    """An OCSP request about ``certificate_der`` issued by ``ca_id``, with a fresh nonce if
+    ``nonce``."""
     issuer_der = service.get_ca(ca_id).certificate_der
     assert issuer_der is not None
     builder = x509_ocsp.OCSPRequestBuilder().add_certificate(
@@ -64,7 +66,7 @@ def test_an_unchanged_certificate_gets_the_kept_answer_until_it_is_revoked(
 ) -> None:
     ca_id = enabled_intermediate(service, enabled_root(service))
     certificate = issue(service, ca_id).certificate
-    request = _request(service, ca_id, certificate.certificate_der, nonce=False)
+    request = ocsp_request(service, ca_id, certificate.certificate_der, nonce=False)
     first = responder.answer(ca_id, request)
     if unrelated_event:  # the log's head moves; this certificate and its CA do not
         enabled_root(service)
@@ -81,7 +83,7 @@ def test_revoking_the_issuing_ca_shows_in_the_next_answer(
     root_id = enabled_root(service)
     ca_id = enabled_intermediate(service, root_id)
     certificate = issue(service, ca_id).certificate
-    request = _request(service, ca_id, certificate.certificate_der, nonce=False)
+    request = ocsp_request(service, ca_id, certificate.certificate_der, nonce=False)
     assert _status(responder.answer(ca_id, request)) is x509_ocsp.OCSPCertStatus.GOOD
     service.revoke_ca(ADMIN, ca_id, RevocationReason.KEY_COMPROMISE)
     assert _status(responder.answer(ca_id, request)) is x509_ocsp.OCSPCertStatus.REVOKED
@@ -92,7 +94,7 @@ def test_a_kept_answer_is_signed_again_after_half_its_validity(
 ) -> None:
     ca_id = enabled_intermediate(service, enabled_root(service))
     certificate = issue(service, ca_id).certificate
-    request = _request(service, ca_id, certificate.certificate_der, nonce=False)
+    request = ocsp_request(service, ca_id, certificate.certificate_der, nonce=False)
     first = x509_ocsp.load_der_ocsp_response(responder.answer(ca_id, request))
     clock.advance(minutes=29)
     assert responder.answer(ca_id, request) == first.public_bytes(serialization.Encoding.DER)
@@ -108,7 +110,7 @@ def test_a_nonce_gets_a_fresh_signature_that_echoes_it(
     certificate = issue(service, ca_id).certificate
     answers = [
         x509_ocsp.load_der_ocsp_response(
-            responder.answer(ca_id, _request(service, ca_id, certificate.certificate_der, True))
+            responder.answer(ca_id, ocsp_request(service, ca_id, certificate.certificate_der, True))
         )
         for _ in range(2)
     ]
@@ -123,7 +125,7 @@ def test_each_way_of_asking_keeps_its_own_answer_and_every_one_follows_a_revocat
     ca_id = enabled_intermediate(service, enabled_root(service))
     certificate = issue(service, ca_id).certificate
     requests = {
-        algorithm.name: _request(service, ca_id, certificate.certificate_der, False, algorithm)
+        algorithm.name: ocsp_request(service, ca_id, certificate.certificate_der, False, algorithm)
         for algorithm in (SHA1, hashes.SHA256())
     }
     for _ in range(2):  # signed, then kept
@@ -141,7 +143,7 @@ def test_the_same_request_with_a_nonce_asked_twice_is_signed_twice(
 ) -> None:
     ca_id = enabled_intermediate(service, enabled_root(service))
     certificate = issue(service, ca_id).certificate
-    request = _request(service, ca_id, certificate.certificate_der, nonce=True)
+    request = ocsp_request(service, ca_id, certificate.certificate_der, nonce=True)
     first, second = (
         x509_ocsp.load_der_ocsp_response(responder.answer(ca_id, request)) for _ in "ab"
     )
