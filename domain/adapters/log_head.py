@@ -108,13 +108,13 @@ class LogHead:
         if self._connection is not None or self._closed or time.monotonic() < self._retry_at:
             return self._connection
         try:
-            connection = self._connect()
-        except psycopg.Error:
-            self._retry_at = time.monotonic() + RETRY_SECONDS
+            self._connection = self._connect()
+            statement = self._statement.as_bytes(self._connection)
+            prepared = self._connection.pgconn.prepare(PREPARED, statement, None)
+        except psycopg.Error:  # the server is away, or went away again
+            self._drop()
             return None
-        self._connection = connection
-        statement = self._statement.as_bytes(connection)
-        if connection.pgconn.prepare(PREPARED, statement, None).status != ExecStatus.COMMAND_OK:
+        if prepared.status != ExecStatus.COMMAND_OK:
             self._drop()
         return self._connection
 
