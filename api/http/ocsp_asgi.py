@@ -12,6 +12,11 @@ The deployment is opened at lifespan startup (one per worker process) without ba
 jobs, and closed at shutdown. ``answer`` runs inline in the event loop: measured in
 docs/BENCHMARKS.md, a thread hop cost more than the read it would overlap.
 The access log is `pca serve`'s (:class:`api.wsgi_middleware.AccessLog`).
+
+Most plain OCSP requests never reach this app: the server's protocol
+(:mod:`api.http.ocsp_protocol`) answers them with this app's deployment. The app answers
+the ones it hands on (pipelined behind another request, or waiting on a slow reader), and
+sends a request marked :data:`ANSWER_FAILED` straight to Flask.
 """
 
 from __future__ import annotations
@@ -41,9 +46,10 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 STDOUT = 1
+ANSWER_FAILED = "pca.ocsp.answer_failed"  # ASGI scope extension: the protocol's answer raised
 
 
-class _Serving:
+class Serving:
     """What a worker opened at startup: the deployment, Flask for the rest, the log."""
 
     def __init__(self) -> None:
@@ -65,7 +71,12 @@ class OCSPResponderApp:
     as the module docstring says."""
 
     def __init__(self) -> None:
-        self._serving: _Serving | None = None
+        self._serving: Serving | None = None
+
+    @property
+    def serving(self) -> Serving | None:
+        """What this worker opened at startup; None before it, or if it failed."""
+        return self._serving
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -78,7 +89,7 @@ class OCSPResponderApp:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
-                    self._serving = _Serving()
+                    self._serving = Serving()
                 except Exception as error:
                     await send({"type": "lifespan.startup.failed", "message": str(error)})
                     raise
@@ -89,8 +100,11 @@ class OCSPResponderApp:
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
-    async def _http(self, serving: _Serving, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _http(self, serving: Serving, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
+        if ANSWER_FAILED in scope.get("extensions", {}):
+            await serving.rest(scope, receive, send)
+            return
         asked, receive = await _asked(scope, receive)
         if asked is None:
             await serving.rest(scope, receive, send)
@@ -154,7 +168,13 @@ def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
     return [(name.lower().encode(), value.encode("latin-1")) for name, value in headers]
 
 
+def header_lines(headers: list[tuple[str, str]]) -> bytes:
+    """``headers`` as the lines of an HTTP/1.1 response head, named as uvicorn names them."""
+    return b"".join(b"%s: %s\r\n" % pair for pair in _encoded(headers))
+
+
 _FIXED_HEADERS = _encoded(FIXED_HEADERS)
+FIXED_HEADER_LINES = header_lines(FIXED_HEADERS)
 
 
 def _environ(scope: Scope) -> dict[str, Any]:

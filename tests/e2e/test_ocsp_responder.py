@@ -8,11 +8,14 @@ from __future__ import annotations
 import base64
 import http.client
 import json
+import socket
 import subprocess
+import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from cryptography import x509
@@ -98,7 +101,7 @@ def _get(server: LiveServer, ca_id: str, request_der: bytes) -> tuple[int, Answe
     return server.request("GET", f"/ocsp/{ca_id}/{encoded}")
 
 
-def _same_headers(first: AnswerHeaders, second: AnswerHeaders) -> None:
+def _same_headers(first: Mapping[str, str], second: Mapping[str, str]) -> None:
     kept = {name: value for name, value in first.items() if name not in PER_ANSWER}
     assert kept == {name: value for name, value in second.items() if name not in PER_ANSWER}
 
@@ -250,6 +253,90 @@ def test_nothing_but_ocsp_crls_and_health_is_served(servers: Servers) -> None:
         x509.load_der_x509_crl(der).issuer
         == x509.load_pem_x509_certificate(servers.pki.intermediate_pem.read_bytes()).subject
     )
+
+
+def _raw(servers: Servers, *pieces: bytes, pause: float = 0.0) -> socket.socket:
+    """A connection to the responder with ``pieces`` sent on it, ``pause`` seconds apart."""
+    connection = socket.create_connection(("127.0.0.1", servers.responder.port), timeout=30)
+    for number, piece in enumerate(pieces):
+        if number:
+            time.sleep(pause)
+        connection.sendall(piece)
+    return connection
+
+
+def _ocsp_get(servers: Servers, leaf: Path, *lines: str, version: str = "1.1") -> bytes:
+    encoded = urllib.parse.quote(base64.b64encode(_request_der(servers, leaf)).decode(), safe="")
+    head = [f"GET /ocsp/{servers.pki.intermediate}/{encoded} HTTP/{version}", "Host: t", *lines]
+    return ("\r\n".join(head) + "\r\n\r\n").encode()
+
+
+def _ocsp_post_head(servers: Servers, body: bytes, *lines: str) -> bytes:
+    head = [f"POST /ocsp/{servers.pki.intermediate} HTTP/1.1", "Host: t"]
+    head += [f"Content-Length: {len(body)}", "Content-Type: application/ocsp-request", *lines]
+    return ("\r\n".join(head) + "\r\n\r\n").encode()
+
+
+def _read_answer(stream: BinaryIO) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 answer off ``stream``: status, headers (names in lower case), body."""
+    status = int(stream.readline().split()[1])
+    headers = {}
+    while (line := stream.readline()) != b"\r\n":
+        name, value = line.decode("latin-1").split(":", 1)
+        headers[name.lower()] = value.strip()
+    return status, headers, stream.read(int(headers.get("content-length", "0")))
+
+
+def _certificate_status(der: bytes) -> x509_ocsp.OCSPCertStatus:
+    return x509_ocsp.load_der_ocsp_response(der).certificate_status
+
+
+def test_pipelined_requests_are_answered_in_order_whichever_path_answers(
+    servers: Servers,
+) -> None:
+    """The first OCSP request is answered by the server's protocol; the one sent behind
+    /healthz (answered by Flask on a thread) waits for it and is answered by the ASGI
+    app, with the same headers."""
+    healthz = b"GET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+    body = _request_der(servers, servers.good)
+    pipelined = _ocsp_get(servers, servers.revoked) + healthz + _ocsp_get(servers, servers.good)
+    with _raw(servers, pipelined + _ocsp_post_head(servers, body) + body) as connection:
+        stream = connection.makefile("rb")
+        answers = [_read_answer(stream) for _ in range(4)]
+    assert [status for status, _, _ in answers] == [200, 200, 200, 200]
+    assert json.loads(answers[1][2])["status"] == "ok"
+    statuses = [_certificate_status(answers[n][2]) for n in (0, 2, 3)]
+    assert statuses == [x509_ocsp.OCSPCertStatus.REVOKED] + [x509_ocsp.OCSPCertStatus.GOOD] * 2
+    _same_headers(answers[0][1], answers[2][1])
+
+
+@pytest.mark.parametrize(
+    ("line", "version"), [("Connection: close", "1.1"), ("X-Any: 1", "1.0")], ids=str
+)
+def test_a_client_that_closes_is_answered_then_closed(
+    servers: Servers, line: str, version: str
+) -> None:
+    with _raw(servers, _ocsp_get(servers, servers.good, line, version=version)) as connection:
+        stream = connection.makefile("rb")
+        status, headers, der = _read_answer(stream)
+        connection.settimeout(5)  # well under the keep-alive timeout (30 s)
+        assert stream.read() == b""  # closed by the server, nothing more sent
+    assert (status, headers["connection"]) == (200, "close")
+    assert _certificate_status(der) is x509_ocsp.OCSPCertStatus.GOOD
+
+
+@pytest.mark.parametrize("expect", [False, True], ids=["late-body", "expect-100-continue"])
+def test_a_post_whose_body_comes_later_is_answered(servers: Servers, expect: bool) -> None:
+    body = _request_der(servers, servers.revoked)
+    head = _ocsp_post_head(servers, body, *(["Expect: 100-continue"] if expect else []))
+    with _raw(servers, head, body[:10], body[10:], pause=0.05) as connection:
+        stream = connection.makefile("rb")
+        if expect:
+            assert stream.readline() == b"HTTP/1.1 100 Continue\r\n"
+            assert stream.readline() == b"\r\n"
+        status, _, der = _read_answer(stream)
+    assert status == 200
+    assert _certificate_status(der) is x509_ocsp.OCSPCertStatus.REVOKED
 
 
 def test_sigterm_stops_it_cleanly_with_its_access_log_written(
