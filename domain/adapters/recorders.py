@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import psycopg
-from eventsourcing.persistence import Notification, StoredEvent
+from eventsourcing.persistence import IntegrityError, Notification, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 from eventsourcing.sqlite import SQLiteApplicationRecorder, SQLiteCursor, SQLiteDatastore
 from eventsourcing.utils import get_topic
@@ -385,6 +385,10 @@ class PostgresChainedRecorder(PostgresApplicationRecorder, ChainStore):
             "SELECT notification_id, originator_id, originator_version, topic, state"
             " FROM {}.{} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
         ).format(schema, events)
+        self._select_recorded = SQL(
+            "SELECT notification_id, topic, state FROM {}.{}"
+            " WHERE originator_id = %s AND originator_version = %s"
+        ).format(schema, events)
         self._insert_checkpoint = SQL(
             "INSERT INTO {}.{} (position, head, time, key_id, public_key, signature)"
             " VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (position) DO NOTHING"
@@ -418,6 +422,37 @@ class PostgresChainedRecorder(PostgresApplicationRecorder, ChainStore):
                 lambda after: self._unchained_batch(curs, after),
                 lambda events: self._append(curs, events),
             )
+
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        """eventsourcing's insert, which tries again when the connection fails; a conflict
+        with exactly these events is this save's own commit, whose reply was lost."""
+        try:
+            inserted: Sequence[int] | None = super().insert_events(stored_events, **kwargs)
+        except IntegrityError:
+            positions = self._positions_if_recorded(stored_events)
+            if positions is None:
+                raise
+            logger.warning(
+                "a save whose commit reply was lost is in the store (positions %s); not a conflict",
+                positions,
+            )
+            return positions
+        return inserted
+
+    def _positions_if_recorded(self, stored_events: Sequence[StoredEvent]) -> list[int] | None:
+        """The positions of ``stored_events`` if the store holds each of them, byte for
+        byte; None if any is missing or differs (another writer's event: a conflict)."""
+        positions = []
+        with self.datastore.transaction(commit=False) as curs:
+            for event in stored_events:
+                curs.execute(self._select_recorded, (event.originator_id, event.originator_version))
+                row = curs.fetchone()
+                if row is None or (row["topic"], bytes(row["state"])) != (event.topic, event.state):
+                    return None
+                positions.append(int(row["notification_id"]))
+        return positions
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
