@@ -71,6 +71,15 @@ class OCSPProtocol(HttpToolsProtocol):
         super().__init__(*args, **kwargs)
         self._responder = _responder_app(self.app)
         self._plain: _Plain | None = None
+        self._stopping = False
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful shutdown: a plain request being read is answered, then the
+        connection closed, as uvicorn finishes a request under way."""
+        if self._plain is None:
+            super().shutdown()
+        else:
+            self._stopping = True
 
     def on_headers_complete(self) -> None:
         self._plain = self._plain_request()
@@ -123,6 +132,7 @@ class OCSPProtocol(HttpToolsProtocol):
         """Write the answer in one piece, log it, and go on as uvicorn goes on after a
         response: close, start the next pipelined request, or wait for one."""
         keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
+        keep_alive = keep_alive and not self._stopping
         varying = varying_headers(body, self._header(b"x-request-id"))
         self.transport.write(
             b"".join(

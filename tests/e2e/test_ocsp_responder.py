@@ -342,8 +342,22 @@ def test_a_post_whose_body_comes_later_is_answered(servers: Servers, expect: boo
 def test_sigterm_stops_it_cleanly_with_its_access_log_written(
     servers: Servers, store_settings: Settings
 ) -> None:
+    body = _request_der(servers, servers.revoked)
     with LiveServer(store_settings, command="ocsp-serve") as responder:
         _post(responder, servers.pki.intermediate, _request_der(servers, servers.good))
+        # a POST whose body is still coming when SIGTERM arrives is answered, then closed
+        connection = socket.create_connection(("127.0.0.1", responder.port), timeout=30)
+        connection.sendall(_ocsp_post_head(servers, body) + body[:10])
+        time.sleep(0.2)
+        responder.process.terminate()
+        time.sleep(0.5)
+        connection.sendall(body[10:])
+        stream = connection.makefile("rb")
+        status, headers, der = _read_answer(stream)
+        assert stream.read() == b""
+        connection.close()
+    assert (status, headers["connection"]) == (200, "close")
+    assert _certificate_status(der) is x509_ocsp.OCSPCertStatus.REVOKED
     assert responder.process.returncode == 0
     log = responder.log.read_text()
     assert f'"POST /ocsp/{servers.pki.intermediate} HTTP/1.1" 200' in log
