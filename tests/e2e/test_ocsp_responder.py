@@ -27,6 +27,7 @@ from tests.conftest import PUBLIC_URL, STORES
 from tests.e2e.test_revocation_publishing import Hierarchy
 from tests.live import AnswerHeaders, LiveServer
 from tests.pgserver import create_schema, drop_schema
+from tests.polling import until
 
 pytestmark = pytest.mark.slow
 UNKNOWN_SERIAL = "0x7e57ab1e"
@@ -350,7 +351,8 @@ def test_sigterm_stops_it_cleanly_with_its_access_log_written(
         connection.sendall(_ocsp_post_head(servers, body) + body[:10])
         time.sleep(0.2)
         responder.process.terminate()
-        time.sleep(0.5)
+        assert until(lambda: responder.log.read_text().count("Shutting down") == 2, 10)
+        time.sleep(0.1)  # each worker asks its connections to stop right after that line
         connection.sendall(body[10:])
         stream = connection.makefile("rb")
         status, headers, der = _read_answer(stream)
