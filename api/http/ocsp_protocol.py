@@ -109,12 +109,14 @@ class OCSPProtocol(HttpToolsProtocol):
     def _plain_request(self) -> _Plain | None:
         """The plain OCSP request whose headers were just read, if this protocol answers
         it: nothing under way on the connection, the transport writable."""
-        if not self._idle() or (path := _path(self.url)) is None:
+        if not self._idle():
             return None
-        method = self.parser.get_method().decode("ascii")
-        if (asked := asked_by_get(method, path)) is not None:
-            return _Plain(time.perf_counter(), asked)
-        ca_id = post_target(method, path)
+        method = self.parser.get_method()
+        if method == b"GET":
+            asked = _asked_by_get(self.url)
+            return None if asked is None else _Plain(time.perf_counter(), asked)
+        path = _path(self.url)
+        ca_id = None if path is None else post_target(method.decode("ascii"), path)
         length = body_length(self._header(b"content-length"), MAX_BODY_BYTES)
         if ca_id is None or length is None or self._header(b"transfer-encoding"):
             return None
@@ -175,6 +177,24 @@ class OCSPProtocol(HttpToolsProtocol):
             "RAW_URI": self.url.decode("latin-1"),
             "SERVER_PROTOCOL": f"HTTP/{self.parser.get_http_version()}",
         }
+
+
+# What a GET of a request target asks, decoded once per target: a relying party asks
+# about the same certificates again and again, by the same URL. Emptied when full.
+_ASKED_BY_TARGET: dict[bytes, Asked | None] = {}
+_TARGETS_KEPT = 4096
+
+
+def _asked_by_get(target: bytes) -> Asked | None:
+    """The request of a plain OCSP GET of ``target``; None for any other GET."""
+    if target in _ASKED_BY_TARGET:
+        return _ASKED_BY_TARGET[target]
+    path = _path(target)
+    asked = None if path is None else asked_by_get("GET", path)
+    if len(_ASKED_BY_TARGET) >= _TARGETS_KEPT:
+        _ASKED_BY_TARGET.clear()
+    _ASKED_BY_TARGET[target] = asked
+    return asked
 
 
 def _path(url: bytes) -> str | None:
