@@ -114,7 +114,7 @@ class OCSPResponderApp:
         except Exception:  # answered by Flask's handlers, as `pca serve` answers it
             await serving.rest(scope, receive, send)
             return
-        varying = varying_headers(body, _header(scope, b"x-request-id"))
+        varying = varying_headers(body, header(scope["headers"], b"x-request-id"))
         headers = _FIXED_HEADERS + _encoded(varying)
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
@@ -134,7 +134,7 @@ async def _asked(scope: Scope, receive: Receive) -> tuple[Asked | None, Receive]
     if (asked := asked_by_get(method, path)) is not None:
         return asked, receive
     ca_id = post_target(method, path)
-    length = body_length(_header(scope, b"content-length"), MAX_BODY_BYTES)
+    length = body_length(header(scope["headers"], b"content-length"), MAX_BODY_BYTES)
     if ca_id is None or length is None:
         return None, receive
     body = await _body(receive)
@@ -157,10 +157,12 @@ def _replay(body: bytes) -> Receive:
     return receive
 
 
-def _header(scope: Scope, name: bytes) -> str:
-    for key, value in scope["headers"]:
+def header(headers: list[tuple[bytes, bytes]], name: bytes) -> str:
+    """The value of the request header ``name`` (lower case, as uvicorn gives names), or
+    "" when there is none."""
+    for key, value in headers:
         if key == name:
-            return str(value.decode("latin-1"))
+            return value.decode("latin-1")
     return ""
 
 
@@ -170,7 +172,12 @@ def _encoded(headers: list[tuple[str, str]]) -> list[tuple[bytes, bytes]]:
 
 def header_lines(headers: list[tuple[str, str]]) -> bytes:
     """``headers`` as the lines of an HTTP/1.1 response head, named as uvicorn names them."""
-    return b"".join(b"%s: %s\r\n" % pair for pair in _encoded(headers))
+    return encoded_lines(_encoded(headers))
+
+
+def encoded_lines(headers: list[tuple[bytes, bytes]]) -> bytes:
+    """Encoded ``headers`` as the lines of an HTTP/1.1 response head."""
+    return b"".join(b"%s: %s\r\n" % pair for pair in headers)
 
 
 _FIXED_HEADERS = _encoded(FIXED_HEADERS)

@@ -19,7 +19,8 @@ timeout, pipelining, write flow control, invalid requests, graceful shutdown.
 
 The protocol overrides four of the parser's callbacks of uvicorn's ``HttpToolsProtocol``
 and reads its per-connection state (``cycle``, ``flow``, ``headers``, ``url``): the
-version range in pyproject.toml is the one tests/integration/test_ocsp_serve.py passes on.
+version range in pyproject.toml is the one tests/e2e/test_ocsp_responder.py and
+tests/integration/test_ocsp_protocol.py pass on.
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ from api.http.ocsp_asgi import (
     FIXED_HEADER_LINES,
     OCSPResponderApp,
     Serving,
+    encoded_lines,
+    header,
     header_lines,
 )
 from api.http.ocsp_path import Asked, asked_by_get, body_length, post_target, varying_headers
@@ -117,8 +120,8 @@ class OCSPProtocol(HttpToolsProtocol):
             return None if asked is None else _Plain(time.perf_counter(), asked)
         path = _path(self.url)
         ca_id = None if path is None else post_target(method.decode("ascii"), path)
-        length = body_length(self._header(b"content-length"), MAX_BODY_BYTES)
-        if ca_id is None or length is None or self._header(b"transfer-encoding"):
+        length = body_length(header(self.headers, b"content-length"), MAX_BODY_BYTES)
+        if ca_id is None or length is None or header(self.headers, b"transfer-encoding"):
             return None
         return _Plain(time.perf_counter(), None, ca_id)
 
@@ -135,12 +138,12 @@ class OCSPProtocol(HttpToolsProtocol):
         response: close, start the next pipelined request, or wait for one."""
         keep_alive = self.parser.get_http_version() != "1.0" and self.parser.should_keep_alive()
         keep_alive = keep_alive and not self._stopping
-        varying = varying_headers(body, self._header(b"x-request-id"))
+        varying = varying_headers(body, header(self.headers, b"x-request-id"))
         self.transport.write(
             b"".join(
                 (
                     _STATUS_AND_FIXED,
-                    *(b"%s: %s\r\n" % pair for pair in self.server_state.default_headers),
+                    encoded_lines(self.server_state.default_headers),
                     header_lines(varying),
                     b"" if keep_alive else b"connection: close\r\n",
                     b"\r\n",
@@ -162,12 +165,6 @@ class OCSPProtocol(HttpToolsProtocol):
         if plain.body:
             super().on_body(bytes(plain.body))
         super().on_message_complete()
-
-    def _header(self, name: bytes) -> str:
-        for key, value in self.headers:
-            if key == name:
-                return value.decode("latin-1")
-        return ""
 
     def _environ(self) -> dict[str, Any]:
         """The WSGI variables the access log reads."""
